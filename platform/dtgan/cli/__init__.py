@@ -1,0 +1,1 @@
+"""The ``dtgan`` command line: a thin argparse layer over the library."""

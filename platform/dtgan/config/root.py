@@ -1,0 +1,23 @@
+"""The whole resolved configuration of a run: one section per component."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from dtgan.config.base import Section
+from dtgan.config.data import DataConfig
+from dtgan.config.loss import LossConfig
+from dtgan.config.model import ModelConfig
+from dtgan.config.optim import OptimConfig
+from dtgan.config.train import TrainConfig
+
+
+class DTGANConfig(Section):
+    """Everything a run needs; each component receives only its own section."""
+
+    preset: str | None = Field(None, description="name of the preset the config was resolved from")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

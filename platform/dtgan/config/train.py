@@ -1,0 +1,29 @@
+"""Config of the training loop: steps, batch, seeds, EMA, intervals, run folder."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dtgan.config.base import Section
+
+
+class TrainConfig(Section):
+    """The single-process loop (spec §1.4, §3.6). Intervals are in steps (iterations)."""
+
+    seed: int = Field(777, ge=0, description="seed of Python, NumPy, torch and every sampler")
+    total_steps: int = Field(100_000, ge=1, description="training iterations")
+    batch_size: int = Field(4, ge=1, description="global batch size (paper: 4)")
+    ema_beta: float = Field(0.999, ge=0.0, le=1.0, description="EMA decay of G, M and E")
+    ema_init: Literal["before_he_init", "after_he_init"] = Field(
+        "before_he_init",
+        description="StarGAN copies the EMA nets before He init (they start from PyTorch's default init)",
+    )
+    log_every_steps: int = Field(10, ge=1, description="steps between logged losses")
+    sample_every_steps: int = Field(5_000, ge=1, description="steps between sample grids")
+    checkpoint_every_steps: int = Field(10_000, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1, description="how many latest checkpoints to keep")
+    out_dir: str = Field("runs", description="folder (or storage URI) holding one folder per run")
+    run_name: str | None = Field(None, description="run folder name; null = derived from preset, step and seed")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
