@@ -1,4 +1,4 @@
-"""Every ladder step of the tiny variant builds and meets the Networks interface's shapes (docs/interfaces.md)."""
+"""Every ladder step of the tiny variant builds with the shapes of docs/interfaces.md "Networks"."""
 
 from __future__ import annotations
 
@@ -125,7 +125,23 @@ def test_tiny_widths_follow_the_documented_rules() -> None:
         (64, 64, False),
         (64, 64, False),
     ]
-    assert [(b.dim_in, b.dim_out) for b in w.bg_decoder] == [(48, 48), (48, 64), (64, 64), (64, 64), (64, 32), (32, 48)]
-    assert [(b.dim_in, b.dim_out) for b in w.fg_decoder] == [(16, 16), (16, 64), (64, 64), (64, 64), (64, 32), (32, 16)]
+    bg = [(48, 48), (48, 64), (64, 64), (64, 64), (64, 32), (32, 48)]
+    fg = [(16, 16), (16, 64), (64, 64), (64, 64), (64, 32), (32, 16)]
+    assert [(b.dim_in, b.dim_out) for b in w.bg_decoder] == bg
+    assert [(b.dim_in, b.dim_out) for b in w.fg_decoder] == fg
     assert [(b.dim_in, b.dim_out) for b in w.mapping_content] == [(32, 32), (32, 16)]  # 32@2, 16@4
     assert w.adv_branch == () and w.adv_kernel == 4  # B = 4: straight to the 4x4 valid conv
+
+
+@pytest.mark.parametrize("img_size", [16, 64, 256])
+def test_other_image_sizes_keep_the_bottleneck_at_an_eighth(img_size: int) -> None:
+    cfg = tiny(img_size=img_size, stem_dim=8, max_conv_dim=32, content_dim=8)
+    nets = build_nets(cfg, K, P)
+    x = torch.randn(1, 3, img_size, img_size)
+    y = torch.tensor([1])
+    s, c = nets.mapping_network(torch.randn(1, cfg.latent_dim), y)
+    assert c.shape == (1, 8, img_size // 8, img_size // 8)
+    assert nets.style_encoder(x, y)[1].shape == c.shape
+    assert nets.generator(x, s, c).shape == x.shape
+    out = nets.discriminator(x, y)
+    assert out.logits.shape == (1,) and out.fg_logits.shape == (1, K) and out.bg_logits.shape == (1, P)

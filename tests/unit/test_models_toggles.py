@@ -1,4 +1,4 @@
-"""The ablation toggles and ambiguity switches really change the networks' graphs and behaviour (spec §3.8, §5)."""
+"""The ablation toggles and ambiguity switches really change the networks and their behaviour (§3.8, §5)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def test_step_a_is_stargan_v2_without_any_dt_gan_part() -> None:
 
 def test_each_ladder_step_adds_exactly_its_part() -> None:
     nets = {s: build_nets(tiny(ablation=s), K, P) for s in "abcdefg"}
-    assert nets["b"].mapping_network.content_heads is not None and nets["b"].style_encoder.content_head is not None
+    assert nets["b"].mapping_network.content_heads is not None
+    assert nets["b"].style_encoder.content_head is not None
     assert nets["b"].discriminator.fg_classifier is None
     assert nets["c"].discriminator.fg_classifier is not None and nets["c"].discriminator.bg_head is None
     assert nets["d"].discriminator.bg_head is not None
@@ -117,7 +118,11 @@ def test_content_heads_last_shares_the_branch_up_to_a_k_way_last_conv() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "fg_slice_matters"),
-    [({"ablation": "b"}, False), ({"ablation": "b", "content_injection": "concat"}, True), ({"ablation": "e"}, False)],
+    [
+        ({"ablation": "b"}, False),
+        ({"ablation": "b", "content_injection": "concat"}, True),
+        ({"ablation": "e"}, False),
+    ],
 )
 def test_content_replaces_or_joins_the_fg_slice(overrides: dict, fg_slice_matters: bool) -> None:
     cfg = tiny(**overrides)
@@ -136,7 +141,8 @@ def test_content_replaces_or_joins_the_fg_slice(overrides: dict, fg_slice_matter
 def test_ambiguity_switches_shape_the_layers() -> None:
     nets = build_nets(tiny(stem_kernel_size=1, fusion="conv", fg_classifier_dim=24), K, P)
     assert nets.generator.from_rgb.kernel_size == (1, 1)
-    assert nets.style_encoder.trunk[0].kernel_size == (1, 1) and nets.discriminator.trunk[0].kernel_size == (1, 1)
+    assert nets.style_encoder.trunk[0].kernel_size == (1, 1)
+    assert nets.discriminator.trunk[0].kernel_size == (1, 1)
     assert isinstance(nets.generator.fusion, nn.Conv2d) and nets.generator.fusion.in_channels == 64
     assert nets.discriminator.fg_classifier.fc.in_features == 24
     default = build_nets(tiny(), K, P)
