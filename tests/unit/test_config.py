@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from dtgan.config import DTGANConfig, flatten, load_config, to_yaml
 from dtgan.config.model import ModelConfig, toggles_of_step
@@ -37,7 +38,7 @@ def test_dotted_override_is_applied_and_typed():
 
 def test_config_is_frozen():
     cfg = load_config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.loss.lambda_cyc = 3  # type: ignore[misc]
 
 
