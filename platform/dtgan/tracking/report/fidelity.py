@@ -68,7 +68,8 @@ def fidelity_table(
         row_of: the row a run belongs to (None: not in this table).
         metrics: (metric "fid"|"kid", guidance, scope) per column, repeated for each extractor.
     """
-    members = [r for r in runs if row_of(r) is not None]
+    # Only runs with FID/KID count: classifier-only runs of the same variant carry no extractor.
+    members = [r for r in runs if row_of(r) is not None and any(keys.parse_fidelity_key(k) for k in r.metrics)]
     columns, cells = [], {}
     for (metric, guidance, scope), extractor in itertools.product(metrics, _extractors(members)):
         name = f"{metric.upper()} {guidance}" + ("" if scope == keys.SCOPE_ALL else f" {scope}")
