@@ -1,0 +1,43 @@
+"""``dtgan report``: the comparison tables of a study, built from its MLflow experiment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMAT_CHOICES = ("md", "csv", "parquet", "html")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="build the comparison tables of a study from MLflow")
+    parser.add_argument("--experiment", required=True, metavar="NAME", help="MLflow experiment of the study")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLflow's default)")
+    parser.add_argument("--parent-run", default=None, metavar="RUN_ID",
+                        help="report on this parent run's children (default: the latest study)")
+    parser.add_argument("--format", dest="formats", action="append", choices=FORMAT_CHOICES, default=None,
+                        help="file format to write (repeatable; default: md); the plots are always written")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: reports/<experiment>)")
+    parser.add_argument("--bootstrap-samples", type=int, default=None, help="bootstrap replicates B (default 200)")
+    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from dtgan.errors import ConfigError
+    from dtgan.tracking.report import ReportConfig, build_report
+
+    overrides = {"bootstrap_samples": args.bootstrap_samples, "bootstrap_seed": args.seed}
+    try:
+        config = ReportConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"report option {first['loc'][0]}: {first['msg']}") from None
+    report = build_report(args.experiment, args.tracking_uri, args.parent_run, config)
+    out = args.out or Path("reports") / args.experiment
+    written = report.write(out, args.formats or ["md"])
+    print(report.markdown(), end="")
+    print(f"\nwrote {len(written)} files under {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Tracking: the MLflow backend (the only MLflow import), provenance, and the comparison reports."""

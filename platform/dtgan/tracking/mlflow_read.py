@@ -1,0 +1,102 @@
+"""Reading a study back from MLflow for reports, and logging a report to a run (the report's only MLflow use)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from dtgan.tracking.report.errors import ReportError
+
+if TYPE_CHECKING:
+    from dtgan.tracking.report.build import Report
+
+REPORT_ARTIFACT_DIR = "report"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """All runs of the experiment as ``mlflow.search_runs`` returns them (columns ``metrics.*``, ``tags.*``...).
+
+    Raises:
+        ReportError: no experiment of that name at the tracking URI.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise ReportError(
+            f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "
+            "check --experiment and --tracking-uri"
+        )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        return mlflow.search_runs(experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+class FeatureCache:
+    """Downloads a run's feature artifacts (float32 (N, D) ``.npy``) into a temporary folder, once each.
+
+    Used as the report's ``FeatureLoader``: ``loader(run_id, "eval/features/gen_mix_all.npy")`` -> array or
+    None when the run did not log that artifact.
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._tmp = tempfile.TemporaryDirectory(prefix="dtgan-report-")
+        self._listed: dict[tuple[str, str], set[str]] = {}
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def __call__(self, run_id: str, artifact_path: str) -> np.ndarray | None:
+        folder = artifact_path.rpartition("/")[0]
+        if (run_id, folder) not in self._listed:
+            try:
+                listed = {f.path for f in self._client.list_artifacts(run_id, folder)}
+            except (MlflowException, OSError):
+                listed = set()
+            self._listed[(run_id, folder)] = listed
+        if artifact_path not in self._listed[(run_id, folder)]:
+            return None
+        with _quiet_downloads():
+            local = self._client.download_artifacts(run_id, artifact_path, str(Path(self._tmp.name) / run_id))
+        return np.load(local)
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar per feature file (they would bury the report on the terminal)."""
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
+
+
+def log_report_to_run(report: Report, run_id: str, tracking_uri: str | None = None) -> None:
+    """Log the report's files under ``report/`` of the run, and its cells and comparisons as MLflow tables."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="dtgan-report-") as tmp:
+        report.write(tmp)
+        client.log_artifacts(run_id, tmp, artifact_path=REPORT_ARTIFACT_DIR)
+    client.log_table(run_id, report.cells(), f"{REPORT_ARTIFACT_DIR}/cells_table.json")
+    client.log_table(run_id, report.comparisons(), f"{REPORT_ARTIFACT_DIR}/comparisons_table.json")

@@ -1,0 +1,119 @@
+"""Cells, columns, comparisons and tables of a report: the numbers and how they are written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dtgan.tracking.report.uncertainty import PairedTest
+
+MISSING = "—"
+
+
+@dataclass
+class Cell:
+    """One table cell: a metric over the seed runs of one row, with its CI, or the reason it is missing."""
+
+    values: dict[str, float] = field(default_factory=dict)  # seed -> value, in the displayed unit
+    decimals: int = 2
+    missing_reason: str | None = None
+    ci: tuple[float, float] | None = None
+    ci_missing_reason: str | None = None
+    replicates: np.ndarray | None = None  # (B,) bootstrap replicates of the mean over seeds
+    best: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(list(self.values.values()))) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (ddof=1); None with fewer than 2 seeds."""
+        return float(np.std(list(self.values.values()), ddof=1)) if self.n >= 2 else None
+
+    @property
+    def text(self) -> str:
+        """``"33.36 ± 1.20 (n=3)"``, ``"33.36 (n=1)"`` or ``"—"``."""
+        if not self.values:
+            return MISSING
+        d = self.decimals
+        spread = f" ± {self.std:.{d}f}" if self.std is not None else ""
+        return f"{self.mean:.{d}f}{spread} (n={self.n})"
+
+    @property
+    def ci_text(self) -> str:
+        return f"[{self.ci[0]:.{self.decimals}f}, {self.ci[1]:.{self.decimals}f}]" if self.ci else MISSING
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: one metric, measured by one feature extractor (never mixed)."""
+
+    key: str
+    label: str
+    metric: str  # "fid", "kid" or "error"
+    extractor: str | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two cells of one column compared; ``test`` is None when no test is possible (see ``reason``)."""
+
+    column: str
+    row_a: str
+    row_b: str
+    test: PairedTest | None
+    reason: str | None = None
+
+    @property
+    def significant_text(self) -> str:
+        if self.test is None:
+            return "n/a"
+        return "yes" if self.test.significant else "no"
+
+
+@dataclass
+class Table:
+    """A comparison table: rows x columns of cells, pairwise comparisons per column, lower is better."""
+
+    table_id: str
+    title: str
+    rows: list[str]
+    columns: list[Column]
+    cells: dict[tuple[str, str], Cell]
+    comparisons: list[Comparison] = field(default_factory=list)
+    test_name: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def drop_empty_columns(self) -> None:
+        """Columns no run logged leave the table; a note names them, so their absence stays visible."""
+        empty = [c for c in self.columns if not any(self.cells[(r, c.key)].values for r in self.rows)]
+        if empty:
+            self.notes.append("not logged by any run: " + ", ".join(c.label for c in empty))
+        self.columns = [c for c in self.columns if c not in empty]
+        self.cells = {k: v for k, v in self.cells.items() if k[1] in {c.key for c in self.columns}}
+
+    def cell(self, row: str, column_key: str) -> Cell:
+        return self.cells[(row, column_key)]
+
+    def column(self, key: str) -> Column:
+        return next(c for c in self.columns if c.key == key)
+
+    def mark_significant_best(self) -> None:
+        """Mark the lowest mean of each column, only when it is significantly lower than every other cell."""
+        for column in self.columns:
+            present = [r for r in self.rows if self.cells[(r, column.key)].values]
+            if len(present) < 2:
+                continue
+            best = min(present, key=lambda r: self.cells[(r, column.key)].mean)
+            wins = [c for c in self.comparisons if c.column == column.key and best in (c.row_a, c.row_b)]
+            lower = [
+                c.test is not None and c.test.significant and (c.test.delta < 0) == (c.row_a == best)
+                for c in wins
+            ]
+            self.cells[(best, column.key)].best = len(wins) == len(present) - 1 and all(lower)

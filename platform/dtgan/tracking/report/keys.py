@@ -1,0 +1,67 @@
+"""The metric keys, tags, params and artifacts a report reads (docs/interfaces.md "Metric keys", "Report inputs").
+
+Until ``dtgan.evaluation.keys`` lands, the documented key patterns live here, in one place.
+"""
+
+from __future__ import annotations
+
+import re
+
+GUIDANCES = ("latent", "reference", "mix")
+ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix")
+LADDER_STEPS = ("a", "b", "c", "d", "e", "f", "g")
+SCOPE_ALL = "all"
+
+# Tags (DESIGN.md "Runs, names, tracking").
+TAG_PARENT = "mlflow.parentRunId"
+TAG_STUDY = "study"
+TAG_VARIANT = "variant"
+TAG_SEED = "seed"
+TAG_FID_EXTRACTOR = "fid_extractor"
+TAG_FID_WEIGHTS = "fid_weights"
+TAG_SEARCH_OBJECTIVES = "search_objectives"  # on a search's parent run: "eval/fid_mix:min,..."
+
+# Params (the flattened config).
+PARAM_NORMALS_PER_CLASS = "downstream.normals_per_class"
+PARAM_TARGET_PRODUCT = "downstream.target_product"
+PARAM_DEFECT_SOURCE = "downstream.defect_source"
+
+
+def fidelity_key(metric: str, guidance: str, scope: str = SCOPE_ALL) -> str:
+    """``eval/fid_mix`` (all products) or ``eval/fid_mix_A`` (product A); metric is ``fid`` or ``kid``."""
+    return f"eval/{metric}_{guidance}" if scope == SCOPE_ALL else f"eval/{metric}_{guidance}_{scope}"
+
+
+def error_key(arm: str, backbone: str) -> str:
+    """``downstream/error_mix_resnet50``: the test error (fraction in [0, 1]) of one seed's classifier."""
+    return f"downstream/error_{arm}_{backbone}"
+
+
+def generated_features_artifact(guidance: str, scope: str = SCOPE_ALL) -> str:
+    """Inception (or fallback) features of a generated set: float32 (N, D) ``.npy``."""
+    return f"eval/features/gen_{guidance}_{scope}.npy"
+
+
+def real_features_artifact(scope: str = SCOPE_ALL) -> str:
+    """Features of the real reference set (training defects) of a scope: float32 (N, D) ``.npy``."""
+    return f"eval/features/real_{scope}.npy"
+
+
+_FIDELITY = re.compile(r"^eval/(fid|kid)_(latent|reference|mix)(?:_(.+))?$")
+_ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix)_(.+?)$")
+
+
+def parse_fidelity_key(key: str) -> tuple[str, str, str] | None:
+    """``eval/kid_mix_B`` -> ("kid", "mix", "B"); ``eval/fid_mix`` -> ("fid", "mix", "all"); else None."""
+    match = _FIDELITY.match(key)
+    if match is None:
+        return None
+    return match.group(1), match.group(2), match.group(3) or SCOPE_ALL
+
+
+def parse_error_key(key: str) -> tuple[str, str] | None:
+    """``downstream/error_mix_resnet50`` -> ("mix", "resnet50"); aggregated ``_mean``/``_std`` keys -> None."""
+    match = _ERROR.match(key)
+    if match is None or key.endswith(("_mean", "_std")):
+        return None
+    return match.group(1), match.group(2)

@@ -1,0 +1,140 @@
+"""Uncertainty of the reported numbers: bootstrap CIs of FID/KID from features, paired tests between cells.
+
+Bootstrap (per run and feature set): replicate b resamples the rows of the real set with the indices
+``real_indices(seed, n_real)[b]``, shared by every run of the report (so that two cells measured against the
+same real set are compared on the same resample, a paired bootstrap), and the rows of the generated set from a
+stream keyed by the run and the set. A cell's replicates are the mean over its seed runs; its CI is the
+percentile interval; two cells differ significantly when the percentile CI of their replicate differences
+excludes 0. Classifier errors are compared with a paired t-test over the seeds both cells share.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+MIN_SHARED_SEEDS = 2
+
+
+def _trace_sqrt_product(a_centered: np.ndarray, sigma_b: np.ndarray) -> float:
+    """tr sqrtm(Σa Σb) for Σa = aᵀa / (n - 1), via a symmetric PSD matrix with the same nonzero eigenvalues.
+
+    Σa Σb is similar to Σa^½ Σb Σa^½; when n < D its nonzero eigenvalues equal those of a Σb aᵀ / (n - 1),
+    an (n, n) matrix. Both are symmetric, so eigvalsh gives real eigenvalues; tiny negative round-off is
+    clipped to 0 (this replaces sqrtm's complex round-off and its eps offset for singular covariances).
+    """
+    n, d = a_centered.shape
+    if n < d:
+        gram = a_centered @ sigma_b @ a_centered.T / (n - 1)  # (n, n)
+    else:
+        w, v = np.linalg.eigh(a_centered.T @ a_centered / (n - 1))
+        root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # Σa^½ (D, D)
+        gram = root @ sigma_b @ root
+    eigenvalues = np.linalg.eigvalsh((gram + gram.T) / 2)
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+
+
+def fid_from_features(features_gen: np.ndarray, features_real: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N1, D), (N2, D), in float64."""
+    x1 = np.asarray(features_gen, dtype=np.float64)
+    x2 = np.asarray(features_real, dtype=np.float64)
+    a = x1 - x1.mean(axis=0)
+    b = x2 - x2.mean(axis=0)
+    sigma_a = a.T @ a / (len(a) - 1)
+    sigma_b = b.T @ b / (len(b) - 1)
+    mean_term = float(np.sum((x1.mean(axis=0) - x2.mean(axis=0)) ** 2))
+    # tr sqrtm(Σa Σb) = tr sqrtm(Σb Σa): take the smaller set's rows for the cheaper (n, n) path.
+    cross = _trace_sqrt_product(a, sigma_b) if len(a) <= len(b) else _trace_sqrt_product(b, sigma_a)
+    return mean_term + float(np.trace(sigma_a) + np.trace(sigma_b)) - 2.0 * cross
+
+
+def kid_from_features(features_gen: np.ndarray, features_real: np.ndarray) -> float:
+    """Unbiased MMD² with the cubic polynomial kernel k(x, y) = (xᵀy / D + 1)³ (Binkowski et al., 2018)."""
+    x = np.asarray(features_gen, dtype=np.float64)
+    y = np.asarray(features_real, dtype=np.float64)
+    d = x.shape[1]
+    k_xx = (x @ x.T / d + 1.0) ** 3
+    k_yy = (y @ y.T / d + 1.0) ** 3
+    k_xy = (x @ y.T / d + 1.0) ** 3
+    m, n = len(x), len(y)
+    return float(
+        (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+        + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+        - 2.0 * k_xy.mean()
+    )
+
+
+def real_indices(seed: int, n_real: int, samples: int) -> np.ndarray:
+    """(B, n_real) resample indices of the real set; the same for every run with a real set of that size."""
+    return np.random.default_rng([seed, 0]).integers(0, n_real, size=(samples, n_real))
+
+
+def generated_indices(seed: int, stream: str, n_gen: int, samples: int) -> np.ndarray:
+    """(B, n_gen) resample indices of a generated set; ``stream`` names the run and set (e.g. "RUNID/gen_mix_all")."""
+    return np.random.default_rng([seed, 1, zlib.crc32(stream.encode())]).integers(0, n_gen, size=(samples, n_gen))
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """B bootstrap values of FID and KID for one run and one generated/real pair of feature sets."""
+
+    fid: np.ndarray  # (B,)
+    kid: np.ndarray  # (B,)
+
+
+def bootstrap_fidelity(
+    features_gen: np.ndarray, features_real: np.ndarray, stream: str, samples: int, seed: int, kid_subset_rows: int
+) -> Replicates:
+    """Replicates of FID (full resampled sets) and KID (the first ``kid_subset_rows`` resampled rows of each)."""
+    real_idx = real_indices(seed, len(features_real), samples)
+    gen_idx = generated_indices(seed, stream, len(features_gen), samples)
+    fid = np.empty(samples)
+    kid = np.empty(samples)
+    for b in range(samples):
+        fid[b] = fid_from_features(features_gen[gen_idx[b]], features_real[real_idx[b]])
+        kid[b] = kid_from_features(
+            features_gen[gen_idx[b, :kid_subset_rows]], features_real[real_idx[b, :kid_subset_rows]]
+        )
+    return Replicates(fid, kid)
+
+
+def percentile_ci(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The (1 - alpha) percentile interval of bootstrap replicates."""
+    low, high = np.percentile(replicates, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Outcome of comparing two cells: the statistic and whether the difference is significant."""
+
+    delta: float  # mean(a) - mean(b)
+    significant: bool
+    ci: tuple[float, float] | None = None  # bootstrap CI of the difference
+    p_value: float | None = None  # paired t-test
+    shared_seeds: int | None = None
+
+
+def bootstrap_difference(reps_a: np.ndarray, reps_b: np.ndarray, delta: float, alpha: float) -> PairedTest:
+    """Significant when the percentile CI of the paired replicate differences excludes 0."""
+    low, high = percentile_ci(reps_a - reps_b, alpha)
+    return PairedTest(delta=delta, significant=bool(low > 0 or high < 0), ci=(low, high))
+
+
+def paired_t_test(values_a: dict[str, float], values_b: dict[str, float], alpha: float) -> PairedTest | None:
+    """scipy.stats.ttest_rel over the seeds both cells share; None with fewer than 2 shared seeds."""
+    shared = sorted(set(values_a) & set(values_b))
+    if len(shared) < MIN_SHARED_SEEDS:
+        return None
+    a = np.array([values_a[s] for s in shared])
+    b = np.array([values_b[s] for s in shared])
+    delta = float(np.mean(list(values_a.values())) - np.mean(list(values_b.values())))
+    if np.allclose(a - b, (a - b)[0]):
+        # Constant differences: t is infinite (or undefined when all are 0); scipy returns nan.
+        p_value = 0.0 if (a - b)[0] != 0 else 1.0
+    else:
+        p_value = float(stats.ttest_rel(a, b).pvalue)
+    return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=len(shared))

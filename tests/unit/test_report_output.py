@@ -1,0 +1,75 @@
+"""Report output: the CLI (Markdown on the terminal, exit 2 with one line), atomic files, logging to the parent run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+from report_store import Store
+
+from dtgan.cli.main import main
+from dtgan.tracking.mlflow_read import log_report_to_run
+from dtgan.tracking.report import ReportConfig, build_report
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("mlflow"))
+    experiment = store.experiment("ladder")
+    store.parent_id = store.parent(experiment, "ablation")
+    for variant, values in {"a": [40.0, 42.0], "b": [30.0, 31.0]}.items():
+        for seed, fid in enumerate(values):
+            store.child(experiment, store.parent_id, variant, seed, metrics={"eval/fid_mix": fid})
+    store.experiment("empty")
+    return store
+
+
+def test_cli_prints_the_markdown_and_writes_every_format(store, tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["report", "--experiment", "ladder", "--tracking-uri", store.uri, "--out", str(out),
+            "--bootstrap-samples", "10"]
+    assert main([*argv, *[x for f in ("md", "csv", "parquet", "html") for x in ("--format", f)]]) == 0
+    printed = capsys.readouterr().out
+    assert "| (b) | 30.50 ± 0.71 (n=2) CI — [2] |" in printed
+    assert (out / "report.md").read_text() in printed
+    cells = pd.read_csv(out / "report_cells.csv")
+    assert cells.loc[cells.row == "(a)", "mean"].item() == pytest.approx(41.0)
+    assert pq.read_table(out / "report_cells.parquet").num_rows == 2
+    assert "<b>" not in (out / "report.html").read_text()  # nothing is significant without features
+    assert (out / "plots" / "ablation_fid.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cli_on_an_empty_experiment_exits_2_with_one_line(store, tmp_path, capsys):
+    assert main(["report", "--experiment", "empty", "--tracking-uri", store.uri, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "dtgan: error: experiment 'empty' has no runs; run a study into it first (e.g. experiments/ablation.py)\n"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_write_leaves_the_previous_files_whole(store, tmp_path, monkeypatch):
+    report = build_report("ladder", store.uri, config=ReportConfig(bootstrap_samples=10))
+    report.write(tmp_path, ["md", "parquet"])
+    before = (tmp_path / "report_cells.parquet").read_bytes()
+
+    def half_write(table, where, **kwargs):
+        open(where, "wb").write(b"PAR1 half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        report.write(tmp_path, ["parquet"])
+    assert (tmp_path / "report_cells.parquet").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "report.md", "report_cells.parquet",
+                                                          "report_comparisons.parquet"]
+
+
+def test_report_is_logged_to_the_parent_run_as_files_and_tables(store):
+    report = build_report("ladder", store.uri, config=ReportConfig(bootstrap_samples=10))
+    log_report_to_run(report, store.parent_id, store.uri)
+    client = MlflowClient(store.uri)
+    names = {f.path for f in client.list_artifacts(store.parent_id, "report")}
+    assert {"report/report.md", "report/report_cells.csv", "report/report_cells.parquet", "report/report.html",
+            "report/cells_table.json", "report/comparisons_table.json"} <= names
+    assert {f.path for f in client.list_artifacts(store.parent_id, "report/plots")} == {"report/plots/ablation_fid.png"}
