@@ -72,7 +72,8 @@ def _synth(args: argparse.Namespace) -> int:
                                    products=args.products, threads=args.threads)
     unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
     print(f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "
-          f"{summary.images_per_second:.0f} images/s rendered+encoded; no gan_train images in: {unseen}")
+          f"{summary.images_per_second:.0f} images/s rendered+encoded "
+          f"({summary.images_per_cpu_second:.0f} per CPU-second); no gan_train images in: {unseen}")
     return 0
 
 
