@@ -20,3 +20,12 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_file_gets_the_usual_permissions(tmp_path):
+    import os
+
+    target = write_text_atomic(tmp_path / "f.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
