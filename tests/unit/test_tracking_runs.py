@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -200,3 +201,18 @@ def test_reporter_batches_metrics_and_uploads_only_the_final_checkpoint(store, s
     assert [f.path for f in client.list_artifacts(trial.run_id, "checkpoints")] == ["checkpoints/step_00000100.pt"]
     with pytest.raises(RuntimeError, match="after close"):
         reporter.report(101, {"train/loss_g": 1.0})
+
+
+def test_system_metrics_are_logged_while_the_reporter_is_open(store, smoke, monkeypatch):
+    tracker, client, _ = store
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")
+    monitored = Tracker(tracker.tracking_uri, tracker.artifact_root, log_system_metrics=True)
+    study = monitored.start_study("system", resume_key="k")
+    trial = monitored.start_trial(study.run_id, "a-seed1", smoke)
+    with MLflowReporter(monitored, trial.run_id):
+        deadline = time.monotonic() + 10
+        while "system/cpu_utilization_percentage" not in client.get_run(trial.run_id).data.metrics:
+            assert time.monotonic() < deadline, "no system metrics within 10 s"
+            time.sleep(0.1)
+    monitored.end_run(trial.run_id)
+    assert client.get_metric_history(trial.run_id, "system/cpu_utilization_percentage")[0].value >= 0.0
