@@ -26,6 +26,7 @@ PRESET = "preset"
 VARIANT = "variant"
 SEED = "seed"
 FID_EXTRACTOR = "fid_extractor"
+FID_WEIGHTS = "fid_weights"
 RAY_TRIAL_ID = "ray_trial_id"
 
 # Where register_generator left the generator of a run.
