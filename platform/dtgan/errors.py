@@ -21,3 +21,7 @@ class CheckpointError(DTGANError):
 
 class TrainingDiverged(DTGANError):
     """A loss became NaN or inf; the message names the term and the step."""
+
+
+class TrackingError(DTGANError):
+    """The tracking store is unreachable or uninitialised, or a run cannot be resumed as asked."""

@@ -9,6 +9,7 @@ from dtgan.config.data import DataConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
+from dtgan.config.tracking import TrackingConfig
 from dtgan.config.train import TrainConfig
 
 
@@ -21,3 +22,4 @@ class DTGANConfig(Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)

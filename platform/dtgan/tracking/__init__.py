@@ -1,1 +1,27 @@
-"""Tracking: the MLflow backend (the only MLflow import), provenance, and the comparison reports."""
+"""Tracking: the MLflow backend, provenance, and the comparison reports (studies as parent runs, trials nested).
+
+Names are imported lazily so that ``dtgan.tracking.provenance`` and ``dtgan.tracking.tags`` stay
+importable by the training loop without importing MLflow (about a second).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "init_tracking": "dtgan.tracking.mlflow_backend",
+    "Tracker": "dtgan.tracking.mlflow_backend",
+    "StudyRun": "dtgan.tracking.mlflow_backend",
+    "TrialRun": "dtgan.tracking.mlflow_backend",
+    "RegisteredGenerator": "dtgan.tracking.mlflow_backend",
+    "MLflowReporter": "dtgan.tracking.mlflow_reporter",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dtgan.tracking' has no attribute '{name}'")

@@ -1,0 +1,68 @@
+"""Resolve where tracking goes: the tracking URI and the artifact root, made absolute for every process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dtgan.config.tracking import TrackingConfig
+from dtgan.errors import TrackingError
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+DEFAULT_DB_FILE = "mlflow.db"
+DEFAULT_ARTIFACT_DIR = "mlartifacts"
+_SQLITE_PREFIX = "sqlite:///"
+_LOCAL_SCHEMES = ("sqlite", "file")
+
+
+def _scheme(uri: str) -> str:
+    return uri.split(":", 1)[0].split("+", 1)[0]
+
+
+def is_local_store(uri: str) -> bool:
+    """True for stores on this machine's disk (sqlite, file), which need a local artifact root."""
+    return _scheme(uri) in _LOCAL_SCHEMES
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    if not uri.startswith(_SQLITE_PREFIX):
+        return None
+    return Path(uri.removeprefix(_SQLITE_PREFIX).split("?", 1)[0])
+
+
+def resolve_tracking_uri(cfg: TrackingConfig, cwd: str | Path | None = None) -> str:
+    """``cfg.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+
+    A relative sqlite path is made absolute against ``cwd`` so that trial processes, which Ray starts in
+    other working directories, write to the driver's database.
+    """
+    base = Path(cwd if cwd is not None else os.getcwd()).resolve()
+    uri = cfg.tracking_uri or os.environ.get(TRACKING_URI_ENV) or f"{_SQLITE_PREFIX}{base / DEFAULT_DB_FILE}"
+    if cfg.tracking_uri is None and os.environ.get(TRACKING_URI_ENV):
+        try:
+            TrackingConfig(tracking_uri=uri)
+        except ValueError:
+            raise TrackingError(
+                f"${TRACKING_URI_ENV}='{uri}' is not a tracking URI; use e.g. sqlite:///mlflow.db or "
+                "http://127.0.0.1:5000, or set tracking.tracking_uri"
+            ) from None
+    path = sqlite_path(uri)
+    if path is not None and not path.is_absolute():
+        uri = f"{_SQLITE_PREFIX}{base / path}"
+    return uri
+
+
+def resolve_artifact_root(cfg: TrackingConfig, tracking_uri: str, cwd: str | Path | None = None) -> str | None:
+    """Absolute artifact root URI for new experiments, or None to let a tracking server choose.
+
+    MLflow puts the artifacts of a local store relative to the *current* directory unless the experiment
+    names an absolute location, so local stores always get one (``<cwd>/mlartifacts`` by default).
+    """
+    base = Path(cwd if cwd is not None else os.getcwd()).resolve()
+    root = cfg.artifact_root
+    if root is None:
+        return (base / DEFAULT_ARTIFACT_DIR).as_uri() if is_local_store(tracking_uri) else None
+    if "://" in root:
+        return root.rstrip("/")
+    return (base / Path(root).expanduser()).resolve().as_uri()

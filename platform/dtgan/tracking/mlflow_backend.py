@@ -1,0 +1,571 @@
+"""MLflow write side: one experiment per study, a parent run per study, a nested run per trial, resumable.
+
+The only module that imports MLflow for writing. Every call goes through an explicit ``MlflowClient``
+bound to one tracking URI (never the process-global default), so a ``Tracker`` can be pickled into Ray
+trial processes and talks to the same store there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow.pyfunc
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from dtgan.config import DTGANConfig, flatten, to_yaml
+from dtgan.config.tracking import TrackingConfig
+from dtgan.errors import CheckpointError, TrackingError
+from dtgan.tracking import tags as T
+from dtgan.tracking.locations import (
+    resolve_artifact_root,
+    resolve_tracking_uri,
+    sqlite_path,
+)
+
+EndStatus = Literal["FINISHED", "FAILED", "KILLED"]
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# Runs in these states were cut off without being ended (driver or trial killed, ASHA stop).
+_OPEN_STATUSES = ("RUNNING", "SCHEDULED")
+# Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
+_KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
+_ERROR_TAG_MAX_CHARS = 500
+_SEARCH_PAGE = 1000
+# What register_generator keeps of a training checkpoint: the EMA nets and what explains them.
+_GENERATOR_KEYS = ("format_version", "config", "vocab", "step", "nets_ema")
+GENERATOR_ARTIFACT_PATH = "generator"
+GENERATOR_FILE = "generator.pt"
+CONFIG_ARTIFACT = "config.yaml"
+PROVENANCE_ARTIFACT = "provenance.json"
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """The parent run of a study; ``resumed`` when an earlier launch with the same resume key made it."""
+
+    run_id: str
+    experiment_id: str
+    experiment_name: str
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """The child run of one trial.
+
+    ``finished`` means an earlier launch already completed this trial (its run stays FINISHED and
+    untouched): the study should skip it. ``resumed`` means an unfinished run was reopened (RUNNING).
+    """
+
+    run_id: str
+    trial_key: str
+    resumed: bool
+    finished: bool
+
+
+@dataclass(frozen=True)
+class RegisteredGenerator:
+    """A generator version in the MLflow model registry (load it with ``models:/<name>/<version>``)."""
+
+    name: str
+    version: int
+    source: str
+
+
+def _check_key(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise TrackingError(
+            f"{kind} {value!r} must be 1-250 characters of letters, digits and ._=,+:@/- "
+            "(no quotes or spaces: it is matched in MLflow search filters)"
+        )
+    return value
+
+
+def error_line(error: BaseException | str) -> str:
+    """One line that says what went wrong: ``TypeName: first line of the message``, capped."""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}".strip()
+    else:
+        text = str(error).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")
+    return first if len(first) <= _ERROR_TAG_MAX_CHARS else first[: _ERROR_TAG_MAX_CHARS - 3] + "..."
+
+
+def _tag_values(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """Tags as MLflow strings; None values are left out rather than stored as 'None'."""
+    out = {}
+    for key, value in (tags or {}).items():
+        if value is None:
+            continue
+        text = str(value)
+        if len(key) > MAX_ENTITY_KEY_LENGTH or len(text) > MAX_TAG_VAL_LENGTH:
+            raise TrackingError(
+                f"tag '{key[:80]}' is too long for MLflow (key <= {MAX_ENTITY_KEY_LENGTH}, "
+                f"value <= {MAX_TAG_VAL_LENGTH} characters); shorten it or log it as an artifact"
+            )
+        out[key] = text
+    return out
+
+
+def config_params(config: DTGANConfig | Mapping[str, Any]) -> dict[str, str]:
+    """The flattened config as MLflow params; a key or value over MLflow's limits is a clear error."""
+    flat = flatten(config) if isinstance(config, DTGANConfig) else flatten(dict(config))
+    params = {}
+    for key, value in flat.items():
+        text = str(value)
+        if len(key) > MAX_ENTITY_KEY_LENGTH:
+            raise TrackingError(
+                f"param key '{key[:80]}...' has {len(key)} characters, MLflow allows {MAX_ENTITY_KEY_LENGTH}; "
+                "shorten the config key"
+            )
+        if len(text) > MAX_PARAM_VAL_LENGTH:
+            raise TrackingError(
+                f"param '{key}' has a {len(text)}-character value, MLflow allows {MAX_PARAM_VAL_LENGTH}; "
+                "move the value to a file and reference its path"
+            )
+        params[key] = text
+    return params
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Tracker:
+    """Writes studies and trials to one MLflow store. Cheap to build; pickles to its settings only."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: str | None = None,
+        *,
+        experiment_name: str | None = None,
+        log_system_metrics: bool = False,
+        register_best_model: bool = True,
+        registered_model_name: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.experiment_name = experiment_name
+        self.log_system_metrics = log_system_metrics
+        self.register_best_model = register_best_model
+        self.registered_model_name = registered_model_name
+        self._client: MlflowClient | None = None
+        if log_system_metrics:
+            try:
+                import psutil  # noqa: F401  (MLflow's system-metrics monitor needs it)
+            except ImportError:
+                raise TrackingError(
+                    "tracking.log_system_metrics=true needs psutil: pip install psutil, or set it to false"
+                ) from None
+
+    @classmethod
+    def from_config(cls, cfg: TrackingConfig, cwd: str | Path | None = None) -> Tracker:
+        """Resolve ``cfg`` (URI from config, env or the embedded default) without touching the store."""
+        uri = resolve_tracking_uri(cfg, cwd)
+        return cls(
+            uri,
+            resolve_artifact_root(cfg, uri, cwd),
+            experiment_name=cfg.experiment_name,
+            log_system_metrics=cfg.log_system_metrics,
+            register_best_model=cfg.register_best_model,
+            registered_model_name=cfg.registered_model_name,
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The client holds a database engine; each process opens its own.
+        return {**self.__dict__, "_client": None}
+
+    def __repr__(self) -> str:
+        return f"Tracker({self.tracking_uri!r}, artifact_root={self.artifact_root!r})"
+
+    # -- store --------------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> MlflowClient:
+        """The store's client. A missing sqlite file is an error here: only ``init`` may create it."""
+        if self._client is None:
+            db = sqlite_path(self.tracking_uri)
+            if db is not None and not db.is_file():
+                raise TrackingError(
+                    f"tracking database {db} does not exist; the study driver must call "
+                    "dtgan.tracking.init_tracking before trials start (concurrent creation corrupts sqlite)"
+                )
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    def init(self, study: str | None = None) -> str:
+        """Create the store (sqlite file + tables) and, given a study, its experiment. Safe to repeat."""
+        db = sqlite_path(self.tracking_uri)
+        if db is not None and self._client is None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        try:
+            self.client.search_experiments(max_results=1)  # creates the tables of a fresh database
+        except MlflowException as exc:
+            raise TrackingError(f"cannot open the tracking store {self.tracking_uri}: {error_line(exc)}") from None
+        if study is not None:
+            self.experiment_id(self.experiment_name_for(study))
+        return self.tracking_uri
+
+    def experiment_name_for(self, study: str) -> str:
+        """``experiment_name`` from the config, else the study's name."""
+        return self.experiment_name or study
+
+    def experiment_id(self, name: str) -> str:
+        """Find or create the experiment ``name``, with an absolute artifact location for local stores."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            location = None
+            if self.artifact_root is not None:
+                safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+                location = f"{self.artifact_root}/{safe}"
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:
+                experiment = self.client.get_experiment_by_name(name)  # created meanwhile by another process
+                if experiment is None:
+                    raise TrackingError(f"cannot create experiment '{name}': {error_line(exc)}") from None
+        if experiment.lifecycle_stage != "active":
+            raise TrackingError(
+                f"experiment '{name}' is deleted; restore it (mlflow experiments restore) or set "
+                "tracking.experiment_name to another name"
+            )
+        return experiment.experiment_id
+
+    def _search(self, experiment_id: str, filter_string: str) -> list:
+        """All active runs matching ``filter_string``, oldest first."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=filter_string,
+                max_results=_SEARCH_PAGE,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
+    # -- runs ---------------------------------------------------------------------------------------------
+
+    def start_study(
+        self,
+        study: str,
+        *,
+        resume_key: str,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> StudyRun:
+        """Find (by experiment, study and resume key) or create the study's parent run; it is RUNNING after.
+
+        A fresh launch passes a new ``resume_key``; ``--resume`` passes the same key again and gets the
+        same parent run back, so children are found again instead of duplicated.
+        """
+        _check_key("study", study)
+        _check_key("resume_key", resume_key)
+        name = self.experiment_name_for(study)
+        experiment_id = self.experiment_id(name)
+        found = self._search(
+            experiment_id,
+            f"tags.{T.RUN_KIND} = '{T.RUN_KIND_STUDY}' AND tags.{T.STUDY} = '{study}' "
+            f"AND tags.{T.RESUME_KEY} = '{resume_key}'",
+        )
+        if found:
+            run_id = found[0].info.run_id
+            self._reopen(found[0])
+        else:
+            run_id = self.client.create_run(
+                experiment_id,
+                run_name=study,
+                tags={T.RUN_KIND: T.RUN_KIND_STUDY, T.STUDY: study, T.RESUME_KEY: resume_key},
+            ).info.run_id
+        self.set_tags(run_id, tags)
+        if params:
+            self.log_params(run_id, config_params(params))
+        if provenance:
+            self.log_provenance(run_id, provenance)
+        return StudyRun(run_id, experiment_id, name, resumed=bool(found))
+
+    def start_trial(
+        self,
+        parent_run_id: str,
+        trial_key: str,
+        config: DTGANConfig | Mapping[str, Any],
+        *,
+        tags: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> TrialRun:
+        """Find (by ``trial_key`` under the parent) or create the trial's nested run.
+
+        A run that FINISHED before is returned as ``finished=True`` and left untouched; any other earlier
+        run (RUNNING after a crash, KILLED, FAILED) is reopened so a resumed trial continues it. Params are
+        the flattened config (plus ``config.yaml`` for a DTGANConfig); resuming with a different config is
+        an error, because MLflow params cannot change.
+        """
+        _check_key("trial_key", trial_key)
+        parent = self.client.get_run(parent_run_id)
+        experiment_id = parent.info.experiment_id
+        study = parent.data.tags.get(T.STUDY)
+        found = self._search(
+            experiment_id,
+            f"tags.`{T.PARENT_RUN_ID}` = '{parent_run_id}' AND tags.{T.TRIAL_KEY} = '{trial_key}'",
+        )
+        if found and found[0].info.status == RunStatus.to_string(RunStatus.FINISHED):
+            return TrialRun(found[0].info.run_id, trial_key, resumed=True, finished=True)
+        if found:
+            run_id = found[0].info.run_id
+            self._reopen(found[0])
+        else:
+            base_tags = {T.PARENT_RUN_ID: parent_run_id, T.RUN_KIND: T.RUN_KIND_TRIAL, T.TRIAL_KEY: trial_key}
+            if study is not None:
+                base_tags[T.STUDY] = study
+            run_id = self.client.create_run(experiment_id, run_name=trial_key, tags=base_tags).info.run_id
+        described = {}
+        if isinstance(config, DTGANConfig):
+            described = {T.PRESET: config.preset, T.SEED: config.train.seed}
+        self.set_tags(run_id, {**described, **(tags or {})})
+        self.log_params(run_id, config_params(config))
+        if isinstance(config, DTGANConfig):
+            self.log_text(run_id, to_yaml(config), CONFIG_ARTIFACT)
+        if provenance:
+            self.log_provenance(run_id, provenance)
+        return TrialRun(run_id, trial_key, resumed=bool(found), finished=False)
+
+    def _reopen(self, run) -> None:
+        """Mark an earlier run RUNNING again and drop the error of its previous attempt."""
+        if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        if T.ERROR in run.data.tags:
+            self.client.delete_tag(run.info.run_id, T.ERROR)
+
+    def end_run(
+        self, run_id: str, status: EndStatus = "FINISHED", error: BaseException | str | None = None
+    ) -> None:
+        """End a run as FINISHED, FAILED or KILLED; ``error`` becomes the one-line ``error`` tag."""
+        if status not in END_STATUSES:
+            raise TrackingError(f"end_run status must be one of {', '.join(END_STATUSES)}, got {status!r}")
+        if error is not None:
+            self.client.set_tag(run_id, T.ERROR, error_line(error))
+        self.client.set_terminated(run_id, status=status)
+
+    def close_orphans(self, parent_run_id: str) -> list[str]:
+        """End every child of the study still RUNNING (e.g. trials ASHA stopped) as KILLED; their ids."""
+        experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        children = self._search(experiment_id, f"tags.`{T.PARENT_RUN_ID}` = '{parent_run_id}'")
+        closed = []
+        for run in children:
+            if run.info.status in _OPEN_STATUSES:
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed.append(run.info.run_id)
+        return closed
+
+    def run_status(self, run_id: str) -> str:
+        """RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
+        return self.client.get_run(run_id).info.status
+
+    # -- data ---------------------------------------------------------------------------------------------
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any] | None) -> None:
+        """Set tags in one batch; None values are skipped."""
+        values = _tag_values(tags)
+        for chunk in _chunks(list(values.items()), MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in chunk])
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log params not yet on the run; one already there with another value is an error."""
+        existing = self.client.get_run(run_id).data.params
+        changed = [k for k, v in params.items() if k in existing and existing[k] != v]
+        if changed:
+            key = changed[0]
+            raise TrackingError(
+                f"run {run_id} already has param '{key}'={existing[key]!r}, now {params[key]!r}; "
+                "resume with the same config, or start a new study (another resume key)"
+            )
+        new = [Param(k, v) for k, v in params.items() if k not in existing]
+        for chunk in _chunks(new, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, params=chunk)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log ``metrics`` at ``step`` with one ``log_batch`` call (per 1000 metrics)."""
+        self.log_metric_batch(run_id, [(step, metrics)])
+
+    def log_metric_batch(self, run_id: str, rows: Iterable[tuple[int, Mapping[str, float]]]) -> None:
+        """Log several steps' metrics in as few ``log_batch`` calls as MLflow allows."""
+        now_ms = int(time.time() * 1000)
+        entries = []
+        for step, metrics in rows:
+            for key, value in metrics.items():
+                if len(key) > MAX_ENTITY_KEY_LENGTH:
+                    raise TrackingError(f"metric key '{key[:80]}...' is longer than {MAX_ENTITY_KEY_LENGTH}")
+                entries.append(Metric(key, float(value), now_ms, int(step)))
+        for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=chunk)
+
+    def log_artifacts(
+        self, run_id: str, paths: str | Path | Iterable[str | Path], artifact_path: str | None = None
+    ) -> None:
+        """Upload files and folders (a folder keeps its name) under ``artifact_path`` of the run."""
+        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        for item in items:
+            path = Path(item)
+            if path.is_dir():
+                sub = f"{artifact_path}/{path.name}" if artifact_path else path.name
+                self.client.log_artifacts(run_id, str(path), sub)
+            elif path.is_file():
+                self.client.log_artifact(run_id, str(path), artifact_path)
+            else:
+                raise TrackingError(f"artifact {path} does not exist; nothing was logged for it")
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Store ``text`` as the artifact ``artifact_file`` (e.g. ``eval/metrics.json``)."""
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_dict(self, run_id: str, data: Mapping[str, Any], artifact_file: str) -> None:
+        """Store ``data`` as a JSON artifact (e.g. the evaluation results)."""
+        self.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
+
+    def log_provenance(self, run_id: str, provenance: Mapping[str, Any]) -> None:
+        """Scalar entries (git_sha, git_dirty, seed, ...) as tags; everything in ``provenance.json``."""
+        scalars = {k: v for k, v in provenance.items() if isinstance(v, (str, int, float, bool))}
+        self.set_tags(run_id, scalars)
+        self.log_dict(run_id, provenance, PROVENANCE_ARTIFACT)
+
+    # -- models -------------------------------------------------------------------------------------------
+
+    def log_best_checkpoint(self, run_id: str, checkpoint_path: str | Path) -> RegisteredGenerator | None:
+        """Upload the best checkpoint to ``checkpoints/best`` and, if configured, register its generator."""
+        self.log_artifacts(run_id, [checkpoint_path], "checkpoints/best")
+        if not self.register_best_model:
+            return None
+        return self.register_generator(run_id, checkpoint_path)
+
+    def register_generator(
+        self, run_id: str, checkpoint_path: str | Path, name: str | None = None
+    ) -> RegisteredGenerator:
+        """Log the checkpoint's EMA networks as a pyfunc model of the run and register it.
+
+        One version per run: calling it again for the same run (e.g. after a resume) returns the
+        existing version. The model holds ``generator.pt`` (format_version, config, vocab, step,
+        nets_ema: no discriminator, no optimizer state).
+        """
+        import torch
+
+        run = self.client.get_run(run_id)
+        if name is not None:
+            try:
+                TrackingConfig(registered_model_name=name)
+            except ValueError:
+                raise TrackingError(f"'{name}' is not a registry name; use letters, digits, '.', '_', '-'") from None
+        else:
+            experiment = self.client.get_experiment(run.info.experiment_id).name
+            name = self.registered_model_name or f"{experiment}-generator"
+        existing = self.client.search_model_versions(f"name = '{name}' AND run_id = '{run_id}'")
+        if existing:
+            latest = max(existing, key=lambda v: int(v.version))
+            return RegisteredGenerator(name, int(latest.version), latest.source)
+
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist; nothing to register")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [k for k in _GENERATOR_KEYS if k not in checkpoint]
+        if missing:
+            raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?")
+        with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
+            slim = Path(tmp) / GENERATOR_FILE
+            torch.save({k: checkpoint[k] for k in _GENERATOR_KEYS}, slim)
+            model_dir = Path(tmp) / GENERATOR_ARTIFACT_PATH
+            with warnings.catch_warnings():
+                # MLflow nags about type hints and pickled python_model objects; ours is a plain class.
+                warnings.simplefilter("ignore", UserWarning)
+                mlflow.pyfunc.save_model(
+                    path=str(model_dir),
+                    python_model=GeneratorModel(),
+                    artifacts={"checkpoint": str(slim)},
+                    pip_requirements=["torch", "dtgan-platform"],
+                )
+            self.client.log_artifacts(run_id, str(model_dir), GENERATOR_ARTIFACT_PATH)
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise TrackingError(f"cannot create registered model '{name}': {error_line(exc)}") from None
+        source = f"runs:/{run_id}/{GENERATOR_ARTIFACT_PATH}"
+        version = self.client.create_model_version(name, source, run_id=run_id)
+        self.set_tags(run_id, {T.REGISTERED_MODEL_NAME: name, T.REGISTERED_MODEL_VERSION: version.version})
+        return RegisteredGenerator(name, int(version.version), source)
+
+    # -- system metrics -----------------------------------------------------------------------------------
+
+    def start_system_metrics(self, run_id: str):
+        """Start MLflow's system-metrics thread for ``run_id`` when configured; the monitor or None.
+
+        Call ``.finish()`` on it when the trial ends (it also stops by itself once the run is not RUNNING).
+        """
+        if not self.log_system_metrics:
+            return None
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=self.tracking_uri)
+        monitor.start()
+        return monitor
+
+
+class GeneratorModel(mlflow.pyfunc.PythonModel):
+    """pyfunc model of a registered generator: translates sources to target defects with the EMA nets.
+
+    ``predict`` takes ``{"sources": uint8 (N,3,H,W), "y_trg": (N,) int, "guidance": "latent"|"reference",
+    "references": uint8 (M,3,H,W) (reference guidance only), "seed": int}`` and returns uint8 (N,3,H,W).
+    """
+
+    # Our input is a dict of arrays, which MLflow's type-hint schema inference cannot describe.
+    _skip_type_hint_validation = True
+
+    def load_context(self, context) -> None:
+        from dtgan.training.checkpoint import load_inference_nets
+
+        self.nets = load_inference_nets(context.artifacts["checkpoint"], device="cpu")
+
+    def predict(self, context, model_input, params=None):
+        import torch
+
+        from dtgan.evaluation.synthesis import synthesize
+
+        references = model_input.get("references")
+        x_fake = synthesize(
+            self.nets,
+            torch.as_tensor(model_input["sources"], dtype=torch.uint8),
+            torch.as_tensor(model_input["y_trg"], dtype=torch.long),
+            guidance=model_input.get("guidance", "latent"),
+            references=None if references is None else torch.as_tensor(references, dtype=torch.uint8),
+            seed=int(model_input.get("seed", 0)),
+        )
+        return x_fake.numpy()
+
+
+def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path | None = None) -> Tracker:
+    """From the study driver, before any trial starts: resolve, create the store and the study's experiment."""
+    tracker = Tracker.from_config(cfg, cwd)
+    tracker.init(study)
+    return tracker
