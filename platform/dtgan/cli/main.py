@@ -14,6 +14,8 @@ from dtgan.errors import DTGANError
 COMMAND_MODULES = (
     "dtgan.cli.config_cmd",
     "dtgan.cli.train_cmd",
+    "dtgan.cli.evaluate_cmd",
+    "dtgan.cli.sample_cmd",
 )
 
 

@@ -5,8 +5,8 @@
 - transfer locality: normal -> defect should change few pixels: the share of the absolute change inside the
   most-changed ``top_fraction`` of pixels, and the PSNR of the rest (the background) vs the input.
 
-They work on any ``translate(sources uint8 (N,3,H,W), y_trg (N,) long) -> uint8 (N,3,H,W)``, so an identity
-or a noise "generator" calibrates them.
+They work on any ``translate(sources uint8 (N,3,H,W), y_trg (N,) long) -> uint8 (N,3,H,W)`` (called once per
+metric; it batches itself), so an identity or a noise "generator" calibrates them.
 """
 
 from __future__ import annotations
@@ -72,25 +72,20 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ssim_map.reshape(n, -1).mean(1)
 
 
-def _translate_batched(translate: Translate, x: torch.Tensor, y_trg: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([translate(x[i : i + batch_size], y_trg[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def identity_metrics(translate: Translate, x_normal: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
+def identity_metrics(translate: Translate, x_normal: torch.Tensor) -> dict[str, float]:
     """normal -> normal: mean PSNR and SSIM of output vs input."""
     y_trg = torch.full((len(x_normal),), NORMAL_INDEX, dtype=torch.long)
-    x_out = _translate_batched(translate, x_normal, y_trg, batch_size)
+    x_out = translate(x_normal, y_trg)
     return {keys.EVAL_IDENTITY_PSNR: float(psnr(x_out, x_normal).mean()),
             keys.EVAL_IDENTITY_SSIM: float(ssim(x_out, x_normal).mean())}
 
 
-def removal_metrics(translate: Translate, x_defect: torch.Tensor, x_clean: torch.Tensor,
-                    batch_size: int = 64) -> dict[str, float]:
+def removal_metrics(translate: Translate, x_defect: torch.Tensor, x_clean: torch.Tensor) -> dict[str, float]:
     """defect -> normal: mean PSNR of the output vs the stored clean background."""
     if x_clean.shape[1] != x_defect.shape[1]:
         x_clean = x_clean.expand(-1, x_defect.shape[1], -1, -1)
     y_trg = torch.full((len(x_defect),), NORMAL_INDEX, dtype=torch.long)
-    x_out = _translate_batched(translate, x_defect, y_trg, batch_size)
+    x_out = translate(x_defect, y_trg)
     return {keys.EVAL_REMOVAL_PSNR: float(psnr(x_out, x_clean).mean())}
 
 
@@ -108,8 +103,8 @@ def change_locality(x_src: torch.Tensor, x_out: torch.Tensor, top_fraction: floa
 
 
 def transfer_locality_metrics(translate: Translate, x_normal: torch.Tensor, y_trg: torch.Tensor,
-                              top_fraction: float = 0.1, batch_size: int = 64) -> dict[str, float]:
+                              top_fraction: float = 0.1) -> dict[str, float]:
     """normal -> defect ``y_trg``: mean locality share and background PSNR (see :func:`change_locality`)."""
-    x_out = _translate_batched(translate, x_normal, y_trg, batch_size)
+    x_out = translate(x_normal, y_trg)
     share, bg_psnr = change_locality(x_normal, x_out, top_fraction)
     return {keys.EVAL_TRANSFER_LOCALITY: float(share.mean()), keys.EVAL_TRANSFER_BG_PSNR: float(bg_psnr.mean())}
