@@ -99,7 +99,7 @@ def fit_classifier(
         if score < best["score"]:
             best = {"score": score, "epoch": epoch + 1, "val_loss": val_loss, "val_error": val_error,
                     "state": copy.deepcopy(model.state_dict())}
-        log.debug("epoch %d: loss %.4f val_loss %.4f val_error %.2f%%", epoch + 1, float(loss), val_loss, val_error)
+        log.debug("epoch %d: loss %.4f val_loss %.4f val_error %.2f%%", epoch + 1, loss.item(), val_loss, val_error)
     if "state" not in best:
         raise TrainingDiverged(f"classifier seed {seed}: the validation loss was NaN in every epoch; "
                                "lower downstream.learning_rate")
