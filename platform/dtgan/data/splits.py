@@ -1,0 +1,62 @@
+"""Split assignment as in the paper's Appendix A: per-cell val/test hold-out (3:7), a GAN subset of normal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtgan.data.vocab import NORMAL
+from dtgan.errors import DataError
+
+VAL_FRACTION = 0.3  # val : test = 3 : 7 of the held-out images of each cell
+SDI_HOLDOUT_PER_CELL = 50
+SDI_GAN_NORMAL_PER_PRODUCT = 700
+
+
+@dataclass(frozen=True)
+class CellSplit:
+    """How many images of one (product, defect) cell go to each split, in the order val, test, gan_train,
+    gan_holdout."""
+
+    val: int
+    test: int
+    gan_train: int
+    gan_holdout: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.val + self.test + self.gan_train + self.gan_holdout
+
+    def labels(self) -> list[str]:
+        """One split name per image of the cell, in a fixed order (shuffle the images, not this)."""
+        return (["val"] * self.val + ["test"] * self.test + ["gan_train"] * self.gan_train
+                + ["gan_holdout"] * self.gan_holdout)
+
+
+def split_held_out(held_out: int) -> tuple[int, int]:
+    """(val, test) of a cell's held-out images, 3:7, each at least 1 when held_out >= 2."""
+    val = min(max(1, round(VAL_FRACTION * held_out)), held_out - 1)
+    return val, held_out - val
+
+
+def plan_cell(product: str, defect: str, count: int, holdout_per_cell: int,
+              gan_normal_per_product: int) -> CellSplit:
+    """Split an imported cell of ``count`` images.
+
+    Held out: ``min(holdout_per_cell, count // 2)`` (never more than half a cell), 3:7 into val/test.
+    Defects: the rest is ``gan_train``. Normal: of the rest, ``min(gan_normal_per_product, rest // 2)``
+    is ``gan_train`` and the remainder ``gan_holdout`` (sources for synthesis), so neither is empty.
+    """
+    cell = f"cell (product {product!r}, defect {defect!r})"
+    need = 4  # 2 held out (1 val + 1 test) and 2 left (gan_train, and gan_holdout for normal)
+    if count < need:
+        raise DataError(
+            f"{cell} has {count} image(s): splits would be empty; it needs at least {need} "
+            f"(val, test, gan_train{', gan_holdout' if defect == NORMAL else ''}) — add images or remove the folder"
+        )
+    held_out = min(holdout_per_cell, count // 2)
+    val, test = split_held_out(held_out)
+    rest = count - held_out
+    if defect != NORMAL:
+        return CellSplit(val, test, rest)
+    gan_train = min(gan_normal_per_product, rest // 2)
+    return CellSplit(val, test, gan_train, rest - gan_train)

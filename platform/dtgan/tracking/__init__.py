@@ -1,0 +1,1 @@
+"""Tracking: run provenance, the MLflow backend (the only MLflow import) and reports."""
