@@ -23,11 +23,11 @@ from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_prod
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.recipe import fit_classifier
 from dtgan.downstream.study_data import load_study_data
+from dtgan.evaluation import keys
 from dtgan.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-METRIC_PREFIX = "downstream/error"
 MapFn = Callable[[Callable[["JobSpec"], dict], list["JobSpec"]], Iterable[dict]]
 
 
@@ -102,10 +102,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def metric_key(cell: Cell, backbone: str, with_size: bool) -> str:
-    """``downstream/error_{arm}_{backbone}``; cross-domain source, scope and (multi-size studies) size are
-    appended to the arm part, e.g. ``downstream/error_reference_vA_B_n4000_resnet50``."""
-    return f"{METRIC_PREFIX}_{cell.label(with_size=with_size)}_{backbone}"
+def metric_key(cell: Cell, backbone: str, with_size: bool, stat: str) -> str:
+    """``downstream/error_{arm}_{backbone}_{stat}``; cross-domain source, scope and (in multi-size studies)
+    size qualify the arm part, e.g. ``downstream/error_reference_vA_B_n4000_resnet50_mean``."""
+    return keys.downstream_key(cell.label(with_size=with_size), backbone, stat)
 
 
 def summarize(results: list[dict], backbone: str, multi_size: bool) -> tuple[list[dict], dict[str, float]]:
@@ -122,8 +122,8 @@ def summarize(results: list[dict], backbone: str, multi_size: bool) -> tuple[lis
                      "test_error_pct_mean": mean, "test_error_pct_std": std,
                      "val_error_pct_mean": val_mean, "val_error_pct_std": val_std,
                      "pretrained": sorted({r["pretrained"] for r in runs})})
-        key = metric_key(cell, backbone, multi_size)
-        metrics[f"{key}_mean"], metrics[f"{key}_std"] = mean, std
+        metrics[metric_key(cell, backbone, multi_size, "mean")] = mean
+        metrics[metric_key(cell, backbone, multi_size, "std")] = std
     return rows, metrics
 
 
