@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "dtgan.cli.train_cmd",
     "dtgan.cli.evaluate_cmd",
     "dtgan.cli.sample_cmd",
+    "dtgan.cli.downstream_cmd",
 )
 
 
