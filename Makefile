@@ -21,7 +21,8 @@ $(STAMP):
 	touch $@
 
 demo: setup
-	$(PY) -m dtgan demo
+	$(PY) -m dtgan data synth --out demo/data
+	$(PY) -m dtgan data describe demo/data/benchmark.parquet
 
 test: setup
 	$(PY) -m pytest -q

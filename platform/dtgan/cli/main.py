@@ -13,6 +13,7 @@ from dtgan.errors import DTGANError
 # Each module exposes register(subparsers); the order is the order of --help.
 COMMAND_MODULES = (
     "dtgan.cli.config_cmd",
+    "dtgan.cli.data_cmd",
     "dtgan.cli.train_cmd",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -131,3 +132,4 @@ def write_dataset(path: str, rows: Rows, vocab: Vocab, info: dict | None = None)
     with atomic_path(path) as tmp:
         # Images are already compressed; small row groups keep partial reads cheap.
         pq.write_table(table, tmp, compression="none", row_group_size=1024)
+        os.chmod(tmp, 0o644)  # the temp file is created 0600; a data set is meant to be shared

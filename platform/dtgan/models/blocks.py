@@ -1,4 +1,4 @@
-"""Building blocks of G, M, E and D: StarGAN v2's residual blocks and DT-GAN's IN/noise variants (spec §1.1, A9, A19)."""
+"""Building blocks of G, M, E and D: StarGAN v2's residual blocks, DT-GAN's IN and noise variants (§1.1, A9, A19)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class ResBlk(nn.Module):
 
 
 class AdaIN(nn.Module):
-    """Adaptive instance norm: (1 + gamma(s)) * IN(x) + beta(s), IN without affine, one Linear(style -> 2C)."""
+    """Adaptive instance norm: (1 + gamma(s)) * IN(x) + beta(s); IN without affine, Linear(style -> 2C)."""
 
     def __init__(self, style_dim: int, num_features: int) -> None:
         super().__init__()
@@ -152,6 +152,6 @@ def select_domain(stacked: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def zero_normal(c: torch.Tensor, y: torch.Tensor, normal_index: int = 0) -> torch.Tensor:
-    """The anchor (step f): content exactly zero where ``y == normal_index``; other rows keep their gradient."""
+    """The anchor (step f): content exactly zero where ``y == normal_index``; other rows keep their grad."""
     keep = (y != normal_index).view(-1, *([1] * (c.dim() - 1)))
     return torch.where(keep, c, torch.zeros((), dtype=c.dtype, device=c.device))

@@ -1,4 +1,4 @@
-"""The multi-task discriminator D(x, y): real/fake per defect domain, FG and BG classifiers (spec §1.2, §3.4)."""
+"""The multi-task discriminator D(x, y): real/fake per defect domain, FG and BG classifiers (§1.2, §3.4)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ NUM_FG_CLASSIFIER_BLOCKS = 4  # "four more pre-activation residual layers" (Tabl
 
 
 class DiscriminatorOutput(NamedTuple):
-    """D's heads: ``logits`` (N,) real/fake of domain y; ``fg_logits`` (N, K) or None; ``bg_logits`` (N, P) or None."""
+    """D's heads: ``logits`` (N,) real/fake of domain y; ``fg_logits`` (N, K), ``bg_logits`` (N, P) or None."""
 
     logits: torch.Tensor
     fg_logits: torch.Tensor | None

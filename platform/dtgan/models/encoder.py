@@ -1,4 +1,4 @@
-"""The style-content encoder E(x, y) -> (s, c): StarGAN v2's style encoder cut at B plus a content head (spec §3.3)."""
+"""The style-content encoder E(x, y) -> (s, c): StarGAN v2's style encoder plus a content head (spec §3.3)."""
 
 from __future__ import annotations
 
@@ -55,16 +55,19 @@ class StyleEncoder(nn.Module):
         self.trunk = shared_trunk(w, cfg.stem_kernel_size)
         self.branch = style_branch(w)
         self.style_heads = nn.ModuleList(nn.Linear(w.adv_dim, cfg.style_dim) for _ in range(num_domains))
-        self.content_head = content_head(w.trunk_dim, cfg.content_dim * num_domains) if toggles.style_content else None
+        self.content_head = None
+        if toggles.style_content:
+            self.content_head = content_head(w.trunk_dim, cfg.content_dim * num_domains)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (N, 3, H, W), y (N,) long -> s (N, S), c (N, C, B, B) or None."""
         t = self.trunk(x)  # (N, 512, B, B)
         f = self.branch(t)  # (N, 512)
-        s = select_domain(torch.stack([head(f) for head in self.style_heads], dim=1), y)  # (N, K, S) -> (N, S)
+        styles = torch.stack([head(f) for head in self.style_heads], dim=1)  # (N, K, S)
+        s = select_domain(styles, y)  # (N, S)
         if self.content_head is None:
             return s, None
         n, _, side, _ = t.shape
-        stacked = self.content_head(t).view(n, self.num_domains, self.content_dim, side, side)  # (N, K, C, B, B)
+        stacked = self.content_head(t).view(n, self.num_domains, self.content_dim, side, side)  # (N,K,C,B,B)
         c = select_domain(stacked, y)  # (N, C, B, B)
         return s, (zero_normal(c, y) if self.anchor_normal else c)

@@ -1,4 +1,4 @@
-"""The generator G(x, s, c): StarGAN v2's encoder, DT-GAN's FG/BG split and either decoder (spec §1.2, §3.1)."""
+"""The generator G(x, s, c): StarGAN v2's encoder, DT-GAN's FG/BG split and either decoder (§1.2, §3.1)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ class Generator(nn.Module):
     """G(x, s, c) -> x_fake (N, 3, H, W).
 
     The encoder maps x to h (N, max_conv_dim, B, B); its first ``max_conv_dim - content_dim`` channels are the
-    background BG_G(x), the last ``content_dim`` the foreground FG_G(x). With ``style_content`` the FG slice is
-    discarded and the target content c takes its place (or, A7 ``concat``, c is appended to all of h). The
+    background BG_G(x), the last ``content_dim`` the foreground FG_G(x). With ``style_content`` the FG slice
+    is discarded and the target content c takes its place (or, A7 ``concat``, c is appended to all of h). The
     unified decoder is StarGAN's AdaIN decoder; with ``separate_decoders`` a BG decoder (IN) and a FG decoder
     (AdaIN with s) run side by side and a fusion layer maps their concatenation to RGB.
     """
@@ -39,9 +39,13 @@ class Generator(nn.Module):
 
         k = cfg.stem_kernel_size  # A4: 3x3 as in StarGAN's code (the tables print 1x1)
         self.from_rgb = nn.Conv2d(3, w.stem, k, 1, k // 2)
-        self.encoder = nn.ModuleList(ResBlk(b.dim_in, b.dim_out, normalize=True, downsample=b.resample) for b in w.encoder)
+        self.encoder = nn.ModuleList(
+            ResBlk(b.dim_in, b.dim_out, normalize=True, downsample=b.resample) for b in w.encoder
+        )
         if self.separate_decoders:
-            self.bg_decoder = nn.ModuleList(INResBlk(b.dim_in, b.dim_out, upsample=b.resample) for b in w.bg_decoder)
+            self.bg_decoder = nn.ModuleList(
+                INResBlk(b.dim_in, b.dim_out, upsample=b.resample) for b in w.bg_decoder
+            )
             self.fg_decoder = nn.ModuleList(
                 AdainResBlk(b.dim_in, b.dim_out, cfg.style_dim, upsample=b.resample) for b in w.fg_decoder
             )
@@ -49,7 +53,8 @@ class Generator(nn.Module):
             self.fusion = _to_rgb(fused, norm_act=cfg.fusion == "norm_act_conv")  # A5
         else:
             self.decoder = nn.ModuleList(
-                AdainResBlk(b.dim_in, b.dim_out, cfg.style_dim, upsample=b.resample) for b in w.unified_decoder
+                AdainResBlk(b.dim_in, b.dim_out, cfg.style_dim, upsample=b.resample)
+                for b in w.unified_decoder
             )
             self.to_rgb = _to_rgb(w.unified_decoder[-1].dim_out, norm_act=True)
 
@@ -61,7 +66,7 @@ class Generator(nn.Module):
         return h
 
     def fg_content(self, h: torch.Tensor) -> torch.Tensor:
-        """FG_G: the last ``content_dim`` channels of h, (N, C, B, B); used by the content-consistency loss."""
+        """FG_G: the last ``content_dim`` channels of h, (N, C, B, B); used by the content loss."""
         return h[:, self.bg_dim :]
 
     def decode(self, h: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The mapping network M(z, y) -> (s, c): StarGAN v2's style MLP plus DT-GAN's content branch (spec §1.2, §3.2)."""
+"""The mapping network M(z, y) -> (s, c): StarGAN v2's style MLP plus DT-GAN's content branch (§1.2, §3.2)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,16 @@ class ContentBranch(nn.Module):
 
     def __init__(self, w: Widths, hidden_dim: int, out_channels: int, noise_init: float | None) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(*(NoisyUpResBlk(b.dim_in, b.dim_out, noise_init) for b in w.mapping_content))
+        self.blocks = nn.Sequential(
+            *(NoisyUpResBlk(b.dim_in, b.dim_out, noise_init) for b in w.mapping_content)
+        )
         last = w.mapping_content[-1].dim_out if w.mapping_content else hidden_dim
         self.to_content = nn.Conv2d(last, out_channels, 1)
         self.noise = NoiseInjection(out_channels, noise_init) if noise_init is not None else nn.Identity()
         self.norm = nn.InstanceNorm2d(out_channels, affine=True)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(h[:, :, None, None])  # (N, hidden, 1, 1) -> 512@2 -> 512@4 -> 256@8 -> (N, 128, 16, 16)
+        x = self.blocks(h[:, :, None, None])  # (N, 512, 1, 1) -> 512@2 -> 512@4 -> 256@8 -> (N, 128, 16, 16)
         return self.norm(self.noise(self.to_content(x)))  # (N, out_channels, B, B)
 
 
@@ -75,13 +77,15 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z (N, latent_dim), y (N,) long -> s (N, S), c (N, C, B, B) or None."""
         h = self.shared(z)  # (N, hidden)
-        s = select_domain(torch.stack([head(h) for head in self.style_heads], dim=1), y)  # (N, K, S) -> (N, S)
+        styles = torch.stack([head(h) for head in self.style_heads], dim=1)  # (N, K, S)
+        s = select_domain(styles, y)  # (N, S)
         if self.content_heads is None:
             return s, None
         if self.full_content_heads:
             stacked = torch.stack([head(h) for head in self.content_heads], dim=1)  # (N, K, C, B, B)
         else:
-            stacked = self.content_heads[0](h).view(h.size(0), self.num_domains, self.content_dim, self.side, self.side)
+            all_contents = self.content_heads[0](h)  # (N, K*C, B, B)
+            stacked = all_contents.view(h.size(0), self.num_domains, self.content_dim, self.side, self.side)
         c = select_domain(stacked, y)  # (N, C, B, B)
         return s, (zero_normal(c, y) if self.anchor_normal else c)
 

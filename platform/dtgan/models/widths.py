@@ -1,4 +1,4 @@
-"""The layer widths of every network, derived from the model config by rules that reproduce Tables 9-11 at 128 px.
+"""The layer widths of every network, derived from the model config by rules that give Tables 9-11 at 128 px.
 
 Rules (paper values at img_size 128, stem 128, max_conv_dim 512, content_dim 64 in brackets):
 
@@ -82,7 +82,8 @@ def _down_chain(start: int, cap: int, count: int) -> list[Block]:
 
 def concat_injection(cfg: ModelConfig) -> bool:
     """A7 alternative: c is concatenated to all of h (only with content and the unified decoder)."""
-    return cfg.content_injection == "concat" and cfg.toggles.style_content and not cfg.toggles.separate_decoders
+    toggles = cfg.toggles
+    return cfg.content_injection == "concat" and toggles.style_content and not toggles.separate_decoders
 
 
 def layer_widths(cfg: ModelConfig) -> Widths:

@@ -1,0 +1,102 @@
+"""``dtgan data``: render the embedded benchmark, import real data, describe a data set."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from dtgan.data.splits import SDI_GAN_NORMAL_PER_PRODUCT, SDI_HOLDOUT_PER_CELL
+from dtgan.errors import DataError
+
+BENCHMARK_FILE = "benchmark.parquet"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="create, import and inspect data sets")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,import,describe}")
+
+    synth = sub.add_parser("synth", help="render the embedded SDI-like benchmark (with clean backgrounds and masks)")
+    synth.add_argument("--out", default="data/synthetic", help=f"output folder (writes {BENCHMARK_FILE}) or .parquet path")
+    synth.add_argument("--size", type=int, default=128, help="image side in pixels (native 128)")
+    synth.add_argument("--scale", type=float, default=0.1, help="fraction of SDI's image counts (1.0 = 20k images)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file")
+    synth.add_argument("--products", default=None, help="a count (1-4) or names, e.g. brushed,cast,woven (default 3)")
+    synth.add_argument("--threads", type=int, default=None, help="render threads (default: min(4, CPUs))")
+    synth.set_defaults(func=_synth)
+
+    importer = sub.add_parser("import", help="convert real data to the Parquet format")
+    kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="{folders,mvtec}")
+    folders = kinds.add_parser("folders", help="ROOT/<product>/<defect>/*.png|jpg|bmp|tif (needs normal/)")
+    folders.add_argument("root")
+    folders.add_argument("--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot")
+    _add_import_options(folders)
+    folders.set_defaults(func=_import_folders)
+    mvtec = kinds.add_parser("mvtec", help="MVTec AD textures, defects aggregated as in the paper's Table 17")
+    mvtec.add_argument("root")
+    mvtec.add_argument("--categories", default="carpet,leather,tile,wood", help="comma-separated categories")
+    _add_import_options(mvtec)
+    mvtec.set_defaults(func=_import_mvtec)
+
+    describe = sub.add_parser("describe", help="print image counts per split, product and defect")
+    describe.add_argument("path", help="Parquet data set (local path or URI)")
+    describe.set_defaults(func=_describe)
+
+
+def _add_import_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output .parquet path")
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels; other sizes are resized")
+    parser.add_argument("--holdout", type=int, default=SDI_HOLDOUT_PER_CELL,
+                        help="val+test images per product x defect cell (3:7), at most half a cell")
+    parser.add_argument("--gan-normal", type=int, default=SDI_GAN_NORMAL_PER_PRODUCT,
+                        help="normal images per product for GAN training; the rest are synthesis sources")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+
+
+def _split_options(args: argparse.Namespace):
+    from dtgan.data.importers import SplitOptions
+
+    if args.holdout < 2:
+        raise DataError(f"--holdout {args.holdout}: at least 2 (one val and one test image per cell)")
+    if args.gan_normal < 1:
+        raise DataError(f"--gan-normal {args.gan_normal}: at least 1")
+    if not 16 <= args.size <= 1024:
+        raise DataError(f"--size {args.size}: choose 16..1024 pixels")
+    return SplitOptions(args.holdout, args.gan_normal, args.seed)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from dtgan.data.synth import synthesize_benchmark
+
+    path = args.out if args.out.endswith(".parquet") else os.path.join(args.out, BENCHMARK_FILE)
+    summary = synthesize_benchmark(path, size=args.size, scale=args.scale, seed=args.seed,
+                                   products=args.products, threads=args.threads)
+    unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
+    print(f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "
+          f"{summary.images_per_second:.0f} images/s rendered+encoded "
+          f"({summary.images_per_cpu_second:.0f} per CPU-second); no gan_train images in: {unseen}")
+    return 0
+
+
+def _import_folders(args: argparse.Namespace) -> int:
+    from dtgan.data.importers import import_folders
+
+    defects = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else None
+    rows = import_folders(args.root, args.out, args.size, _split_options(args), defects)
+    print(f"wrote {len(rows)} images to {args.out}")
+    return 0
+
+
+def _import_mvtec(args: argparse.Namespace) -> int:
+    from dtgan.data.mvtec import import_mvtec
+
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    rows = import_mvtec(args.root, args.out, categories, args.size, _split_options(args))
+    print(f"wrote {len(rows)} images to {args.out}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from dtgan.data.describe import describe
+
+    print(describe(args.path))
+    return 0

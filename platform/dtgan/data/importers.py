@@ -1,0 +1,138 @@
+"""Importers of real data into the Parquet format: a folder tree ROOT/<product>/<defect>/*.png|jpg|bmp|tif."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dtgan.data.codec import encode_png_gray, read_gray_file, resize_gray, resize_mask
+from dtgan.data.parquet_io import Rows, write_dataset
+from dtgan.data.splits import SDI_GAN_NORMAL_PER_PRODUCT, SDI_HOLDOUT_PER_CELL, plan_cell
+from dtgan.data.vocab import NORMAL, Vocab
+from dtgan.errors import DataError
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_READ_THREADS = 2
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One image to import: its file, labels, optional mask file and row id (default product/defect/stem)."""
+
+    path: Path
+    product: str
+    defect: str
+    mask_path: Path | None = None
+    row_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.row_id or f"{self.product}/{self.defect}/{self.path.stem}"
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """Paper Appendix A split sizes and the shuffle seed."""
+
+    holdout_per_cell: int = SDI_HOLDOUT_PER_CELL
+    gan_normal_per_product: int = SDI_GAN_NORMAL_PER_PRODUCT
+    seed: int = 0
+
+
+def check_label(name: str, where: Path) -> str:
+    if not LABEL_PATTERN.match(name):
+        raise DataError(f"{where}: label {name!r} must be letters, digits, '_', '.', '-'; rename the folder")
+    return name
+
+
+def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[ImportItem]:
+    """Items of ROOT/<product>/<defect>/<image>; ``defects`` restricts the allowed defect folder names."""
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    products = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not products:
+        raise DataError(f"{root}: empty folder; expected ROOT/<product>/<defect>/*.png")
+    items: list[ImportItem] = []
+    skipped = 0
+    for product_dir in products:
+        defect_dirs = sorted(d for d in product_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not defect_dirs:
+            raise DataError(f"{product_dir}: empty folder; expected <defect>/ sub-folders such as normal/")
+        if NORMAL not in [d.name for d in defect_dirs]:
+            raise DataError(f"{product_dir}: product without a {NORMAL}/ folder; every product needs normal images")
+        for defect_dir in defect_dirs:
+            if defects is not None and defect_dir.name not in (NORMAL, *defects):
+                raise DataError(f"{defect_dir}: unknown defect label {defect_dir.name!r}; "
+                                f"allowed: {', '.join((NORMAL, *defects))}")
+            product = check_label(product_dir.name, product_dir)
+            defect = check_label(defect_dir.name, defect_dir)
+            files = sorted(f for f in defect_dir.iterdir() if f.is_file() and not f.name.startswith("."))
+            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+            skipped += len(files) - len(images)
+            if not images:
+                raise DataError(f"{defect_dir}: empty folder; no {'/'.join(IMAGE_SUFFIXES)} images")
+            items += [ImportItem(f, product, defect) for f in images]
+    if skipped:
+        log.warning("%s: ignored %d file(s) that are not %s images", root, skipped, "/".join(IMAGE_SUFFIXES))
+    return items
+
+
+def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where: str) -> tuple[Rows, Vocab]:
+    """Decode, resize and split the items; every error names the file or the cell."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for number, item in enumerate(items):
+        cells.setdefault((item.product, item.defect), []).append(number)
+    rng = np.random.default_rng(options.seed)
+    split_of: dict[int, str] = {}
+    for (product, defect), numbers in sorted(cells.items()):
+        plan = plan_cell(product, defect, len(numbers), options.holdout_per_cell, options.gan_normal_per_product)
+        order = rng.permutation(len(numbers))
+        for label, position in zip(plan.labels(), order):
+            split_of[numbers[position]] = label
+    with ThreadPoolExecutor(_READ_THREADS) as pool:
+        decoded = list(pool.map(lambda item: _read(item, size), items))
+    resized = sum(was_resized for _, _, was_resized in decoded)
+    if resized:
+        log.warning("%s: resized %d of %d images to %dx%d px", where, resized, len(items), size, size)
+    rows = Rows.empty()
+    for number, (item, (image, mask, _)) in enumerate(zip(items, decoded)):
+        rows.append(id=item.id, product=item.product, defect=item.defect,
+                    split=split_of[number], source="real", image=image, mask=mask)
+    return rows, Vocab.from_labels([i.product for i in items], [i.defect for i in items])
+
+
+def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool]:
+    """(image PNG, mask PNG or None, whether the image was resized)."""
+    image = read_gray_file(str(item.path))
+    was_resized = image.shape != (size, size)
+    mask = None
+    if item.mask_path is not None:
+        mask = encode_png_gray(resize_mask(read_gray_file(str(item.mask_path)), size))
+    return encode_png_gray(resize_gray(image, size)), mask, was_resized
+
+
+def import_folders(root: str, out_path: str, size: int = 128, options: SplitOptions = SplitOptions(),
+                   defects: Sequence[str] | None = None) -> Rows:
+    """Import ROOT/<product>/<defect>/* into ``out_path``; nothing is written if any input is bad."""
+    items = collect_folders(Path(root), defects)
+    _check_unique_ids(items, root)
+    rows, vocab = build_rows(items, size, options, root)
+    write_dataset(out_path, rows, vocab, {"generator": "dtgan data import folders", "root": str(root),
+                                          "size": size, "seed": options.seed})
+    return rows
+
+
+def _check_unique_ids(items: list[ImportItem], root: str) -> None:
+    seen: dict[str, Path] = {}
+    for item in items:
+        if item.id in seen:
+            raise DataError(f"{item.path}: same name as {seen[item.id].name} (other extension); rename one")
+        seen[item.id] = item.path
