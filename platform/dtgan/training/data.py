@@ -17,10 +17,10 @@ from dtgan.training.environment import Environment
 class TrainingData:
     """Endless source batches (x, y, p) and reference batches (x_ref, x_ref2, y_trg) of one rank."""
 
+    dataset: Any  # dtgan.data.dataset.DefectImageDataset of gan_train (decoded once)
     vocab: Any  # dtgan.data.vocab.Vocab
     sources: Any  # dtgan.data.loaders.InfiniteBatches
     references: Any  # dtgan.data.loaders.InfiniteBatches
-    images: int  # gan_train images of the data set
 
     def state_dict(self) -> dict[str, dict]:
         return {"sources": self.sources.state_dict(), "references": self.references.state_dict()}
@@ -73,5 +73,5 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
     references = make_reference_loader(dataset, config.data, batch_size, seed, **common)
     return TrainingData(
-        vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references), images=len(dataset)
+        dataset=dataset, vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references)
     )
