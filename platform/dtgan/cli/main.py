@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "dtgan.cli.config_cmd",
     "dtgan.cli.data_cmd",
     "dtgan.cli.report_cmd",
+    "dtgan.cli.train_cmd",
 )
 
 
