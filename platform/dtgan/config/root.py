@@ -6,6 +6,7 @@ from pydantic import Field
 
 from dtgan.config.base import Section
 from dtgan.config.data import DataConfig
+from dtgan.config.distributed import DistributedConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
@@ -21,3 +22,4 @@ class DTGANConfig(Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
