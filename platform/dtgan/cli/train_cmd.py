@@ -43,9 +43,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_distributed(args: argparse.Namespace, config) -> int:
-    from dtgan.errors import ConfigError
     import sys
 
+    from dtgan.errors import ConfigError
     from dtgan.search.ray_train import DistributedTrainingFailed, fit_distributed
 
     if args.resume not in (True, False):
