@@ -12,18 +12,15 @@ from dtgan.errors import ConfigError
 from dtgan.losses.objectives import Batch
 from dtgan.training.environment import Environment
 
-# The reference loader's sampler gets its own seed so it does not mirror the source loader's draws.
-REFERENCE_SEED_OFFSET = 1
-
 
 @dataclass
 class TrainingData:
     """Endless source batches (x, y, p) and reference batches (x_ref, x_ref2, y_trg) of one rank."""
 
+    dataset: Any  # dtgan.data.dataset.DefectImageDataset of gan_train (decoded once)
     vocab: Any  # dtgan.data.vocab.Vocab
     sources: Any  # dtgan.data.loaders.InfiniteBatches
     references: Any  # dtgan.data.loaders.InfiniteBatches
-    images: int  # gan_train images of the data set
     rank: int = 0
     world_size: int = 1
 
@@ -41,8 +38,11 @@ class TrainingData:
         ``rank::world_size``, the positions its images hold in the global batch (``data.loaders`` shards the
         same way); with one process this is the plain draw.
         """
-        x_real, y_org, p_org = next(self.sources)
-        x_ref, x_ref2, y_trg = next(self.references)
+        # The loaders are seeded by themselves, but each new DataLoader iterator (every epoch and after a
+        # resume) draws a base seed from torch's global RNG, which mapping noise also uses: keep them apart.
+        with torch.random.fork_rng(devices=[]):
+            x_real, y_org, p_org = next(self.sources)
+            x_ref, x_ref2, y_trg = next(self.references)
         n, share = x_real.shape[0] * self.world_size, slice(self.rank, None, self.world_size)
         z_trg = torch.randn(n, latent_dim, generator=z_generator)[share]
         z_trg2 = torch.randn(n, latent_dim, generator=z_generator)[share]
@@ -76,10 +76,10 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
         transform=stargan_transform(config.data, config.model.img_size),
     )
     common = {"rank": env.rank, "world_size": env.world_size}
-    seed = config.train.seed
+    seed = config.train.seed  # the loaders derive independent source/reference streams from it
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
-    references = make_reference_loader(dataset, config.data, batch_size, seed + REFERENCE_SEED_OFFSET, **common)
+    references = make_reference_loader(dataset, config.data, batch_size, seed, **common)
     return TrainingData(
-        vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references), images=len(dataset),
+        dataset=dataset, vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references),
         rank=env.rank, world_size=env.world_size,
     )
