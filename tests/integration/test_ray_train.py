@@ -85,16 +85,16 @@ def test_two_worker_run_matches_the_single_process_loss_curve(uninterrupted, dat
     assert [r["step"] for r in distributed_history] == list(range(1, TOTAL_STEPS + 1))
     assert uninterrupted.step == TOTAL_STEPS
     # The union of the two workers' shards (images, augmentation seeds and z rows) is the single-process
-    # batch and gradients are averaged over the workers, so step 1 (initial nets) and step 2 (after one
-    # update) agree up to float summation order (measured: rel. <= 1.6e-6). From step 3 on, Adam's
-    # m / sqrt(v) turns those 1e-7 differences of near-zero gradients into lr-sized ones (measured: median
-    # rel. 2e-5 at step 3, 5e-3 at step 6; worst term 7%), so later steps are only checked as a trajectory.
-    for one, two in zip(single_history[:2], distributed_history[:2]):
-        expected, got = _losses(one), _losses(two)
-        assert expected.keys() == got.keys()
-        for key in expected:
-            assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (one["step"], key)
-    for one, two in zip(single_history[2:], distributed_history[2:]):
+    # batch and gradients are averaged over the workers, so step 1 (initial nets; the later sub-steps after
+    # one Adam update of D, then of G) agrees up to float summation order (measured: rel. <= 1.4e-6). Adam's
+    # first updates are ~lr * sign(g), so 1e-7 differences of near-zero gradients become lr-sized ones
+    # (measured: rel. up to 4e-5 at step 2, median 2e-5 at step 3 and 5e-3 at step 6, worst term 7%):
+    # later steps are checked as a trajectory.
+    expected, got = _losses(single_history[0]), _losses(distributed_history[0])
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    for one, two in zip(single_history[1:], distributed_history[1:]):
         expected, got = _losses(one), _losses(two)
         relative = sorted(abs(got[k] - expected[k]) / max(abs(expected[k]), 1e-6) for k in expected)
         assert relative[len(relative) // 2] < 2e-2 and relative[-1] < 0.2, (one["step"], relative[-3:])
