@@ -6,9 +6,9 @@ from pydantic import Field
 
 from dtgan.config.base import Section
 from dtgan.config.data import DataConfig
+from dtgan.config.distributed import DistributedConfig
 from dtgan.config.downstream import DownstreamConfig
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.config.distributed import DistributedConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
