@@ -22,6 +22,8 @@ from common import (
     pick_device,
     time_calls,
 )
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 PAPER_ITERATIONS = 100_000
 PAPER_HOURS_TARGET = 3.0
@@ -30,6 +32,26 @@ NUM_DOMAINS = 3  # the embedded benchmark: normal, scratch, spot
 NUM_PRODUCTS = 3
 FAST_OPTIONS = {"bf16_autocast": True, "channels_last": True, "fused_adam": True}
 PLAIN_OPTIONS = {"bf16_autocast": False, "channels_last": False, "fused_adam": False, "compile": False}
+
+
+class FlopCount(TorchDispatchMode):
+    """Sums torch's per-op FLOP formulas (matmul, conv and their backwards) below autograd.
+
+    torch.utils.flop_counter.FlopCounterMode cannot be used here: its module hooks break R1's
+    ``autograd.grad`` with respect to a leaf input.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
 
 
 def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast: bool):
@@ -61,7 +83,7 @@ def _random_batch(config, device: torch.device, seed: int, batch_size: int | Non
                  z_trg2=torch.randn(n, latent, generator=g).to(device))
 
 
-def measure(config, device: torch.device, warmup: int, repeats: int, profile: bool) -> dict:
+def measure(config, device: torch.device, warmup: int, repeats: int, profile: bool, count_flops: bool = False) -> dict:
     """Time ``train_step`` on one fixed random batch (the networks still learn, so every step is real)."""
     from dtgan.training.environment import Environment
     from dtgan.training.state import build_train_state
@@ -81,6 +103,10 @@ def measure(config, device: torch.device, warmup: int, repeats: int, profile: bo
         result["peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     else:
         result["peak_rss_mib_process"] = peak_rss_mib()
+    if count_flops:  # device-independent: what the step asks of any accelerator
+        with FlopCount() as counter:
+            train_step(state, batch, config)
+        result["gflop_per_iteration"] = round(counter.total / 1e9, 1)
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
@@ -103,6 +129,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 2; 15 compiled)")
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations (the median is reported)")
     parser.add_argument("--profile", action="store_true", help="print the torch.profiler top ops to stderr")
+    parser.add_argument("--count-flops", action="store_true", help="also count the FLOPs of one iteration")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,7 +146,7 @@ def main() -> None:
         for mode in modes:
             config = _config(args.preset, args.ablation, batch_size, mode, compile_fast and mode == "fast")
             warmup = args.warmup if args.warmup is not None else (15 if mode == "fast" and compile_fast else 2)
-            row[mode] = measure(config, device, warmup, args.repeats, args.profile)
+            row[mode] = measure(config, device, warmup, args.repeats, args.profile, args.count_flops)
             gc.collect()
             if mode == "fast":
                 row[mode]["options"] = FAST_OPTIONS | {"compile": compile_fast}

@@ -75,9 +75,13 @@ def one_trial(data: Path, work: Path, name: str, steps: int) -> dict:
             "step_ms_median": round(statistics.median(r["step_ms"] for r in reports), 1)}
 
 
-def ablation_projection(total_steps: int, repeats: int) -> dict:
+def ablation_projection(repeats: int) -> dict:
     """ms per iteration of every ladder step on the smoke config (this process, random batches)."""
     import train_step as bench
+
+    from dtgan.config.loader import load_config
+
+    total_steps = load_config("smoke").train.total_steps
 
     device = torch.device("cpu")
     per_step = {}
@@ -85,8 +89,19 @@ def ablation_projection(total_steps: int, repeats: int) -> dict:
         config = bench._config("smoke", step, 8, "plain", compile_fast=False)
         per_step[step] = bench.measure(config, device, warmup=1, repeats=repeats, profile=False)[
             "wall_ms_per_iteration_median"]
-    return {"ms_per_iteration": per_step,
+    return {"ms_per_iteration": per_step, "steps_per_trial": total_steps,
             "training_minutes": round(sum(per_step.values()) * total_steps / 1000 / 60, 1)}
+
+
+def finish_projection(projection: dict, trials: list[dict]) -> dict:
+    """Add the measured per-trial overhead (trial wall time minus its steps) for the 7 ladder trials."""
+    overhead = statistics.median(t["trial_wall_s"] - t["steps"] * t["step_ms_median"] / 1000 for t in trials)
+    projection["trial_overhead_minutes"] = round(len(LADDER) * overhead / 60, 1)
+    projection["total_minutes_without_evaluation"] = round(
+        projection["training_minutes"] + projection["trial_overhead_minutes"], 1)
+    projection["note"] = (f"{len(LADDER)} ladder steps x {projection['steps_per_trial']} steps (smoke preset), "
+                          "one trial at a time; evaluation not included")
+    return projection
 
 
 def main() -> None:
@@ -101,6 +116,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = pick_device("cpu" if args.device == "auto" else args.device)
     result: dict = {"benchmark": "trial_overhead", "environment": describe_device(device)}
+    # Measured before Ray starts: Ray's own processes would otherwise compete with the timed steps.
+    projection = ablation_projection(args.repeats) if args.ablation_projection else None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, synth_s = synth_data(work / "data")
@@ -118,16 +135,7 @@ def main() -> None:
             result["demo"] = run_demo(work)
             result["demo"]["data_synth_s_in_trial_setup"] = round(synth_s, 2)
     if args.ablation_projection:
-        from dtgan.config.loader import load_config
-
-        smoke_steps = load_config("smoke").train.total_steps
-        projection = ablation_projection(smoke_steps, args.repeats)
-        overhead = statistics.median(t["trial_wall_s"] - t["steps"] * t["step_ms_median"] / 1000 for t in trials)
-        projection["trial_overhead_minutes"] = round(len(LADDER) * overhead / 60, 1)
-        projection["total_minutes_without_evaluation"] = round(
-            projection["training_minutes"] + projection["trial_overhead_minutes"], 1)
-        projection["note"] = f"{len(LADDER)} ladder steps x {smoke_steps} steps (smoke preset); evaluation not included"
-        result["smoke_ablation_projection"] = projection
+        result["smoke_ablation_projection"] = finish_projection(projection, result["trials"])
     emit(result, args.out)
 
 

@@ -118,8 +118,8 @@ def generator_loss(
     """G side of Eq. 8 for one guidance.
 
     No network pass is repeated: G's encoding of x and its BG decoding serve all four mixes of Eq. 3 (decoded
-    in one batched pass), the encoding of G_11 serves Eq. 4 and Eq. 5, and E's two inputs (G_11 and x) go
-    through E as one batch. The values equal the one-call-per-term reading within float tolerance.
+    in one batched pass) and the encoding of G_11 serves Eq. 4 and Eq. 5. The values equal the
+    one-call-per-term reading within float tolerance.
     """
     generator = nets.generator
     mixed = toggles.style_content  # (b)+: content codes, 6-pair Eq. 3, content terms
@@ -137,16 +137,11 @@ def generator_loss(
     zero = _zero(terms["g/adv"])
 
     use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
-    need_sty = loss_cfg.lambda_sty > 0
     need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
-    # E(G_11, y~) for Eq. 2 and E(x, y) for Eq. 4-5, in one pass when both are needed.
-    codes = _style_codes(
-        nets.style_encoder, [(x_fake, batch.y_trg)] * need_sty + [(batch.x_real, batch.y_org)] * (need_cyc or need_con)
-    )
 
     # Eq. 2: style (and content) of G_11 under the target domain.
-    if need_sty:
-        s_pred, c_pred = codes.pop(0)
+    if loss_cfg.lambda_sty > 0:
+        s_pred, c_pred = nets.style_encoder(x_fake, batch.y_trg)
         terms["g/sty"] = style_reconstruction_loss(s_pred, s_trg)
         if mixed:
             terms["g/con_sty"] = content_reconstruction_loss(c_pred, c_trg)
@@ -168,7 +163,7 @@ def generator_loss(
     if use_con:
         terms["g/con"] = zero
     if need_cyc or need_con:
-        s_org, c_org = codes.pop(0)
+        s_org, c_org = nets.style_encoder(batch.x_real, batch.y_org)
         h_fake = generator.encode(x_fake)
         if need_cyc:
             terms["g/cyc"] = cycle_loss(generator.decode(h_fake, s_org, c_org), batch.x_real)
@@ -229,12 +224,3 @@ def _decode_batched(generator, h_real, background, codes) -> list[torch.Tensor]:
     bg = background.repeat(k, 1, 1, 1) if background is not None else None  # (k*N, 3, H, W)
     return list(generator.decode(h_real.repeat(k, 1, 1, 1), s, c, background=bg).chunk(k))
 
-
-def _style_codes(style_encoder, inputs) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """[E(x_k, y_k) for k] in one pass of E over the concatenated inputs (E has no cross-sample coupling)."""
-    if len(inputs) <= 1:
-        return [style_encoder(x, y) for x, y in inputs]
-    sizes = [x.size(0) for x, _ in inputs]
-    s, c = style_encoder(torch.cat([x for x, _ in inputs]), torch.cat([y for _, y in inputs]))
-    cs = c.split(sizes) if c is not None else [None] * len(sizes)
-    return list(zip(s.split(sizes), cs))
