@@ -15,6 +15,10 @@ COMMAND_MODULES = (
     "dtgan.cli.config_cmd",
     "dtgan.cli.data_cmd",
     "dtgan.cli.report_cmd",
+    "dtgan.cli.train_cmd",
+    "dtgan.cli.evaluate_cmd",
+    "dtgan.cli.sample_cmd",
+    "dtgan.cli.downstream_cmd",
 )
 
 

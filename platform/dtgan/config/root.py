@@ -6,6 +6,8 @@ from pydantic import Field
 
 from dtgan.config.base import Section
 from dtgan.config.data import DataConfig
+from dtgan.config.downstream import DownstreamConfig
+from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
@@ -23,3 +25,5 @@ class DTGANConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

@@ -1,0 +1,85 @@
+"""Config of the evaluation: synthesis set sizes, FID/KID feature extractor and cache, disentanglement, grids."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dtgan.config.base import Section
+
+SPLITS = ("gan_train", "gan_holdout", "val", "test")
+Split = Literal["gan_train", "gan_holdout", "val", "test"]
+
+
+class DefectCNNConfig(Section):
+    """The offline FID feature extractor ``dtgan-defect-cnn``: a small CNN trained once per data set to
+    recognise product x defect; its penultimate layer is the feature (needs no download)."""
+
+    input_size_px: int = Field(32, ge=16, le=128, description="side the images are resized to before the CNN")
+    feature_dim: int = Field(128, ge=8, le=2048, description="width of the feature (penultimate) layer")
+    epochs: int = Field(8, ge=1, le=200, description="training epochs over the gan_train split")
+    batch_size: int = Field(32, ge=1, description="training batch size")
+    lr: float = Field(1e-3, gt=0.0, description="Adam learning rate")
+    seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
+
+
+class EvaluationConfig(Section):
+    """The protocol of spec §4 (paper Appendix C) with A14/A15 and the platform's extra metrics."""
+
+    images_per_product_per_defect: int = Field(
+        4000, ge=1, description="synthetic images per product per defect domain per guidance (paper: 4000)"
+    )
+    source_split: Split = Field(
+        "gan_holdout", description="split whose normal images are the sources of synthesis (never seen by the GAN)"
+    )
+    reference_split: Split = Field(
+        "gan_train", description="split of the real defect images: FID/KID reference set and style references"
+    )
+    per_defect: bool = Field(
+        False, description="A14: also score each defect type separately (the default pools the defect types)"
+    )
+    feature_extractor: Literal["auto", "inception-v3-compat", "dtgan-defect-cnn"] = Field(
+        "auto",
+        description="FID/KID features: auto = Inception when its weights are found locally, else dtgan-defect-cnn",
+    )
+    inception_weights_path: str | None = Field(
+        None,
+        description="Inception weights file; null = $TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth",
+    )
+    cache_dir: str = Field(
+        "~/.cache/dtgan/evaluation",
+        description="folder of cached real-image features and of the trained offline extractor",
+    )
+    kid_subset_size_max: int = Field(
+        1000, ge=2, description="A15: KID subset size = min(this, real set size, synthetic set size)"
+    )
+    kid_subset_size_min: int = Field(
+        20, ge=2, description="smallest acceptable KID subset; fewer real images is an error naming the set"
+    )
+    kid_subsets: int = Field(100, ge=1, description="A15: number of KID subsets")
+    batch_size: int = Field(64, ge=1, description="images per batch for generation and feature extraction")
+    seed: int = Field(0, ge=0, description="seed of sources, latent codes, references and the mix draw")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    disentanglement_num_images: int = Field(
+        200, ge=1, description="images per disentanglement metric (identity, removal, transfer), at most"
+    )
+    removal_split: Split = Field(
+        "val", description="split whose defect images with a stored clean background are used for removal"
+    )
+    locality_top_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="transfer locality: share of the change inside this most-changed fraction"
+    )
+    grid_num_sources: int = Field(6, ge=1, le=64, description="source rows of the sample grids")
+    grid_num_styles: int = Field(4, ge=1, le=32, description="latent samples (columns) per defect in the grids")
+    grid_num_references: int = Field(4, ge=1, le=32, description="reference columns per defect in the grids")
+    defect_cnn: DefectCNNConfig = Field(default_factory=DefectCNNConfig)
+
+    @model_validator(mode="after")
+    def _kid_bounds_ordered(self) -> EvaluationConfig:
+        if self.kid_subset_size_min > self.kid_subset_size_max:
+            raise ValueError(
+                f"kid_subset_size_min ({self.kid_subset_size_min}) must not exceed "
+                f"kid_subset_size_max ({self.kid_subset_size_max})"
+            )
+        return self

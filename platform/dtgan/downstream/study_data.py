@@ -1,0 +1,118 @@
+"""The prepared inputs of a study: real splits and synthetic sets as uint8 tensors, saved once, read by each job."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dtgan.errors import DataError
+from dtgan.utils.atomic import atomic_path
+
+FORMAT_VERSION = 1
+NORMAL_INDEX = 0  # the anchor domain, as in dtgan.data.vocab
+
+
+@dataclass(frozen=True)
+class LabeledImages:
+    """Images with defect labels ``y`` and product labels ``p``."""
+
+    images: torch.Tensor  # (N, C, H, W) uint8
+    y: torch.Tensor  # (N,) long, defect index (0 = normal)
+    p: torch.Tensor  # (N,) long, product index
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.y.shape != (n,) or self.p.shape != (n,):
+            raise ValueError(f"y and p must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.p.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: torch.Tensor) -> LabeledImages:
+        return LabeledImages(self.images[index], self.y[index], self.p[index])
+
+    def where(self, mask: torch.Tensor) -> LabeledImages:
+        return self.subset(mask.nonzero().squeeze(1))
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {"images": self.images, "y": self.y, "p": self.p}
+
+    @staticmethod
+    def from_dict(d: dict[str, torch.Tensor]) -> LabeledImages:
+        return LabeledImages(d["images"], d["y"], d["p"])
+
+    @staticmethod
+    def empty_like(other: LabeledImages) -> LabeledImages:
+        return other.subset(torch.zeros(0, dtype=torch.long))
+
+
+def synthetic_key(guidance: str, defect_source: str, product: str, defect: str) -> str:
+    """Name of one ordered synthetic set, e.g. 'reference/A/B/scratch' = defects from A's references on B."""
+    return f"{guidance}/{defect_source}/{product}/{defect}"
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """Everything a classifier job reads. Real classifier normals are ordered so that the first N of each
+    product form the size-N training normals (sizes are nested); synthesis sources are not among them."""
+
+    defects: tuple[str, ...]  # defects[0] == "normal"
+    products: tuple[str, ...]
+    train_normal: LabeledImages  # classifier-normal candidates (gan_train + non-source gan_holdout)
+    train_defect: LabeledImages  # gan_train defects (after limit_defects_per_type)
+    val: LabeledImages
+    test: LabeledImages
+    synthetic: dict[str, torch.Tensor] = field(default_factory=dict)  # synthetic_key -> (n, C, H, W) uint8
+    meta: dict = field(default_factory=dict)  # provenance (JSON-able)
+
+    def product_index(self, name: str) -> int:
+        try:
+            return self.products.index(name)
+        except ValueError:
+            raise DataError(f"product '{name}' not in the data set; products: {', '.join(self.products)}") from None
+
+    def save(self, path: str | Path) -> Path:
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "defects": list(self.defects),
+            "products": list(self.products),
+            "train_normal": self.train_normal.to_dict(),
+            "train_defect": self.train_defect.to_dict(),
+            "val": self.val.to_dict(),
+            "test": self.test.to_dict(),
+            "synthetic": dict(self.synthetic),
+            "meta": self.meta,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return Path(path)
+
+
+def load_study_data(path: str | Path) -> StudyData:
+    """Read a file written by :meth:`StudyData.save` (cached per path and modification time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"study data '{path}' not found; run `dtgan downstream` to prepare it")
+    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cached(path: str, _mtime_ns: int) -> StudyData:
+    d = torch.load(path, weights_only=True)
+    if d.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"study data '{path}': format {d.get('format_version')} != {FORMAT_VERSION}; prepare it again")
+    return StudyData(
+        defects=tuple(d["defects"]),
+        products=tuple(d["products"]),
+        train_normal=LabeledImages.from_dict(d["train_normal"]),
+        train_defect=LabeledImages.from_dict(d["train_defect"]),
+        val=LabeledImages.from_dict(d["val"]),
+        test=LabeledImages.from_dict(d["test"]),
+        synthetic=dict(d["synthetic"]),
+        meta=d["meta"],
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: synthesis sets (latent/reference/mix), FID/KID through torch-fidelity, disentanglement metrics, grids."""

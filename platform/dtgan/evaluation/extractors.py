@@ -1,0 +1,151 @@
+"""FID/KID feature extractors: which one to use, where its weights are, and the offline one's torch-fidelity
+registration.
+
+Every number carries the extractor's name and a fingerprint of its weights; numbers from different
+extractors are never comparable and never share a report column.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch_fidelity
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from dtgan.config.evaluation import EvaluationConfig
+from dtgan.errors import ConfigError
+from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
+from dtgan.evaluation.feature_cache import fingerprint_file
+
+log = logging.getLogger(__name__)
+
+INCEPTION = "inception-v3-compat"
+DEFECT_CNN = "dtgan-defect-cnn"
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features"}
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """The extractor a set of numbers was computed with."""
+
+    name: str
+    weights_path: str
+    weights_fingerprint: str
+
+    @property
+    def feature_layer(self) -> str:
+        return FEATURE_LAYER[self.name]
+
+    def as_dict(self) -> dict[str, str]:
+        return {"extractor": self.name, "weights_fingerprint": self.weights_fingerprint,
+                "weights_path": self.weights_path}
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Real training images with product x defect labels: what the offline extractor is trained on."""
+
+    images_uint8: torch.Tensor  # (N, 3, H, W) uint8
+    labels: torch.Tensor  # (N,) long, product_index * num_defects + defect_index
+    class_names: list[str]  # "product/defect" per label
+    fingerprint: str  # fingerprint_images of the decoded rows
+
+
+class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
+    """torch-fidelity's view of :class:`dtgan.evaluation.defect_cnn.DefectCNN`: uint8 (N, 1|3, H, W) in,
+    the ``feature_dim`` features (and the class logits) out. Weights come from
+    ``feature_extractor_weights_path``; there is nothing to download."""
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise ValueError(f"{DEFECT_CNN} needs feature_extractor_weights_path (it is trained per data set)")
+        self.net = load_defect_cnn(feature_extractor_weights_path)
+        self.requires_grad_(False)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "logits" if metric == "isc" else "features"
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected uint8 (N, 1|3, H, W) images, got {x.dtype} {tuple(x.shape)}")
+        features, logits = self.net(x)
+        out = {"features": features, "logits": logits}
+        return tuple(out[name] for name in self.features_list)
+
+
+def register_extractors() -> None:
+    """Register the offline extractor with torch-fidelity once per process (a second registration raises)."""
+    registered = FEATURE_EXTRACTORS_REGISTRY.get(DEFECT_CNN)
+    if registered is None:
+        torch_fidelity.register_feature_extractor(DEFECT_CNN, DefectCNNFeatureExtractor)
+    elif registered is not DefectCNNFeatureExtractor:
+        raise RuntimeError(f"another feature extractor is registered as {DEFECT_CNN!r}: {registered}")
+
+
+def hub_inception_weights() -> Path:
+    """Where torch hub keeps the Inception weights ($TORCH_HOME/hub/checkpoints/...)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def find_inception_weights(cfg: EvaluationConfig) -> Path | None:
+    """The configured weights file, else the hub cache's, else None. A configured path that does not exist
+    is an error: the user asked for it."""
+    if cfg.inception_weights_path is not None:
+        path = Path(os.path.expanduser(cfg.inception_weights_path))
+        if not path.is_file():
+            raise ConfigError(
+                f"evaluation.inception_weights_path: {path} does not exist; point it at {INCEPTION_WEIGHTS_FILE} "
+                f"or set evaluation.feature_extractor={DEFECT_CNN}"
+            )
+        return path
+    hub = hub_inception_weights()
+    return hub if hub.is_file() else None
+
+
+def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], LabelledImages]) -> ExtractorSpec:
+    """Pick the extractor of ``cfg.feature_extractor`` and make its weights available.
+
+    ``training_images`` is called only when the offline extractor is needed (and not yet cached).
+    """
+    register_extractors()
+    name = cfg.feature_extractor
+    if name in ("auto", INCEPTION):
+        weights = find_inception_weights(cfg)
+        if weights is not None:
+            return ExtractorSpec(INCEPTION, str(weights), fingerprint_file(weights))
+        if name == INCEPTION:
+            raise ConfigError(
+                f"evaluation.feature_extractor={INCEPTION} but no weights at {hub_inception_weights()}; copy "
+                f"{INCEPTION_WEIGHTS_FILE} there, set evaluation.inception_weights_path, or use "
+                f"evaluation.feature_extractor={DEFECT_CNN}"
+            )
+        log.warning(
+            "FID/KID: no Inception weights (%s, evaluation.inception_weights_path unset); using the offline "
+            "extractor %s. Its numbers are NOT comparable with Inception FIDs or the paper's.",
+            hub_inception_weights(), DEFECT_CNN,
+        )
+    data = training_images()
+    path = ensure_defect_cnn(cfg.cache_dir, data.fingerprint, data.images_uint8, data.labels, data.class_names,
+                             cfg.defect_cnn)
+    return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))

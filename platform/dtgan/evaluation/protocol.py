@@ -1,0 +1,207 @@
+"""The evaluation protocol of spec §4 (paper Appendix C, A14, A15) on data already decoded: synthetic sets
+per product x defect x guidance, FID/KID per product and over all products, disentanglement metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from dtgan.config.evaluation import EvaluationConfig
+from dtgan.errors import DataError
+from dtgan.evaluation import keys
+from dtgan.evaluation.disentanglement import (
+    NORMAL_INDEX,
+    identity_metrics,
+    removal_metrics,
+    transfer_locality_metrics,
+)
+from dtgan.evaluation.extractors import ExtractorSpec
+from dtgan.evaluation.feature_cache import RealSetKey
+from dtgan.evaluation.fidelity import fid_kid
+from dtgan.evaluation.synthesis import latent_translator, synthesize
+
+log = logging.getLogger(__name__)
+
+ALL_PRODUCTS = "all"
+POOLED = "pooled"
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Decoded rows of one split: uint8 images (N, 3, H, W), defect y (N,), product p (N,), row ids."""
+
+    images: torch.Tensor
+    y: torch.Tensor
+    p: torch.Tensor
+    ids: tuple[str, ...]
+
+    def select(self, rows: torch.Tensor) -> LabelledSet:
+        idx = rows.tolist()
+        return LabelledSet(self.images[rows], self.y[rows], self.p[rows], tuple(self.ids[i] for i in idx))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """What the protocol reads: the real defect set and references (reference_split), the normal sources
+    (source_split) and, where the data has clean backgrounds, defect/clean pairs for removal."""
+
+    products: tuple[str, ...]
+    defects: tuple[str, ...]
+    img_size: int
+    reference_split: str
+    references: LabelledSet  # every row of the reference split (normal included: the extractor trains on it)
+    reference_fingerprint: str  # fingerprint_images of that split
+    sources: LabelledSet  # normal rows of the source split
+    removal_defects: torch.Tensor | None = None  # uint8 (R, 3, H, W)
+    removal_clean: torch.Tensor | None = None  # uint8 (R, 1|3, H, W)
+
+    @property
+    def defect_indices(self) -> list[int]:
+        return [k for k in range(len(self.defects)) if k != NORMAL_INDEX]
+
+
+@dataclass
+class SyntheticSets:
+    """Synthetic uint8 images per (guidance, product index, defect index), and the generation throughput."""
+
+    images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict)
+    generated_images: int = 0
+    generation_s: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.generated_images / self.generation_s if self.generation_s > 0 else float("nan")
+
+
+def cell_seed(seed: int, *parts: int) -> int:
+    """A distinct, reproducible seed per (guidance, product, defect) cell."""
+    out = seed
+    for part in parts:
+        out = (out * 1_000_003 + part + 1) % (2**62)
+    return out
+
+
+def round_robin(products: torch.Tensor, count: int) -> torch.Tensor:
+    """Up to ``count`` row indices taking one row of each product in turn."""
+    queues = [torch.nonzero(products == p).flatten().tolist() for p in torch.unique(products).tolist()]
+    picked: list[int] = []
+    while len(picked) < count and any(queues):
+        for queue in queues:
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def _source_rows(sources: LabelledSet, product: int, count: int, seed: int) -> torch.Tensor:
+    """``count`` rows of product ``product``: a seeded permutation, repeated when there are fewer sources."""
+    rows = torch.nonzero(sources.p == product).flatten()
+    order = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))]
+    return order.repeat((count + len(order) - 1) // len(order))[:count]
+
+
+def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> SyntheticSets:
+    """Latent and reference sets of ``images_per_product_per_defect`` per cell, and the mix set drawn half
+    from each (spec §4)."""
+    count = cfg.images_per_product_per_defect
+    sets = SyntheticSets()
+    for p, product in enumerate(data.products):
+        if not bool((data.sources.p == p).any()):
+            raise DataError(
+                f"no normal '{product}' images in split {cfg.source_split} to translate; "
+                f"set evaluation.source_split to a split that has some"
+            )
+        for d in data.defect_indices:
+            rows = _source_rows(data.sources, p, count, cell_seed(cfg.seed, 0, p, d))
+            x_src = data.sources.images[rows]
+            y_trg = torch.full((count,), d, dtype=torch.long)
+            refs = data.references.images[data.references.y == d]  # that defect's images, any product
+            if len(refs) == 0:
+                raise DataError(f"no '{data.defects[d]}' images in split {data.reference_split} to use as references")
+            for g, guidance in enumerate(("latent", "reference")):
+                started = time.perf_counter()
+                x_fake = synthesize(nets, x_src, y_trg, guidance, references=refs if guidance == "reference" else None,
+                                    seed=cell_seed(cfg.seed, g + 1, p, d), batch_size=cfg.batch_size)
+                sets.generation_s += time.perf_counter() - started
+                sets.generated_images += count
+                sets.images[(guidance, p, d)] = x_fake
+            draw = torch.Generator().manual_seed(cell_seed(cfg.seed, 3, p, d))
+            half = count // 2
+            from_latent = torch.randperm(count, generator=draw)[:half]
+            from_reference = torch.randperm(count, generator=draw)[: count - half]
+            sets.images[("mix", p, d)] = torch.cat(
+                [sets.images[("latent", p, d)][from_latent], sets.images[("reference", p, d)][from_reference]]
+            )
+    log.info("generated %d images in %.1f s (%.1f images/s)", sets.generated_images, sets.generation_s,
+             sets.images_per_s)
+    return sets
+
+
+def _groups(data: EvaluationData, per_defect: bool) -> list[tuple[int | None, int | None]]:
+    """(product index or None = all, defect index or None = pooled) of every score."""
+    products: list[int | None] = [None, *range(len(data.products))]
+    groups = [(p, None) for p in products]
+    if per_defect:
+        groups += [(p, d) for p in products for d in data.defect_indices]
+    return groups
+
+
+def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig,
+                    device: torch.device) -> list[dict]:
+    """FID/KID of every guidance x (all products, each product) [x each defect], as report records."""
+    records = []
+    reals = data.references
+    for p_sel, d_sel in _groups(data, cfg.per_defect):
+        products = range(len(data.products)) if p_sel is None else [p_sel]
+        defects = data.defect_indices if d_sel is None else [d_sel]
+        is_real = torch.isin(reals.y, torch.tensor(defects)) & torch.isin(reals.p, torch.tensor(list(products)))
+        x_real = reals.images[is_real]
+        product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
+        defect_name = POOLED if d_sel is None else data.defects[d_sel]
+        if d_sel is not None and len(x_real) == 0:
+            log.warning("no real '%s' images of product %s: no per-defect score", defect_name, product_name)
+            continue
+        real_key = RealSetKey(
+            data_fingerprint=data.reference_fingerprint, split=data.reference_split,
+            selection=f"product={product_name};defect={defect_name}", img_size=data.img_size,
+            extractor=extractor.name, weights_fingerprint=extractor.weights_fingerprint,
+        )
+        for guidance in keys.GUIDANCES:
+            x_fake = torch.cat([sets.images[(guidance, p, d)] for p in products for d in defects])
+            what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
+            result = fid_kid(x_fake, x_real, extractor, cfg, device, real_key=real_key, what=what)
+            key_product = None if p_sel is None else data.products[p_sel]
+            key_defect = None if d_sel is None else data.defects[d_sel]
+            records.append({
+                "guidance": guidance, "product": product_name, "defect": defect_name,
+                "fid_key": keys.fid_key(guidance, key_product, key_defect),
+                "kid_key": keys.kid_key(guidance, key_product, key_defect),
+                **result.as_dict(),
+            })
+    return records
+
+
+def disentanglement_scores(nets, data: EvaluationData, cfg: EvaluationConfig) -> dict[str, dict]:
+    """identity and transfer locality on held-out normals; removal where clean backgrounds exist."""
+    translate = latent_translator(nets, seed=cell_seed(cfg.seed, 4), batch_size=cfg.batch_size)
+    rows = round_robin(data.sources.p, cfg.disentanglement_num_images)
+    x_normal = data.sources.images[rows]
+    out: dict[str, dict] = {
+        "identity": {**identity_metrics(translate, x_normal), "n": len(rows)},
+    }
+    defects = torch.tensor(data.defect_indices)
+    y_trg = defects[torch.arange(len(rows)) % len(defects)]
+    out["transfer"] = {**transfer_locality_metrics(translate, x_normal, y_trg, cfg.locality_top_fraction),
+                       "n": len(rows), "top_fraction": cfg.locality_top_fraction}
+    if data.removal_defects is not None and len(data.removal_defects):
+        n = min(len(data.removal_defects), cfg.disentanglement_num_images)
+        out["removal"] = {**removal_metrics(translate, data.removal_defects[:n], data.removal_clean[:n]), "n": n,
+                          "split": cfg.removal_split}
+    else:
+        log.info("removal not scored: no defect images with a clean background in split %s", cfg.removal_split)
+    return out

@@ -1,0 +1,197 @@
+"""The D and G objectives of one training step (spec §1.5, §3.5, §3.8): each returns (total, named terms).
+
+Which terms exist follows the ablation toggles (step (a) = StarGAN v2 exactly); a term whose weight is 0
+is not computed and reported as exactly 0. Terms are unweighted in the dict; totals are weighted (Eq. 8).
+Term names are those of the logs: ``d/adv_real``, ``g/cyc``, ... (the loop adds the guidance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import nn
+
+from dtgan.config.loss import LossConfig
+from dtgan.config.model import Toggles
+from dtgan.losses.adversarial import adversarial_loss, r1_penalty
+from dtgan.losses.classification import bg_classification_loss, fg_classification_loss
+from dtgan.losses.diversity import diversity_loss_mixed, diversity_loss_pair
+from dtgan.losses.reconstruction import (
+    content_consistency_loss,
+    content_reconstruction_loss,
+    cycle_loss,
+    style_reconstruction_loss,
+)
+
+Guidance = Literal["latent", "reference"]
+Terms = dict[str, torch.Tensor]
+
+
+class NetsLike(Protocol):
+    """The four networks, as ``dtgan.models.Nets`` provides them."""
+
+    generator: nn.Module
+    mapping_network: nn.Module
+    style_encoder: nn.Module
+    discriminator: nn.Module
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The inputs of one iteration, already on the device (StarGAN's InputFetcher output)."""
+
+    x_real: torch.Tensor  # (N, 3, H, W) sources in [-1, 1]
+    y_org: torch.Tensor  # (N,) source defect (FG) indices
+    p_org: torch.Tensor  # (N,) source product (BG) indices
+    x_ref: torch.Tensor  # (N, 3, H, W) references of domain y_trg
+    x_ref2: torch.Tensor  # (N, 3, H, W) second references of domain y_trg
+    y_trg: torch.Tensor  # (N,) target defect indices
+    z_trg: torch.Tensor  # (N, latent_dim)
+    z_trg2: torch.Tensor  # (N, latent_dim)
+
+
+def content_consistency_enabled(loss_cfg: LossConfig, toggles: Toggles) -> bool:
+    """A8: L_con enters with style_content (b) or with anchor_normal (f)."""
+    return bool(getattr(toggles, loss_cfg.content_consistency_with))
+
+
+def target_codes(nets: NetsLike, batch: Batch, guidance: Guidance, which: int):
+    """(s~_i, c~_i) for i = ``which``: M(z_i, y~) or E(x_ref_i, y~); c is None without style_content."""
+    if guidance == "latent":
+        z = batch.z_trg if which == 1 else batch.z_trg2
+        return nets.mapping_network(z, batch.y_trg)
+    x_ref = batch.x_ref if which == 1 else batch.x_ref2
+    return nets.style_encoder(x_ref, batch.y_trg)
+
+
+def _zero(like: torch.Tensor) -> torch.Tensor:
+    return like.new_zeros(())
+
+
+def discriminator_loss(
+    nets: NetsLike, batch: Batch, guidance: Guidance, loss_cfg: LossConfig, toggles: Toggles
+) -> tuple[torch.Tensor, Terms]:
+    """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (A3 acgan: also fakes)."""
+    x_real = batch.x_real
+    if loss_cfg.lambda_reg > 0:
+        x_real = x_real.detach().requires_grad_(True)
+    out_real = nets.discriminator(x_real, batch.y_org)
+    terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
+    terms["d/r1"] = r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
+
+    with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
+        s_trg, c_trg = target_codes(nets, batch, guidance, 1)
+        x_fake = nets.generator(batch.x_real, s_trg, c_trg)
+    out_fake = nets.discriminator(x_fake, batch.y_trg)
+    terms["d/adv_fake"] = adversarial_loss(out_fake.logits, 0.0)
+    total = terms["d/adv_real"] + terms["d/adv_fake"] + loss_cfg.lambda_reg * terms["d/r1"]
+
+    acgan = loss_cfg.classifier_losses == "acgan"
+    heads = (
+        ("fg", toggles.fg_classifier, loss_cfg.lambda_fg, fg_classification_loss, "fg_logits", batch.y_org, batch.y_trg),
+        ("bg", toggles.bg_classifier, loss_cfg.lambda_bg, bg_classification_loss, "bg_logits", batch.p_org, batch.p_org),
+    )
+    for name, enabled, weight, loss_fn, attr, label_real, label_fake in heads:
+        if not enabled:
+            continue
+        real_logits, fake_logits = getattr(out_real, attr), getattr(out_fake, attr)
+        terms[f"d/{name}_cls"] = loss_fn(real_logits, label_real) if weight > 0 else _zero(real_logits)
+        total = total + weight * terms[f"d/{name}_cls"]
+        if acgan:  # A3 alternative: D also learns the classes of fakes (target FG label, source product)
+            terms[f"d/{name}_cls_fake"] = loss_fn(fake_logits, label_fake) if weight > 0 else _zero(fake_logits)
+            total = total + weight * terms[f"d/{name}_cls_fake"]
+    terms["d/total"] = total
+    return total, terms
+
+
+def generator_loss(
+    nets: NetsLike,
+    batch: Batch,
+    guidance: Guidance,
+    loss_cfg: LossConfig,
+    toggles: Toggles,
+    lambda_ds: float,
+) -> tuple[torch.Tensor, Terms]:
+    """G side of Eq. 8 for one guidance; G's encoder pass of x and of G_11 is made once and reused."""
+    generator, style_encoder = nets.generator, nets.style_encoder
+    mixed = toggles.style_content  # (b)+: content codes, 6-pair Eq. 3, content terms
+    s_trg, c_trg = target_codes(nets, batch, guidance, 1)
+    h_real = generator.encode(batch.x_real)  # (N, max_conv_dim, B, B), shared by all mixes
+    x_fake = generator.decode(h_real, s_trg, c_trg)  # G_11
+    out_fake = nets.discriminator(x_fake, batch.y_trg)
+    terms: Terms = {"g/adv": adversarial_loss(out_fake.logits, 1.0)}
+    zero = _zero(terms["g/adv"])
+
+    # Eq. 2: style (and content) of G_11 under the target domain.
+    if loss_cfg.lambda_sty > 0:
+        s_pred, c_pred = style_encoder(x_fake, batch.y_trg)
+        terms["g/sty"] = style_reconstruction_loss(s_pred, s_trg)
+        if mixed:
+            terms["g/con_sty"] = content_reconstruction_loss(c_pred, c_trg)
+    else:
+        terms["g/sty"] = zero
+        if mixed:
+            terms["g/con_sty"] = zero
+
+    # Eq. 3: diversity, skipped once lambda_ds has decayed to 0.
+    terms["g/ds"] = _diversity(nets, batch, guidance, loss_cfg, mixed, h_real, x_fake, s_trg, c_trg) if lambda_ds > 0 else zero
+
+    # Eq. 4-5: cycle with the source's own (s^, c^); L_con reuses G's encoder pass of G_11.
+    use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
+    need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
+    terms["g/cyc"] = zero
+    if use_con:
+        terms["g/con"] = zero
+    if need_cyc or need_con:
+        s_org, c_org = style_encoder(batch.x_real, batch.y_org)
+        h_fake = generator.encode(x_fake)
+        if need_cyc:
+            terms["g/cyc"] = cycle_loss(generator.decode(h_fake, s_org, c_org), batch.x_real)
+        if need_con:
+            terms["g/con"] = content_consistency_loss(
+                generator.fg_content(h_real), c_org, generator.fg_content(h_fake), c_trg
+            )
+
+    # Eq. 6-7 on the fake: target defect, source product (the background must be kept).
+    if toggles.fg_classifier:
+        terms["g/fg_cls"] = fg_classification_loss(out_fake.fg_logits, batch.y_trg) if loss_cfg.lambda_fg > 0 else zero
+    if toggles.bg_classifier:
+        terms["g/bg_cls"] = bg_classification_loss(out_fake.bg_logits, batch.p_org) if loss_cfg.lambda_bg > 0 else zero
+
+    weights = {
+        "g/adv": 1.0,
+        "g/sty": loss_cfg.lambda_sty,
+        "g/con_sty": loss_cfg.lambda_sty,
+        "g/ds": -lambda_ds,
+        "g/cyc": loss_cfg.lambda_cyc,
+        "g/con": loss_cfg.lambda_con,
+        "g/fg_cls": loss_cfg.lambda_fg,
+        "g/bg_cls": loss_cfg.lambda_bg,
+    }
+    total = sum((weights[name] * value for name, value in terms.items()), start=zero)
+    terms["g/total"] = total
+    return total, terms
+
+
+def _diversity(nets, batch, guidance, loss_cfg, mixed, h_real, x_fake, s_trg, c_trg) -> torch.Tensor:
+    """StarGAN's one detached pair in step (a); the 6 pairs of G_ij = G(x, s_i, c_j) from step (b)."""
+    generator = nets.generator
+    if not mixed:
+        with torch.no_grad():  # StarGAN detaches the second image
+            s_trg2, _ = target_codes(nets, batch, guidance, 2)
+            x_fake2 = generator.decode(h_real, s_trg2)
+        return diversity_loss_pair(x_fake, x_fake2)
+    s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
+    if loss_cfg.ds_detach == "all_but_first":
+        with torch.no_grad():
+            x_12, x_21, x_22 = _mixes(generator, h_real, s_trg, c_trg, s_trg2, c_trg2)
+    else:
+        x_12, x_21, x_22 = _mixes(generator, h_real, s_trg, c_trg, s_trg2, c_trg2)
+    return diversity_loss_mixed(x_fake, x_12, x_21, x_22, reduction=loss_cfg.ds_reduction)
+
+
+def _mixes(generator, h_real, s1, c1, s2, c2):
+    """G_12, G_21, G_22 from G's shared encoding of x."""
+    return generator.decode(h_real, s1, c2), generator.decode(h_real, s2, c1), generator.decode(h_real, s2, c2)

@@ -1,0 +1,77 @@
+"""The training inputs of the loop: seeded, rank-sharded source and reference batches plus z draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dtgan.config.root import DTGANConfig
+from dtgan.errors import ConfigError
+from dtgan.losses.objectives import Batch
+from dtgan.training.environment import Environment
+
+# The reference loader's sampler gets its own seed so it does not mirror the source loader's draws.
+REFERENCE_SEED_OFFSET = 1
+
+
+@dataclass
+class TrainingData:
+    """Endless source batches (x, y, p) and reference batches (x_ref, x_ref2, y_trg) of one rank."""
+
+    vocab: Any  # dtgan.data.vocab.Vocab
+    sources: Any  # dtgan.data.loaders.InfiniteBatches
+    references: Any  # dtgan.data.loaders.InfiniteBatches
+    images: int  # gan_train images of the data set
+
+    def state_dict(self) -> dict[str, dict]:
+        return {"sources": self.sources.state_dict(), "references": self.references.state_dict()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        self.sources.load_state_dict(state["sources"])
+        self.references.load_state_dict(state["references"])
+
+    def next_batch(self, z_generator: torch.Generator, latent_dim: int, device: torch.device) -> Batch:
+        """The next iteration's inputs on ``device``; z_trg, z_trg2 ~ N(0, I) from ``z_generator`` (CPU)."""
+        x_real, y_org, p_org = next(self.sources)
+        x_ref, x_ref2, y_trg = next(self.references)
+        n = x_real.shape[0]
+        z_trg = torch.randn(n, latent_dim, generator=z_generator)
+        z_trg2 = torch.randn(n, latent_dim, generator=z_generator)
+        move = {"device": device, "non_blocking": True}
+        return Batch(
+            x_real=x_real.to(**move), y_org=y_org.to(**move), p_org=p_org.to(**move),
+            x_ref=x_ref.to(**move), x_ref2=x_ref2.to(**move), y_trg=y_trg.to(**move),
+            z_trg=z_trg.to(**move), z_trg2=z_trg2.to(**move),
+        )
+
+
+def per_rank_batch_size(config: DTGANConfig, env: Environment) -> int:
+    """train.batch_size is global; every rank gets an equal share."""
+    if config.train.batch_size % env.world_size:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} is not divisible by the {env.world_size} workers; "
+            "choose a multiple of the worker count"
+        )
+    return config.train.batch_size // env.world_size
+
+
+def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
+    """Decode gan_train once and build the class-balanced source and reference loaders of this rank."""
+    from dtgan.data.dataset import DefectImageDataset
+    from dtgan.data.loaders import InfiniteBatches, make_reference_loader, make_source_loader
+    from dtgan.data.transforms import stargan_transform
+
+    batch_size = per_rank_batch_size(config, env)
+    dataset = DefectImageDataset(
+        config.data.path, splits=("gan_train",), img_size=config.model.img_size,
+        transform=stargan_transform(config.data, config.model.img_size),
+    )
+    common = {"rank": env.rank, "world_size": env.world_size}
+    seed = config.train.seed
+    sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
+    references = make_reference_loader(dataset, config.data, batch_size, seed + REFERENCE_SEED_OFFSET, **common)
+    return TrainingData(
+        vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references), images=len(dataset)
+    )

@@ -1,0 +1,73 @@
+"""Where the loop runs: rank, world size, device and the hooks a distributed launcher plugs in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+def identity_model(module: nn.Module) -> nn.Module:
+    return module
+
+
+def no_gradient_sync(modules: Iterable[nn.Module]) -> None:
+    """Single process: gradients are already complete."""
+
+
+def all_reduce_gradients(modules: Iterable[nn.Module]) -> None:
+    """Average the gradients of ``modules`` over the default torch.distributed group (StyleGAN2-ADA style).
+
+    Used instead of DDP because the G step calls ``generator.encode/decode/fg_content`` directly and R1
+    differentiates D with ``autograd.grad``, neither of which DDP's forward hooks support.
+    """
+    import torch.distributed as dist
+
+    world_size = dist.get_world_size()
+    grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])  # one collective per step instead of one per tensor
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Process placement. Only rank 0 writes files (run folder, checkpoints, samples, metrics).
+
+    ``prepare_model`` receives each network after it is on ``device`` (e.g. ``torch.compile``);
+    ``sync_gradients`` is called after every backward with the networks about to be stepped.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    prepare_model: Callable[[nn.Module], nn.Module] = identity_model
+    sync_gradients: Callable[[Iterable[nn.Module]], None] = no_gradient_sync
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def unwrap_model(module: nn.Module) -> nn.Module:
+    """The plain module behind a DDP (``.module``) or ``torch.compile`` (``._orig_mod``) wrapper."""
+    while True:
+        inner = getattr(module, "module", None) or getattr(module, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return module
+        module = inner

@@ -1,0 +1,143 @@
+"""The training loop: one short function over TrainState, the step functions, checkpoints, samples, a Reporter."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dtgan.config.root import DTGANConfig
+from dtgan.errors import CheckpointError, TrainingDiverged
+from dtgan.training.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_train_state,
+    save_checkpoint,
+)
+from dtgan.training.data import build_training_data
+from dtgan.training.environment import Environment, resolve_device
+from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
+from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, resolve_run_dir
+from dtgan.training.samples import sample_inputs_from_data, write_sample_grids
+from dtgan.training.schedules import lambda_ds
+from dtgan.training.state import build_train_state
+from dtgan.training.steps import train_step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int
+    checkpoint_path: Path | None  # the last checkpoint written (rank 0) or resumed from
+    metrics: dict[str, float] = field(default_factory=dict)  # the last report
+
+
+class TermMeter:
+    """Averages the detached loss terms over a logging window without a host sync per step."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add(self, terms: dict[str, torch.Tensor], seconds: float) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+        self.steps += 1
+        self.seconds += seconds
+
+    def flush(self, images_per_step: int) -> dict[str, float]:
+        values = torch.stack(list(self.sums.values())).float().cpu().tolist() if self.sums else []
+        metrics = {f"train/{name}": v / self.steps for name, v in zip(self.sums, values)}
+        if self.steps:
+            metrics["train/images_per_s"] = images_per_step * self.steps / self.seconds
+            metrics["train/step_ms"] = 1000.0 * self.seconds / self.steps
+        self.reset()
+        return metrics
+
+
+def raise_if_not_finite(terms: dict[str, torch.Tensor], step: int, last_checkpoint: Path | None) -> None:
+    """One host sync per step; on failure name the first non-finite term (in D, D, G, G order)."""
+    if bool(torch.stack([v.float() for v in terms.values()]).isfinite().all()):
+        return
+    name = next(k for k, v in terms.items() if not bool(torch.isfinite(v)))
+    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    raise TrainingDiverged(
+        f"loss '{name}' became {terms[name].item()} at step {step}; {kept} (lower optim.lr or a loss weight)"
+    )
+
+
+def _resume_path(run_dir: Path, resume: bool | str | Path) -> Path | None:
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/step_*.pt); run without --resume")
+        return path
+    return Path(resume)
+
+
+def _due(step: int, every: int, total: int) -> bool:
+    return step % every == 0 or step == total
+
+
+def train(
+    config: DTGANConfig,
+    reporter: Reporter | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool | str | Path = False,
+    *,
+    env: Environment | None = None,
+) -> TrainResult:
+    """Train ``config`` to ``train.total_steps``; ``resume`` = True (latest checkpoint of the run) or a file.
+
+    ``env`` places the process (rank, device, model/gradient hooks); only rank 0 writes files. Every rank
+    calls ``reporter.report`` at the same steps (a barrier for Ray); only rank 0 passes a checkpoint path.
+    """
+    env = env or Environment(device=resolve_device(config.train.device))
+    tcfg = config.train
+    run_dir = resolve_run_dir(config, run_dir)
+    resume_from = _resume_path(run_dir, resume)
+    if env.is_main:
+        prepare_run_dir(run_dir, config, resuming=resume_from is not None)
+    data = build_training_data(config, env)
+    state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
+    if resume_from is not None:
+        data.load_state_dict(restore_train_state(read_checkpoint(resume_from), state, config, data.vocab, resume_from))
+        log.info("resumed %s at step %d", resume_from, state.step)
+    if reporter is None:
+        reporter = ConsoleReporter(run_dir / METRICS_FILE, tcfg.total_steps, state.step) if env.is_main else NullReporter()
+    samples = sample_inputs_from_data(config.data.path, config.model.img_size, config.model.latent_dim, tcfg.seed) if env.is_main else None
+    meter, last_checkpoint, metrics = TermMeter(), resume_from, {}
+    try:
+        while state.step < tcfg.total_steps:
+            started = time.perf_counter()
+            batch = data.next_batch(state.z_generator, config.model.latent_dim, env.device)
+            terms = train_step(state, batch, config, env.sync_gradients)
+            raise_if_not_finite(terms, state.step, last_checkpoint)
+            meter.add(terms, time.perf_counter() - started)
+            step, saved = state.step, None
+            if env.is_main and _due(step, tcfg.sample_every_steps, tcfg.total_steps):
+                write_sample_grids(run_dir, step, state.nets_ema, samples, env.device, tcfg.seed)
+            checkpoint_due = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
+            if env.is_main and checkpoint_due:
+                saved = save_checkpoint(checkpoint_path(run_dir, step), state, config, data.vocab, data.state_dict())
+                prune_checkpoints(run_dir, tcfg.keep_checkpoints)
+                last_checkpoint = saved
+            if checkpoint_due or _due(step, tcfg.log_every_steps, tcfg.total_steps):
+                metrics = meter.flush(tcfg.batch_size) | {"train/lambda_ds": lambda_ds(step - 1, config.loss)}
+                reporter.report(step, metrics, str(saved) if saved is not None else None)
+    finally:
+        reporter.close()
+    return TrainResult(run_dir=run_dir, step=state.step, checkpoint_path=last_checkpoint, metrics=metrics)

@@ -1,0 +1,59 @@
+"""Where the loop's metrics go: a Reporter base class (the plug-in point for Ray and MLflow) and the defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+# The few terms the progress bar shows (all terms go to metrics.jsonl).
+PROGRESS_TERMS = {
+    "train/d/latent/total": "D",
+    "train/g/latent/total": "G",
+    "train/g/latent/cyc": "cyc",
+    "train/g/latent/sty": "sty",
+    "train/images_per_s": "img/s",
+}
+
+
+class Reporter:
+    """Receives ``report(step, metrics, checkpoint_path)`` from every rank; subclasses decide what to do."""
+
+    def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the loop ends, normally or not."""
+
+
+class NullReporter(Reporter):
+    """For ranks other than 0 when no reporter is given."""
+
+    def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
+        pass
+
+
+class ConsoleReporter(Reporter):
+    """A tqdm progress bar with the main losses and images/s, and one JSON line per report in metrics.jsonl."""
+
+    def __init__(self, metrics_path: str | Path, total_steps: int, start_step: int = 0, show_progress: bool = True):
+        self.metrics_path = Path(metrics_path)
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        self._bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, disable=not show_progress)
+        self._shown = start_step
+
+    def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
+        record = {"step": step, **metrics}
+        if checkpoint_path is not None:
+            record["checkpoint_path"] = checkpoint_path
+        with self.metrics_path.open("a") as f:  # appending whole lines: a crash loses at most the last line
+            f.write(json.dumps(record) + "\n")
+        self._bar.set_postfix(
+            {short: f"{metrics[key]:.3g}" for key, short in PROGRESS_TERMS.items() if key in metrics}, refresh=False
+        )
+        self._bar.update(step - self._shown)
+        self._shown = step
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,42 @@
+"""TrainState: the networks, their EMA copies, the optimisers, the step and the z generator. Nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dtgan.config.root import DTGANConfig
+from dtgan.training.ema import make_ema_nets
+from dtgan.training.environment import Environment
+from dtgan.training.optimizers import build_optimizers
+from dtgan.training.rng import rank_seed, seed_everything
+
+
+@dataclass
+class TrainState:
+    """Plain state of a run; ``step`` counts completed iterations. ``nets`` may hold prepared (wrapped)
+    modules; checkpoints store the unwrapped ones."""
+
+    nets: nn.ModuleDict  # generator, mapping_network, style_encoder, discriminator
+    nets_ema: nn.ModuleDict  # generator, mapping_network, style_encoder
+    optimizers: dict[str, torch.optim.Optimizer]
+    z_generator: torch.Generator  # draws z_trg, z_trg2 (on the CPU, so runs match across devices)
+    step: int = 0
+
+
+def build_train_state(config: DTGANConfig, num_domains: int, num_products: int, env: Environment) -> TrainState:
+    """Seed, build the He-initialised nets (identical on every rank), their EMA copies and the optimisers."""
+    from dtgan.models import build_nets
+
+    seed_everything(config.train.seed)
+    built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
+    nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
+    nets = nn.ModuleDict({name: env.prepare_model(module.to(env.device)) for name, module in built.items()})
+    optimizers = build_optimizers(nets, config.optim)
+    # From here on each rank draws its own z and mapping noise.
+    seed = rank_seed(config.train.seed, env.rank)
+    seed_everything(seed)
+    z_generator = torch.Generator().manual_seed(seed)
+    return TrainState(nets=nets.train(), nets_ema=nets_ema, optimizers=optimizers, z_generator=z_generator)

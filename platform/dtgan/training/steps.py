@@ -1,0 +1,90 @@
+"""One training iteration (spec §1.5, §3.6): D latent, D reference, G latent (G, M, E), G reference (G), EMA."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from dtgan.config.root import DTGANConfig
+from dtgan.losses.objectives import Batch, Guidance, Terms, discriminator_loss, generator_loss
+from dtgan.training.ema import ema_update
+from dtgan.training.environment import no_gradient_sync
+from dtgan.training.schedules import lambda_ds
+from dtgan.training.state import TrainState
+
+# Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
+GUIDANCE_TAG = {"latent": "latent", "reference": "ref"}
+# Which networks each G step updates (spec §1.5: E's gradients in the reference step are discarded).
+G_STEP_UPDATES = {"latent": ("generator", "mapping_network", "style_encoder"), "reference": ("generator",)}
+
+
+@contextlib.contextmanager
+def frozen(modules: Iterable[nn.Module]) -> Iterator[None]:
+    """Temporarily stop parameter gradients of ``modules`` (inputs still get gradients through them).
+
+    Networks that a step does not update then neither build parameter-gradient graphs nor accumulate
+    stale ``.grad``s; the maths of the updated networks is unchanged.
+    """
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _tag(terms: Terms, guidance: Guidance) -> Terms:
+    """``d/adv_real`` -> ``d/latent/adv_real``; values detached for logging."""
+    tag = GUIDANCE_TAG[guidance]
+    return {f"{k.split('/', 1)[0]}/{tag}/{k.split('/', 1)[1]}": v.detach() for k, v in terms.items()}
+
+
+def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_gradients) -> None:
+    optimizers = [state.optimizers[n] for n in names]
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    total.backward()
+    sync_gradients([state.nets[n] for n in names])
+    for opt in optimizers:
+        opt.step()
+
+
+def d_step(state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync) -> Terms:
+    """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference)."""
+    nets = state.nets
+    with frozen([nets.generator, nets.mapping_network, nets.style_encoder]):
+        total, terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
+    _apply(total, state, ("discriminator",), sync_gradients)
+    return _tag(terms, guidance)
+
+
+def g_step(
+    state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync
+) -> Terms:
+    """Update G, M, E (latent) or G only (reference) on the G side of Eq. 8."""
+    nets = state.nets
+    updates = G_STEP_UPDATES[guidance]
+    fixed = [m for name, m in nets.items() if name not in updates]
+    with frozen(fixed):
+        total, terms = generator_loss(
+            nets, batch, guidance, config.loss, config.model.toggles, lambda_ds(state.step, config.loss)
+        )
+    _apply(total, state, updates, sync_gradients)
+    return _tag(terms, guidance)
+
+
+def train_step(state: TrainState, batch: Batch, config: DTGANConfig, sync_gradients=no_gradient_sync) -> Terms:
+    """One iteration; returns every named term (detached) and advances ``state.step`` by one."""
+    terms: Terms = {}
+    terms.update(d_step(state, batch, "latent", config, sync_gradients))
+    terms.update(d_step(state, batch, "reference", config, sync_gradients))
+    terms.update(g_step(state, batch, "latent", config, sync_gradients))
+    terms.update(g_step(state, batch, "reference", config, sync_gradients))
+    ema_update(state.nets, state.nets_ema, config.train.ema_beta)
+    state.step += 1
+    return terms

@@ -1,0 +1,69 @@
+"""Study data from a real Parquet data set and a real checkpoint: which normals do what, synthetic sets."""
+
+import pytest
+import torch
+from downstream_testdata import tiny_benchmark, tiny_checkpoint
+
+from dtgan.config.downstream import DownstreamConfig
+from dtgan.data.dataset import DefectImageDataset
+from dtgan.downstream.arms import Cell, build_training_set
+from dtgan.downstream.prepare import prepare_study_data
+from dtgan.errors import ConfigError, DataError
+from dtgan.training.checkpoint import load_inference_nets
+
+CFG = dict(backbone="resnet10t", img_size=32, normal_images_per_product=(20, 40), synthesis_sources_per_product=10)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    data_path = tiny_benchmark(folder)
+    return data_path, tiny_checkpoint(folder, data_path)
+
+
+def test_sources_classifier_normals_val_and_test_are_disjoint(bench):
+    data_path, _ = bench
+    data = prepare_study_data(DownstreamConfig(arms=("no_aug",), **CFG), str(data_path))
+    holdout = DefectImageDataset(str(data_path), splits=("gan_holdout",), img_size=32, defects=("normal",))
+    sources = {i for ids in data.meta["synthesis_source_ids"].values() for i in ids}
+    assert len(sources) == 2 * 10 and sources <= set(holdout.ids)
+    # per product: 8 gan_train + 55 gan_holdout normals, 10 of them reserved as sources
+    assert torch.bincount(data.train_normal.p).tolist() == [53, 53]
+    as_bytes = lambda split: {bytes(img.numpy()) for img in split.images}  # noqa: E731
+    source_images = {bytes(img[:1].numpy()) for img, i in zip(holdout.images_uint8, holdout.ids) if i in sources}
+    assert not source_images & as_bytes(data.train_normal)
+    assert not as_bytes(data.train_normal) & (as_bytes(data.val) | as_bytes(data.test))
+    assert len(data.val) == 2 * 3 * 3 and len(data.test) == 2 * 3 * 7
+    assert data.train_normal.images.shape[1:] == (1, 32, 32)
+
+
+def test_limit_defects_per_type_builds_the_data_limited_subset(bench):
+    data_path, _ = bench
+    cfg = DownstreamConfig(arms=("no_aug",), limit_defects_per_type={"brushed": 2}, **CFG)
+    data = prepare_study_data(cfg, str(data_path))
+    brushed = data.train_defect.y[data.train_defect.p == 0]
+    assert torch.bincount(brushed, minlength=3).tolist() == [0, 2, 2]  # from 4 scratches and 4 spots
+    assert int((data.train_defect.p == 1).sum()) == 4  # 'cast' keeps its 4 scratches (and has no spots)
+    with pytest.raises(ConfigError, match="limit_defects_per_type: unknown product 'A'"):
+        prepare_study_data(DownstreamConfig(arms=("no_aug",), limit_defects_per_type={"A": 2}, **CFG), str(data_path))
+
+
+def test_synthetic_sets_fill_the_deficits_from_the_checkpoint(bench):
+    data_path, checkpoint = bench
+    cfg = DownstreamConfig(arms=("trad_aug", "mix", "reference"), defect_sources=("all", "brushed"), **CFG)
+    data = prepare_study_data(cfg, str(data_path), nets=load_inference_nets(checkpoint), checkpoint=str(checkpoint))
+    # size 40, 2 products: 80 normals; 8 real scratches, 4 real spots -> 72 + 76 synthetic, 36/38 per product
+    assert data.meta["synthetic_counts"]["reference/brushed/cast/spot"] == 38
+    assert data.meta["synthetic_counts"]["latent/all/brushed/scratch"] == 18  # mix: half of 36
+    assert all(v.dtype == torch.uint8 and v.shape[1:] == (1, 32, 32) for v in data.synthetic.values())
+    for arm in ("mix", "reference"):
+        ts = build_training_set(data, Cell(arm, 40, defect_source="brushed"), seed=0)
+        assert ts.class_counts(data.defects) == {"normal": 80, "scratch": 80, "spot": 80}
+        assert ts.num_synthetic == 72 + 76
+
+
+def test_a_size_beyond_the_available_normals_fails_before_training(bench):
+    data_path, _ = bench
+    cfg = DownstreamConfig(arms=("no_aug",), **{**CFG, "normal_images_per_product": (54,)})
+    with pytest.raises(DataError, match="53 classifier normals.*normal_images_per_product=54"):
+        prepare_study_data(cfg, str(data_path))

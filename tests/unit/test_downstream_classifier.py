@@ -1,0 +1,65 @@
+"""timm classifier factory: pooled-feature domain head, local pretrained weights, never the hub."""
+
+import os
+
+import pytest
+import timm
+import torch
+
+from dtgan.config.downstream import DownstreamConfig
+from dtgan.downstream.classifier import build_classifier, pretrained_source
+from dtgan.errors import ConfigError
+
+
+def tiny(**kw) -> DownstreamConfig:
+    return DownstreamConfig(backbone="resnet10t", img_size=32, **kw)
+
+
+def test_classifier_logits_equal_the_plain_timm_forward():
+    torch.manual_seed(0)
+    model, source = build_classifier(tiny(), num_classes=3, with_domain_head=True)
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    out = model(x)
+    plain = model.backbone((x - model.mean) / model.std)
+    torch.testing.assert_close(out.logits, plain)
+    assert out.domain_logits.shape == (2,)
+    assert source == "scratch" and os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_without_synthetic_data_there_is_no_domain_head():
+    model, _ = build_classifier(tiny(), num_classes=3, with_domain_head=False)
+    assert model.domain_head is None and model(torch.rand(2, 3, 32, 32)).domain_logits is None
+
+
+def test_efficientnet_gets_a_three_layer_domain_head():
+    cfg = DownstreamConfig(backbone="efficientnet_b0", domain_head_hidden_dim=8)
+    assert cfg.resolved_domain_head_layers == 3
+    assert tiny().resolved_domain_head_layers == 2
+
+
+def test_local_pretrained_file_is_loaded(tmp_path):
+    torch.manual_seed(1)
+    donor = timm.create_model("resnet10t", num_classes=1000)
+    path = tmp_path / "resnet10t.pth"
+    torch.save(donor.state_dict(), path)
+    cfg = tiny(pretrained_paths={"resnet10t": str(path)}, in_chans=1)
+    model, source = build_classifier(cfg, num_classes=3, with_domain_head=False)
+    assert source == f"file:{path}" == pretrained_source(cfg)
+    # layer1 is copied as is; the stem is adapted to one channel by summing over RGB
+    torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, donor.layer1[0].conv1.weight)
+    stem = donor.conv1[0].weight
+    torch.testing.assert_close(model.backbone.conv1[0].weight, stem.sum(dim=1, keepdim=True))
+    assert model.backbone.get_classifier().out_features == 3
+    assert model(torch.rand(2, 1, 32, 32)).logits.shape == (2, 3)
+
+
+def test_missing_weights_file_names_the_key(tmp_path):
+    cfg = tiny(pretrained_paths={"resnet10t": str(tmp_path / "nope.pth")})
+    with pytest.raises(ConfigError, match=r"downstream.pretrained_paths.resnet10t: .*nope.pth"):
+        build_classifier(cfg, num_classes=3, with_domain_head=False)
+
+
+def test_unknown_backbone_is_a_config_error():
+    with pytest.raises(ConfigError, match="downstream.backbone: unknown timm model 'resnet_typo'"):
+        build_classifier(DownstreamConfig(backbone="resnet_typo"), num_classes=3, with_domain_head=False)

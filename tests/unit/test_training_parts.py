@@ -1,0 +1,114 @@
+"""Schedules, EMA, optimiser groups, RNG capture and provenance: the loop's parts without the networks."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dtgan.config.loss import LossConfig
+from dtgan.config.optim import OptimConfig
+from dtgan.tracking.provenance import collect_provenance
+from dtgan.training.ema import EMA_NETS, ema_update, make_ema_nets
+from dtgan.training.optimizers import build_optimizers
+from dtgan.training.rng import capture_rng_state, restore_rng_state
+from dtgan.training.schedules import lambda_ds
+
+
+def test_lambda_ds_decays_linearly_to_zero_as_a_function_of_the_step():
+    cfg = LossConfig(lambda_ds=2.0, ds_decay_steps=100)
+    assert lambda_ds(0, cfg) == 2.0
+    assert lambda_ds(50, cfg) == pytest.approx(1.0)
+    assert lambda_ds(100, cfg) == 0.0
+    assert lambda_ds(10_000, cfg) == 0.0
+    assert [lambda_ds(s, cfg) for s in range(5)] == [lambda_ds(s, cfg) for s in range(5)]  # pure
+
+
+class _Mapping(nn.Module):
+    """A module with M's parameter-group methods."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Linear(4, 4)
+        self.content = nn.Conv2d(4, 4, 1)
+        self.noise_strength = nn.Parameter(torch.full((4,), 0.1))
+
+    def content_parameters(self):
+        return [*self.content.parameters(), self.noise_strength]
+
+    def noise_strength_parameters(self):
+        return [self.noise_strength]
+
+
+def _nets():
+    torch.manual_seed(0)
+    return nn.ModuleDict({
+        "generator": nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True)),
+        "mapping_network": _Mapping(),
+        "style_encoder": nn.Linear(4, 2),
+        "discriminator": nn.Linear(4, 1),
+    })
+
+
+def test_ema_is_a_lerp_towards_the_trained_weights():
+    nets = _nets()
+    nets_ema = make_ema_nets(nets, "after_he_init")
+    before = {k: v.clone() for k, v in nets_ema.state_dict().items()}
+    with torch.no_grad():
+        for p in nets.parameters():
+            p.add_(1.0)
+    ema_update(nets, nets_ema, beta=0.9)
+    for key, value in nets_ema.state_dict().items():
+        name, rest = key.split(".", 1)
+        trained = nets[name].state_dict()[rest]
+        torch.testing.assert_close(value, 0.9 * before[key] + 0.1 * trained)
+    assert set(nets_ema) == set(EMA_NETS)
+
+
+def test_ema_before_he_init_starts_from_pytorch_default_init_not_a_copy():
+    nets = _nets()
+    copied = make_ema_nets(nets, "after_he_init")
+    redrawn = make_ema_nets(nets, "before_he_init")
+    g = nets["generator"][0].weight
+    assert torch.equal(copied["generator"][0].weight, g)
+    assert not torch.equal(redrawn["generator"][0].weight, g)
+    # PyTorch's default conv init is uniform(+-1/sqrt(fan_in)) (kaiming_uniform with a=sqrt(5))
+    assert redrawn["generator"][0].weight.abs().max() <= 1 / (3 * 3 * 3) ** 0.5
+    # parameters without a reset (noise strengths, IN affine) keep their values
+    assert torch.equal(redrawn["mapping_network"].noise_strength, nets["mapping_network"].noise_strength)
+
+
+def test_optimisers_use_the_a10_learning_rates_of_m_and_l2_weight_decay():
+    cfg = OptimConfig(lr=1e-4, mapping_lr=1e-6, mapping_content_lr=1e-5, noise_strength_lr=1e-3)
+    opts = build_optimizers(_nets(), cfg)
+    assert {g["lr"] for g in opts["generator"].param_groups} == {1e-4}
+    lrs = [(g["lr"], len(g["params"])) for g in opts["mapping_network"].param_groups]
+    assert lrs == [(1e-6, 2), (1e-5, 2), (1e-3, 1)]  # trunk w+b, content conv w+b, noise strength
+    group = opts["discriminator"].param_groups[0]
+    assert group["betas"] == (0.0, 0.99) and group["weight_decay"] == 1e-4
+    assert type(opts["discriminator"]) is torch.optim.Adam  # L2, not AdamW
+
+
+def test_optimiser_rates_of_m_default_to_mapping_lr():
+    opts = build_optimizers(_nets(), OptimConfig())
+    assert {g["lr"] for g in opts["mapping_network"].param_groups} == {1e-6}
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    z_gen = torch.Generator().manual_seed(3)
+    random.seed(1), np.random.seed(2), torch.manual_seed(4)
+    path = tmp_path / "rng.pt"
+    torch.save(capture_rng_state(z_gen), path)
+    expected = (random.random(), np.random.rand(), torch.rand(1), torch.randn(1, generator=z_gen))
+    restore_rng_state(torch.load(path, weights_only=True), z_gen)
+    again = (random.random(), np.random.rand(), torch.rand(1), torch.randn(1, generator=z_gen))
+    assert expected == again
+
+
+def test_provenance_names_seed_git_and_library_versions():
+    prov = collect_provenance(seed=11)
+    assert prov["seed"] == 11
+    assert prov["git_sha"] is None or len(prov["git_sha"]) == 40
+    assert prov["libraries"]["torch"] == torch.__version__.split("+")[0] or prov["libraries"]["torch"]
+    assert prov["host"]["hostname"]
