@@ -27,7 +27,7 @@ def _training_images(seed: int = 0) -> LabelledImages:
 
 def _cfg(cache_dir, **overrides) -> EvaluationConfig:
     fields = dict(cache_dir=str(cache_dir), feature_extractor=DEFECT_CNN, kid_subset_size_min=10, kid_subsets=20,
-                  defect_cnn=DefectCNNConfig(epochs=3, batch_size=16))
+                  defect_cnn=DefectCNNConfig(epochs=3, batch_size=16, min_steps=0))
     fields.update(overrides)
     return EvaluationConfig(**fields)
 
@@ -118,7 +118,7 @@ def test_real_features_are_cached_and_invalidated_by_data_or_weights(tmp_path, m
     assert (third.real_cache_hit, spy.count) == (False, 180)
 
     # Other weights (another seed): a new fingerprint, computed again.
-    cfg_seed = _cfg(tmp_path, defect_cnn=DefectCNNConfig(epochs=3, batch_size=16, seed=1))
+    cfg_seed = _cfg(tmp_path, defect_cnn=DefectCNNConfig(epochs=3, batch_size=16, min_steps=0, seed=1))
     spec_seed = resolve_extractor(cfg_seed, _training_images)
     assert spec_seed.weights_fingerprint != spec.weights_fingerprint
     count_before = spy.count
@@ -160,7 +160,7 @@ def test_offline_extractor_is_trained_once_per_data_set(tmp_path):
 
 def test_offline_extractor_training_is_deterministic(tmp_path):
     data = _training_images()
-    cfg = DefectCNNConfig(epochs=2)
+    cfg = DefectCNNConfig(epochs=2, min_steps=0)
     a, acc_a = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
     b, acc_b = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
     assert acc_a == acc_b
@@ -169,7 +169,7 @@ def test_offline_extractor_training_is_deterministic(tmp_path):
 
 def test_offline_extractor_learns_the_defect_classes():
     data = _training_images()
-    _, accuracy = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16))
+    _, accuracy = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0))
     assert accuracy > 0.85
 
 

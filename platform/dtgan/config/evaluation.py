@@ -19,6 +19,9 @@ class DefectCNNConfig(Section):
     input_size_px: int = Field(32, ge=16, le=128, description="side the images are resized to before the CNN")
     feature_dim: int = Field(128, ge=8, le=2048, description="width of the feature (penultimate) layer")
     epochs: int = Field(8, ge=1, le=200, description="training epochs over the gan_train split")
+    min_steps: int = Field(
+        300, ge=0, description="at least this many optimiser steps (more epochs on small data sets)"
+    )
     batch_size: int = Field(32, ge=1, description="training batch size")
     lr: float = Field(1e-3, gt=0.0, description="Adam learning rate")
     seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -88,7 +89,9 @@ def train_defect_cnn(images_uint8: torch.Tensor, labels: torch.Tensor, num_class
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     order_rng = torch.Generator().manual_seed(cfg.seed)
     net.train()
-    for _epoch in range(cfg.epochs):
+    steps_per_epoch = math.ceil(len(labels) / cfg.batch_size)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    for _epoch in range(epochs):
         order = torch.randperm(len(labels), generator=order_rng)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]

@@ -23,6 +23,7 @@ from dtgan.evaluation.protocol import (
     EvaluationData,
     LabelledSet,
     build_synthetic_sets,
+    check_kid_feasible,
     disentanglement_scores,
     fidelity_scores,
     round_robin,
@@ -180,6 +181,7 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
     if not data.defect_indices:
         raise DataError(f"{data_path}: no defect domains besides normal; nothing to synthesise")
     out_dir = Path(out_dir) if out_dir is not None else run_dir_of(checkpoint) / EVALUATION_DIR / f"step_{nets.step:08d}"
+    check_kid_feasible(data, cfg)
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
 
     sets = build_synthetic_sets(nets, data, cfg)

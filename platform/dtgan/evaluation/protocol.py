@@ -20,7 +20,7 @@ from dtgan.evaluation.disentanglement import (
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
-from dtgan.evaluation.fidelity import fid_kid
+from dtgan.evaluation.fidelity import choose_kid_subset_size, fid_kid
 from dtgan.evaluation.synthesis import latent_translator, synthesize
 
 log = logging.getLogger(__name__)
@@ -151,16 +151,38 @@ def _groups(data: EvaluationData, per_defect: bool) -> list[tuple[int | None, in
     return groups
 
 
+def _real_rows(reals: LabelledSet, products: list[int], defects: list[int]) -> torch.Tensor:
+    """(N,) bool: the real images of these products and defect types."""
+    return torch.isin(reals.y, torch.tensor(defects)) & torch.isin(reals.p, torch.tensor(products))
+
+
+def _selection(data: EvaluationData, p_sel: int | None, d_sel: int | None) -> tuple[list[int], list[int]]:
+    products = list(range(len(data.products))) if p_sel is None else [p_sel]
+    return products, (data.defect_indices if d_sel is None else [d_sel])
+
+
+def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
+    """Fail before generating anything when a real set is too small for KID (names the set)."""
+    for p_sel, d_sel in _groups(data, cfg.per_defect):
+        products, defects = _selection(data, p_sel, d_sel)
+        n_real = int(_real_rows(data.references, products, defects).sum())
+        if d_sel is not None and n_real == 0:
+            continue  # no per-defect score for an unseen cell (see fidelity_scores)
+        n_fake = cfg.images_per_product_per_defect * len(products) * len(defects)
+        product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
+        defect_name = POOLED if d_sel is None else data.defects[d_sel]
+        choose_kid_subset_size(cfg, n_fake, n_real, f"product {product_name}, defect {defect_name} "
+                               f"(real: split {data.reference_split})")
+
+
 def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig,
                     device: torch.device) -> list[dict]:
     """FID/KID of every guidance x (all products, each product) [x each defect], as report records."""
     records = []
     reals = data.references
     for p_sel, d_sel in _groups(data, cfg.per_defect):
-        products = range(len(data.products)) if p_sel is None else [p_sel]
-        defects = data.defect_indices if d_sel is None else [d_sel]
-        is_real = torch.isin(reals.y, torch.tensor(defects)) & torch.isin(reals.p, torch.tensor(list(products)))
-        x_real = reals.images[is_real]
+        products, defects = _selection(data, p_sel, d_sel)
+        x_real = reals.images[_real_rows(reals, products, defects)]
         product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
         defect_name = POOLED if d_sel is None else data.defects[d_sel]
         if d_sel is not None and len(x_real) == 0:

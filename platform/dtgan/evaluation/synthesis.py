@@ -50,8 +50,9 @@ def synthesize(nets, sources: torch.Tensor, y_trg: torch.Tensor, guidance: Synth
 
     Latent guidance draws z ~ N(0, I) per image; reference guidance encodes a seeded random reference of
     domain ``y_trg[i]`` (``references`` uint8 (M, 3, H, W), labelled by ``y_ref`` (M,) or all of the target
-    domain when ``y_ref`` is None). Returns uint8 (N, 3, H, W) on the CPU. The mapping network's per-pixel
-    noise is drawn from the global RNG, which is forked and seeded here.
+    domain when ``y_ref`` is None). Returns uint8 (N, 3, H, W) on the CPU, the same for any batch size
+    (up to one grey level of float rounding) except with the mapping network's per-pixel noise (step g): it
+    is drawn per batch from the global RNG, which is forked and seeded here.
     """
     if guidance not in ("latent", "reference"):
         raise ValueError(f"guidance must be 'latent' or 'reference', got {guidance!r}")

@@ -1,0 +1,131 @@
+"""`dtgan evaluate` and `dtgan sample` end to end: embedded benchmark at 32 px, a 2-step tiny run, the offline
+extractor; one-line errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from dtgan.cli.main import main
+from dtgan.config import load_config
+from dtgan.data.dataset import DefectImageDataset
+from dtgan.data.synth import synthesize_benchmark
+from dtgan.evaluation import keys
+from dtgan.training.loop import train
+
+EVAL_OPTS = [
+    "-o", "evaluation.images_per_product_per_defect=24",
+    "-o", "evaluation.kid_subset_size_min=4",
+    "-o", "evaluation.kid_subsets=10",
+    "-o", "evaluation.disentanglement_num_images=12",
+    "-o", "evaluation.grid_num_sources=3",
+    "-o", "evaluation.grid_num_styles=2",
+    "-o", "evaluation.grid_num_references=2",
+    "-o", "evaluation.defect_cnn.min_steps=20",
+    "-o", "evaluation.defect_cnn.epochs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_cli")
+    data = str(root / "bench.parquet")
+    synthesize_benchmark(data, size=32, scale=0.05, seed=0)
+    config = load_config("smoke", [f"data.path={data}", "train.total_steps=2", "train.checkpoint_every_steps=2",
+                                   "train.sample_every_steps=2", f"train.out_dir={root / 'runs'}", "train.run_name=r"])
+    result = train(config)
+    return {"root": root, "data": data, "run_dir": result.run_dir, "checkpoint": result.checkpoint_path,
+            "cache": ["-o", f"evaluation.cache_dir={root / 'cache'}"]}
+
+
+def _evaluate(run, *extra) -> dict:
+    assert main(["evaluate", str(run["run_dir"]), *EVAL_OPTS, *run["cache"], *extra]) == 0
+    out = run["run_dir"] / "evaluation" / "step_00000002"
+    return json.loads((out / "evaluation.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_report(run):
+    return _evaluate(run)
+
+
+def test_evaluate_reports_every_guidance_per_product_and_over_all_products(run, first_report):
+    report = first_report
+    products = report["data"]["products"]
+    for guidance in keys.GUIDANCES:
+        for product in (None, *products):
+            assert isinstance(report["metrics"][keys.fid_key(guidance, product)], float)
+            assert isinstance(report["metrics"][keys.kid_key(guidance, product)], float)
+    for key in keys.DISENTANGLEMENT_KEYS:  # the benchmark has clean backgrounds, so removal is scored too
+        assert key in report["metrics"]
+    assert report["metrics"][keys.EVAL_GENERATED_IMAGES_PER_S] > 0
+    # 3 products x 2 defects x 24 per guidance; every number names its extractor, sizes and KID subset size.
+    assert report["throughput"]["generated_images"] == 3 * 2 * 24 * 2
+    for record in report["fidelity"]:
+        assert record["extractor"] == "dtgan-defect-cnn" == report["feature_extractor"]["extractor"]
+        assert record["weights_fingerprint"] == report["tags"][keys.TAG_FID_WEIGHTS]
+        assert record["kid_subset_size"] == min(record["n_real"], record["n_fake"], 1000)
+    all_latent = next(r for r in report["fidelity"] if r["fid_key"] == "eval/fid_latent")
+    assert all_latent["n_fake"] == 144
+    for grid in ("latent.png", "reference.png", "styles.png"):
+        assert (run["run_dir"] / "evaluation" / "step_00000002" / grid).stat().st_size > 0
+
+
+def test_second_evaluation_reads_real_features_from_the_cache(run, first_report):
+    assert not any(record["real_cache_hit"] for record in first_report["fidelity"][:1])
+    again = _evaluate(run)
+    assert all(record["real_cache_hit"] for record in again["fidelity"])
+    assert again["metrics"] == first_report["metrics"] | {
+        keys.EVAL_GENERATED_IMAGES_PER_S: again["metrics"][keys.EVAL_GENERATED_IMAGES_PER_S]}  # seeded: same numbers
+
+
+def test_per_defect_option_adds_per_defect_keys(run):
+    report = _evaluate(run, "-o", "evaluation.per_defect=true")
+    assert keys.fid_key("mix", None, "scratch") in report["metrics"]
+    assert keys.fid_key("mix", "brushed", "spot") in report["metrics"]
+    # The benchmark's last product has no gan_train spots: no score rather than a score against nothing.
+    last = report["data"]["products"][-1]
+    assert keys.fid_key("mix", last, "spot") not in report["metrics"]
+
+
+def test_sample_writes_the_importer_layout_with_a_manifest(run):
+    out = run["root"] / "exported"
+    assert main(["sample", str(run["checkpoint"]), "--out", str(out), "--guidance", "mix", "--per-source", "2",
+                 "--products", "cast", "--defects", "scratch", "--max-sources", "3", *run["cache"]]) == 0
+    pngs = sorted((out / "cast" / "scratch").glob("*.png"))
+    assert len(pngs) == 6
+    with open(out / "manifest.csv") as fh:
+        manifest = list(csv.DictReader(fh))
+    assert len(manifest) == 6 and {m["guidance"] for m in manifest} == {"latent", "reference"}
+    assert all(m["reference_id"].startswith("syn-") for m in manifest if m["guidance"] == "reference")
+    assert all(m["z_index"] != "" for m in manifest if m["guidance"] == "latent")
+
+
+def test_sample_writes_the_platform_parquet_format(run):
+    out = run["root"] / "exported.parquet"
+    assert main(["sample", str(run["checkpoint"]), "--out", str(out), "--guidance", "latent", "--per-source", "1",
+                 "--max-sources", "2", "--format", "parquet", *run["cache"]]) == 0
+    ds = DefectImageDataset(str(out), splits=("gan_holdout",), img_size=32)
+    assert len(ds) == 3 * 2 * 2 and tuple(ds.images_uint8.shape[1:]) == (3, 32, 32)
+    assert set(ds.y.tolist()) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["sample", "{ckpt}", "--out", "{root}/x", "--products", "marble"], "product 'marble' not in the data"),
+        (["sample", "{ckpt}", "--out", "{root}/x", "--defects", "dent"], "defect 'dent' not in the data"),
+        (["evaluate", "{ckpt}", "-c", "tiny"], "checkpoint from another model configuration"),
+        (["evaluate", "{ckpt}", "-o", "evaluation.kid_subset_size_min=30"], "product brushed, defect pooled (real: split gan_train): 18 real"),
+        (["evaluate", "{root}/missing.pt"], "no such checkpoint"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
+    argv = [a.format(ckpt=run["checkpoint"], root=run["root"]) for a in argv]
+    if argv[0] == "evaluate" and "-c" in argv:
+        argv += ["-o", f"data.path={run['data']}", "-o", "model.img_size=64"]
+    assert main([*argv, *run["cache"]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err, err
