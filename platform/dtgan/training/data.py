@@ -12,9 +12,6 @@ from dtgan.errors import ConfigError
 from dtgan.losses.objectives import Batch
 from dtgan.training.environment import Environment
 
-# The reference loader's sampler gets its own seed so it does not mirror the source loader's draws.
-REFERENCE_SEED_OFFSET = 1
-
 
 @dataclass
 class TrainingData:
@@ -34,8 +31,11 @@ class TrainingData:
 
     def next_batch(self, z_generator: torch.Generator, latent_dim: int, device: torch.device) -> Batch:
         """The next iteration's inputs on ``device``; z_trg, z_trg2 ~ N(0, I) from ``z_generator`` (CPU)."""
-        x_real, y_org, p_org = next(self.sources)
-        x_ref, x_ref2, y_trg = next(self.references)
+        # The loaders are seeded by themselves, but each new DataLoader iterator (every epoch and after a
+        # resume) draws a base seed from torch's global RNG, which mapping noise also uses: keep them apart.
+        with torch.random.fork_rng(devices=[]):
+            x_real, y_org, p_org = next(self.sources)
+            x_ref, x_ref2, y_trg = next(self.references)
         n = x_real.shape[0]
         z_trg = torch.randn(n, latent_dim, generator=z_generator)
         z_trg2 = torch.randn(n, latent_dim, generator=z_generator)
@@ -69,9 +69,9 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
         transform=stargan_transform(config.data, config.model.img_size),
     )
     common = {"rank": env.rank, "world_size": env.world_size}
-    seed = config.train.seed
+    seed = config.train.seed  # the loaders derive independent source/reference streams from it
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
-    references = make_reference_loader(dataset, config.data, batch_size, seed + REFERENCE_SEED_OFFSET, **common)
+    references = make_reference_loader(dataset, config.data, batch_size, seed, **common)
     return TrainingData(
         vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references), images=len(dataset)
     )

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
+from dtgan.errors import DataError
 from dtgan.utils.atomic import atomic_path
 
 SAMPLE_SOURCES = 8  # rows of a grid (fewer when the data has fewer normal sources)
@@ -44,15 +45,15 @@ def sample_inputs_from_data(data_path: str, img_size: int, latent_dim: int, seed
     """Sources from gan_holdout normal (gan_train normal when there is none), references from gan_train."""
     from dtgan.data.dataset import DefectImageDataset
     from dtgan.data.transforms import from_uint8
-    from dtgan.data.vocab import NORMAL_INDEX
+    from dtgan.data.vocab import NORMAL, NORMAL_INDEX
 
     train_set = DefectImageDataset(data_path, splits=("gan_train",), img_size=img_size)
     num_domains = len(train_set.vocab.defects)
     try:
-        holdout = DefectImageDataset(data_path, splits=("gan_holdout",), img_size=img_size)
-    except Exception:  # noqa: BLE001 - a data set without a holdout split is fine here
+        holdout = DefectImageDataset(data_path, splits=("gan_holdout",), img_size=img_size, defects=(NORMAL,))
+    except DataError:  # no held-out normal images: take the sources from gan_train
         holdout = None
-    pool = holdout if holdout is not None and bool((holdout.y == NORMAL_INDEX).any()) else train_set
+    pool = holdout if holdout is not None else train_set
     normal = torch.nonzero(pool.y == NORMAL_INDEX).flatten()
     picked = normal[_round_robin(pool.p[normal], SAMPLE_SOURCES)]
     sources = from_uint8(pool.images_uint8[picked])
