@@ -11,6 +11,7 @@ from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
+from dtgan.config.study import StudyConfig
 from dtgan.config.tracking import TrackingConfig
 from dtgan.config.train import TrainConfig
 
@@ -27,3 +28,4 @@ class DTGANConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
