@@ -22,6 +22,7 @@ from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
+from dtgan.tracking.provenance import git_state
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def _context(launch: StudyLaunch) -> TrialContext:
     return TrialContext(
         tracker=launch.tracker, parent_run_id=launch.parent_run_id, study=launch.study_name,
         runs_dir=str(launch.runs_dir), intermediate_fid_every_steps=study.intermediate_fid_every_steps,
-        intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell,
+        intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell, git_state=git_state(),
     )
 
 

@@ -60,6 +60,7 @@ class TrialContext:
     runs_dir: str  # absolute: <storage_path>/<study run>/runs; each trial writes runs/<trial_key>/
     intermediate_fid_every_steps: int | None
     intermediate_fid_images_per_cell: int
+    git_state: dict[str, Any]  # of the driver's checkout: trial workers run a shipped copy without .git
 
 
 def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
@@ -70,6 +71,13 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
             f"study.intermediate_fid_every_steps={every} must be a multiple of "
             f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
         )
+    objectives = config.study.objectives
+    if early_stopping and every is not None and len(objectives) == 1 and objectives[0].metric != keys.fid_key("mix"):
+        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
+        raise ConfigError(
+            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
+            f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
+        )
     if early_stopping and config.study.scheduler == "asha" and every is None:
         raise ConfigError("study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)")
 
@@ -78,22 +86,22 @@ class StudyReporter(Reporter):
     """The loop's reporter inside a trial: MLflow metrics, plus the cheap FID and a checkpoint to the scheduler."""
 
     def __init__(self, mlflow_reporter: Reporter, hooks: TrialHooks, total_steps: int,
-                 fid: Callable[[str], float] | None, every_steps: int | None) -> None:
+                 fid: Callable[[str], float] | None, every_steps: int | None, stand_in_for: tuple[str, ...] = ()) -> None:
         self.mlflow_reporter = mlflow_reporter
         self.hooks = hooks
         self.total_steps = total_steps
         self.fid = fid
         self.every_steps = every_steps
+        self.stand_in_for = stand_in_for  # objectives the cheap FID stands in for in intermediate results
 
     def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
         self.mlflow_reporter.report(step, metrics, checkpoint_path)
-        if checkpoint_path is None or step >= self.total_steps:
+        if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
-        result: dict[str, float] = {STEP_KEY: step}
-        if self.fid is not None and self.every_steps is not None and step % self.every_steps == 0:
-            result[INTERMEDIATE_FID_KEY] = self.fid(checkpoint_path)
-            self.mlflow_reporter.report(step, {INTERMEDIATE_FID_KEY: result[INTERMEDIATE_FID_KEY]}, None)
-        self.hooks.report(result, checkpoint_path)
+        fid = self.fid(checkpoint_path)
+        self.mlflow_reporter.report(step, {INTERMEDIATE_FID_KEY: fid}, None)
+        self.hooks.report({STEP_KEY: step, INTERMEDIATE_FID_KEY: fid, **dict.fromkeys(self.stand_in_for, fid)},
+                          checkpoint_path)
 
     def close(self) -> None:
         self.mlflow_reporter.close()
@@ -145,7 +153,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
     run = tracker.start_trial(ctx.parent_run_id, trial_key, config, tags=tags,
-                              provenance=collect_provenance(config.train.seed))
+                              provenance={**collect_provenance(config.train.seed), **ctx.git_state})
     if run.finished:
         earlier = tracker.client.get_run(run.run_id).data
         final = {**_finite(dict(earlier.metrics)), TRIAL_DONE_KEY: 1.0, STEP_KEY: config.train.total_steps,
@@ -161,8 +169,10 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
         if ctx.intermediate_fid_every_steps is not None:
             fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
         with MLflowReporter(tracker, run.run_id, checkpoints="never") as mlflow_reporter:
+            objectives = [o.metric for o in config.study.objectives]
+            stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
             reporter = StudyReporter(mlflow_reporter, hooks, config.train.total_steps, fid,
-                                     ctx.intermediate_fid_every_steps)
+                                     ctx.intermediate_fid_every_steps, stand_in)
             result = hooks.train(config, reporter, run_dir, resume)
         checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
         evaluation = evaluate(checkpoint, config.evaluation, data_path=config.data.path,
