@@ -54,25 +54,31 @@ def ray_head(tmp_path):
         env=env, stdout=(tmp_path / "head.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_until_up(head, address, tmp_path / "head.log")
+        yield address, env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` drains and stops its own processes
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def wait_until_up(head: subprocess.Popen, address: str, log: Path) -> None:
     deadline = time.monotonic() + HEAD_START_TIMEOUT_S
     while True:
-        assert head.poll() is None, (tmp_path / "head.log").read_text()[-3000:]
+        assert head.poll() is None, log.read_text()[-3000:]
         try:
             urllib.request.urlopen(f"{address}/api/version", timeout=2)
-            break
+            return
         except urllib.error.HTTPError:
-            break  # it answers (401 without a token: token authentication is on)
+            return  # it answers (401 without a token: token authentication is on)
         except OSError:
             assert time.monotonic() < deadline, "the Ray head did not start in time"
             time.sleep(1)
-    yield address, env
-    os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` drains and stops its own processes
-    try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait(timeout=30)
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_submitted_smoke_ablation_succeeds_and_mlflow_holds_its_runs(ray_head, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def shared_ray(tmp_path_factory):
     ray_tune.start_ray(StudyConfig(local_num_cpus=2), temp_dir=temp_dir)
     yield
     ray_tune.stop_ray()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

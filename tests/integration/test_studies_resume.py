@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,11 +22,17 @@ REPO = Path(__file__).resolve().parents[2]
 FIRST_TRIAL_TIMEOUT_S = 300
 
 
-def ablation_command(folder: Path, data_path: Path, *extra: str) -> list[str]:
+def ablation_command(folder: Path, data_path: Path, ray_temp_dir: str, *extra: str) -> list[str]:
     overrides = [*tiny_study_overrides(folder, data_path), "study.variants=[a,b]"]
     return [sys.executable, str(REPO / "experiments" / "ablation.py"), "--preset", "smoke",
-            *[arg for o in overrides for arg in ("-o", o)], "--ray-temp-dir", tempfile.mkdtemp(prefix="rr", dir="/tmp"),
-            *extra]
+            *[arg for o in overrides for arg in ("-o", o)], "--ray-temp-dir", ray_temp_dir, *extra]
+
+
+@pytest.fixture()
+def ray_temp_dir():
+    path = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def finished_trials(db: Path) -> int:
@@ -42,11 +49,11 @@ def finished_trials(db: Path) -> int:
         return 0
 
 
-def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path):
+def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path, ray_temp_dir):
     data_path = tiny_benchmark(tmp_path)
     log = (tmp_path / "first.log").open("w")
     # A session of its own: the driver's local Ray shares its fate, and the kill reaches only our processes.
-    first = subprocess.Popen(ablation_command(tmp_path, data_path), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    first = subprocess.Popen(ablation_command(tmp_path, data_path, ray_temp_dir), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
     deadline = time.monotonic() + FIRST_TRIAL_TIMEOUT_S
     while finished_trials(tmp_path / "mlflow.db") < 1:
@@ -61,7 +68,7 @@ def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path):
     done_before = {k: r.info.run_id for k, r in before.items() if r.info.status == "FINISHED"}
     assert len(done_before) == 1
 
-    second = subprocess.run(ablation_command(tmp_path, data_path, "--resume"), cwd=tmp_path, capture_output=True,
+    second = subprocess.run(ablation_command(tmp_path, data_path, ray_temp_dir, "--resume"), cwd=tmp_path, capture_output=True,
                             text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
