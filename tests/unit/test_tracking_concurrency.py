@@ -50,5 +50,7 @@ def test_four_trial_processes_start_runs_concurrently_after_init(tmp_path):
     )
     assert sorted(r.data.tags["trial_key"] for r in children) == [f"a-seed{i}" for i in range(4)]
     assert {r.info.run_id for r in children} == {out.strip().splitlines()[-1] for out, _ in outputs}
-    assert all(r.info.status == "FINISHED" and r.data.metrics["train/loss_g"] == 0.5 for r in children)
-    assert all(len(client.get_metric_history(r.info.run_id, "train/loss_g")) == 5 for r in children)
+    seen = [(r.data.tags["trial_key"], r.info.status, r.data.metrics.get("train/loss_g")) for r in children]
+    assert all(status == "FINISHED" and last == pytest.approx(0.5) for _, status, last in seen), seen
+    histories = {r.data.tags["trial_key"]: client.get_metric_history(r.info.run_id, "train/loss_g") for r in children}
+    assert all(len(h) == 5 for h in histories.values()), {k: [(m.step, m.value) for m in h] for k, h in histories.items()}

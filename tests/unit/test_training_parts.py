@@ -112,3 +112,20 @@ def test_provenance_names_seed_git_and_library_versions():
     assert prov["git_sha"] is None or len(prov["git_sha"]) == 40
     assert prov["libraries"]["torch"] == torch.__version__.split("+")[0] or prov["libraries"]["torch"]
     assert prov["host"]["hostname"]
+
+
+def test_all_reduce_gradients_averages_over_the_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from dtgan.training.environment import all_reduce_gradients
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        nets = _nets()
+        loss = sum(m.weight.sum() for m in (nets["style_encoder"], nets["discriminator"]))
+        loss.backward()
+        expected = [p.grad.clone() for p in nets.parameters() if p.grad is not None]
+        all_reduce_gradients([nets["style_encoder"], nets["discriminator"]])
+        assert all(torch.equal(a, p.grad) for a, p in zip(expected, [p for p in nets.parameters() if p.grad is not None]))
+    finally:
+        dist.destroy_process_group()

@@ -1,4 +1,4 @@
-"""``dtgan train``: train one configuration in this process, with a progress bar; ``--resume`` continues a run."""
+"""``dtgan train``: train one configuration in this process, or on Ray Train workers with ``--workers N``."""
 
 from __future__ import annotations
 
@@ -9,25 +9,60 @@ from dtgan.cli.common import add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train DT-GAN (or a ladder step) in one process")
+    parser = subparsers.add_parser("train", help="train DT-GAN (or a ladder step) in one process or on Ray workers")
     add_config_arguments(parser)
     parser.add_argument(
         "--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-        help="continue the run from its latest checkpoint (or from the given .pt file)",
+        help="continue the run from its latest checkpoint (or from the given .pt file; single process only)",
     )
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder; default: train.out_dir/train.run_name")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="train on N Ray Train workers (sets distributed.workers); default: one process")
+    parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker, nccl (distributed.use_gpu)")
+    parser.add_argument("--storage", default=None, metavar="PATH",
+                        help="folder or URI (s3://...) for the run's checkpoints (distributed.storage_path)")
     parser.set_defaults(func=_train)
 
 
+def _with_flags(args: argparse.Namespace) -> list[str]:
+    """The -o overrides plus those of --workers/--gpu/--storage (validated by the schema like any other)."""
+    flags = {"distributed.workers": args.workers, "distributed.use_gpu": args.gpu, "distributed.storage_path": args.storage}
+    return [*args.override, *(f"{key}={value}" for key, value in flags.items() if value is not None)]
+
+
 def _train(args: argparse.Namespace) -> int:
+    args.override = _with_flags(args)
+    config = config_from_args(args)
+    if config.distributed.workers > 0:
+        return _train_distributed(args, config)
     from dtgan.training.loop import train
 
-    config = config_from_args(args)
     result = train(config, run_dir=args.run_dir, resume=args.resume)
-    metrics = result.metrics
-    print(
-        f"trained {result.step} steps into {result.run_dir} "
-        f"({metrics.get('train/images_per_s', float('nan')):.1f} images/s, "
-        f"{metrics.get('train/step_ms', float('nan')):.0f} ms/step); checkpoint: {result.checkpoint_path}"
-    )
+    _print_result(result.step, result.run_dir, result.metrics, result.checkpoint_path)
     return 0
+
+
+def _train_distributed(args: argparse.Namespace, config) -> int:
+    import sys
+
+    from dtgan.errors import ConfigError
+    from dtgan.search.ray_train import DistributedTrainingFailed, fit_distributed
+
+    if args.resume not in (True, False):
+        raise ConfigError("--resume CHECKPOINT works in one process; with --workers use --resume alone "
+                          "(the run continues from its latest checkpoint in the storage)")
+    try:
+        result = fit_distributed(config, resume=bool(args.resume), run_dir=args.run_dir)
+    except DistributedTrainingFailed as exc:
+        print(f"dtgan: error: {exc}", file=sys.stderr)
+        return 1
+    _print_result(result.step, result.run_dir, result.metrics, result.checkpoint_uri)
+    return 0
+
+
+def _print_result(step, run_dir, metrics, checkpoint) -> None:
+    print(
+        f"trained {step} steps into {run_dir} "
+        f"({metrics.get('train/images_per_s', float('nan')):.1f} images/s, "
+        f"{metrics.get('train/step_ms', float('nan')):.0f} ms/step); checkpoint: {checkpoint}"
+    )

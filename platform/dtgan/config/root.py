@@ -6,6 +6,7 @@ from pydantic import Field
 
 from dtgan.config.base import Section
 from dtgan.config.data import DataConfig
+from dtgan.config.distributed import DistributedConfig
 from dtgan.config.downstream import DownstreamConfig
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.loss import LossConfig
@@ -29,3 +30,4 @@ class DTGANConfig(Section):
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)

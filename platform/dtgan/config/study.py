@@ -31,12 +31,13 @@ class StudyConfig(Section):
     )
     seeds: tuple[int, ...] = Field((777,), min_length=1, description="train.seed of each trial (variants x seeds)")
     max_concurrent_trials: int = Field(1, ge=1, description="trials running at once")
-    workers_per_trial: int = Field(
-        1, ge=1, description="training processes per trial; >1 launches a Ray Train TorchTrainer from the trial"
+    gpus_per_trial: float = Field(
+        0.0, ge=0.0,
+        description="GPUs of a trial that trains in its own process (distributed.workers <= 1); fractions (0.5) "
+        "pack trials onto one GPU. Multi-worker trials take distributed.use_gpu per worker instead",
     )
-    cpus_per_worker: float = Field(1.0, ge=0.0, description="CPUs each training process holds")
-    gpus_per_worker: float = Field(
-        0.0, ge=0.0, description="GPUs each training process holds; fractions (0.5) pack trials onto one GPU"
+    gpus_per_classifier: float = Field(
+        0.0, ge=0.0, description="GPUs of each downstream classifier job (a Ray task); 0 = CPU"
     )
     driver_resource: str = Field(
         "TRAIN_DRIVER", min_length=1,
@@ -66,7 +67,10 @@ class StudyConfig(Section):
     intermediate_fid_images_per_cell: int = Field(
         32, ge=2, description="synthetic images per product x defect for the cheap intermediate FID-mix"
     )
-    storage_path: str = Field("ray_results", description="folder (or s3:// URI) of Ray Tune runs, trial run folders, checkpoints")
+    storage_path: str | None = Field(
+        None, description="folder (or s3:// URI) of Ray Tune runs, trial run folders and checkpoints; "
+        "null = $DTGAN_STORAGE_PATH, else ./ray_results",
+    )
     run_downstream: bool = Field(False, description="run the downstream classifier study (downstream section) in each trial")
     report_bootstrap_samples: int = Field(200, ge=10, description="bootstrap replicates of the study's final report")
 

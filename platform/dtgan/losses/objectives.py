@@ -77,9 +77,10 @@ def discriminator_loss(
     x_real = batch.x_real
     if loss_cfg.lambda_reg > 0:
         x_real = x_real.detach().requires_grad_(True)
-    out_real = nets.discriminator(x_real, batch.y_org)
-    terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
-    terms["d/r1"] = r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
+    with torch.autocast(x_real.device.type, enabled=False):  # R1 stays in fp32 under bf16 autocast
+        out_real = nets.discriminator(x_real, batch.y_org)
+        terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
+        terms["d/r1"] = r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
 
     with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)

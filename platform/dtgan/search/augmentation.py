@@ -1,7 +1,7 @@
 """The augmentation study (paper Tables 2, 3, 8) on a trained generator: arms x data set sizes x seeds.
 
 The driver prepares the study data once (real splits + synthetic sets from the checkpoint), then runs the
-classifier jobs as Ray tasks (one GPU each when ``study.gpus_per_worker`` > 0). Each (size, seed) is one MLflow
+classifier jobs as Ray tasks (``study.gpus_per_classifier`` GPUs each). Each (size, seed) is one MLflow
 child run with ``downstream/error_{arm}_{backbone}`` as a fraction, the tag ``seed`` and the param
 ``downstream.normals_per_class``: what the report's classifier tables read. A resumed study skips the runs
 that finished.
@@ -75,7 +75,7 @@ def run_augmentation(config: DTGANConfig, checkpoint: str | None, method: str | 
     launch = launch_study(config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method})
     tracker = launch.tracker
     started = ray_tune.start_ray(launch.config.study, address=address, temp_dir=temp_dir)
-    map_fn = ray_tune.downstream_map_fn(1.0 if launch.config.study.gpus_per_worker else 0.0)
+    map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
     rows, all_results = [], []
     try:
         specs = plan_jobs(cfg, _prepare(launch, checkpoint))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 TAG_STUDY_KIND = "study_kind"
 TAG_SEARCH_OBJECTIVES = "search_objectives"
 RUN_NAME_TIME_FORMAT = "%Y%m%d-%H%M%S"
+STORAGE_PATH_ENV = "DTGAN_STORAGE_PATH"  # set by the cluster (docs/interfaces.md "Cluster environment")
+DEFAULT_STORAGE_PATH = "ray_results"
 
 
 def study_arguments(description: str, default_preset: str) -> argparse.ArgumentParser:
@@ -49,9 +52,10 @@ def absolute_paths(config: DTGANConfig) -> DTGANConfig:
     def absolute(path: str) -> str:
         return path if "://" in path else str(Path(path).expanduser().resolve())
 
+    storage = config.study.storage_path or os.environ.get(STORAGE_PATH_ENV) or DEFAULT_STORAGE_PATH
     delta = {
         "data": {"path": absolute(config.data.path)},
-        "study": {"storage_path": absolute(config.study.storage_path)},
+        "study": {"storage_path": absolute(storage)},
         "evaluation": {"cache_dir": absolute(config.evaluation.cache_dir)},
         "train": {"out_dir": absolute(config.train.out_dir)},
     }

@@ -8,6 +8,7 @@ supported pattern). The dashboard stays on: it frees the workers of trials ASHA 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,13 +25,14 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 import dtgan
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
-from dtgan.errors import ConfigError
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
 
+# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # Driver slots offered by a local Ray: trial drivers hold one each, never a CPU.
 _MIN_LOCAL_DRIVER_SLOTS = 4
 
@@ -41,8 +43,18 @@ def dtgan_package_dir() -> Path:
 
 
 def runtime_env() -> dict[str, Any]:
-    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable)."""
-    return {"py_modules": [str(dtgan_package_dir())], "excludes": ["__pycache__", "*.pyc"]}
+    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
+
+    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
+    merge a field the job and ``ray.init`` both set.
+    """
+    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
+    if "py_modules" in job_env:
+        return {}
+    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
+    if "excludes" not in job_env:
+        env["excludes"] = ["__pycache__", "*.pyc"]
+    return env
 
 
 def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | None = None) -> bool:
@@ -69,13 +81,20 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
-def trial_resources(study: StudyConfig) -> dict[str, float]:
-    """What a trial's driver holds: the driver slot, plus the worker's CPU/GPU when it trains in-process."""
+def trains_in_process(config: DTGANConfig) -> bool:
+    """One worker trains in the trial process itself (a worker group of one would only add start-up time)."""
+    return config.distributed.workers <= 1
+
+
+def trial_resources(config: DTGANConfig) -> dict[str, float]:
+    """What a trial's driver holds: the driver slot, plus the CPU/GPU of its training when it trains in-process
+    (multi-worker trials hold only the slot: their TorchTrainer workers take ``distributed`` resources)."""
+    study = config.study
     resources = {study.driver_resource: 1.0}
-    if study.workers_per_trial == 1:
-        resources["CPU"] = study.cpus_per_worker
-        if study.gpus_per_worker:
-            resources["GPU"] = study.gpus_per_worker
+    if trains_in_process(config):
+        resources["CPU"] = config.distributed.cpus_per_worker
+        if study.gpus_per_trial:
+            resources["GPU"] = study.gpus_per_trial
     return resources
 
 
@@ -125,25 +144,34 @@ class TuneHooks:
         return str(files[-1]) if files else None
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
-        if self.study.workers_per_trial == 1:
+        from dtgan.training.loop import TrainResult, train
+
+        if trains_in_process(config):
             from dtgan.training.environment import Environment, resolve_device
-            from dtgan.training.loop import train
 
             return train(config, reporter=reporter, run_dir=run_dir, resume=resume,
                          env=Environment(device=resolve_device(config.train.device)))
+        from dtgan.search import ray_train
+        from dtgan.training.checkpoint import latest_checkpoint
+
+        # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
+        # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
+        # controller runs elsewhere); multi-worker trials report no intermediate FID.
+        result = ray_train.fit_distributed(
+            config, run_name=f"train-{run_dir.name}", storage_path=str(run_dir.parent.parent / "train"),
+            resume="auto", run_dir=run_dir, progress=False,
+        )
         try:
-            from dtgan.search import ray_train
-        except ImportError:
-            raise ConfigError(
-                f"study.workers_per_trial={self.study.workers_per_trial} needs dtgan.search.ray_train (Ray Train "
-                "backend), which this checkout lacks; set study.workers_per_trial=1"
-            ) from None
-        return ray_train.fit_from_trial(config, reporter=reporter, run_dir=run_dir, resume=resume,
-                                        name=f"train-trial_id={self.trial_id}")
+            for row in result.metrics_history:
+                reporter.report(int(row["step"]), {k: v for k, v in row.items() if k.startswith("train/")}, None)
+        finally:
+            reporter.close()
+        return TrainResult(run_dir=result.run_dir, step=result.step, checkpoint_path=latest_checkpoint(result.run_dir),
+                           metrics=result.metrics)
 
     def downstream_map_fn(self):
-        if self.study.gpus_per_worker:
-            return downstream_map_fn(1.0)
+        if self.study.gpus_per_classifier:
+            return downstream_map_fn(self.study.gpus_per_classifier)
         return local_map_fn
 
 
@@ -201,7 +229,7 @@ def _searcher(study: StudyConfig, space: list[Dimension]):
 
 
 def run_tune(
-    trainable: Callable[[dict], None], study: StudyConfig, total_steps: int, run_name: str, storage_path: str,
+    trainable: Callable[[dict], None], config: DTGANConfig, run_name: str, storage_path: str,
     *, param_space: dict[str, Any] | None = None, space: list[Dimension] | None = None, resume: bool = False,
     early_stopping: bool = False,
 ) -> list[TrialOutcome]:
@@ -214,7 +242,8 @@ def run_tune(
     # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
     # which requires results that carry only some of the searcher's metrics.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    fn = tune.with_resources(trainable, trial_resources(study))
+    study, total_steps = config.study, config.train.total_steps
+    fn = tune.with_resources(trainable, trial_resources(config))
     path = os.path.join(storage_path, run_name)
     if resume and tune.Tuner.can_restore(path):
         log.info("restoring the Tune run %s", path)

@@ -93,8 +93,7 @@ def _run(launch: StudyLaunch, trainable, param_space, space, resume: bool, early
     started = ray_tune.start_ray(study, address=address, temp_dir=temp_dir)
     try:
         return ray_tune.run_tune(
-            ray_tune.bind(trainable, launch.config, _context(launch)), study, launch.config.train.total_steps,
-            launch.run_name, launch.storage_path, param_space=param_space, space=space, resume=resume,
+            ray_tune.bind(trainable, launch.config, _context(launch)), launch.config, launch.run_name, launch.storage_path, param_space=param_space, space=space, resume=resume,
             early_stopping=early_stopping,
         )
     finally:

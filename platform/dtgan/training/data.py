@@ -17,10 +17,12 @@ from dtgan.training.environment import Environment
 class TrainingData:
     """Endless source batches (x, y, p) and reference batches (x_ref, x_ref2, y_trg) of one rank."""
 
+    dataset: Any  # dtgan.data.dataset.DefectImageDataset of gan_train (decoded once)
     vocab: Any  # dtgan.data.vocab.Vocab
     sources: Any  # dtgan.data.loaders.InfiniteBatches
     references: Any  # dtgan.data.loaders.InfiniteBatches
-    images: int  # gan_train images of the data set
+    rank: int = 0
+    world_size: int = 1
 
     def state_dict(self) -> dict[str, dict]:
         return {"sources": self.sources.state_dict(), "references": self.references.state_dict()}
@@ -30,15 +32,20 @@ class TrainingData:
         self.references.load_state_dict(state["references"])
 
     def next_batch(self, z_generator: torch.Generator, latent_dim: int, device: torch.device) -> Batch:
-        """The next iteration's inputs on ``device``; z_trg, z_trg2 ~ N(0, I) from ``z_generator`` (CPU)."""
+        """The next iteration's inputs on ``device``; z_trg, z_trg2 ~ N(0, I) from ``z_generator`` (CPU).
+
+        z is drawn for the global batch (N * world_size rows, the same on every rank) and this rank takes rows
+        ``rank::world_size``, the positions its images hold in the global batch (``data.loaders`` shards the
+        same way); with one process this is the plain draw.
+        """
         # The loaders are seeded by themselves, but each new DataLoader iterator (every epoch and after a
         # resume) draws a base seed from torch's global RNG, which mapping noise also uses: keep them apart.
         with torch.random.fork_rng(devices=[]):
             x_real, y_org, p_org = next(self.sources)
             x_ref, x_ref2, y_trg = next(self.references)
-        n = x_real.shape[0]
-        z_trg = torch.randn(n, latent_dim, generator=z_generator)
-        z_trg2 = torch.randn(n, latent_dim, generator=z_generator)
+        n, share = x_real.shape[0] * self.world_size, slice(self.rank, None, self.world_size)
+        z_trg = torch.randn(n, latent_dim, generator=z_generator)[share]
+        z_trg2 = torch.randn(n, latent_dim, generator=z_generator)[share]
         move = {"device": device, "non_blocking": True}
         return Batch(
             x_real=x_real.to(**move), y_org=y_org.to(**move), p_org=p_org.to(**move),
@@ -73,5 +80,6 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
     references = make_reference_loader(dataset, config.data, batch_size, seed, **common)
     return TrainingData(
-        vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references), images=len(dataset)
+        dataset=dataset, vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references),
+        rank=env.rank, world_size=env.world_size,
     )

@@ -19,13 +19,13 @@ from dtgan.training.checkpoint import (
     restore_train_state,
     save_checkpoint,
 )
-from dtgan.training.data import build_training_data
+from dtgan.training.data import TrainingData, build_training_data
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, resolve_run_dir
-from dtgan.training.samples import sample_inputs_from_data, write_sample_grids
+from dtgan.training.samples import SampleInputs, sample_inputs_from_data, write_sample_grids
 from dtgan.training.schedules import lambda_ds
-from dtgan.training.state import build_train_state
+from dtgan.training.state import TrainState, build_train_state
 from dtgan.training.steps import train_step
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,51 @@ def _due(step: int, every: int, total: int) -> bool:
     return step % every == 0 or step == total
 
 
+@dataclass
+class _Run:
+    """What the loop works on, set up by :func:`_start`."""
+
+    run_dir: Path
+    data: TrainingData
+    state: TrainState
+    samples: SampleInputs | None  # rank 0 only
+    last_checkpoint: Path | None
+
+
+def _start(config: DTGANConfig, run_dir: str | Path | None, resume: bool | str | Path, env: Environment) -> _Run:
+    """Run folder (rank 0), data, seeded state, and the checkpoint to resume from."""
+    run_dir = resolve_run_dir(config, run_dir)
+    resume_from = _resume_path(run_dir, resume)
+    if env.is_main:
+        prepare_run_dir(run_dir, config, resuming=resume_from is not None)
+    data = build_training_data(config, env)
+    state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
+    if resume_from is not None:
+        data.load_state_dict(restore_train_state(read_checkpoint(resume_from), state, config, data.vocab, resume_from))
+        log.info("resumed %s at step %d", resume_from, state.step)
+    samples = None
+    if env.is_main:
+        samples = sample_inputs_from_data(
+            data.dataset, config.data.path, config.model.img_size, config.model.latent_dim, config.train.seed
+        )
+    return _Run(run_dir, data, state, samples, resume_from)
+
+
+def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | None:
+    """Sample grids and checkpoints when due (rank 0); returns the checkpoint written, if any."""
+    tcfg, step = config.train, run.state.step
+    if not env.is_main:
+        return None
+    if _due(step, tcfg.sample_every_steps, tcfg.total_steps):
+        write_sample_grids(run.run_dir, step, run.state.nets_ema, run.samples, env.device, tcfg.seed)
+    if not _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
+        return None
+    saved = save_checkpoint(checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict())
+    prune_checkpoints(run.run_dir, tcfg.keep_checkpoints)
+    run.last_checkpoint = saved
+    return saved
+
+
 def train(
     config: DTGANConfig,
     reporter: Reporter | None = None,
@@ -107,37 +152,23 @@ def train(
     """
     env = env or Environment(device=resolve_device(config.train.device))
     tcfg = config.train
-    run_dir = resolve_run_dir(config, run_dir)
-    resume_from = _resume_path(run_dir, resume)
-    if env.is_main:
-        prepare_run_dir(run_dir, config, resuming=resume_from is not None)
-    data = build_training_data(config, env)
-    state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
-    if resume_from is not None:
-        data.load_state_dict(restore_train_state(read_checkpoint(resume_from), state, config, data.vocab, resume_from))
-        log.info("resumed %s at step %d", resume_from, state.step)
+    run = _start(config, run_dir, resume, env)
+    state = run.state
     if reporter is None:
-        reporter = ConsoleReporter(run_dir / METRICS_FILE, tcfg.total_steps, state.step) if env.is_main else NullReporter()
-    samples = sample_inputs_from_data(config.data.path, config.model.img_size, config.model.latent_dim, tcfg.seed) if env.is_main else None
-    meter, last_checkpoint, metrics = TermMeter(), resume_from, {}
+        reporter = ConsoleReporter(run.run_dir / METRICS_FILE, tcfg.total_steps, state.step) if env.is_main else NullReporter()
+    meter, metrics = TermMeter(), {}
     try:
         while state.step < tcfg.total_steps:
             started = time.perf_counter()
-            batch = data.next_batch(state.z_generator, config.model.latent_dim, env.device)
+            batch = run.data.next_batch(state.z_generator, config.model.latent_dim, env.device)
             terms = train_step(state, batch, config, env.sync_gradients)
-            raise_if_not_finite(terms, state.step, last_checkpoint)
+            raise_if_not_finite(terms, state.step, run.last_checkpoint)
             meter.add(terms, time.perf_counter() - started)
-            step, saved = state.step, None
-            if env.is_main and _due(step, tcfg.sample_every_steps, tcfg.total_steps):
-                write_sample_grids(run_dir, step, state.nets_ema, samples, env.device, tcfg.seed)
-            checkpoint_due = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
-            if env.is_main and checkpoint_due:
-                saved = save_checkpoint(checkpoint_path(run_dir, step), state, config, data.vocab, data.state_dict())
-                prune_checkpoints(run_dir, tcfg.keep_checkpoints)
-                last_checkpoint = saved
-            if checkpoint_due or _due(step, tcfg.log_every_steps, tcfg.total_steps):
+            saved = _write_outputs(run, config, env)
+            step = state.step
+            if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(step, tcfg.log_every_steps, tcfg.total_steps):
                 metrics = meter.flush(tcfg.batch_size) | {"train/lambda_ds": lambda_ds(step - 1, config.loss)}
                 reporter.report(step, metrics, str(saved) if saved is not None else None)
     finally:
         reporter.close()
-    return TrainResult(run_dir=run_dir, step=state.step, checkpoint_path=last_checkpoint, metrics=metrics)
+    return TrainResult(run_dir=run.run_dir, step=state.step, checkpoint_path=run.last_checkpoint, metrics=metrics)

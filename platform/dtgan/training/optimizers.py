@@ -25,10 +25,15 @@ def _mapping_param_groups(mapping_network: nn.Module, cfg: OptimConfig) -> list[
     return [g for g in groups if g["params"]]
 
 
-def build_optimizers(nets: Mapping[str, nn.Module], cfg: OptimConfig) -> dict[str, torch.optim.Adam]:
-    """Adam with betas (beta1, beta2) and L2 weight decay (not AdamW) for each of G, M, E, D."""
+def build_optimizers(
+    nets: Mapping[str, nn.Module], cfg: OptimConfig, fused: bool = False
+) -> dict[str, torch.optim.Adam]:
+    """Adam with betas (beta1, beta2) and L2 weight decay (not AdamW) for each of G, M, E, D; ``fused``
+    selects the fused kernels (same update rule)."""
     def adam(params) -> torch.optim.Adam:
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, fused=fused or None
+        )
 
     return {
         "generator": adam(nets["generator"].parameters()),

@@ -41,26 +41,25 @@ def _round_robin(products: torch.Tensor, count: int) -> list[int]:
     return picked
 
 
-def sample_inputs_from_data(data_path: str, img_size: int, latent_dim: int, seed: int) -> SampleInputs:
-    """Sources from gan_holdout normal (gan_train normal when there is none), references from gan_train."""
+def sample_inputs_from_data(train_set, data_path: str, img_size: int, latent_dim: int, seed: int) -> SampleInputs:
+    """Sources from gan_holdout normal of ``data_path`` (gan_train normal when there is none), references
+    from ``train_set`` (the decoded gan_train DefectImageDataset)."""
     from dtgan.data.dataset import DefectImageDataset
     from dtgan.data.transforms import from_uint8
     from dtgan.data.vocab import NORMAL, NORMAL_INDEX
 
-    train_set = DefectImageDataset(data_path, splits=("gan_train",), img_size=img_size)
     num_domains = len(train_set.vocab.defects)
     try:
-        holdout = DefectImageDataset(data_path, splits=("gan_holdout",), img_size=img_size, defects=(NORMAL,))
+        pool = DefectImageDataset(data_path, splits=("gan_holdout",), img_size=img_size, defects=(NORMAL,))
     except DataError:  # no held-out normal images: take the sources from gan_train
-        holdout = None
-    pool = holdout if holdout is not None else train_set
+        pool = train_set
     normal = torch.nonzero(pool.y == NORMAL_INDEX).flatten()
     picked = normal[_round_robin(pool.p[normal], SAMPLE_SOURCES)]
     sources = from_uint8(pool.images_uint8[picked])
     refs = torch.zeros((num_domains, *sources.shape[1:]))
     for k in range(num_domains):
         rows = torch.nonzero(train_set.y == k).flatten()
-        if len(rows):
+        if len(rows):  # a domain without training images keeps a black reference
             refs[k] = from_uint8(train_set.images_uint8[rows[:1]])[0]
     z = torch.randn(num_domains, latent_dim, generator=torch.Generator().manual_seed(seed))
     return SampleInputs(sources=sources, references=refs, z_per_domain=z)

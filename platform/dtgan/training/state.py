@@ -11,6 +11,7 @@ from dtgan.config.root import DTGANConfig
 from dtgan.training.ema import make_ema_nets
 from dtgan.training.environment import Environment
 from dtgan.training.optimizers import build_optimizers
+from dtgan.training.performance import Performance, apply_performance
 from dtgan.training.rng import rank_seed, seed_everything
 
 
@@ -33,10 +34,14 @@ def build_train_state(config: DTGANConfig, num_domains: int, num_products: int, 
     seed_everything(config.train.seed)
     built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
-    nets = nn.ModuleDict({name: env.prepare_model(module.to(env.device)) for name, module in built.items()})
-    optimizers = build_optimizers(nets, config.optim)
-    # From here on each rank draws its own z and mapping noise.
-    seed = rank_seed(config.train.seed, env.rank)
-    seed_everything(seed)
-    z_generator = torch.Generator().manual_seed(seed)
+    perf = Performance.resolve(config.distributed.performance, env.device)
+    nets = nn.ModuleDict(
+        {name: env.prepare_model(apply_performance(name, m.to(env.device), perf)) for name, m in built.items()}
+    )
+    optimizers = build_optimizers(nets, config.optim, fused=perf.fused_adam)
+    # From here on each rank draws its own mapping noise. z comes from one stream shared by all ranks, of
+    # which each rank takes its rows (TrainingData.next_batch), as the loaders shard the images: the union
+    # of the ranks' batches is then the single-process batch, z included.
+    seed_everything(rank_seed(config.train.seed, env.rank))
+    z_generator = torch.Generator().manual_seed(config.train.seed)
     return TrainState(nets=nets.train(), nets_ema=nets_ema, optimizers=optimizers, z_generator=z_generator)

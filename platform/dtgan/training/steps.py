@@ -12,6 +12,7 @@ from dtgan.config.root import DTGANConfig
 from dtgan.losses.objectives import Batch, Guidance, Terms, discriminator_loss, generator_loss
 from dtgan.training.ema import ema_update
 from dtgan.training.environment import no_gradient_sync
+from dtgan.training.performance import autocast
 from dtgan.training.schedules import lambda_ds
 from dtgan.training.state import TrainState
 
@@ -44,6 +45,13 @@ def _tag(terms: Terms, guidance: Guidance) -> Terms:
     return {f"{k.split('/', 1)[0]}/{tag}/{k.split('/', 1)[1]}": v.detach() for k, v in terms.items()}
 
 
+def _autocast(config: DTGANConfig, batch: Batch):
+    """bf16 autocast of a step's forward passes when the performance options say so."""
+    device = batch.x_real.device
+    switch = config.distributed.performance.bf16_autocast
+    return autocast(device.type == "cuda" if switch == "auto" else bool(switch), device)
+
+
 def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_gradients) -> None:
     optimizers = [state.optimizers[n] for n in names]
     for opt in optimizers:
@@ -57,7 +65,7 @@ def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_
 def d_step(state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync) -> Terms:
     """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference)."""
     nets = state.nets
-    with frozen([nets.generator, nets.mapping_network, nets.style_encoder]):
+    with frozen([nets.generator, nets.mapping_network, nets.style_encoder]), _autocast(config, batch):
         total, terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
     _apply(total, state, ("discriminator",), sync_gradients)
     return _tag(terms, guidance)
@@ -70,7 +78,7 @@ def g_step(
     nets = state.nets
     updates = G_STEP_UPDATES[guidance]
     fixed = [m for name, m in nets.items() if name not in updates]
-    with frozen(fixed):
+    with frozen(fixed), _autocast(config, batch):
         total, terms = generator_loss(
             nets, batch, guidance, config.loss, config.model.toggles, lambda_ds(state.step, config.loss)
         )

@@ -1,0 +1,70 @@
+"""GPU speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
+
+Each option is resolved once against the run's device ("auto" = on CUDA). R1 and the EMA stay in fp32:
+the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA
+update runs after the step, outside any autocast region.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dtgan.config.distributed import PerformanceConfig, Switch
+
+# Networks whose forward we may compile; D is differentiated twice by R1 (autograd.grad with
+# create_graph), which compiled graphs do not support.
+COMPILED_NETS = ("generator", "mapping_network", "style_encoder")
+
+
+def _on(switch: Switch, device: torch.device) -> bool:
+    return device.type == "cuda" if switch == "auto" else bool(switch)
+
+
+@dataclass(frozen=True)
+class Performance:
+    """The resolved options of one run on one device."""
+
+    bf16_autocast: bool = False
+    channels_last: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+
+    @classmethod
+    def resolve(cls, cfg: PerformanceConfig, device: torch.device) -> Performance:
+        return cls(
+            bf16_autocast=_on(cfg.bf16_autocast, device),
+            channels_last=_on(cfg.channels_last, device),
+            fused_adam=_on(cfg.fused_adam, device),
+            compile=cfg.compile,
+        )
+
+
+def autocast(enabled: bool, device: torch.device):
+    """bf16 autocast on ``device`` when enabled, else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _compile_blocks(module: nn.Module) -> None:
+    """Compile in place each child (each element of a ModuleList), so that the G step's direct calls of
+    ``generator.encode/decode`` run compiled blocks; parameter names and state_dicts are unchanged."""
+    for child in module.children():
+        for block in child if isinstance(child, nn.ModuleList) else [child]:
+            block.compile()
+
+
+def apply_performance(name: str, module: nn.Module, perf: Performance) -> nn.Module:
+    """The network ``name`` (already on its device) in channels_last and/or compiled, as ``perf`` says."""
+    if perf.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if perf.compile and name in COMPILED_NETS:
+        if name == "generator":
+            _compile_blocks(module)
+        else:
+            module.compile()
+    return module

@@ -1,0 +1,69 @@
+"""GPU speed options resolved per device; bf16 autocast leaves D's real pass (R1) and the EMA in fp32."""
+
+import pytest
+import torch
+
+from dtgan.config import load_config
+from dtgan.errors import ConfigError
+from dtgan.losses import Batch
+from dtgan.search.ray_train import check_distributed
+from dtgan.training.environment import Environment
+from dtgan.training.performance import Performance
+from dtgan.training.state import build_train_state
+from dtgan.training.steps import train_step
+
+K, P, N = 3, 2, 4
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
+    return Batch(
+        x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
+        x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
+        z_trg=torch.randn(N, 8, generator=g), z_trg2=torch.randn(N, 8, generator=g),
+    )
+
+
+def _first_step(*overrides):
+    cfg = load_config("tiny", ["train.batch_size=4", "model.ablation=f", *overrides])
+    state = build_train_state(cfg, K, P, Environment())
+    return state, {k: v.float().item() for k, v in train_step(state, _batch(), cfg).items()}
+
+
+def test_auto_options_are_on_for_cuda_and_off_for_cpu():
+    cfg = load_config("tiny").distributed.performance
+    assert Performance.resolve(cfg, torch.device("cpu")) == Performance()
+    assert Performance.resolve(cfg, torch.device("cuda")) == Performance(True, True, True, False)
+
+
+def test_bf16_autocast_keeps_the_real_pass_and_r1_in_fp32_and_the_ema_in_fp32():
+    _, fp32 = _first_step()
+    state, bf16 = _first_step("distributed.performance.bf16_autocast=true")
+    # D's first pass on real images (adv_real, R1) runs outside autocast: identical to the fp32 run.
+    assert bf16["d/latent/adv_real"] == fp32["d/latent/adv_real"]
+    assert bf16["d/latent/r1"] == fp32["d/latent/r1"]
+    # The fakes went through bf16: close, not equal.
+    assert bf16["d/latent/adv_fake"] != fp32["d/latent/adv_fake"]
+    assert bf16["d/latent/adv_fake"] == pytest.approx(fp32["d/latent/adv_fake"], rel=5e-2)
+    assert all(p.dtype == torch.float32 for p in state.nets_ema.parameters())
+    assert all(p.dtype == torch.float32 for p in state.nets.parameters())
+
+
+def test_channels_last_and_fused_adam_do_not_change_the_first_step():
+    _, plain = _first_step()
+    state, fast = _first_step("distributed.performance.channels_last=true", "distributed.performance.fused_adam=true")
+    assert state.optimizers["generator"].defaults["fused"] is True
+    assert state.nets.generator.from_rgb.weight.is_contiguous(memory_format=torch.channels_last)
+    # conv kernels in another memory order sum in another order; later sub-steps see it through Adam
+    assert fast == pytest.approx(plain, rel=1e-3, abs=1e-6)
+
+
+def test_global_batch_must_divide_over_the_workers():
+    with pytest.raises(ConfigError, match="train.batch_size=6 is not divisible by distributed.workers=4"):
+        check_distributed(load_config("tiny", ["train.batch_size=6", "distributed.workers=4"]))
+
+
+def test_injected_failure_must_be_a_reported_step():
+    with pytest.raises(ConfigError, match="distributed.fail_at_step=3 is not a reported step"):
+        check_distributed(load_config("tiny", ["train.log_every_steps=10", "distributed.fail_at_step=3"]))
