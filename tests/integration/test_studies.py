@@ -109,3 +109,20 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
     trials = json.loads(Path(client.download_artifacts(parent.info.run_id, "study/trials.json", str(folder))).read_text())
     assert {t["trial"] for t in trials} == {r.data.tags["trial_key"] for r in runs}
     assert "Sampled parameters:" in text
+
+
+def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_trial(shared_ray, folder):
+    from dtgan.search.runner import run_ablation
+
+    folder, data_path = folder
+    config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[b]",
+                                   "distributed.workers=2", "study.name=ablation-two-workers"])
+    launch, rows, _ = run_ablation(config)
+
+    assert [(r["trial"], r["status"]) for r in rows] == [("b-seed777", "completed")]
+    client = MlflowClient(launch.tracker.tracking_uri)
+    (run,) = children(client, launch.parent_run_id)
+    assert run.info.status == "FINISHED" and run.data.params["distributed.workers"] == "2"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/g/latent/total")) == [5, 10, 15, 20]
+    assert run.data.metrics["eval/fid_mix"] > 0
+    assert (launch.storage_path and Path(launch.storage_path, launch.run_name, "train", "train-b-seed777").is_dir())
