@@ -84,7 +84,7 @@ def wait_until_up(head: subprocess.Popen, address: str, log: Path) -> None:
 def test_submitted_smoke_ablation_succeeds_and_mlflow_holds_its_runs(ray_head, tmp_path):
     address, env = ray_head
     data_path = tiny_benchmark(tmp_path)
-    overrides = [*tiny_study_overrides(tmp_path, data_path), "study.variants=[a,b]"]
+    overrides = [*tiny_study_overrides(tmp_path, data_path), "study.variants=[b]"]
     job = subprocess.run(
         [RAY, "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
          "python", "experiments/ablation.py", "--preset", "smoke", *[a for o in overrides for a in ("-o", o)]],
@@ -92,12 +92,12 @@ def test_submitted_smoke_ablation_succeeds_and_mlflow_holds_its_runs(ray_head, t
     )
     assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-2000:]
     assert "succeeded" in job.stdout + job.stderr
-    assert "| a-seed777 | completed |" in job.stdout and "| b-seed777 | completed |" in job.stdout
+    assert "| b-seed777 | completed |" in job.stdout
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (experiment,) = client.search_experiments(filter_string="name = 'ablation-smoke'")
     parents = client.search_runs([experiment.experiment_id], "tags.run_kind = 'study'")
     trials = client.search_runs([experiment.experiment_id], "tags.run_kind = 'trial'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(r.data.tags["variant"] for r in trials) == ["a", "b"]
+    assert [r.data.tags["variant"] for r in trials] == ["b"]
     assert all(r.info.status == "FINISHED" and r.data.metrics["eval/fid_mix"] > 0 for r in trials)

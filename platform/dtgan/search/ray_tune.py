@@ -276,8 +276,9 @@ def run_tune(
         metrics = dict(result.metrics or {})
         params = dict((result.config or {}).get("search", {}))
         completed = result.error is None and metrics.get(TRIAL_DONE_KEY) == 1.0
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")  # see trial_dirname
         outcomes.append(TrialOutcome(
-            trial_id=str(metrics.get("trial_id", "")), params=params, metrics=metrics, completed=completed,
+            trial_id=str(trial_id), params=params, metrics=metrics, completed=completed,
             error=None if result.error is None else _error_line(result.error),
             extra={"config": result.config or {}},
         ))
