@@ -20,9 +20,11 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The smoke ablation (ladder a-g x 1 seed) on the embedded benchmark, tracked in demo/mlflow.db.
 demo: setup
 	$(PY) -m dtgan data synth --out demo/data
 	$(PY) -m dtgan data describe demo/data/benchmark.parquet
+	$(PY) experiments/ablation.py --preset demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -12,6 +12,7 @@ from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.loss import LossConfig
 from dtgan.config.model import ModelConfig
 from dtgan.config.optim import OptimConfig
+from dtgan.config.study import StudyConfig
 from dtgan.config.tracking import TrackingConfig
 from dtgan.config.train import TrainConfig
 
@@ -28,4 +29,5 @@ class DTGANConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)

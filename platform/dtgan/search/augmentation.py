@@ -1,0 +1,126 @@
+"""The augmentation study (paper Tables 2, 3, 8) on a trained generator: arms x data set sizes x seeds.
+
+The driver prepares the study data once (real splits + synthetic sets from the checkpoint), then runs the
+classifier jobs as Ray tasks (``study.gpus_per_classifier`` GPUs each). Each (size, seed) is one MLflow
+child run with ``downstream/error_{arm}_{backbone}`` as a fraction, the tag ``seed`` and the param
+``downstream.normals_per_class``: what the report's classifier tables read. A resumed study skips the runs
+that finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dtgan.config.downstream import ALL
+from dtgan.config.root import DTGANConfig
+from dtgan.errors import ConfigError
+from dtgan.evaluation import keys
+from dtgan.search.driver import StudyLaunch, finish_study, launch_study, log_study_report, where_to_look
+
+log = logging.getLogger(__name__)
+
+PARAM_NORMALS_PER_CLASS = "downstream.normals_per_class"
+STUDY_DATA_FILE = "study_data.pt"
+METHOD_OF_STEP = {"a": "stargan_v2", "g": "dtgan"}
+
+
+def method_name(config: DTGANConfig) -> str:
+    """The generator's row label: ``dtgan`` (step g), ``stargan_v2`` (step a), else ``ladder_<step>``."""
+    step = config.model.ablation
+    return METHOD_OF_STEP.get(step, f"ladder_{step}")
+
+
+def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
+    """Write the study data once per launch (a resumed launch reuses it)."""
+    from dtgan.downstream.prepare import prepare_study_data
+    from dtgan.downstream.study import resolve_device
+    from dtgan.training.checkpoint import load_inference_nets
+
+    path = launch.run_path / STUDY_DATA_FILE
+    if path.is_file():
+        return path
+    cfg = launch.config.downstream
+    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    prepare_study_data(cfg, launch.config.data.path, nets=nets, checkpoint=checkpoint).save(path)
+    return path
+
+
+def _group_metrics(results: list[dict], backbone: str) -> dict[str, float]:
+    """One seed's classifiers of one size: test error per arm as a fraction in [0, 1]."""
+    return {keys.downstream_key(r["cell"]["arm"], backbone): r["test_error_pct"] / 100.0 for r in results}
+
+
+def run_augmentation(config: DTGANConfig, checkpoint: str | None, method: str | None = None,
+                     resume: bool | str = False, address: str | None = None,
+                     temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+    """Run (or resume) the study; rows per (size, seed) and the printed text."""
+    from dtgan.downstream.study import markdown_table, plan_jobs, summarize
+    from dtgan.search import ray_tune
+
+    cfg = config.downstream
+    if cfg.products != (ALL,) or cfg.defect_sources != (ALL,):
+        raise ConfigError("experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
+                          "defect_sources=[all]); run cross-domain studies with `dtgan downstream`")
+    if cfg.synthetic_arms and checkpoint is None:
+        raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need --checkpoint CHECKPOINT_OR_RUN")
+    generator_config = config
+    if checkpoint is not None:
+        from dtgan.training.checkpoint import load_inference_nets
+
+        generator_config = load_inference_nets(checkpoint).config
+    method = method or method_name(generator_config)
+    launch = launch_study(config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method})
+    tracker = launch.tracker
+    started = ray_tune.start_ray(launch.config.study, address=address, temp_dir=temp_dir)
+    map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
+    rows, all_results = [], []
+    try:
+        specs = plan_jobs(cfg, _prepare(launch, checkpoint))
+        groups: dict[tuple[int, int], list] = {}
+        for spec in specs:
+            groups.setdefault((spec.cell.normal_images_per_product, spec.seed), []).append(spec)
+        for (size, seed), group in groups.items():
+            trial_key = f"n{size}-seed{seed}"
+            run = tracker.start_trial(launch.parent_run_id, trial_key, launch.config,
+                                      tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name})
+            if run.finished:
+                rows.append({"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id})
+                continue
+            try:
+                tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
+                results = list(map_fn(_job, group))
+                tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
+                tracker.log_dict(run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]},
+                                 "downstream/jobs.json")
+                tracker.end_run(run.run_id)
+            except BaseException as exc:
+                tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+                raise
+            all_results += results
+            rows.append({"trial": trial_key, "status": "completed", "run_id": run.run_id})
+    except BaseException as exc:
+        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+        raise
+    finally:
+        if started:
+            ray_tune.stop_ray()
+    markdown = log_study_report(launch)
+    finish_study(launch, "FINISHED")
+    text = [f"## {launch.study_name}: {len(rows)} (size, seed) runs of method '{method}'"]
+    if all_results:
+        cells, _ = summarize(all_results, cfg.backbone, len(cfg.normal_images_per_product) > 1)
+        text += ["", markdown_table(cells, cfg.backbone)]
+    if markdown:
+        text += ["", markdown]
+    text += ["", where_to_look(launch)]
+    return launch, rows, "\n".join(text)
+
+
+def _job(spec) -> dict:
+    """A picklable reference to the classifier job (imported on the worker)."""
+    from dtgan.downstream.study import run_job
+
+    return run_job(spec)

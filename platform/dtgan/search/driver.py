@@ -1,0 +1,175 @@
+"""The study driver shared by ``experiments/*.py``: arguments, MLflow parent run, Ray, the final table and report.
+
+The driver creates the MLflow store, experiment and parent run before any trial starts (concurrent creation
+corrupts sqlite), makes every path absolute (Tune trials run in their own folders), and at the end closes
+orphaned trial runs, registers the best generator, logs the report to the parent run and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dtgan.config.loader import load_config
+from dtgan.config.root import DTGANConfig
+from dtgan.errors import ConfigError, DTGANError
+from dtgan.search.ladder import apply_overrides
+
+log = logging.getLogger(__name__)
+
+TAG_STUDY_KIND = "study_kind"
+TAG_SEARCH_OBJECTIVES = "search_objectives"
+RUN_NAME_TIME_FORMAT = "%Y%m%d-%H%M%S"
+STORAGE_PATH_ENV = "DTGAN_STORAGE_PATH"  # set by the cluster (docs/interfaces.md "Cluster environment")
+DEFAULT_STORAGE_PATH = "ray_results"
+
+
+def study_arguments(description: str, default_preset: str) -> argparse.ArgumentParser:
+    """``--preset``, ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--preset", "-c", default=default_preset,
+                        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset})")
+    parser.add_argument("-o", "--override", metavar="KEY=VALUE", action="append", default=[],
+                        help="dotted config override, e.g. -o study.seeds=[1,2] (repeatable)")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_NAME",
+                        help="continue the latest (or the named) launch of this study: Tune restore, same MLflow runs")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address; default $RAY_ADDRESS (set by `ray job submit`), else a local Ray")
+    parser.add_argument("--ray-temp-dir", default=None, help="temp folder of the local Ray (default Ray's)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def absolute_paths(config: DTGANConfig) -> DTGANConfig:
+    """Relative data, storage and cache paths made absolute against the driver's cwd (trials chdir)."""
+    def absolute(path: str) -> str:
+        return path if "://" in path else str(Path(path).expanduser().resolve())
+
+    storage = config.study.storage_path or os.environ.get(STORAGE_PATH_ENV) or DEFAULT_STORAGE_PATH
+    delta = {
+        "data": {"path": absolute(config.data.path)},
+        "study": {"storage_path": absolute(storage)},
+        "evaluation": {"cache_dir": absolute(config.evaluation.cache_dir)},
+        "train": {"out_dir": absolute(config.train.out_dir)},
+    }
+    if config.study.search_space is not None:
+        delta["study"]["search_space"] = absolute(config.study.search_space)
+    return apply_overrides(config, delta)
+
+
+def resolve_run_name(storage_path: str, study_name: str, resume: bool | str) -> str:
+    """A new launch gets ``<study>-<timestamp>``; ``--resume`` the latest such folder (or the one named)."""
+    if isinstance(resume, str):
+        if not (Path(storage_path) / resume).is_dir():
+            raise ConfigError(f"--resume {resume}: no such study run under {storage_path}")
+        return resume
+    if resume:
+        launches = sorted(p.name for p in Path(storage_path).glob(f"{study_name}-*") if p.is_dir())
+        if not launches:
+            raise ConfigError(f"--resume: no earlier launch of study '{study_name}' under {storage_path}; run without --resume")
+        return launches[-1]
+    return f"{study_name}-{time.strftime(RUN_NAME_TIME_FORMAT)}"
+
+
+@dataclass
+class StudyLaunch:
+    """A study about to run: its config, names, MLflow parent run and where its files go."""
+
+    config: DTGANConfig
+    kind: str
+    study_name: str
+    run_name: str
+    tracker: Any
+    parent_run_id: str
+    experiment_name: str
+    storage_path: str
+    resumed: bool
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.storage_path) / self.run_name
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.run_path / "runs"
+
+
+def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[str, str] | None = None) -> StudyLaunch:
+    """Resolve names, create the MLflow store, experiment and parent run (found again on ``--resume``)."""
+    from dtgan.tracking import init_tracking
+    from dtgan.tracking.provenance import collect_provenance
+
+    config = absolute_paths(config)
+    study_name = config.study.name or f"{kind}-{config.preset or 'custom'}"
+    storage = config.study.storage_path
+    run_name = resolve_run_name(storage, study_name, resume)
+    Path(storage, run_name).mkdir(parents=True, exist_ok=True)
+    tracker = init_tracking(config.tracking, study=study_name)
+    study_run = tracker.start_study(study_name, resume_key=run_name, tags={TAG_STUDY_KIND: kind, **(tags or {})},
+                                    params=config, provenance=collect_provenance(config.train.seed))
+    log.info("%s study '%s' (%s), MLflow %s, parent run %s", "resuming" if study_run.resumed else "starting",
+             study_name, run_name, tracker.tracking_uri, study_run.run_id)
+    return StudyLaunch(config, kind, study_name, run_name, tracker, study_run.run_id, study_run.experiment_name,
+                       storage, study_run.resumed)
+
+
+def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | None = None) -> None:
+    """Close orphaned trial runs (ASHA stops, killed trials) and end the parent run."""
+    closed = launch.tracker.close_orphans(launch.parent_run_id)
+    if closed:
+        log.info("closed %d trial run(s) left RUNNING (stopped trials) as KILLED", len(closed))
+    launch.tracker.end_run(launch.parent_run_id, status, error=error)
+
+
+def log_study_report(launch: StudyLaunch) -> str | None:
+    """Build the comparison tables from MLflow, log them to the parent run, return the Markdown."""
+    from dtgan.tracking.mlflow_read import log_report_to_run
+    from dtgan.tracking.report.build import build_report
+    from dtgan.tracking.report.config import ReportConfig
+    from dtgan.tracking.report.errors import ReportError
+
+    config = ReportConfig(bootstrap_samples=launch.config.study.report_bootstrap_samples)
+    try:
+        report = build_report(launch.experiment_name, launch.tracker.tracking_uri, launch.parent_run_id, config)
+    except ReportError as exc:
+        log.warning("no report: %s", exc)
+        return None
+    log_report_to_run(report, launch.parent_run_id, launch.tracker.tracking_uri)
+    return report.markdown()
+
+
+def where_to_look(launch: StudyLaunch) -> str:
+    """How to open the study in the MLflow UI."""
+    uri = launch.tracker.tracking_uri
+    experiment_id = launch.tracker.experiment_id(launch.experiment_name)
+    ui = uri if uri.startswith("http") else f"`mlflow ui --backend-store-uri {uri}` then http://127.0.0.1:5000"
+    return (f"MLflow: {ui} -> experiment '{launch.experiment_name}' ({experiment_id}), parent run "
+            f"{launch.parent_run_id} (#/experiments/{experiment_id}/runs/{launch.parent_run_id}); "
+            f"resume with --resume {launch.run_name}")
+
+
+def main_guard(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+               argv: list[str] | None = None) -> int:
+    """Parse, set up logging, run ``body``; user errors exit 2 with one line, Ctrl-C 130."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(body(args) or 0)
+    except DTGANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+def load_study_config(args: argparse.Namespace) -> DTGANConfig:
+    return load_config(args.preset, args.override)

@@ -1,0 +1,323 @@
+"""The Ray Tune + Optuna adapter: the only module importing ``ray.tune`` and ``optuna``.
+
+Trials are Tune *function trainables* holding the custom driver resource (``study.driver_resource``) instead
+of a CPU, so a 2-core machine never deadlocks; a single-worker trial also holds its worker's CPU/GPU and
+trains in the trial process, a multi-worker trial launches a Ray Train ``TorchTrainer`` from it (Train V2's
+supported pattern). The dashboard stays on: it frees the workers of trials ASHA stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+import dtgan
+from dtgan.config.root import DTGANConfig
+from dtgan.config.study import StudyConfig
+from dtgan.search.spaces import Dimension
+from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
+from dtgan.training.reporter import Reporter
+
+log = logging.getLogger(__name__)
+
+# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+# Driver slots offered by a local Ray: trial drivers hold one each, never a CPU.
+_MIN_LOCAL_DRIVER_SLOTS = 4
+
+
+def dtgan_package_dir() -> Path:
+    """``platform/dtgan`` of the code running now: shipped to every worker as a py_module."""
+    return Path(dtgan.__file__).resolve().parent
+
+
+def runtime_env() -> dict[str, Any]:
+    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
+
+    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
+    merge a field the job and ``ray.init`` both set.
+    """
+    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
+    if "py_modules" in job_env:
+        return {}
+    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
+    if "excludes" not in job_env:
+        env["excludes"] = ["__pycache__", "*.pyc"]
+    return env
+
+
+def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | None = None) -> bool:
+    """Connect to ``address`` (or ``$RAY_ADDRESS``, set by ``ray job submit``), else start a local Ray.
+
+    The local Ray offers ``study.driver_resource`` slots for trial drivers and keeps the dashboard on.
+    Returns False when this process was already connected (the caller then leaves Ray running).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
+        return True
+    slots = max(_MIN_LOCAL_DRIVER_SLOTS, 2 * study.max_concurrent_trials)
+    ray.init(num_cpus=study.local_num_cpus, resources={study.driver_resource: slots}, include_dashboard=True,
+             runtime_env=runtime_env(), _temp_dir=temp_dir, log_to_driver=True)
+    return True
+
+
+def stop_ray() -> None:
+    """Disconnect (and stop the local Ray this process started)."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def trains_in_process(config: DTGANConfig) -> bool:
+    """One worker trains in the trial process itself (a worker group of one would only add start-up time)."""
+    return config.distributed.workers <= 1
+
+
+def trial_resources(config: DTGANConfig) -> dict[str, float]:
+    """What a trial's driver holds: the driver slot, plus the CPU/GPU of its training when it trains in-process
+    (multi-worker trials hold only the slot: their TorchTrainer workers take ``distributed`` resources)."""
+    study = config.study
+    resources = {study.driver_resource: 1.0}
+    if trains_in_process(config):
+        resources["CPU"] = config.distributed.cpus_per_worker
+        if study.gpus_per_trial:
+            resources["GPU"] = study.gpus_per_trial
+    return resources
+
+
+def downstream_map_fn(gpus_per_job: float) -> Callable:
+    """``map_fn`` for ``dtgan.downstream.run_study``: each classifier job a Ray task (one GPU each when set)."""
+
+    def map_fn(fn, specs):
+        remote = ray.remote(num_gpus=gpus_per_job, num_cpus=1)(fn) if gpus_per_job else ray.remote(num_cpus=1)(fn)
+        return ray.get([remote.remote(spec) for spec in specs])
+
+    return map_fn
+
+
+def local_map_fn(fn, specs):
+    """Run downstream jobs in the trial process (no cluster resources reserved for them)."""
+    return map(fn, specs)
+
+
+class TuneHooks:
+    """``dtgan.search.study.TrialHooks`` inside a Tune function trainable."""
+
+    def __init__(self, study: StudyConfig) -> None:
+        self.study = study
+        context = tune.get_context()
+        self.trial_id = context.get_trial_id()
+        self.trial_name = context.get_trial_name()
+
+    def report(self, metrics: dict[str, Any], checkpoint_path: str | None) -> None:
+        if checkpoint_path is None:
+            tune.report(metrics)
+            return
+        # Tune copies the folder into its storage: the trial can resume from it on any node.
+        with tempfile.TemporaryDirectory(prefix="dtgan-tune-ckpt-") as tmp:
+            target = Path(tmp) / Path(checkpoint_path).name
+            try:
+                os.link(checkpoint_path, target)
+            except OSError:
+                shutil.copyfile(checkpoint_path, target)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def restored_checkpoint(self) -> str | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        folder = Path(checkpoint.to_directory())
+        files = sorted(folder.glob("step_*.pt"))
+        return str(files[-1]) if files else None
+
+    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
+        from dtgan.training.loop import TrainResult, train
+
+        if trains_in_process(config):
+            from dtgan.training.environment import Environment, resolve_device
+
+            return train(config, reporter=reporter, run_dir=run_dir, resume=resume,
+                         env=Environment(device=resolve_device(config.train.device)))
+        from dtgan.search import ray_train
+        from dtgan.training.checkpoint import latest_checkpoint
+
+        # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
+        # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
+        # controller runs elsewhere); multi-worker trials report no intermediate FID.
+        result = ray_train.fit_distributed(
+            config, run_name=f"train-{run_dir.name}", storage_path=str(run_dir.parent.parent / "train"),
+            resume="auto", run_dir=run_dir, progress=False,
+        )
+        try:
+            for row in result.metrics_history:
+                reporter.report(int(row["step"]), {k: v for k, v in row.items() if k.startswith("train/")}, None)
+        finally:
+            reporter.close()
+        return TrainResult(run_dir=result.run_dir, step=result.step, checkpoint_path=latest_checkpoint(result.run_dir),
+                           metrics=result.metrics)
+
+    def downstream_map_fn(self):
+        if self.study.gpus_per_classifier:
+            return downstream_map_fn(self.study.gpus_per_classifier)
+        return local_map_fn
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folders (Tune's default spells out the whole parameter dict)."""
+    return f"trial_{trial.trial_id}"
+
+
+def tune_distribution(dim: Dimension):
+    """A YAML dimension as a Tune sampling domain (OptunaSearch converts it to an Optuna distribution)."""
+    if dim.type == "uniform":
+        return tune.uniform(dim.low, dim.high)
+    if dim.type == "loguniform":
+        return tune.loguniform(dim.low, dim.high)
+    if dim.type == "int":
+        return tune.randint(int(dim.low), int(dim.high) + 1)  # Tune's upper bound is exclusive
+    return tune.choice(list(dim.values))
+
+
+@dataclass
+class TrialOutcome:
+    """One trial as the driver sees it after ``fit()``."""
+
+    trial_id: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    completed: bool  # ran to the end (not stopped early, not failed)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
+    if not early_stopping or study.scheduler == "fifo":
+        return FIFOScheduler()
+    from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
+
+    every = study.intermediate_fid_every_steps or total_steps
+    return ASHAScheduler(
+        time_attr=STEP_KEY, metric=INTERMEDIATE_FID_KEY, mode="min", max_t=total_steps,
+        grace_period=min(total_steps, study.asha_grace_period_reports * every),
+        reduction_factor=study.asha_reduction_factor,
+    )
+
+
+def _searcher(study: StudyConfig, space: list[Dimension]):
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    metrics = [o.metric for o in study.objectives]
+    modes = [o.mode for o in study.objectives]
+    one = len(metrics) == 1
+    searcher = OptunaSearch(metric=metrics[0] if one else metrics, mode=modes[0] if one else modes,
+                            seed=study.search_seed)
+    return ConcurrencyLimiter(searcher, max_concurrent=study.max_concurrent_trials)
+
+
+def run_tune(
+    trainable: Callable[[dict], None], config: DTGANConfig, run_name: str, storage_path: str,
+    *, param_space: dict[str, Any] | None = None, space: list[Dimension] | None = None, resume: bool = False,
+    early_stopping: bool = False,
+) -> list[TrialOutcome]:
+    """Run (or, with ``resume``, restore and continue) the study's trials; every trial's outcome.
+
+    ``param_space`` fixes the trials (the ladder: ``{"trial": tune.grid_search([...])}``); ``space`` makes it
+    a search (Optuna TPE seeded by ``study.search_seed``, ``study.num_samples`` trials). ``early_stopping``
+    turns on ``study.scheduler`` (ASHA on the intermediate FID); otherwise every trial runs to the end.
+    """
+    # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
+    # which requires results that carry only some of the searcher's metrics.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    study, total_steps = config.study, config.train.total_steps
+    fn = tune.with_resources(trainable, trial_resources(config))
+    path = os.path.join(storage_path, run_name)
+    if resume and tune.Tuner.can_restore(path):
+        log.info("restoring the Tune run %s", path)
+        tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
+    else:
+        if resume:
+            log.warning("no Tune state at %s; starting the study's trials afresh", path)
+        searching = space is not None
+        tune_config = tune.TuneConfig(
+            scheduler=_scheduler(study, total_steps, early_stopping),
+            search_alg=_searcher(study, space) if searching else None,
+            num_samples=study.num_samples if searching else 1,
+            max_concurrent_trials=study.max_concurrent_trials,
+            reuse_actors=False,
+            trial_dirname_creator=trial_dirname,
+        )
+        param_space = dict(param_space or {})
+        if searching:
+            param_space["search"] = {dim.key: tune_distribution(dim) for dim in space}
+        run_config = tune.RunConfig(
+            name=run_name, storage_path=storage_path,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=1,
+        )
+        tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    results = tuner.fit()
+    outcomes = []
+    for result in results:
+        metrics = dict(result.metrics or {})
+        params = dict((result.config or {}).get("search", {}))
+        completed = result.error is None and metrics.get(TRIAL_DONE_KEY) == 1.0
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")  # see trial_dirname
+        outcomes.append(TrialOutcome(
+            trial_id=str(trial_id), params=params, metrics=metrics, completed=completed,
+            error=None if result.error is None else _error_line(result.error),
+            extra={"config": result.config or {}},
+        ))
+    return outcomes
+
+
+def _error_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[-1][:300] if lines else ''}"
+
+
+def grid(values: list[Any]):
+    """``tune.grid_search`` over fixed trials (the ablation ladder)."""
+    return tune.grid_search(values)
+
+
+def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
+    """One ladder variant x seed (``params["trial"]`` from ``ladder_trials``)."""
+    from dtgan.search.ladder import apply_overrides
+    from dtgan.search.study import run_trial
+
+    spec = params["trial"]
+    config = apply_overrides(DTGANConfig.model_validate(base_config), spec["overrides"], run_name=spec["trial_key"])
+    run_trial(config, spec["trial_key"], spec["variant"], ctx, TuneHooks(config.study))
+
+
+def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
+    """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
+    from dtgan.search.ladder import apply_overrides
+    from dtgan.search.spaces import nest
+    from dtgan.search.study import run_trial
+
+    base = DTGANConfig.model_validate(base_config)
+    hooks = TuneHooks(base.study)
+    trial_key = f"trial-{hooks.trial_id}"
+    config = apply_overrides(base, nest(params["search"]), run_name=trial_key)
+    run_trial(config, trial_key, trial_key, ctx, hooks)
+
+
+def bind(trainable: Callable, base_config: DTGANConfig, ctx) -> Callable:
+    """The trainable with the base config and the trial context put in Ray's object store once."""
+    return tune.with_parameters(trainable, base_config=base_config.model_dump(mode="json"), ctx=ctx)

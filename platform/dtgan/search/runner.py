@@ -1,0 +1,176 @@
+"""The ablation ladder and the lambda search end to end: launch, run the trials on Ray Tune, summarise, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict
+from typing import Any
+
+from dtgan.config.root import DTGANConfig
+from dtgan.evaluation import keys
+from dtgan.search.driver import (
+    TAG_SEARCH_OBJECTIVES,
+    StudyLaunch,
+    finish_study,
+    launch_study,
+    log_study_report,
+    where_to_look,
+)
+from dtgan.search.ladder import ladder_trials
+from dtgan.search.pareto import pareto_front
+from dtgan.search.spaces import load_search_space
+from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
+from dtgan.tracking.provenance import git_state
+
+log = logging.getLogger(__name__)
+
+SUMMARY_ARTIFACT = "study/trials.json"
+PARETO_ARTIFACT = "study/pareto_front.json"
+SUMMARY_METRICS = (keys.fid_key("mix"), keys.fid_key("latent"), keys.fid_key("reference"), keys.kid_key("mix"))
+
+
+def _context(launch: StudyLaunch) -> TrialContext:
+    study = launch.config.study
+    return TrialContext(
+        tracker=launch.tracker, parent_run_id=launch.parent_run_id, study=launch.study_name,
+        runs_dir=str(launch.runs_dir), intermediate_fid_every_steps=study.intermediate_fid_every_steps,
+        intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell, git_state=git_state(),
+    )
+
+
+def _value(metrics: dict[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def trials_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A Markdown table of the trials: key, status and the chosen metrics."""
+    lines = ["| trial | status | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
+    for row in rows:
+        lines.append(f"| {row['trial']} | {row['status']} | " + " | ".join(_fmt(row['metrics'].get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _summarise(launch: StudyLaunch, outcomes, trial_key_of) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows per trial and the best completed one (primary objective); the best generator is registered."""
+    objective = launch.config.study.objective
+    rows = []
+    for outcome in outcomes:
+        status = "completed" if outcome.completed else ("failed" if outcome.error else "stopped")
+        numeric = {k: v for k, v in outcome.metrics.items() if _value(outcome.metrics, k) is not None}
+        rows.append({"trial": trial_key_of(outcome), "trial_id": outcome.trial_id, "status": status,
+                     "error": outcome.error, "params": outcome.params, "metrics": numeric,
+                     "run_id": outcome.metrics.get(RUN_ID_KEY), "checkpoint": outcome.metrics.get(CHECKPOINT_KEY)})
+    scored = [r for r in rows if r["status"] == "completed" and objective.metric in r["metrics"]]
+    sign = 1.0 if objective.mode == "min" else -1.0
+    best = min(scored, key=lambda r: sign * r["metrics"][objective.metric]) if scored else None
+    tracker = launch.tracker
+    if best is not None:
+        tracker.log_metrics(launch.parent_run_id, {f"best/{objective.metric}": best["metrics"][objective.metric]}, 0)
+        tracker.set_tags(launch.parent_run_id, {"best_trial": best["trial"], "best_run_id": best["run_id"]})
+        if best["run_id"] and best["checkpoint"]:
+            registered = tracker.log_best_checkpoint(best["run_id"], best["checkpoint"])
+            if registered is not None:
+                log.info("best generator (%s) registered as %s version %s", best["trial"], registered.name,
+                         registered.version)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "stopped", "failed")}
+    tracker.log_metrics(launch.parent_run_id, {f"trials_{s}": n for s, n in counts.items()}, 0)
+    tracker.log_text(launch.parent_run_id, json.dumps(rows, indent=2, default=str), SUMMARY_ARTIFACT)
+    return rows, best
+
+
+def _run(launch: StudyLaunch, trainable, param_space, space, resume: bool, early_stopping: bool,
+         address: str | None, temp_dir: str | None):
+    from dtgan.search import ray_tune
+
+    study = launch.config.study
+    started = ray_tune.start_ray(study, address=address, temp_dir=temp_dir)
+    try:
+        return ray_tune.run_tune(
+            ray_tune.bind(trainable, launch.config, _context(launch)), launch.config, launch.run_name, launch.storage_path, param_space=param_space, space=space, resume=resume,
+            early_stopping=early_stopping,
+        )
+    finally:
+        if started:
+            ray_tune.stop_ray()
+
+
+def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: list[str]) -> str:
+    """End the parent run, log and print the report; the text printed."""
+    completed = sum(r["status"] == "completed" for r in rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    markdown = log_study_report(launch)
+    if completed:
+        finish_study(launch, "FINISHED")
+    else:
+        finish_study(launch, "FAILED", error=failed[0]["error"] if failed else "no trial completed")
+    text = [f"## {launch.study_name}: {completed}/{len(rows)} trials completed", "",
+            trials_table(rows, table_columns), ""]
+    for row in failed:
+        text.append(f"- {row['trial']} failed: {row['error']}")
+    if markdown:
+        text += ["", markdown]
+    text += ["", where_to_look(launch)]
+    return "\n".join(text)
+
+
+def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str | None = None,
+                 temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+    """The ladder (a)-(g) x seeds, every trial to the end (no early stopping); rows and the printed text."""
+    from dtgan.search import ray_tune
+
+    check_study_config(config, early_stopping=False)
+    launch = launch_study(config, "ablation", resume)
+    specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
+    try:
+        outcomes = _run(launch, ray_tune.ladder_trainable, {"trial": ray_tune.grid([asdict(s) for s in specs])},
+                        None, bool(resume), False, address, temp_dir)
+        rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"])
+    except BaseException as exc:
+        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+        raise
+    order = {s.trial_key: i for i, s in enumerate(specs)}
+    rows.sort(key=lambda r: order.get(r["trial"], len(order)))
+    return launch, rows, _conclude(launch, rows, list(SUMMARY_METRICS))
+
+
+def run_search(config: DTGANConfig, resume: bool | str = False, address: str | None = None,
+               temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+    """Optuna TPE (through Tune) over the YAML space; ASHA on one objective, a Pareto front on two."""
+    from dtgan.errors import ConfigError
+    from dtgan.search import ray_tune
+
+    study = config.study
+    if study.search_space is None:
+        raise ConfigError("study.search_space is not set; pass -o study.search_space=experiments/search/lambdas.yaml")
+    check_study_config(config, early_stopping=True)
+    objectives = ",".join(f"{o.metric}:{o.mode}" for o in study.objectives)
+    launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives})
+    space = load_search_space(launch.config.study.search_space)
+    try:
+        outcomes = _run(launch, ray_tune.search_trainable, None, space, bool(resume), True, address, temp_dir)
+        rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
+    except BaseException as exc:
+        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+        raise
+    metrics = [o.metric for o in study.objectives]
+    columns = metrics + [k for k in SUMMARY_METRICS if k not in metrics]
+    text_extra = []
+    if len(metrics) == 2:
+        # Only trials that ran to the end: a stopped trial's last values are not its final ones.
+        points = {r["trial"]: [r["metrics"][m] for m in metrics] for r in rows
+                  if r["status"] == "completed" and all(m in r["metrics"] for m in metrics)}
+        front = pareto_front(points, [o.mode for o in study.objectives])
+        front_rows = [{"trial": t, **dict(zip(metrics, points[t])),
+                       "params": next(r["params"] for r in rows if r["trial"] == t)} for t in front]
+        launch.tracker.log_text(launch.parent_run_id, json.dumps(front_rows, indent=2, default=str), PARETO_ARTIFACT)
+        text_extra = ["", f"Pareto front ({' vs '.join(metrics)}): " + (", ".join(front) or "empty")]
+    text_extra += ["", "Sampled parameters:"] + [f"- {r['trial']}: {json.dumps(r['params'], default=str)}" for r in rows]
+    text = _conclude(launch, rows, columns)
+    return launch, rows, text + "\n".join(text_extra)

@@ -1,0 +1,202 @@
+"""The trial function of every study: train -> evaluate -> optional downstream study, tracked as one MLflow run.
+
+It knows nothing of Ray: the Tune adapter passes ``TrialHooks`` that report to the scheduler, hand back a
+restored checkpoint, run the training (in this process or on a Ray Train worker group) and map downstream jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from dtgan.config.root import DTGANConfig
+from dtgan.downstream.study import MapFn
+from dtgan.errors import ConfigError
+from dtgan.evaluation import keys
+from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
+from dtgan.training.reporter import Reporter
+
+log = logging.getLogger(__name__)
+
+STEP_KEY = "step"  # the Tune result field ASHA counts in (training steps)
+TRIAL_DONE_KEY = "trial_done"  # 1.0 in the final result of a trial that ran to the end
+RUN_ID_KEY = "mlflow_run_id"
+CHECKPOINT_KEY = "checkpoint_file"
+TAG_CHECKPOINT = "final_checkpoint"
+EVALUATION_ARTIFACT_DIR = "eval"
+DOWNSTREAM_ARTIFACT = "downstream/downstream.json"
+
+
+class TrialHooks(Protocol):
+    """What a trial needs from the scheduler that runs it."""
+
+    trial_id: str | None
+
+    def report(self, metrics: dict[str, Any], checkpoint_path: str | None) -> None:
+        """Intermediate or final result; a checkpoint file makes the trial resumable from it."""
+
+    def restored_checkpoint(self) -> str | None:
+        """The checkpoint file the scheduler restored this trial from (after a driver restart), if any."""
+
+    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
+        """Run ``dtgan.training.loop.train`` (one process) or its distributed equivalent; a TrainResult."""
+
+    def downstream_map_fn(self) -> MapFn:
+        """The executor of the downstream study's classifier jobs."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a trial process needs besides its config; small and picklable."""
+
+    tracker: Any  # dtgan.tracking.Tracker (pickles to its settings)
+    parent_run_id: str
+    study: str
+    runs_dir: str  # absolute: <storage_path>/<study run>/runs; each trial writes runs/<trial_key>/
+    intermediate_fid_every_steps: int | None
+    intermediate_fid_images_per_cell: int
+    git_state: dict[str, Any]  # of the driver's checkout: trial workers run a shipped copy without .git
+
+
+def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
+    """Cross-section checks the study sections cannot make alone."""
+    every = config.study.intermediate_fid_every_steps
+    if every is not None and every % config.train.checkpoint_every_steps:
+        raise ConfigError(
+            f"study.intermediate_fid_every_steps={every} must be a multiple of "
+            f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
+        )
+    objectives = config.study.objectives
+    if early_stopping and every is not None and len(objectives) == 1 and objectives[0].metric != keys.fid_key("mix"):
+        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
+        raise ConfigError(
+            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
+            f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
+        )
+    if early_stopping and config.study.scheduler == "asha" and every is None:
+        raise ConfigError("study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)")
+
+
+class StudyReporter(Reporter):
+    """The loop's reporter inside a trial: MLflow metrics, plus the cheap FID and a checkpoint to the scheduler."""
+
+    def __init__(self, mlflow_reporter: Reporter, hooks: TrialHooks, total_steps: int,
+                 fid: Callable[[str], float] | None, every_steps: int | None, stand_in_for: tuple[str, ...] = ()) -> None:
+        self.mlflow_reporter = mlflow_reporter
+        self.hooks = hooks
+        self.total_steps = total_steps
+        self.fid = fid
+        self.every_steps = every_steps
+        self.stand_in_for = stand_in_for  # objectives the cheap FID stands in for in intermediate results
+
+    def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
+        self.mlflow_reporter.report(step, metrics, checkpoint_path)
+        if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
+            return  # the final checkpoint is reported with the evaluation
+        fid = self.fid(checkpoint_path)
+        self.mlflow_reporter.report(step, {INTERMEDIATE_FID_KEY: fid}, None)
+        self.hooks.report({STEP_KEY: step, INTERMEDIATE_FID_KEY: fid, **dict.fromkeys(self.stand_in_for, fid)},
+                          checkpoint_path)
+
+    def close(self) -> None:
+        self.mlflow_reporter.close()
+
+
+def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
+    """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
+    from dtgan.training.checkpoint import latest_checkpoint
+
+    if restored is None or latest_checkpoint(run_dir) is not None:
+        return
+    target = run_dir / "checkpoints" / Path(restored).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(restored, target)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def _downstream(config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn) -> tuple[dict[str, float], Path]:
+    """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
+    from dtgan.downstream.prepare import prepare_study_data
+    from dtgan.downstream.study import resolve_device, run_study
+    from dtgan.training.checkpoint import load_inference_nets
+
+    cfg = config.downstream
+    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    study_data_path = run_dir / "downstream" / "study_data.pt"
+    prepare_study_data(cfg, config.data.path, nets=nets, checkpoint=str(checkpoint)).save(study_data_path)
+    del nets
+    out_path = run_dir / "downstream" / "downstream.json"
+    payload = run_study(cfg, study_data_path, map_fn=map_fn, out_path=out_path)
+    return payload["metrics"], out_path
+
+
+def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialContext, hooks: TrialHooks) -> dict[str, Any]:
+    """Train, evaluate and (optionally) run the downstream study of one trial; its final metrics.
+
+    The MLflow run is found again by ``trial_key`` after a restart (no duplicates); a trial that finished in
+    an earlier launch is not run again: its logged metrics are reported instead. Any error ends the run
+    FAILED with the error as a tag and is raised again for the scheduler.
+    """
+    from dtgan.evaluation.evaluate import evaluate
+    from dtgan.tracking import MLflowReporter
+    from dtgan.tracking.provenance import collect_provenance
+    from dtgan.training.checkpoint import latest_checkpoint
+
+    tracker = ctx.tracker
+    tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
+    run = tracker.start_trial(ctx.parent_run_id, trial_key, config, tags=tags,
+                              provenance={**collect_provenance(config.train.seed), **ctx.git_state})
+    if run.finished:
+        earlier = tracker.client.get_run(run.run_id).data
+        final = {**_finite(dict(earlier.metrics)), TRIAL_DONE_KEY: 1.0, STEP_KEY: config.train.total_steps,
+                 RUN_ID_KEY: run.run_id, CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, "")}
+        hooks.report(final, None)
+        log.info("trial %s finished in an earlier launch (run %s); not run again", trial_key, run.run_id)
+        return final
+    run_dir = Path(ctx.runs_dir) / trial_key
+    try:
+        _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
+        resume = latest_checkpoint(run_dir) is not None
+        fid = None
+        if ctx.intermediate_fid_every_steps is not None:
+            fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
+        with MLflowReporter(tracker, run.run_id, checkpoints="never") as mlflow_reporter:
+            objectives = [o.metric for o in config.study.objectives]
+            stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
+            reporter = StudyReporter(mlflow_reporter, hooks, config.train.total_steps, fid,
+                                     ctx.intermediate_fid_every_steps, stand_in)
+            result = hooks.train(config, reporter, run_dir, resume)
+        checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
+        evaluation = evaluate(checkpoint, config.evaluation, data_path=config.data.path,
+                              out_dir=run_dir / "evaluation" / "final")
+        tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
+        final = _finite(evaluation.metrics)
+        tracker.log_artifacts(run.run_id, [evaluation.out_dir], EVALUATION_ARTIFACT_DIR)
+        if config.study.run_downstream:
+            downstream_metrics, downstream_json = _downstream(config, Path(checkpoint), run_dir,
+                                                              hooks.downstream_map_fn())
+            final.update(_finite(downstream_metrics))
+            tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
+        tracker.log_metrics(run.run_id, final, step=result.step)
+        samples = run_dir / "samples"
+        if samples.is_dir():
+            tracker.log_artifacts(run.run_id, [samples])
+        if keys.fid_key("mix") in final:
+            final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
+        report = {**final, STEP_KEY: result.step, TRIAL_DONE_KEY: 1.0, RUN_ID_KEY: run.run_id,
+                  CHECKPOINT_KEY: str(checkpoint)}
+        tracker.end_run(run.run_id)  # before the last report: a scheduler may end the process right after it
+        hooks.report(report, str(checkpoint))
+        return report
+    except BaseException as exc:
+        # KeyboardInterrupt/SystemExit too: a stopped trial process must not leave its run RUNNING.
+        tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+        raise

@@ -1,0 +1,128 @@
+"""A 2-variant ablation and a 2-trial search on one local Ray (2 CPUs): the MLflow tree they leave behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from studies_testdata import tiny_benchmark, tiny_study_overrides
+
+from dtgan.config.loader import load_config
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def shared_ray(tmp_path_factory):
+    """One Ray instance for the module (private temp dir, stopped at the end, never a machine-wide stop)."""
+    from dtgan.config.study import StudyConfig
+    from dtgan.search import ray_tune
+
+    temp_dir = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
+    ray_tune.start_ray(StudyConfig(local_num_cpus=2), temp_dir=temp_dir)
+    yield
+    ray_tune.stop_ray()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studies")
+    return folder, tiny_benchmark(folder)
+
+
+def children(client: MlflowClient, parent_run_id: str) -> list:
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
+    from dtgan.search.runner import run_ablation
+
+    folder, data_path = folder
+    config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[a,g]"])
+    launch, rows, text = run_ablation(config)
+
+    assert [(r["trial"], r["status"]) for r in rows] == [("a-seed777", "completed"), ("g-seed777", "completed")]
+    client = MlflowClient(launch.tracker.tracking_uri)
+    parent = client.get_run(launch.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["study_kind"] == "ablation"
+    assert parent.data.tags["best_trial"] in ("a-seed777", "g-seed777")
+    assert {"report/report.md", "report/report_cells.parquet", "study/trials.json"} <= artifact_paths(client, parent.info.run_id)
+    runs = {r.data.tags["trial_key"]: r for r in children(client, launch.parent_run_id)}
+    assert set(runs) == {"a-seed777", "g-seed777"}
+    for key, run in runs.items():
+        variant = key[0]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["variant"] == variant and run.data.tags["seed"] == "777"
+        assert run.data.tags["study"] == "ablation-smoke" and run.data.tags["ray_trial_id"]
+        assert run.data.tags["fid_extractor"] == "dtgan-defect-cnn" and run.data.tags["git_sha"]
+        assert run.data.params["model.ablation"] == variant and run.data.params["train.total_steps"] == "20"
+        assert run.data.metrics["eval/fid_mix"] > 0 and "eval/kid_mix_brushed" in run.data.metrics
+        history = client.get_metric_history(run.info.run_id, "train/g/latent/total")
+        assert sorted(m.step for m in history) == [5, 10, 15, 20]
+        artifacts = artifact_paths(client, run.info.run_id)
+        assert {"config.yaml", "provenance.json", "eval/final/evaluation.json", "eval/final/latent.png"} <= artifacts
+    best = runs[parent.data.tags["best_trial"]]
+    assert any(p.startswith("checkpoints/best/step_") for p in artifact_paths(client, best.info.run_id))
+    versions = client.search_model_versions("name = 'ablation-smoke-generator'")
+    assert [v.run_id for v in versions] == [best.info.run_id]
+    assert "Table 15" in text and "| a-seed777 | completed |" in text
+
+
+def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_ray, folder):
+    from dtgan.search.runner import run_search
+
+    folder, data_path = folder
+    config = load_config("search_smoke", [
+        *tiny_study_overrides(folder, data_path), "study.num_samples=2", "study.intermediate_fid_every_steps=10",
+        "study.intermediate_fid_images_per_cell=4", "model.ablation=c",
+        f"study.search_space={REPO}/experiments/search/lambdas_small.yaml",
+    ])
+    launch, rows, text = run_search(config)
+
+    assert len(rows) == 2 and all(r["status"] in ("completed", "stopped") for r in rows)
+    assert any(r["status"] == "completed" for r in rows)
+    client = MlflowClient(launch.tracker.tracking_uri)
+    parent = client.get_run(launch.parent_run_id)
+    assert parent.data.tags["search_objectives"] == "eval/fid_mix:min" and parent.info.status == "FINISHED"
+    runs = children(client, launch.parent_run_id)
+    assert len(runs) == 2 and all(r.info.status in ("FINISHED", "KILLED") for r in runs)
+    sampled = {(r.data.params["loss.lambda_cyc"], r.data.params["loss.lambda_fg"]) for r in runs}
+    assert len(sampled) == 2 and all(0.1 <= float(c) <= 10 and 0.1 <= float(f) <= 10 for c, f in sampled)
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "search/fid_mix_intermediate")]
+        assert 10 in steps
+    trials = json.loads(Path(client.download_artifacts(parent.info.run_id, "study/trials.json", str(folder))).read_text())
+    assert {t["trial"] for t in trials} == {r.data.tags["trial_key"] for r in runs}
+    assert "Sampled parameters:" in text
+
+
+def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_trial(shared_ray, folder):
+    from dtgan.search.runner import run_ablation
+
+    folder, data_path = folder
+    config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[b]",
+                                   "distributed.workers=2", "study.name=ablation-two-workers"])
+    launch, rows, _ = run_ablation(config)
+
+    assert [(r["trial"], r["status"]) for r in rows] == [("b-seed777", "completed")]
+    client = MlflowClient(launch.tracker.tracking_uri)
+    (run,) = children(client, launch.parent_run_id)
+    assert run.info.status == "FINISHED" and run.data.params["distributed.workers"] == "2"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/g/latent/total")) == [5, 10, 15, 20]
+    assert run.data.metrics["eval/fid_mix"] > 0
+    assert (launch.storage_path and Path(launch.storage_path, launch.run_name, "train", "train-b-seed777").is_dir())

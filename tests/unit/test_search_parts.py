@@ -1,0 +1,84 @@
+"""The pure parts of the studies: ladder trials, YAML search spaces, Pareto fronts, study config checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dtgan.config.loader import load_config
+from dtgan.config.model import toggles_of_step
+from dtgan.errors import ConfigError
+from dtgan.search.driver import resolve_run_name
+from dtgan.search.ladder import apply_overrides, ladder_trials
+from dtgan.search.pareto import pareto_front
+from dtgan.search.spaces import load_search_space, nest
+from dtgan.search.study import check_study_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_ladder_is_variants_times_seeds_with_stable_keys():
+    specs = ladder_trials(("a", "g"), (1, 2))
+    assert [s.trial_key for s in specs] == ["a-seed1", "a-seed2", "g-seed1", "g-seed2"]
+
+
+def test_ladder_variant_resets_explicit_toggles_so_the_step_decides():
+    base = load_config("smoke", ["model.fg_classifier=true", "model.ablation=c"])
+    (spec,) = ladder_trials(("a",), (5,))
+    config = apply_overrides(base, spec.overrides, run_name=spec.trial_key)
+    assert config.model.toggles == toggles_of_step("a") and config.train.seed == 5
+    assert config.train.run_name == "a-seed5"
+
+
+def test_invalid_trial_config_names_the_key():
+    with pytest.raises(ConfigError, match="mapping_noise needs style_content"):
+        apply_overrides(load_config("smoke"), {"model": {"ablation": "a", "mapping_noise": True}})
+
+
+def test_search_space_yaml_is_checked_against_the_schema(tmp_path):
+    dims = load_search_space(REPO / "experiments" / "search" / "lambdas.yaml")
+    assert dims[0].key == "loss.lambda_sty" and dims[0].type == "loguniform" and (dims[0].low, dims[0].high) == (0.1, 10)
+    assert dims[-1].values == ("d", "e", "f", "g")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss.lambda_cyk: {type: uniform, low: 0, high: 1}\n")
+    with pytest.raises(ConfigError, match="'loss.lambda_cyk' is not a config key"):
+        load_search_space(bad)
+    bad.write_text("loss.lambda_cyc: {type: loguniform, low: 0, high: 1}\n")
+    with pytest.raises(ConfigError, match="loguniform needs low > 0"):
+        load_search_space(bad)
+
+
+def test_sampled_params_nest_into_a_config_delta():
+    assert nest({"loss.lambda_cyc": 2.0, "model.ablation": "f"}) == {"loss": {"lambda_cyc": 2.0}, "model": {"ablation": "f"}}
+
+
+def test_pareto_front_keeps_the_non_dominated_trials():
+    points = {"t1": (10.0, 0.30), "t2": (12.0, 0.20), "t3": (11.0, 0.35), "t4": (9.0, 0.40), "t5": (12.0, 0.25)}
+    assert pareto_front(points, ["min", "min"]) == ["t4", "t1", "t2"]
+    assert pareto_front({"a": (1.0, 5.0), "b": (2.0, 4.0)}, ["max", "min"]) == ["b"]
+
+
+def test_asha_with_two_objectives_is_refused():
+    with pytest.raises(ConfigError, match="scheduler=asha works with one objective only"):
+        load_config("smoke", ["study.objectives=[{metric: eval/fid_mix}, {metric: downstream/error_mix_resnet10t_mean}]"])
+
+
+def test_intermediate_fid_must_fall_on_checkpoints():
+    config = load_config("smoke", ["study.intermediate_fid_every_steps=30"])
+    with pytest.raises(ConfigError, match="multiple of train.checkpoint_every_steps=100"):
+        check_study_config(config, early_stopping=True)
+    config = load_config("smoke", ["study.objectives=[{metric: downstream/error_mix_resnet10t_mean}]",
+                                   "study.intermediate_fid_every_steps=100"])
+    with pytest.raises(ConfigError, match="estimates eval/fid_mix only"):
+        check_study_config(config, early_stopping=True)
+
+
+def test_resume_picks_the_latest_launch_of_the_study(tmp_path):
+    for name in ("ablation-smoke-20260101-000000", "ablation-smoke-20260102-000000", "search-smoke-20270101-000000"):
+        (tmp_path / name).mkdir()
+    assert resolve_run_name(str(tmp_path), "ablation-smoke", True) == "ablation-smoke-20260102-000000"
+    assert resolve_run_name(str(tmp_path), "ablation-smoke", "ablation-smoke-20260101-000000").endswith("0101-000000")
+    with pytest.raises(ConfigError, match="no earlier launch of study 'ablation-sdi'"):
+        resolve_run_name(str(tmp_path), "ablation-sdi", True)
+    assert resolve_run_name(str(tmp_path), "ablation-smoke", False).startswith("ablation-smoke-2")
