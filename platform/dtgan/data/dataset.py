@@ -62,8 +62,27 @@ class DefectImageDataset(Dataset):
         self.p = torch.tensor([self.vocab.product_index(p) for p in table["product"].to_pylist()], dtype=torch.long)
         gray = self._decode(table["image"].to_pylist(), self.ids, is_mask=False)  # (N, 1, H, W)
         self.images_uint8 = gray.expand(-1, 3, -1, -1)
-        self.masks_uint8 = self._decode_optional(table["mask"].to_pylist(), is_mask=True)[0]
-        self.clean_uint8, self.has_clean = self._decode_optional(table["clean"].to_pylist(), is_mask=False)
+        # Masks and clean backgrounds are decoded on first use: training never reads them, and decoding
+        # them took about as long as decoding the images (the embedded benchmark has both on every row).
+        self._optional_blobs = {"mask": table["mask"].to_pylist(), "clean": table["clean"].to_pylist()}
+        self._optional: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
+
+    def _optional_column(self, column: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if column not in self._optional:
+            self._optional[column] = self._decode_optional(self._optional_blobs.pop(column), is_mask=column == "mask")
+        return self._optional[column]
+
+    @property
+    def masks_uint8(self) -> torch.Tensor | None:
+        return self._optional_column("mask")[0]
+
+    @property
+    def clean_uint8(self) -> torch.Tensor | None:
+        return self._optional_column("clean")[0]
+
+    @property
+    def has_clean(self) -> torch.Tensor | None:
+        return self._optional_column("clean")[1]
 
     def _decode(self, blobs: list[bytes], ids: list[str], is_mask: bool) -> torch.Tensor:
         """Decode PNG bytes to uint8 (N, 1, img_size, img_size), resizing other sizes with one warning."""

@@ -115,19 +115,33 @@ def generator_loss(
     toggles: Toggles,
     lambda_ds: float,
 ) -> tuple[torch.Tensor, Terms]:
-    """G side of Eq. 8 for one guidance; G's encoder pass of x and of G_11 is made once and reused."""
-    generator, style_encoder = nets.generator, nets.style_encoder
+    """G side of Eq. 8 for one guidance.
+
+    No network pass is repeated: G's encoding of x and its BG decoding serve all four mixes of Eq. 3 (decoded
+    in one batched pass) and the encoding of G_11 serves Eq. 4 and Eq. 5. The values equal the
+    one-call-per-term reading within float tolerance.
+    """
+    generator = nets.generator
     mixed = toggles.style_content  # (b)+: content codes, 6-pair Eq. 3, content terms
     s_trg, c_trg = target_codes(nets, batch, guidance, 1)
     h_real = generator.encode(batch.x_real)  # (N, max_conv_dim, B, B), shared by all mixes
-    x_fake = generator.decode(h_real, s_trg, c_trg)  # G_11
+    background = generator.decode_background(h_real)  # (N, 3, H, W) with separate decoders, else None
+    mixes = None  # G_12, G_21, G_22 of Eq. 3
+    if mixed and lambda_ds > 0:
+        s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
+        x_fake, mixes = _decode_mixes(generator, h_real, background, (s_trg, c_trg), (s_trg2, c_trg2), loss_cfg)
+    else:
+        x_fake = generator.decode(h_real, s_trg, c_trg, background=background)  # G_11
     out_fake = nets.discriminator(x_fake, batch.y_trg)
     terms: Terms = {"g/adv": adversarial_loss(out_fake.logits, 1.0)}
     zero = _zero(terms["g/adv"])
 
+    use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
+    need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
+
     # Eq. 2: style (and content) of G_11 under the target domain.
     if loss_cfg.lambda_sty > 0:
-        s_pred, c_pred = style_encoder(x_fake, batch.y_trg)
+        s_pred, c_pred = nets.style_encoder(x_fake, batch.y_trg)
         terms["g/sty"] = style_reconstruction_loss(s_pred, s_trg)
         if mixed:
             terms["g/con_sty"] = content_reconstruction_loss(c_pred, c_trg)
@@ -137,16 +151,19 @@ def generator_loss(
             terms["g/con_sty"] = zero
 
     # Eq. 3: diversity, skipped once lambda_ds has decayed to 0.
-    terms["g/ds"] = _diversity(nets, batch, guidance, loss_cfg, mixed, h_real, x_fake, s_trg, c_trg) if lambda_ds > 0 else zero
+    if lambda_ds <= 0:
+        terms["g/ds"] = zero
+    elif mixed:
+        terms["g/ds"] = diversity_loss_mixed(x_fake, *mixes, reduction=loss_cfg.ds_reduction)
+    else:
+        terms["g/ds"] = _diversity_pair(nets, batch, guidance, h_real, x_fake)
 
     # Eq. 4-5: cycle with the source's own (s^, c^); L_con reuses G's encoder pass of G_11.
-    use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
-    need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
     terms["g/cyc"] = zero
     if use_con:
         terms["g/con"] = zero
     if need_cyc or need_con:
-        s_org, c_org = style_encoder(batch.x_real, batch.y_org)
+        s_org, c_org = nets.style_encoder(batch.x_real, batch.y_org)
         h_fake = generator.encode(x_fake)
         if need_cyc:
             terms["g/cyc"] = cycle_loss(generator.decode(h_fake, s_org, c_org), batch.x_real)
@@ -176,23 +193,34 @@ def generator_loss(
     return total, terms
 
 
-def _diversity(nets, batch, guidance, loss_cfg, mixed, h_real, x_fake, s_trg, c_trg) -> torch.Tensor:
-    """StarGAN's one detached pair in step (a); the 6 pairs of G_ij = G(x, s_i, c_j) from step (b)."""
-    generator = nets.generator
-    if not mixed:
-        with torch.no_grad():  # StarGAN detaches the second image
-            s_trg2, _ = target_codes(nets, batch, guidance, 2)
-            x_fake2 = generator.decode(h_real, s_trg2)
-        return diversity_loss_pair(x_fake, x_fake2)
-    s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
+def _diversity_pair(nets, batch, guidance, h_real, x_fake) -> torch.Tensor:
+    """StarGAN's one detached pair (step a, no content codes)."""
+    with torch.no_grad():  # StarGAN detaches the second image
+        s_trg2, _ = target_codes(nets, batch, guidance, 2)
+        x_fake2 = nets.generator.decode(h_real, s_trg2)
+    return diversity_loss_pair(x_fake, x_fake2)
+
+
+def _decode_mixes(generator, h_real, background, codes1, codes2, loss_cfg: LossConfig):
+    """G_11 and (G_12, G_21, G_22), G_ij = G(x, s_i, c_j), from G's shared encoding (and BG part) of x.
+
+    The mixes go through the decoder as one batch (k*N rows); A2 ``all_but_first`` decodes all but G_11
+    without gradients.
+    """
+    (s1, c1), (s2, c2) = codes1, codes2
     if loss_cfg.ds_detach == "all_but_first":
+        x_11 = generator.decode(h_real, s1, c1, background=background)
         with torch.no_grad():
-            x_12, x_21, x_22 = _mixes(generator, h_real, s_trg, c_trg, s_trg2, c_trg2)
-    else:
-        x_12, x_21, x_22 = _mixes(generator, h_real, s_trg, c_trg, s_trg2, c_trg2)
-    return diversity_loss_mixed(x_fake, x_12, x_21, x_22, reduction=loss_cfg.ds_reduction)
+            return x_11, _decode_batched(generator, h_real, background, [(s1, c2), (s2, c1), (s2, c2)])
+    x_11, *rest = _decode_batched(generator, h_real, background, [(s1, c1), (s1, c2), (s2, c1), (s2, c2)])
+    return x_11, tuple(rest)
 
 
-def _mixes(generator, h_real, s1, c1, s2, c2):
-    """G_12, G_21, G_22 from G's shared encoding of x."""
-    return generator.decode(h_real, s1, c2), generator.decode(h_real, s2, c1), generator.decode(h_real, s2, c2)
+def _decode_batched(generator, h_real, background, codes) -> list[torch.Tensor]:
+    """[G(x, s_k, c_k) for k] of the same N sources in one decoder pass of len(codes) * N rows."""
+    k = len(codes)
+    s = torch.cat([s for s, _ in codes])  # (k*N, S)
+    c = torch.cat([c for _, c in codes])  # (k*N, C, B, B)
+    bg = background.repeat(k, 1, 1, 1) if background is not None else None  # (k*N, 3, H, W)
+    return list(generator.decode(h_real.repeat(k, 1, 1, 1), s, c, background=bg).chunk(k))
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dtgan.config.model import ModelConfig
@@ -49,7 +50,8 @@ class Generator(nn.Module):
             self.fg_decoder = nn.ModuleList(
                 AdainResBlk(b.dim_in, b.dim_out, cfg.style_dim, upsample=b.resample) for b in w.fg_decoder
             )
-            fused = w.bg_decoder[-1].dim_out + w.fg_decoder[-1].dim_out  # 448 + 64 = 512 at 128 px
+            self.bg_out_dim = w.bg_decoder[-1].dim_out
+            fused = self.bg_out_dim + w.fg_decoder[-1].dim_out  # 448 + 64 = 512 at 128 px
             self.fusion = _to_rgb(fused, norm_act=cfg.fusion == "norm_act_conv")  # A5
         else:
             self.decoder = nn.ModuleList(
@@ -69,12 +71,54 @@ class Generator(nn.Module):
         """FG_G: the last ``content_dim`` channels of h, (N, C, B, B); used by the content loss."""
         return h[:, self.bg_dim :]
 
-    def decode(self, h: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """h (N, max_conv_dim, B, B), s (N, S), c (N, C, B, B) or None -> x (N, 3, H, W)."""
+    def decode_background(self, h: torch.Tensor) -> torch.Tensor | None:
+        """The BG decoder's share of the output, (N, 3, H, W), with separate decoders; None otherwise.
+
+        The fusion acts per channel (IN, LReLU) before a 1x1 conv, which is linear, so
+        fusion([bg, fg]) = conv_bg(act(bg)) + conv_fg(act(fg)) + bias exactly (up to float summation order).
+        The BG part depends on h alone, not on (s, c): one pass serves every mix of the same sources.
+        """
+        if not self.separate_decoders:
+            return None
+        bg = h[:, : self.bg_dim]  # (N, 448, 16, 16)
+        for block in self.bg_decoder:
+            bg = block(bg)  # -> (N, 448, 128, 128)
+        return self._fusion_part(bg, slice(0, bg.size(1)), with_bias=True)
+
+    def _fusion_part(self, feats: torch.Tensor, channels: slice, with_bias: bool) -> torch.Tensor:
+        """The fusion applied to the ``channels`` slice of its input alone: (N, |channels|, H, W) -> (N, 3, H, W)."""
+        if isinstance(self.fusion, nn.Sequential):  # A5 norm_act_conv: IN(affine) -> LReLU -> conv1x1
+            norm, _, conv = self.fusion
+            feats = F.instance_norm(feats, weight=norm.weight[channels], bias=norm.bias[channels], eps=norm.eps)
+            feats = F.leaky_relu(feats, LRELU_SLOPE)
+        else:  # A5 conv
+            conv = self.fusion
+        return F.conv2d(feats, conv.weight[:, channels], conv.bias if with_bias else None)
+
+    def decode(
+        self,
+        h: torch.Tensor,
+        s: torch.Tensor,
+        c: torch.Tensor | None = None,
+        background: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """h (N, max_conv_dim, B, B), s (N, S), c (N, C, B, B) or None -> x (N, 3, H, W).
+
+        ``background`` (N, 3, H, W), from :meth:`decode_background` of the same h (separate decoders only),
+        skips the BG decoder: the output is that BG part plus the FG part (equal to the full decode within
+        float tolerance).
+        """
         if self.style_content and c is None:
             raise ValueError("this generator has style_content on: decode needs the content c (N, C, B, B)")
         if not self.style_content and c is not None:
             raise ValueError("this generator has style_content off (StarGAN v2): call it without content c")
+        if background is not None:
+            if not self.separate_decoders:
+                raise ValueError("background= needs separate_decoders; the unified decoder has no BG part")
+            fg = c
+            for block in self.fg_decoder:
+                fg = block(fg, s)  # -> (N, 64, 128, 128)
+            return background + self._fusion_part(fg, slice(self.bg_out_dim, None), with_bias=False)
         if self.separate_decoders:
             bg = h[:, : self.bg_dim]  # BG_G(x) (N, 448, 16, 16); FG_G(x) is discarded
             for block in self.bg_decoder:

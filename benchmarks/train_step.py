@@ -1,0 +1,182 @@
+"""ms per iteration, images/s and peak memory of the full DT-GAN iteration (2 D steps, 2 G steps, EMA).
+
+Compares, in one process, the plain fp32 eager step with the platform's fast path
+(``distributed.performance``: bf16 autocast, channels_last, fused Adam, torch.compile). Inputs are random
+tensors of the configured size, so data loading is not part of the figure. Prints JSON.
+
+    python benchmarks/train_step.py --preset tiny --batch-sizes 8            # CPU: plain path only
+    python benchmarks/train_step.py --preset paper --batch-sizes 4,32        # CUDA: plain vs fast
+"""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+from common import (
+    NOT_MEASURED_ON_CPU,
+    base_parser,
+    describe_device,
+    emit,
+    peak_rss_mib,
+    pick_device,
+    time_calls,
+)
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+PAPER_ITERATIONS = 100_000
+PAPER_HOURS_TARGET = 3.0
+SPEEDUP_TARGET = 3.0
+NUM_DOMAINS = 3  # the embedded benchmark: normal, scratch, spot
+NUM_PRODUCTS = 3
+FAST_OPTIONS = {"bf16_autocast": True, "channels_last": True, "fused_adam": True}
+PLAIN_OPTIONS = {"bf16_autocast": False, "channels_last": False, "fused_adam": False, "compile": False}
+
+
+class FlopCount(TorchDispatchMode):
+    """Sums torch's per-op FLOP formulas (matmul, conv and their backwards) below autograd.
+
+    torch.utils.flop_counter.FlopCounterMode cannot be used here: its module hooks break R1's
+    ``autograd.grad`` with respect to a leaf input.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast: bool):
+    from dtgan.config.loader import load_config
+    from dtgan.config.root import DTGANConfig
+
+    overrides = [f"model.ablation={ablation}", f"train.batch_size={batch_size}"]
+    if "distributed" in DTGANConfig.model_fields:  # older checkouts have no performance options
+        options = PLAIN_OPTIONS if mode == "plain" else FAST_OPTIONS | {"compile": compile_fast}
+        overrides += [f"distributed.performance.{k}={str(v).lower()}" for k, v in options.items()]
+    return load_config(preset, overrides)
+
+
+def _random_batch(config, device: torch.device, seed: int, batch_size: int | None = None):
+    from dtgan.losses.objectives import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    n = batch_size or config.train.batch_size  # a worker's share of the global batch under data parallelism
+    side, latent = config.model.img_size, config.model.latent_dim
+
+    def images() -> torch.Tensor:
+        return (torch.rand(n, 3, side, side, generator=g) * 2 - 1).to(device)
+
+    def labels(k: int) -> torch.Tensor:
+        return torch.randint(0, k, (n,), generator=g).to(device)
+
+    return Batch(x_real=images(), y_org=labels(NUM_DOMAINS), p_org=labels(NUM_PRODUCTS), x_ref=images(),
+                 x_ref2=images(), y_trg=labels(NUM_DOMAINS), z_trg=torch.randn(n, latent, generator=g).to(device),
+                 z_trg2=torch.randn(n, latent, generator=g).to(device))
+
+
+def measure(config, device: torch.device, warmup: int, repeats: int, profile: bool, count_flops: bool = False) -> dict:
+    """Time ``train_step`` on one fixed random batch (the networks still learn, so every step is real)."""
+    from dtgan.training.environment import Environment
+    from dtgan.training.state import build_train_state
+    from dtgan.training.steps import train_step
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    state = build_train_state(config, NUM_DOMAINS, NUM_PRODUCTS, Environment(device=device))
+    batch = _random_batch(config, device, seed=0)
+    timing = time_calls(lambda: train_step(state, batch, config), device, warmup, repeats)
+    result = timing.as_dict(per="iteration")
+    n = config.train.batch_size
+    result["images_per_s"] = round(n / timing.median_wall_s, 2)
+    result["images_per_cpu_s"] = round(n / timing.median_cpu_s, 2)
+    if device.type == "cuda":
+        result["peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    else:
+        result["peak_rss_mib_process"] = peak_rss_mib()
+    if count_flops:  # device-independent: what the step asks of any accelerator
+        with FlopCount() as counter:
+            train_step(state, batch, config)
+        result["gflop_per_iteration"] = round(counter.total / 1e9, 1)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch_profile(activities=activities) as prof:
+            train_step(state, batch, config)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=sort, row_limit=20), file=__import__("sys").stderr)
+    return result
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", help="tiny (32 px) or paper (128 px), or any preset")
+    parser.add_argument("--ablation", default="g", help="ladder step a..g (default g, the full DT-GAN)")
+    parser.add_argument("--batch-sizes", default=None, help="comma list; default: paper 4,32 on CUDA, 1 on CPU")
+    parser.add_argument("--modes", default=None, help="plain,fast (default on CUDA) or plain (default on CPU)")
+    parser.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 2; 15 compiled)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed iterations (the median is reported)")
+    parser.add_argument("--profile", action="store_true", help="print the torch.profiler top ops to stderr")
+    parser.add_argument("--count-flops", action="store_true", help="also count the FLOPs of one iteration")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    modes = (args.modes or ("plain,fast" if cuda else "plain")).split(",")
+    default_sizes = ("4,32" if cuda else "1") if args.preset == "paper" else "8"
+    sizes = [int(b) for b in (args.batch_sizes or default_sizes).split(",")]
+    compile_fast = cuda and not args.no_compile
+
+    runs = []
+    for batch_size in sizes:
+        row = {"batch_size": batch_size}
+        for mode in modes:
+            config = _config(args.preset, args.ablation, batch_size, mode, compile_fast and mode == "fast")
+            warmup = args.warmup if args.warmup is not None else (15 if mode == "fast" and compile_fast else 2)
+            row[mode] = measure(config, device, warmup, args.repeats, args.profile, args.count_flops)
+            gc.collect()
+            if mode == "fast":
+                row[mode]["options"] = FAST_OPTIONS | {"compile": compile_fast}
+        if "plain" in row and "fast" in row:
+            row["fast_speedup"] = round(row["plain"]["wall_ms_per_iteration_median"]
+                                        / row["fast"]["wall_ms_per_iteration_median"], 2)
+        runs.append(row)
+
+    targets = {}
+    if args.preset == "paper" and cuda:
+        best = min(r.get("fast", r["plain"])["wall_ms_per_iteration_median"] for r in runs if r["batch_size"] == 4) \
+            if any(r["batch_size"] == 4 for r in runs) else None
+        if best is not None:
+            hours = best / 1000 * PAPER_ITERATIONS / 3600
+            targets["paper_100k_iterations_hours"] = {"value": round(hours, 2), "target": PAPER_HOURS_TARGET,
+                                                      "met": hours <= PAPER_HOURS_TARGET}
+        speedups = [r["fast_speedup"] for r in runs if "fast_speedup" in r]
+        if speedups:
+            targets["fast_over_plain"] = {"value": min(speedups), "target": SPEEDUP_TARGET,
+                                          "met": min(speedups) >= SPEEDUP_TARGET}
+    elif not cuda:
+        targets["paper_100k_iterations_hours"] = NOT_MEASURED_ON_CPU
+        targets["fast_over_plain"] = NOT_MEASURED_ON_CPU + "; bf16/channels_last/fused Adam/compile are CUDA options"
+    if args.preset == "paper" and not cuda:
+        plain_b = {r["batch_size"]: r["plain"]["wall_ms_per_iteration_median"] for r in runs if "plain" in r}
+        targets["cpu_note"] = f"CPU projection only, not a target: 100k plain iterations at batch " \
+            f"{min(plain_b)} would take {min(plain_b.values()) / 1000 * PAPER_ITERATIONS / 3600:.0f} h here"
+    emit({"benchmark": "train_step", "preset": args.preset, "ablation": args.ablation,
+          "environment": describe_device(device), "runs": runs, "targets": targets}, args.out)
+
+
+if __name__ == "__main__":
+    main()

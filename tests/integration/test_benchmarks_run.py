@@ -1,0 +1,49 @@
+"""The benchmark scripts run on a CPU at tiny sizes and print JSON that names the device and the GPU targets
+they could not measure (no timing is asserted: targets are checked by reading the JSON, never by tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NOT_MEASURED = "not measured here"
+
+
+def _run(script: str, *args: str, timeout: int = 300) -> dict:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--device", "cpu", "--threads", "1", *args],
+                          capture_output=True, text=True, timeout=timeout, check=True)
+    return json.loads(done.stdout)
+
+
+def test_train_step_prints_plain_timings_flops_and_says_the_gpu_targets_were_not_measured():
+    result = _run("train_step.py", "--preset", "tiny", "--ablation", "g", "--batch-sizes", "2",
+                  "--warmup", "0", "--repeats", "1", "--count-flops")
+    assert result["environment"]["device"] == "cpu" and result["environment"]["date_utc"]
+    (row,) = result["runs"]
+    plain = row["plain"]
+    assert row["batch_size"] == 2 and "fast" not in row
+    assert plain["wall_ms_per_iteration_median"] > 0 and plain["cpu_ms_per_iteration_median"] > 0
+    assert plain["images_per_s"] > 0 and plain["gflop_per_iteration"] > 0
+    assert all(v.startswith(NOT_MEASURED) for v in result["targets"].values())
+
+
+def test_evaluate_prints_generation_and_feature_rates():
+    result = _run("evaluate.py", "--preset", "tiny", "--images", "4", "--batch-size", "4", "--repeats", "1")
+    assert set(result["generation"]) == {"latent", "reference"}
+    assert set(result["features"]) == {"inception-v3-compat", "dtgan-defect-cnn"}
+    assert all(v["images_per_s"] > 0 for v in [*result["generation"].values(), *result["features"].values()])
+    assert result["targets"]["protocol_48k_minutes"].startswith(NOT_MEASURED)
+
+
+@pytest.mark.slow
+def test_ddp_scaling_runs_two_gloo_workers():
+    result = _run("ddp_scaling.py", "--preset", "tiny", "--workers", "1,2", "--per-worker-batch", "2",
+                  "--warmup", "0", "--repeats", "1")
+    assert [r["workers"] for r in result["runs"]] == [1, 2]
+    assert all(r["backend"] == "gloo" and r["images_per_s"] > 0 for r in result["runs"])
+    assert result["runs"][0]["scaling_efficiency"] == 1.0 and result["runs"][1]["scaling_efficiency"] > 0
