@@ -6,13 +6,18 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
 
 from dtgan.cli.main import main
 from dtgan.config import load_config
 from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.synth import synthesize_benchmark
 from dtgan.evaluation import keys
+from dtgan.tracking.report.uncertainty import fid_from_features
 from dtgan.training.loop import train
 
 EVAL_OPTS = [
@@ -79,6 +84,38 @@ def test_second_evaluation_reads_real_features_from_the_cache(run, first_report)
     assert all(record["real_cache_hit"] for record in again["fidelity"])
     assert again["metrics"] == first_report["metrics"] | {
         keys.EVAL_GENERATED_IMAGES_PER_S: again["metrics"][keys.EVAL_GENERATED_IMAGES_PER_S]}  # seeded: same numbers
+
+
+def test_saved_features_reproduce_the_reported_fid_and_kid(run, first_report):
+    folder = run["run_dir"] / "evaluation" / "step_00000002" / "features"
+    products = first_report["data"]["products"]
+    expected = {f"real_{s}.npy" for s in ("all", *products)} | {
+        f"gen_{g}_{s}.npy" for g in keys.GUIDANCES for s in ("all", *products)}
+    assert set(first_report["features"]["files"]) == expected == {p.name for p in folder.iterdir()}
+    cfg = first_report["evaluation_config"]
+    pooled = [r for r in first_report["fidelity"] if r["defect"] == "pooled"]
+    assert len(pooled) == 3 * (1 + len(products))
+    for record in pooled:
+        f_fake = np.load(folder / f"gen_{record['guidance']}_{record['product']}.npy")
+        f_real = np.load(folder / f"real_{record['product']}.npy")
+        assert f_fake.dtype == f_real.dtype == np.float32
+        assert (len(f_fake), len(f_real), f_fake.shape[1]) == (record["n_fake"], record["n_real"], 128)
+        stats = [fid_features_to_statistics(torch.from_numpy(f)) for f in (f_fake, f_real)]
+        assert fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"] == record["fid"]
+        kid = kid_features_to_metric(torch.from_numpy(f_fake), torch.from_numpy(f_real), kid_subsets=cfg["kid_subsets"],
+                                     kid_subset_size=record["kid_subset_size"], rng_seed=cfg["seed"], verbose=False)
+        assert kid["kernel_inception_distance_mean"] == record["kid_mean"]
+        # The report's own float64 estimator, which its bootstrap replicates use.
+        assert fid_from_features(f_fake, f_real) == pytest.approx(record["fid"], rel=1e-4, abs=1e-6)
+
+
+def test_features_are_not_written_when_turned_off(run):
+    out = run["root"] / "no_features"
+    assert main(["evaluate", str(run["run_dir"]), *EVAL_OPTS, *run["cache"], "--out", str(out),
+                 "-o", "evaluation.save_features=false"]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["features"] is None and not (out / "features").exists()
+    assert report["metrics"][keys.fid_key("mix")] > 0
 
 
 def test_per_defect_option_adds_per_defect_keys(run):

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from studies_testdata import tiny_benchmark, tiny_study_overrides
@@ -76,11 +77,35 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
         assert sorted(m.step for m in history) == [5, 10, 15, 20]
         artifacts = artifact_paths(client, run.info.run_id)
         assert {"config.yaml", "provenance.json", "eval/final/evaluation.json", "eval/final/latent.png"} <= artifacts
+        # The features FID/KID were computed on, where the report's bootstrap reads them (and only there).
+        features = {f"eval/features/{kind}_{scope}.npy" for scope in ("all", "brushed", "cast")
+                    for kind in ("real", "gen_latent", "gen_reference", "gen_mix")}
+        assert features <= artifacts and not any(p.startswith("eval/final/features") for p in artifacts)
     best = runs[parent.data.tags["best_trial"]]
     assert any(p.startswith("checkpoints/best/step_") for p in artifact_paths(client, best.info.run_id))
     versions = client.search_model_versions("name = 'ablation-smoke-generator'")
     assert [v.run_id for v in versions] == [best.info.run_id]
     assert "Table 15" in text and "| a-seed777 | completed |" in text
+    _assert_report_has_bootstrap_cis(client, parent.info.run_id, folder)
+
+
+def _assert_report_has_bootstrap_cis(client: MlflowClient, parent_run_id: str, folder: Path) -> None:
+    """Every FID/KID cell of the parent's report has a numeric CI and every pairwise comparison a verdict."""
+    cells = pd.read_parquet(client.download_artifacts(parent_run_id, "report/report_cells.parquet", str(folder)))
+    fidelity = cells[cells["metric"].isin(["fid", "kid"]) & (cells["n"] > 0)]
+    assert {"table15_ablation", "table1_methods_products"} <= set(fidelity["table"])
+    assert set(fidelity[fidelity["table"] == "table15_ablation"]["row"]) == {"(a)", "(g)"}
+    assert fidelity["ci_missing_reason"].isna().all(), fidelity["ci_missing_reason"].dropna().tolist()
+    assert (fidelity["ci_low"] <= fidelity["ci_high"]).all() and fidelity["ci_high"].notna().all()
+    fid_mix = fidelity[(fidelity["table"] == "table15_ablation") & fidelity["column"].str.startswith("FID mix")]
+    assert len(fid_mix) == 2 and (fid_mix["ci_low"] > 0).all()
+    comparisons = pd.read_parquet(
+        client.download_artifacts(parent_run_id, "report/report_comparisons.parquet", str(folder)))
+    ablation = comparisons[comparisons["table"] == "table15_ablation"]
+    assert len(ablation) == 6 and set(ablation["significant"]) <= {"yes", "no"}  # 3 guidances x FID, KID
+    assert (ablation["ci_low"] <= ablation["ci_high"]).all()
+    markdown = Path(client.download_artifacts(parent_run_id, "report/report.md", str(folder))).read_text()
+    assert "CI —" not in markdown and "logged no eval/features" not in markdown
 
 
 def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_ray, folder):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import socket
 
+import numpy as np
 import pytest
 import torch
+import torch_fidelity
 from eval_testdata import KINDS, labelled_set
 
 from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
@@ -14,7 +16,16 @@ from dtgan.errors import ConfigError, DataError
 from dtgan.evaluation import defect_cnn
 from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey, fingerprint_images
-from dtgan.evaluation.fidelity import choose_kid_subset_size, fid_kid
+from dtgan.evaluation.feature_files import (
+    FEATURES_DIR,
+    FeatureWriter,
+    generated_features_file,
+    real_features_file,
+)
+from dtgan.evaluation.fidelity import FeatureExtractor, UInt8Images, choose_kid_subset_size, fid_kid
+from dtgan.evaluation.protocol import SyntheticSets, synthetic_features
+from dtgan.search.study import FEATURES_ARTIFACT_DIR
+from dtgan.tracking.report import keys as report_keys
 
 CPU = torch.device("cpu")
 
@@ -182,3 +193,58 @@ def test_inception_requested_without_weights_is_a_one_line_error(tmp_path, monke
     missing = _cfg(tmp_path, inception_weights_path=str(tmp_path / "nope.pth"), feature_extractor="auto")
     with pytest.raises(ConfigError, match="nope.pth does not exist"):
         resolve_extractor(missing, _training_images)
+
+
+def test_fid_and_kid_from_features_equal_torch_fidelity_calculate_metrics(offline):
+    cfg, spec = offline
+    x_real, _ = labelled_set(15, seed=11)  # 45 images
+    x_fake, _ = labelled_set(12, seed=12)  # 36 images
+    reference = torch_fidelity.calculate_metrics(
+        input1=UInt8Images(x_fake), input2=UInt8Images(x_real), fid=True, kid=True, cuda=False,
+        batch_size=cfg.batch_size, kid_subset_size=36, kid_subsets=cfg.kid_subsets, rng_seed=cfg.seed,
+        feature_extractor=spec.name, feature_extractor_weights_path=spec.weights_path, save_cpu_ram=True,
+        verbose=False,
+    )
+    result = fid_kid(x_fake, x_real, spec, cfg, CPU)
+    assert result.kid_subset_size == 36
+    assert result.fid == reference[torch_fidelity.KEY_METRIC_FID]
+    assert result.kid_mean == reference[torch_fidelity.KEY_METRIC_KID_MEAN]
+    assert result.kid_std == reference[torch_fidelity.KEY_METRIC_KID_STD]
+
+
+def test_each_synthetic_image_goes_through_the_extractor_once(offline, monkeypatch):
+    cfg, spec = offline
+    latent, _ = labelled_set(4, seed=20)  # 12 images per cell
+    reference, _ = labelled_set(4, seed=21)
+    from_latent, from_reference = torch.tensor([5, 0, 7, 2, 11, 3]), torch.tensor([1, 9, 4, 8, 6, 10])
+    sets = SyntheticSets(
+        images={("latent", 0, 1): latent, ("reference", 0, 1): reference,
+                ("mix", 0, 1): torch.cat([latent[from_latent], reference[from_reference]])},
+        mix_rows={(0, 1): (from_latent, from_reference)},
+    )
+    features = FeatureExtractor(spec, cfg, CPU)
+    spy = _CountImages(monkeypatch)
+    out = synthetic_features(sets, features)
+    assert spy.count == 24  # latent + reference; the mix set's rows are theirs
+    torch.testing.assert_close(out[("mix", 0, 1)], features(sets.images[("mix", 0, 1)]), rtol=1e-5, atol=1e-6)
+    assert out[("latent", 0, 1)].shape == (12, 128) and out[("latent", 0, 1)].dtype == torch.float32
+
+
+def test_feature_writer_saves_float32_rows_atomically(tmp_path):
+    writer = FeatureWriter(tmp_path / FEATURES_DIR)
+    features = torch.arange(12, dtype=torch.float64).reshape(4, 3) / 7
+    writer(generated_features_file("mix", "all"), features)
+    saved = np.load(tmp_path / FEATURES_DIR / "gen_mix_all.npy")
+    assert saved.dtype == np.float32 and np.array_equal(saved, features.numpy().astype(np.float32))
+    assert sorted(p.name for p in (tmp_path / FEATURES_DIR).iterdir()) == ["gen_mix_all.npy"]  # no temp files
+    assert writer.summary()["files"] == {"gen_mix_all.npy": [4, 3]}
+    with pytest.raises(ValueError, match="expected a .npy name"):
+        writer(real_features_file("all"), torch.zeros(3))
+
+
+def test_feature_file_names_are_the_ones_the_report_reads():
+    for scope in ("all", "brushed"):
+        assert f"{FEATURES_ARTIFACT_DIR}/{real_features_file(scope)}" == report_keys.real_features_artifact(scope)
+        for guidance in report_keys.GUIDANCES:
+            assert (f"{FEATURES_ARTIFACT_DIR}/{generated_features_file(guidance, scope)}"
+                    == report_keys.generated_features_artifact(guidance, scope))

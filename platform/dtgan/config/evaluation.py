@@ -54,6 +54,11 @@ class EvaluationConfig(Section):
         "~/.cache/dtgan/evaluation",
         description="folder of cached real-image features and of the trained offline extractor",
     )
+    save_features: bool = Field(
+        True,
+        description="write the FID/KID features (float32 (N, D) .npy, <out>/features/) for the report's bootstrap "
+        "CIs; Inception at paper scale: ~200 MB per guidance for all products, as much again per product",
+    )
     kid_subset_size_max: int = Field(
         1000, ge=2, description="A15: KID subset size = min(this, real set size, synthetic set size)"
     )

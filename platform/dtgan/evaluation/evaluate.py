@@ -18,6 +18,7 @@ from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import NORMAL_INDEX
 from dtgan.evaluation.extractors import LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images
+from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
 from dtgan.evaluation.grids import latent_grid, reference_grid, save_grid_png, style_grid
 from dtgan.evaluation.protocol import (
     EvaluationData,
@@ -45,6 +46,7 @@ class EvaluationOutput:
     metrics: dict[str, float]
     tags: dict[str, str]
     report: dict
+    feature_paths: tuple[Path, ...] = ()  # <out_dir>/features/*.npy written by this evaluation
 
 
 def resolve_device(name: str) -> torch.device:
@@ -185,7 +187,8 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
 
     sets = build_synthetic_sets(nets, data, cfg)
-    fidelity = fidelity_scores(sets, data, extractor, cfg, device)
+    features = FeatureWriter(out_dir / FEATURES_DIR) if cfg.save_features else None
+    fidelity = fidelity_scores(sets, data, extractor, cfg, device, feature_sink=features)
     disentanglement = disentanglement_scores(nets, data, cfg)
     grids = write_grids(nets, data, cfg, out_dir)
 
@@ -207,6 +210,7 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
         "metrics": {k: _finite(v) for k, v in metrics.items()},
         "tags": tags,
         "fidelity": fidelity,
+        "features": features.summary() if features is not None else None,
         "disentanglement": disentanglement,
         "throughput": {"generated_images": sets.generated_images, "generation_s": sets.generation_s,
                        "generated_images_per_s": _finite(sets.images_per_s), "device": str(device)},
@@ -217,4 +221,5 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
     report_path = write_text_atomic(out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
     log.info("evaluation of %s (step %d) written to %s in %.1f s", checkpoint, nets.step, report_path,
              report["wall_s"])
-    return EvaluationOutput(out_dir=out_dir, report_path=report_path, metrics=metrics, tags=tags, report=report)
+    return EvaluationOutput(out_dir=out_dir, report_path=report_path, metrics=metrics, tags=tags, report=report,
+                            feature_paths=tuple(features.paths()) if features is not None else ())

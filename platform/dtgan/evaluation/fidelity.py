@@ -1,5 +1,12 @@
-"""FID and KID through torch-fidelity's ``calculate_metrics``, with the real set's features cached under a
-key we build ourselves (data, split, selection, image size, extractor, weights)."""
+"""FID and KID with torch-fidelity, computed from features extracted once per image set, so that the features
+can be reused (across scopes, and by the report's bootstrap) without running the extractor again.
+
+The real set's features are cached under a key we build ourselves (data, split, selection, image size,
+extractor, weights) in torch-fidelity's cache layout. Uses torch-fidelity 0.4's building blocks behind
+``calculate_metrics`` (``utils.create_feature_extractor``, ``utils.extract_featuresdict_from_input_id_cached``,
+``metric_fid.fid_features_to_statistics``/``fid_statistics_to_metric``, ``metric_kid.kid_features_to_metric``):
+the same numbers as ``calculate_metrics(fid=True, kid=True)``, which keeps its features to itself.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,12 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch_fidelity
 from torch.utils.data import Dataset
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import DataError
@@ -17,6 +27,8 @@ from dtgan.evaluation.extractors import ExtractorSpec, register_extractors
 from dtgan.evaluation.feature_cache import RealSetKey, is_cached
 
 log = logging.getLogger(__name__)
+
+FidStatistics = dict[str, np.ndarray]  # torch-fidelity's {"mu": (D,), "sigma": (D, D)}
 
 
 class UInt8Images(Dataset):
@@ -55,6 +67,17 @@ class FidelityResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RealFeatures:
+    """The features of one real set, their FID statistics (computed once, used by every guidance) and where
+    they came from."""
+
+    features: torch.Tensor  # (N, D) float32
+    statistics: FidStatistics
+    cache_name: str | None
+    cache_hit: bool
+
+
 def choose_kid_subset_size(cfg: EvaluationConfig, n_fake: int, n_real: int, what: str) -> int:
     """A15: min(kid_subset_size_max, n_real, n_fake); an error naming the set when that is below the minimum."""
     size = min(cfg.kid_subset_size_max, n_fake, n_real)
@@ -67,6 +90,66 @@ def choose_kid_subset_size(cfg: EvaluationConfig, n_fake: int, n_real: int, what
     return size
 
 
+class FeatureExtractor:
+    """The torch-fidelity extractor of ``spec``, built once: uint8 image sets in, (N, D) float32 features out."""
+
+    def __init__(self, spec: ExtractorSpec, cfg: EvaluationConfig, device: torch.device) -> None:
+        register_extractors()
+        self.spec = spec
+        self.cfg = cfg
+        # torch-fidelity ignores unknown keys (device= does nothing) and defaults cuda to True.
+        self.cuda = device.type == "cuda"
+        self.cache_root = Path(cfg.cache_dir).expanduser() / "fidelity"
+        self.net = create_feature_extractor(spec.name, [spec.feature_layer], cuda=self.cuda,
+                                            feature_extractor_weights_path=spec.weights_path, verbose=False)
+
+    def is_cached(self, cache_name: str) -> bool:
+        return is_cached(self.cache_root, cache_name, self.spec.name, [self.spec.feature_layer])
+
+    def __call__(self, images_uint8: torch.Tensor, cache_name: str | None = None) -> torch.Tensor:
+        """(N, D) features of uint8 (N, 1|3, H, W) images; read from / written to the cache when named."""
+        featuresdict = extract_featuresdict_from_input_id_cached(
+            1, self.net, input1=UInt8Images(images_uint8), input1_cache_name=cache_name, cache=cache_name is not None,
+            cache_root=str(self.cache_root), batch_size=self.cfg.batch_size, cuda=self.cuda,
+            save_cpu_ram=True,  # no DataLoader worker processes
+            verbose=False,
+        )
+        return featuresdict[self.spec.feature_layer]
+
+    def real(self, x_real: torch.Tensor, real_key: RealSetKey | None) -> RealFeatures:
+        """Features and FID statistics of a real set, cached under ``real_key`` when given."""
+        cache_name = real_key.cache_name() if real_key is not None else None
+        hit = cache_name is not None and self.is_cached(cache_name)
+        features = self(x_real, cache_name)
+        return RealFeatures(features, fid_features_to_statistics(features), cache_name, hit)
+
+
+def fid_kid_from_features(f_fake: torch.Tensor, real: RealFeatures, spec: ExtractorSpec, cfg: EvaluationConfig,
+                          what: str = "set") -> FidelityResult:
+    """FID and KID between synthetic features ``f_fake`` (N, D) and a real set's features (M, D)."""
+    n_fake, n_real = f_fake.shape[0], real.features.shape[0]
+    subset_size = choose_kid_subset_size(cfg, n_fake, n_real, what)
+    fid = fid_statistics_to_metric(fid_features_to_statistics(f_fake), real.statistics, verbose=False)
+    kid = kid_features_to_metric(f_fake, real.features, kid_subsets=cfg.kid_subsets, kid_subset_size=subset_size,
+                                 rng_seed=cfg.seed, verbose=False)
+    log.info("FID/KID %s: %d synthetic vs %d real, KID subset size %d x %d subsets, %s@%s, real features %s",
+             what, n_fake, n_real, subset_size, cfg.kid_subsets, spec.name, spec.weights_fingerprint,
+             "cached" if real.cache_hit else "computed")
+    return FidelityResult(
+        fid=float(fid[KEY_METRIC_FID]),
+        kid_mean=float(kid[KEY_METRIC_KID_MEAN]),
+        kid_std=float(kid[KEY_METRIC_KID_STD]),
+        n_fake=n_fake,
+        n_real=n_real,
+        kid_subset_size=subset_size,
+        kid_subsets=cfg.kid_subsets,
+        extractor=spec.name,
+        weights_fingerprint=spec.weights_fingerprint,
+        real_cache_name=real.cache_name,
+        real_cache_hit=real.cache_hit,
+    )
+
+
 def fid_kid(x_fake: torch.Tensor, x_real: torch.Tensor, extractor: ExtractorSpec, cfg: EvaluationConfig,
             device: torch.device, real_key: RealSetKey | None = None, what: str = "set") -> FidelityResult:
     """FID and KID between synthetic ``x_fake`` and real ``x_real`` (uint8 (N, 1|3, H, W)).
@@ -74,44 +157,7 @@ def fid_kid(x_fake: torch.Tensor, x_real: torch.Tensor, extractor: ExtractorSpec
     With ``real_key`` the real features are read from / written to ``cfg.cache_dir``; ``what`` names the
     set in logs and errors (e.g. "mix, product A").
     """
-    register_extractors()
-    n_fake, n_real = x_fake.shape[0], x_real.shape[0]
-    subset_size = choose_kid_subset_size(cfg, n_fake, n_real, what)
-    cache_root = Path(cfg.cache_dir).expanduser() / "fidelity"
-    cache_name = real_key.cache_name() if real_key is not None else None
-    hit = cache_name is not None and is_cached(cache_root, cache_name, extractor.name, [extractor.feature_layer])
-    metrics = torch_fidelity.calculate_metrics(
-        input1=UInt8Images(x_fake),
-        input2=UInt8Images(x_real),
-        fid=True,
-        kid=True,
-        # torch-fidelity ignores unknown keys (device= does nothing) and defaults cuda to True.
-        cuda=device.type == "cuda",
-        batch_size=cfg.batch_size,
-        kid_subset_size=subset_size,
-        kid_subsets=cfg.kid_subsets,
-        rng_seed=cfg.seed,
-        feature_extractor=extractor.name,
-        feature_extractor_weights_path=extractor.weights_path,
-        cache=cache_name is not None,
-        cache_root=str(cache_root),
-        input2_cache_name=cache_name,
-        save_cpu_ram=True,  # no DataLoader worker processes
-        verbose=False,
-    )
-    log.info("FID/KID %s: %d synthetic vs %d real, KID subset size %d x %d subsets, %s@%s, real features %s",
-             what, n_fake, n_real, subset_size, cfg.kid_subsets, extractor.name, extractor.weights_fingerprint,
-             "cached" if hit else "computed")
-    return FidelityResult(
-        fid=float(metrics[torch_fidelity.KEY_METRIC_FID]),
-        kid_mean=float(metrics[torch_fidelity.KEY_METRIC_KID_MEAN]),
-        kid_std=float(metrics[torch_fidelity.KEY_METRIC_KID_STD]),
-        n_fake=n_fake,
-        n_real=n_real,
-        kid_subset_size=subset_size,
-        kid_subsets=cfg.kid_subsets,
-        extractor=extractor.name,
-        weights_fingerprint=extractor.weights_fingerprint,
-        real_cache_name=cache_name,
-        real_cache_hit=hit,
-    )
+    choose_kid_subset_size(cfg, x_fake.shape[0], x_real.shape[0], what)  # fail before extracting anything
+    features = FeatureExtractor(extractor, cfg, device)
+    real = features.real(x_real, real_key)
+    return fid_kid_from_features(features(x_fake), real, extractor, cfg, what)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -20,13 +21,18 @@ from dtgan.evaluation.disentanglement import (
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
-from dtgan.evaluation.fidelity import choose_kid_subset_size, fid_kid
+from dtgan.evaluation.feature_files import generated_features_file, real_features_file
+from dtgan.evaluation.fidelity import FeatureExtractor, choose_kid_subset_size, fid_kid_from_features
 from dtgan.evaluation.synthesis import latent_translator, synthesize
 
 log = logging.getLogger(__name__)
 
 ALL_PRODUCTS = "all"
 POOLED = "pooled"
+
+# Receives each pooled scope's feature set as it is scored: (file name such as "gen_mix_all.npy" or
+# "real_A.npy", (N, D) float32 features).
+FeatureSink = Callable[[str, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class SyntheticSets:
     """Synthetic uint8 images per (guidance, product index, defect index), and the generation throughput."""
 
     images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict)
+    # (product, defect) -> (rows of the latent set, rows of the reference set) that make up the mix set.
+    mix_rows: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     generated_images: int = 0
     generation_s: float = 0.0
 
@@ -134,6 +142,7 @@ def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> S
             half = count // 2
             from_latent = torch.randperm(count, generator=draw)[:half]
             from_reference = torch.randperm(count, generator=draw)[: count - half]
+            sets.mix_rows[(p, d)] = (from_latent, from_reference)
             sets.images[("mix", p, d)] = torch.cat(
                 [sets.images[("latent", p, d)][from_latent], sets.images[("reference", p, d)][from_reference]]
             )
@@ -175,11 +184,40 @@ def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
                                f"(real: split {data.reference_split})")
 
 
+def synthetic_features(sets: SyntheticSets, features: FeatureExtractor) -> dict[tuple[str, int, int], torch.Tensor]:
+    """(N, D) features of every synthetic cell, each image through the extractor once: the mix set's rows
+    are taken from the latent and reference sets' features (the same images)."""
+    out = {cell: features(images) for cell, images in sets.images.items() if cell[0] != "mix"}
+    for cell, images in sets.images.items():
+        if cell[0] != "mix":
+            continue
+        rows = sets.mix_rows.get(cell[1:])
+        if rows is None:
+            out[cell] = features(images)
+        else:
+            from_latent, from_reference = rows
+            out[cell] = torch.cat([out[("latent", *cell[1:])][from_latent],
+                                   out[("reference", *cell[1:])][from_reference]])
+    return out
+
+
+def scope_name(product: str) -> str:
+    """The scope of a product's feature files: its name as in the metric keys (``all`` for all products)."""
+    return product if product == ALL_PRODUCTS else keys.safe_name(product)
+
+
 def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig,
-                    device: torch.device) -> list[dict]:
-    """FID/KID of every guidance x (all products, each product) [x each defect], as report records."""
+                    device: torch.device, feature_sink: FeatureSink | None = None) -> list[dict]:
+    """FID/KID of every guidance x (all products, each product) [x each defect], as report records.
+
+    ``feature_sink`` receives the features of the pooled scopes (all products and each product, the defect
+    types pooled) as ``gen_{guidance}_{scope}.npy`` and ``real_{scope}.npy``: exactly the rows FID/KID were
+    computed on.
+    """
     records = []
     reals = data.references
+    features = FeatureExtractor(extractor, cfg, device)
+    fake = synthetic_features(sets, features)
     for p_sel, d_sel in _groups(data, cfg.per_defect):
         products, defects = _selection(data, p_sel, d_sel)
         x_real = reals.images[_real_rows(reals, products, defects)]
@@ -193,10 +231,17 @@ def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: Extrac
             selection=f"product={product_name};defect={defect_name}", img_size=data.img_size,
             extractor=extractor.name, weights_fingerprint=extractor.weights_fingerprint,
         )
+        real = features.real(x_real, real_key)
+        sink = feature_sink if d_sel is None else None
+        scope = scope_name(product_name)
+        if sink is not None:
+            sink(real_features_file(scope), real.features)
         for guidance in keys.GUIDANCES:
-            x_fake = torch.cat([sets.images[(guidance, p, d)] for p in products for d in defects])
+            f_fake = torch.cat([fake[(guidance, p, d)] for p in products for d in defects])
             what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
-            result = fid_kid(x_fake, x_real, extractor, cfg, device, real_key=real_key, what=what)
+            result = fid_kid_from_features(f_fake, real, extractor, cfg, what=what)
+            if sink is not None:
+                sink(generated_features_file(guidance, scope), f_fake)
             key_product = None if p_sel is None else data.products[p_sel]
             key_defect = None if d_sel is None else data.defects[d_sel]
             records.append({

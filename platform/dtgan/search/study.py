@@ -12,14 +12,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dtgan.config.root import DTGANConfig
 from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
+from dtgan.evaluation.feature_files import FEATURES_DIR
 from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
 from dtgan.training.reporter import Reporter
+
+if TYPE_CHECKING:
+    from dtgan.evaluation.evaluate import EvaluationOutput
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ RUN_ID_KEY = "mlflow_run_id"
 CHECKPOINT_KEY = "checkpoint_file"
 TAG_CHECKPOINT = "final_checkpoint"
 EVALUATION_ARTIFACT_DIR = "eval"
+FEATURES_ARTIFACT_DIR = f"{EVALUATION_ARTIFACT_DIR}/{FEATURES_DIR}"  # the report's eval/features/*.npy
 DOWNSTREAM_ARTIFACT = "downstream/downstream.json"
 
 
@@ -107,6 +112,16 @@ class StudyReporter(Reporter):
         self.mlflow_reporter.close()
 
 
+
+def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> None:
+    """The evaluation folder under ``eval/<folder name>/`` (JSON, grids) and its feature arrays under
+    ``eval/features/``, where the report's bootstrap reads them (uploaded once, not also inside the folder)."""
+    out_dir = evaluation.out_dir
+    tracker.log_artifacts(run_id, [p for p in sorted(out_dir.iterdir()) if p.name != FEATURES_DIR],
+                          f"{EVALUATION_ARTIFACT_DIR}/{out_dir.name}")
+    if evaluation.feature_paths:
+        tracker.log_artifacts(run_id, list(evaluation.feature_paths), FEATURES_ARTIFACT_DIR)
+
 def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
     """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
     from dtgan.training.checkpoint import latest_checkpoint
@@ -179,7 +194,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
                               out_dir=run_dir / "evaluation" / "final")
         tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
         final = _finite(evaluation.metrics)
-        tracker.log_artifacts(run.run_id, [evaluation.out_dir], EVALUATION_ARTIFACT_DIR)
+        log_evaluation(tracker, run.run_id, evaluation)
         if config.study.run_downstream:
             downstream_metrics, downstream_json = _downstream(config, Path(checkpoint), run_dir,
                                                               hooks.downstream_map_fn())
