@@ -32,7 +32,8 @@ def test_cli_prints_the_markdown_and_writes_every_format(store, tmp_path, capsys
     assert main([*argv, *[x for f in ("md", "csv", "parquet", "html") for x in ("--format", f)]]) == 0
     printed = capsys.readouterr().out
     assert "| (b) | 30.50 ± 0.71 (n=2) CI — [2] |" in printed
-    assert (out / "report.md").read_text() in printed
+    written = (out / "report.md").read_text()
+    assert "Pairwise comparisons (" in written and "Pairwise comparisons: 1 (0 significant) in report.md" in printed
     cells = pd.read_csv(out / "report_cells.csv")
     assert cells.loc[cells.row == "(a)", "mean"].item() == pytest.approx(41.0)
     assert pq.read_table(out / "report_cells.parquet").num_rows == 2
@@ -73,3 +74,12 @@ def test_report_is_logged_to_the_parent_run_as_files_and_tables(store):
     assert {"report/report.md", "report/report_cells.csv", "report/report_cells.parquet", "report/report.html",
             "report/cells_table.json", "report/comparisons_table.json"} <= names
     assert {f.path for f in client.list_artifacts(store.parent_id, "report/plots")} == {"report/plots/ablation_fid.png"}
+
+
+def test_terminal_markdown_counts_the_comparisons_instead_of_listing_them(store):
+    report = build_report("ladder", store.uri, config=ReportConfig(bootstrap_samples=10))
+    full, short = report.markdown(), report.markdown(comparisons=False)
+    assert "Pairwise comparisons (" in full and "Pairwise comparisons (" not in short
+    assert "Pairwise comparisons: " in short and "in report.md" in short
+    for table in report.tables:
+        assert f"## {table.title}" in short

@@ -14,11 +14,11 @@ from dtgan.errors import DTGANError
 COMMAND_MODULES = (
     "dtgan.cli.config_cmd",
     "dtgan.cli.data_cmd",
-    "dtgan.cli.report_cmd",
     "dtgan.cli.train_cmd",
     "dtgan.cli.evaluate_cmd",
     "dtgan.cli.sample_cmd",
     "dtgan.cli.downstream_cmd",
+    "dtgan.cli.report_cmd",
 )
 
 

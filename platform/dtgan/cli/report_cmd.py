@@ -38,6 +38,6 @@ def _report(args: argparse.Namespace) -> int:
     report = build_report(args.experiment, args.tracking_uri, args.parent_run, config)
     out = args.out or Path("reports") / args.experiment
     written = report.write(out, args.formats or ["md"])
-    print(report.markdown(), end="")
+    print(report.markdown(comparisons=False), end="")
     print(f"\nwrote {len(written)} files under {out}")
     return 0

@@ -13,6 +13,7 @@ import torch
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.model import ModelConfig
+from dtgan.data.selection import round_robin
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import NORMAL_INDEX
@@ -27,7 +28,6 @@ from dtgan.evaluation.protocol import (
     check_kid_feasible,
     disentanglement_scores,
     fidelity_scores,
-    round_robin,
 )
 from dtgan.utils.atomic import write_text_atomic
 

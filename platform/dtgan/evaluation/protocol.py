@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
 from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import (
@@ -93,17 +94,6 @@ def cell_seed(seed: int, *parts: int) -> int:
     for part in parts:
         out = (out * 1_000_003 + part + 1) % (2**62)
     return out
-
-
-def round_robin(products: torch.Tensor, count: int) -> torch.Tensor:
-    """Up to ``count`` row indices taking one row of each product in turn."""
-    queues = [torch.nonzero(products == p).flatten().tolist() for p in torch.unique(products).tolist()]
-    picked: list[int] = []
-    while len(picked) < count and any(queues):
-        for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(queue.pop(0))
-    return torch.tensor(picked, dtype=torch.long)
 
 
 def _source_rows(sources: LabelledSet, product: int, count: int, seed: int) -> torch.Tensor:

@@ -142,7 +142,7 @@ def log_study_report(launch: StudyLaunch) -> str | None:
         log.warning("no report: %s", exc)
         return None
     log_report_to_run(report, launch.parent_run_id, launch.tracker.tracking_uri)
-    return report.markdown()
+    return report.markdown(comparisons=False)  # the pairwise tables are in the logged report.md
 
 
 def where_to_look(launch: StudyLaunch) -> str:

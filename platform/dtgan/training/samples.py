@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
+from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
 from dtgan.utils.atomic import atomic_path
 
@@ -30,17 +31,6 @@ class SampleInputs:
     z_per_domain: torch.Tensor  # (K, latent_dim)
 
 
-def _round_robin(products: torch.Tensor, count: int) -> list[int]:
-    """Indices taking one row per product in turn, so that every product appears in the grid."""
-    queues = [torch.nonzero(products == p).flatten().tolist() for p in torch.unique(products).tolist()]
-    picked: list[int] = []
-    while len(picked) < count and any(queues):
-        for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(queue.pop(0))
-    return picked
-
-
 def sample_inputs_from_data(train_set, data_path: str, img_size: int, latent_dim: int, seed: int) -> SampleInputs:
     """Sources from gan_holdout normal of ``data_path`` (gan_train normal when there is none), references
     from ``train_set`` (the decoded gan_train DefectImageDataset)."""
@@ -54,7 +44,7 @@ def sample_inputs_from_data(train_set, data_path: str, img_size: int, latent_dim
     except DataError:  # no held-out normal images: take the sources from gan_train
         pool = train_set
     normal = torch.nonzero(pool.y == NORMAL_INDEX).flatten()
-    picked = normal[_round_robin(pool.p[normal], SAMPLE_SOURCES)]
+    picked = normal[round_robin(pool.p[normal], SAMPLE_SOURCES)]
     sources = from_uint8(pool.images_uint8[picked])
     refs = torch.zeros((num_domains, *sources.shape[1:]))
     for k in range(num_domains):

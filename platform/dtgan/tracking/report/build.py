@@ -42,8 +42,9 @@ class Report:
     def table(self, table_id: str) -> Table:
         return next(t for t in self.tables if t.table_id == table_id)
 
-    def markdown(self) -> str:
-        return render.markdown(self.title, self.preamble, self.tables, list(self.figures))
+    def markdown(self, comparisons: bool = True) -> str:
+        """The report as Markdown; ``comparisons=False`` leaves the pairwise tables to the files (terminal)."""
+        return render.markdown(self.title, self.preamble, self.tables, list(self.figures), comparisons)
 
     def cells(self) -> pd.DataFrame:
         return render.cells_frame(self.tables)

@@ -65,8 +65,13 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     return [line(header), line(["---"] * len(header)), *[line(r) for r in body]]
 
 
-def markdown(title: str, preamble: Sequence[str], tables: Sequence[Table], plots: Sequence[str]) -> str:
-    """The whole report as Markdown: each table, its footnotes, then its pairwise comparisons."""
+def markdown(
+    title: str, preamble: Sequence[str], tables: Sequence[Table], plots: Sequence[str], comparisons: bool = True
+) -> str:
+    """The whole report as Markdown: each table, its footnotes, then (``comparisons``) its pairwise comparisons.
+
+    Without ``comparisons`` (the terminal), one line per table counts them and says where they are.
+    """
     lines = [f"# {title}", "", *preamble, ""]
     for table in tables:
         header, body, reasons = _display_rows(table, ("**", "**"))
@@ -75,7 +80,10 @@ def markdown(title: str, preamble: Sequence[str], tables: Sequence[Table], plots
         lines += ["Bold: lowest mean, significantly lower than every other cell of its column. "
                   "Cells: mean ± sample std over seeds (n seeds)" + (", [bootstrap CI]." if any(
                       c.metric in ("fid", "kid") for c in table.columns) else "."), ""]
-        if table.comparisons:
+        if table.comparisons and not comparisons:
+            significant = sum(1 for c in table.comparisons if c.test is not None and c.test.significant)
+            lines += [f"Pairwise comparisons: {len(table.comparisons)} ({significant} significant) in report.md.", ""]
+        elif table.comparisons:
             header, body, reasons = _comparison_rows(table)
             lines += [f"Pairwise comparisons ({table.test_name}):", "", *_markdown_table(header, body), ""]
             lines += [f"[{i}] {r}  " for i, r in enumerate(reasons, 1)] + [""]
