@@ -81,6 +81,18 @@ def load_preset_dict(name_or_path: str | Path, _depth: int = 0) -> dict[str, Any
     return deep_merge(parent, data)
 
 
+def nest(params: dict[str, Any]) -> dict[str, Any]:
+    """``{"loss.lambda_cyc": 2.0}`` -> ``{"loss": {"lambda_cyc": 2.0}}`` (a config delta)."""
+    nested: dict[str, Any] = {}
+    for dotted, value in params.items():
+        cursor = nested
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+    return nested
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """``loss.lambda_cyc=2`` -> ``{"loss": {"lambda_cyc": 2}}``; the value is read as YAML."""
     key, sep, raw = text.partition("=")
@@ -91,13 +103,7 @@ def parse_override(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    nested: dict[str, Any] = {}
-    cursor = nested
-    parts = key.split(".")
-    for part in parts[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[parts[-1]] = value
-    return nested
+    return nest({key: value})
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:

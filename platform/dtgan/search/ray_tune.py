@@ -307,8 +307,8 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
 
 def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
     """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
+    from dtgan.config.loader import nest
     from dtgan.search.ladder import apply_overrides
-    from dtgan.search.spaces import nest
     from dtgan.search.study import run_trial
 
     base = DTGANConfig.model_validate(base_config)

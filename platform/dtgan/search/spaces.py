@@ -73,15 +73,3 @@ def load_search_space(path: str | Path) -> list[Dimension]:
         raise ConfigError(f"{path}: a search space is a non-empty mapping of dotted config keys to distributions")
     known = set(flatten(DTGANConfig()))
     return [_dimension(path, str(key), spec, known) for key, spec in data.items()]
-
-
-def nest(params: dict[str, Any]) -> dict[str, Any]:
-    """``{"loss.lambda_cyc": 2.0}`` -> ``{"loss": {"lambda_cyc": 2.0}}`` (a config delta)."""
-    nested: dict[str, Any] = {}
-    for dotted, value in params.items():
-        cursor = nested
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = value
-    return nested
