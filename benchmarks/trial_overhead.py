@@ -1,6 +1,15 @@
 """Trial overhead on a local Ray: ray.init, trial start -> first training step, last step -> trial end; the demo.
 
-A "trial" here is one Ray Train run of the platform (``dtgan.search.ray_train.fit_distributed``, a
+With ``--study`` a real ablation study runs through the studies' own entry point
+(``dtgan.search.runner.run_ablation``, what ``experiments/ablation.py`` and ``make demo`` run) on the demo
+preset cut to ``--steps`` steps per trial and the ``--variants`` given, into a temporary folder; its
+single-worker trials train in the Tune trial process. Every trial writes ``runs/<trial_key>/timeline.json``
+(``dtgan.search.timeline``); from it and the driver's own clock the script derives, per trial, start ->
+first step (Tune dispatching the trial process, imports, MLflow run, data/nets/samples setup) and last
+step -> trial end (final checkpoint and samples, evaluation, and the bookkeeping after it: tags, artifacts,
+metrics, end of the MLflow run), and for the driver ray.init, the MLflow parent run and Tune's setup.
+
+Otherwise a "trial" is one Ray Train run of the platform (``dtgan.search.ray_train.fit_distributed``, a
 TorchTrainer with one CPU worker) on the smoke preset, as the studies launch them; the Tune layer of the
 studies (experiments/*.py) is not part of it. Start overhead = first report's arrival - fit() call - the
 first step's own time; end overhead = fit() return - last report's arrival (it includes writing and
@@ -9,6 +18,7 @@ reported; ``--ablation-projection`` adds the smoke ablation's expected training 
 train.total_steps x measured ms/step + 7 x measured overhead). Prints JSON.
 
     python benchmarks/trial_overhead.py --demo --ablation-projection
+    python benchmarks/trial_overhead.py --study --trials 0 --variants a,g --steps 4
 """
 
 from __future__ import annotations
@@ -112,6 +122,9 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="also time the demo's commands")
     parser.add_argument("--ablation-projection", action="store_true", help="project the smoke ablation's time")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--study", action="store_true",
+                        help="also run a tiny ablation study (demo preset) and break its trials' start/end down")
+    parser.add_argument("--variants", default="a,g", help="ladder steps of the --study (one trial each)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,6 +137,8 @@ def main() -> None:
         data, synth_s = synth_data(work / "data")
         if args.demo:  # first: the demo starts its own Ray, which must not meet a second instance (stack facts)
             result["demo"] = run_demo(work / "demo_cwd")
+        if args.study:  # before the TorchTrainer trials: the study starts (and stops) its own local Ray
+            result["study"] = study_overhead(data, work / "study", args.variants.split(","), args.steps)
         if args.trials:
             from dtgan.search.ray_train import ensure_ray
 
@@ -138,6 +153,128 @@ def main() -> None:
     if args.ablation_projection and args.trials:
         result["smoke_ablation_projection"] = finish_projection(projection, result["trials"])
     emit(result, args.out)
+
+
+class Clocked:
+    """Wraps a driver function: wall and CPU seconds of its (last) call, and when it started and returned."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.called = self.returned = self.cpu_s = None
+
+    def __call__(self, *args, **kwargs):
+        self.called, cpu = time.time(), time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.returned, self.cpu_s = time.time(), time.process_time() - cpu
+
+    @property
+    def wall_s(self) -> float:
+        return self.returned - self.called
+
+
+def _span(timeline: dict, start: str, end: str) -> dict:
+    marks = timeline["marks"]
+    if start not in marks or end not in marks:
+        return {}
+    a, b = marks[start], marks[end]
+    return {"wall_s": round(b["wall_s"] - a["wall_s"], 2), "cpu_s": round(b["cpu_s"] - a["cpu_s"], 2)}
+
+
+def trial_breakdown(timeline: dict, dispatched_at: float) -> dict:
+    """Start and end overhead of one trial from its timeline.json; ``dispatched_at``: when Tune could start it
+    (run_tune's call for the first trial, the previous trial's end for the next ones, one trial at a time)."""
+    marks, first, last = timeline["marks"], timeline["first_report"], timeline["last_reports"]
+    first_step_start = first["wall_s"] - first["step_ms"] / 1000
+    start_in_trial = first_step_start - marks["trial_start"]["wall_s"]
+    dispatch = marks["trial_start"]["wall_s"] - dispatched_at
+    start = {
+        "total_s": round(dispatch + start_in_trial, 2),
+        "tune_dispatch_s": round(dispatch, 2),  # Tune schedules it, the trial actor starts and imports Ray/dtgan
+        "in_trial_s": round(start_in_trial, 2),
+        "imports": _span(timeline, "trial_start", "imported"),  # evaluation/tracking/training modules (torch)
+        "mlflow_start_trial": _span(timeline, "imported", "mlflow_run_started"),
+        "before_train": _span(timeline, "mlflow_run_started", "train_start"),
+        "train_setup": {"wall_s": round(first_step_start - marks["train_start"]["wall_s"], 2),
+                        "note": "train(): run folder, data, nets, sample sources (CPU not split from step 1)"},
+    }
+    # The loop reports every step (train.log_every_steps=1): the last step ended its own step_ms after the
+    # report before it; the last report itself comes after the final sample grids and checkpoint.
+    if len(last) == 2 and last[1]["step"] == last[0]["step"] + 1:
+        last_step_end = last[0]["wall_s"] + last[1]["step_ms"] / 1000
+    else:
+        last_step_end = last[-1]["wall_s"]
+    outputs = last[-1]["wall_s"] - last_step_end
+    to_end = marks["trial_end"]["wall_s"] - last_step_end
+    evaluation = _span(timeline, "metrics_flushed", "evaluation_end")
+    end = {
+        "total_s": round(to_end, 2),
+        "without_evaluation_s": round(to_end - evaluation["wall_s"], 2),
+        "final_samples_and_checkpoint_s": round(outputs, 2),
+        "train_return_and_metrics_flush_s": round(marks["metrics_flushed"]["wall_s"] - last[-1]["wall_s"], 2),
+        "evaluation": evaluation,
+        "bookkeeping": _span(timeline, "evaluation_end", "trial_end"),  # tags, artifacts, metrics, end_run
+    }
+    step_s = (last_step_end - first_step_start) / last[-1]["step"]
+    return {"start_to_first_step": start, "last_step_to_end": end, "steps": last[-1]["step"],
+            "training_s_per_step": round(step_s, 2),
+            "trial_cpu_s": round(marks["trial_end"]["cpu_s"] - marks["trial_start"]["cpu_s"], 2)}
+
+
+def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> dict:
+    """A tiny ablation through ``run_ablation`` (the demo's code path): per-trial and driver overheads."""
+    from dtgan.config.loader import load_config
+    from dtgan.search import ray_tune, runner
+    from dtgan.search.timeline import TIMELINE_FILE
+
+    config = load_config("demo", [
+        f"data.path={data}", f"study.variants=[{','.join(variants)}]", f"train.total_steps={steps}",
+        f"loss.ds_decay_steps={steps}", "train.log_every_steps=1", f"train.checkpoint_every_steps={steps}",
+        f"train.sample_every_steps={steps}", f"study.storage_path={work / 'ray_results'}",
+        f"evaluation.cache_dir={work / 'evalcache'}", f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+        f"tracking.artifact_root={work / 'mlartifacts'}",
+    ])
+    work.mkdir(parents=True)
+    # The driver's pieces, clocked where runner calls them (its module attributes), then the whole run.
+    launch = runner.launch_study = Clocked(runner.launch_study)
+    tune_run = ray_tune.run_tune = Clocked(ray_tune.run_tune)
+    init, stop = Clocked(ray_tune.start_ray), Clocked(ray_tune.stop_ray)
+    init(config.study)  # the study then finds Ray running and leaves it to us: its start is timed alone
+    try:
+        study = Clocked(runner.run_ablation)
+        _, rows, _ = study(config)
+    finally:
+        stop()
+    if any(r["status"] != "completed" for r in rows):
+        raise SystemExit(f"--study: not every trial completed: {[(r['trial'], r['status'], r['error']) for r in rows]}")
+    runs_dir = next((work / "ray_results").glob("*/runs"))
+    timelines = {r["trial"]: json.loads((runs_dir / r["trial"] / TIMELINE_FILE).read_text()) for r in rows}
+    trials, dispatched_at = {}, tune_run.called
+    for key in (r["trial"] for r in rows):  # one trial at a time, in ladder order (max_concurrent_trials=1)
+        trials[key] = trial_breakdown(timelines[key], dispatched_at)
+        dispatched_at = timelines[key]["marks"]["trial_end"]["wall_s"]
+    worst_start = max(t["start_to_first_step"]["total_s"] for t in trials.values())
+    worst_end = max(t["last_step_to_end"]["without_evaluation_s"] for t in trials.values())
+    return {
+        "command_equivalent": f"experiments/ablation.py --preset demo -o study.variants=[{','.join(variants)}] "
+                              f"-o train.total_steps={steps} -o train.log_every_steps=1 ...",
+        "driver": {
+            "ray_init": {"wall_s": round(init.wall_s, 2), "cpu_s": round(init.cpu_s, 2)},
+            "mlflow_parent_run": {"wall_s": round(launch.wall_s, 2), "cpu_s": round(launch.cpu_s, 2)},
+            "tune_after_last_trial_s": round(tune_run.returned - dispatched_at, 2),  # final report, Tune's teardown
+            "summary_and_report": {"wall_s": round(study.returned - tune_run.returned, 2)},
+            "ray_shutdown_s": round(stop.wall_s, 2),
+            "study_wall_s": round(study.wall_s, 2), "driver_cpu_s": round(study.cpu_s, 2),
+        },
+        "trials": trials,
+        "targets": {
+            "start_to_first_step_s": {"value": worst_start, "target": OVERHEAD_TARGET_S,
+                                      "met": worst_start <= OVERHEAD_TARGET_S},
+            "last_step_to_end_without_evaluation_s": {"value": worst_end, "target": OVERHEAD_TARGET_S,
+                                                      "met": worst_end <= OVERHEAD_TARGET_S},
+        },
+    }
 
 
 def run_demo(work: Path) -> dict:

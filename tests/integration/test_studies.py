@@ -81,6 +81,12 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
         features = {f"eval/features/{kind}_{scope}.npy" for scope in ("all", "brushed", "cast")
                     for kind in ("real", "gen_latent", "gen_reference", "gen_mix")}
         assert features <= artifacts and not any(p.startswith("eval/final/features") for p in artifacts)
+        # Where the trial's time went (benchmarks/trial_overhead.py --study reads it): phases in order.
+        timeline = json.loads((launch.runs_dir / key / "timeline.json").read_text())
+        walls = [timeline["marks"][m]["wall_s"] for m in ("trial_start", "imported", "mlflow_run_started",
+                 "train_start", "train_end", "metrics_flushed", "evaluation_end", "trial_end")]
+        assert walls == sorted(walls) and timeline["last_reports"][-1]["step"] == 20
+        assert walls[3] < timeline["first_report"]["wall_s"] <= walls[4]
     best = runs[parent.data.tags["best_trial"]]
     assert any(p.startswith("checkpoints/best/step_") for p in artifact_paths(client, best.info.run_id))
     versions = client.search_model_versions("name = 'ablation-smoke-generator'")

@@ -82,3 +82,31 @@ def test_resume_picks_the_latest_launch_of_the_study(tmp_path):
     with pytest.raises(ConfigError, match="no earlier launch of study 'ablation-sdi'"):
         resolve_run_name(str(tmp_path), "ablation-sdi", True)
     assert resolve_run_name(str(tmp_path), "ablation-smoke", False).startswith("ablation-smoke-2")
+
+
+def test_trial_timeline_keeps_the_first_and_last_two_reports_and_ordered_marks(tmp_path):
+    import json
+
+    from dtgan.search.timeline import TIMELINE_FILE, TrialTimeline
+
+    timeline = TrialTimeline()
+    for step in range(1, 6):
+        timeline.training_report(step, {"train/step_ms": 10.0 * step, "train/g/latent/total": 1.0})
+    timeline.mark("trial_end")
+    written = json.loads(timeline.write(tmp_path).read_text())
+
+    assert (tmp_path / TIMELINE_FILE).is_file() and not list(tmp_path.glob(".*.tmp"))
+    assert written["first_report"]["step"] == 1 and written["first_report"]["step_ms"] == 10.0
+    assert [r["step"] for r in written["last_reports"]] == [4, 5]
+    marks = written["marks"]
+    assert list(marks) == ["trial_start", "trial_end"]
+    assert marks["trial_start"]["wall_s"] <= marks["trial_end"]["wall_s"] <= written["last_reports"][1]["wall_s"] + 1
+
+
+def test_trial_timeline_with_a_single_report_uses_it_as_first_and_last():
+    from dtgan.search.timeline import TrialTimeline
+
+    timeline = TrialTimeline()
+    timeline.training_report(7, {"train/step_ms": 3.0})
+    written = timeline.as_dict()
+    assert written["first_report"]["step"] == 7 and [r["step"] for r in written["last_reports"]] == [7]

@@ -20,6 +20,7 @@ from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
 from dtgan.evaluation.feature_files import FEATURES_DIR
 from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
+from dtgan.search.timeline import TrialTimeline
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -91,8 +92,10 @@ class StudyReporter(Reporter):
     """The loop's reporter inside a trial: MLflow metrics, plus the cheap FID and a checkpoint to the scheduler."""
 
     def __init__(self, mlflow_reporter: Reporter, hooks: TrialHooks, total_steps: int,
-                 fid: Callable[[str], float] | None, every_steps: int | None, stand_in_for: tuple[str, ...] = ()) -> None:
+                 fid: Callable[[str], float] | None, every_steps: int | None, stand_in_for: tuple[str, ...] = (),
+                 timeline: TrialTimeline | None = None) -> None:
         self.mlflow_reporter = mlflow_reporter
+        self.timeline = timeline  # arrival times of the training reports (meaningful for in-process training)
         self.hooks = hooks
         self.total_steps = total_steps
         self.fid = fid
@@ -100,6 +103,8 @@ class StudyReporter(Reporter):
         self.stand_in_for = stand_in_for  # objectives the cheap FID stands in for in intermediate results
 
     def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
+        if self.timeline is not None:
+            self.timeline.training_report(step, metrics)
         self.mlflow_reporter.report(step, metrics, checkpoint_path)
         if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
@@ -160,11 +165,13 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
     an earlier launch is not run again: its logged metrics are reported instead. Any error ends the run
     FAILED with the error as a tag and is raised again for the scheduler.
     """
+    timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
     from dtgan.tracking import MLflowReporter
     from dtgan.tracking.provenance import collect_provenance
     from dtgan.training.checkpoint import latest_checkpoint
 
+    timeline.mark("imported")
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
     run = tracker.start_trial(ctx.parent_run_id, trial_key, config, tags=tags,
@@ -177,6 +184,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
         log.info("trial %s finished in an earlier launch (run %s); not run again", trial_key, run.run_id)
         return final
     run_dir = Path(ctx.runs_dir) / trial_key
+    timeline.mark("mlflow_run_started")
     try:
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
         resume = latest_checkpoint(run_dir) is not None
@@ -187,11 +195,15 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
             objectives = [o.metric for o in config.study.objectives]
             stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
             reporter = StudyReporter(mlflow_reporter, hooks, config.train.total_steps, fid,
-                                     ctx.intermediate_fid_every_steps, stand_in)
+                                     ctx.intermediate_fid_every_steps, stand_in, timeline)
+            timeline.mark("train_start")
             result = hooks.train(config, reporter, run_dir, resume)
+            timeline.mark("train_end")
+        timeline.mark("metrics_flushed")  # the MLflow reporter's last batch
         checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
         evaluation = evaluate(checkpoint, config.evaluation, data_path=config.data.path,
                               out_dir=run_dir / "evaluation" / "final")
+        timeline.mark("evaluation_end")
         tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
         final = _finite(evaluation.metrics)
         log_evaluation(tracker, run.run_id, evaluation)
@@ -200,6 +212,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
                                                               hooks.downstream_map_fn())
             final.update(_finite(downstream_metrics))
             tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
+            timeline.mark("downstream_end")
         tracker.log_metrics(run.run_id, final, step=result.step)
         samples = run_dir / "samples"
         if samples.is_dir():
@@ -209,6 +222,8 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
         report = {**final, STEP_KEY: result.step, TRIAL_DONE_KEY: 1.0, RUN_ID_KEY: run.run_id,
                   CHECKPOINT_KEY: str(checkpoint)}
         tracker.end_run(run.run_id)  # before the last report: a scheduler may end the process right after it
+        timeline.mark("trial_end")
+        timeline.write(run_dir)
         hooks.report(report, str(checkpoint))
         return report
     except BaseException as exc:
