@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from loss_testdata import make_batch
 
 from dtgan.config import load_config
-from dtgan.losses import Batch, generator_loss
+from dtgan.losses import generator_loss
 from dtgan.losses.adversarial import adversarial_loss
 from dtgan.losses.classification import bg_classification_loss, fg_classification_loss
 from dtgan.losses.diversity import diversity_loss_mixed, diversity_loss_pair
@@ -19,16 +20,6 @@ from dtgan.models import build_nets
 
 K, P, N = 3, 2, 4
 TOL = {"rtol": 1e-4, "atol": 1e-5}
-
-
-def _batch(latent_dim, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
-    return Batch(
-        x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-        x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, latent_dim, generator=g), z_trg2=torch.randn(N, latent_dim, generator=g),
-    )
 
 
 def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, lambda_ds):
@@ -68,7 +59,7 @@ def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, lambda_ds):
 def _terms_and_grads(loss_fn, config, guidance):
     torch.manual_seed(0)
     nets = build_nets(config.model, num_domains=K, num_products=P)
-    batch = _batch(config.model.latent_dim)
+    batch = make_batch(config.model.latent_dim)
     torch.manual_seed(1)  # the same mapping noise for both readings (M is called for z1, then z2)
     total, terms = loss_fn(nets, batch, guidance, config.loss, config.model.toggles, 1.0)
     total.backward()

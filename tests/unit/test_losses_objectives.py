@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from loss_testdata import make_batch
 
 from dtgan.config import load_config
-from dtgan.losses import Batch, discriminator_loss, generator_loss
+from dtgan.losses import discriminator_loss, generator_loss
 from dtgan.models import build_nets
 
 K, P, N = 3, 2, 4
@@ -14,20 +15,10 @@ def _config(*overrides):
     return load_config("tiny", list(overrides))
 
 
-def _batch(latent_dim=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
-    return Batch(
-        x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-        x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, latent_dim, generator=g), z_trg2=torch.randn(N, latent_dim, generator=g),
-    )
-
-
 def _losses(config, guidance="latent", lambda_ds=1.0, seed=0):
     torch.manual_seed(seed)
     nets = build_nets(config.model, num_domains=K, num_products=P)
-    batch = _batch(config.model.latent_dim)
+    batch = make_batch(config.model.latent_dim)
     torch.manual_seed(seed + 1)  # same mapping noise for both objectives of a comparison
     d_total, d_terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
     g_total, g_terms = generator_loss(nets, batch, guidance, config.loss, config.model.toggles, lambda_ds)
@@ -107,7 +98,7 @@ def test_ds_detach_all_but_first_keeps_the_value_and_cuts_gradients_of_the_secon
     results = {}
     for detach in ("none", "all_but_first"):
         cfg = _config(f"loss.ds_detach={detach}")
-        batch = _batch()
+        batch = make_batch()
         batch.z_trg2.requires_grad_(True)  # z_trg2 reaches only G_12, G_21, G_22
         torch.manual_seed(1)  # the same mapping noise in both readings
         _, terms = generator_loss(nets, batch, "latent", cfg.loss, cfg.model.toggles, 1.0)

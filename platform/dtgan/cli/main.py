@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import sys
 
 from dtgan import __version__
-from dtgan.errors import DTGANError
+from dtgan.utils.entry import run_entry_point
 
 # Each module exposes register(subparsers); the order is the order of --help.
 COMMAND_MODULES = (
@@ -38,18 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except DTGANError as exc:
-        print(f"dtgan: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dtgan: interrupted", file=sys.stderr)
-        return 130
+    return run_entry_point(args.func, args, prefix="dtgan: ")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 
 from dtgan.config.loader import load_config
 from dtgan.config.root import DTGANConfig
-from dtgan.errors import ConfigError, DTGANError
+from dtgan.errors import ConfigError
 from dtgan.search.ladder import apply_overrides
+from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +158,7 @@ def where_to_look(launch: StudyLaunch) -> str:
 def main_guard(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
                argv: list[str] | None = None) -> int:
     """Parse, set up logging, run ``body``; user errors exit 2 with one line, Ctrl-C 130."""
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(body(args) or 0)
-    except DTGANError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume", file=sys.stderr)
-        return 130
+    return run_entry_point(body, parser.parse_args(argv), prefix="", interrupted="interrupted; continue with --resume")
 
 
 def load_study_config(args: argparse.Namespace) -> DTGANConfig:
