@@ -7,7 +7,7 @@ from dtgan.losses import Batch
 N = 4
 
 
-def make_batch(latent_dim: int = 8, seed: int = 0) -> Batch:
+def make_batch(latent_dim: int = 16, seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
     return Batch(

@@ -81,8 +81,21 @@ def test_generator_loss_with_shared_passes_equals_plain_reading(ablation, ds_det
         torch.testing.assert_close(fast_terms[name], plain_terms[name], **TOL, msg=name)
     assert fast_grads.keys() == plain_grads.keys()
     for name in plain_grads:
-        torch.testing.assert_close(fast_grads[name], plain_grads[name], **TOL, msg=name)
+        assert_grads_close(fast_grads[name], plain_grads[name], name)
     assert any(g.abs().sum() > 0 for g in fast_grads.values())
+
+
+def assert_grads_close(fast: torch.Tensor, plain: torch.Tensor, name: str) -> None:
+    """Equal within float tolerance, judged on the whole tensor: with the anchor, a target of Normal makes two
+    mixes equal by construction (c~1 = c~2 = 0), and |G_11 - G_12| then takes a subgradient whose sign follows
+    float rounding (exactly 0 when decoded apart, +-1 ulp when decoded in one batch). That moves a few
+    elements by O(1e-5) relative, never the tensor: a wrong gradient is off by O(1)."""
+    scale = float(plain.norm())
+    if scale < 1e-6:  # parameters whose gradient vanishes in exact maths (biases before an IN)
+        assert float(fast.norm()) < 1e-6, name
+        return
+    error = float((fast - plain).norm()) / scale
+    assert error <= 1e-3, f"{name}: relative error {error}"
 
 
 @pytest.mark.parametrize("fusion", ["norm_act_conv", "conv"])
@@ -90,9 +103,9 @@ def test_decode_with_background_part_equals_full_decode_with_gradients(fusion):
     model_cfg = load_config("tiny", ["model.ablation=g", f"model.fusion={fusion}"]).model
     torch.manual_seed(0)
     generator = build_nets(model_cfg, num_domains=K, num_products=P).generator
-    h = torch.randn(N, 64, 4, 4, requires_grad=True)
+    h = torch.randn(N, 64, 16, 16, requires_grad=True)
     s = torch.randn(N, 16, requires_grad=True)
-    c = torch.randn(N, 16, 4, 4, requires_grad=True)
+    c = torch.randn(N, 8, 16, 16, requires_grad=True)
     results = []
     for split in (False, True):
         generator.zero_grad()
@@ -113,7 +126,7 @@ def test_decode_with_background_part_equals_full_decode_with_gradients(fusion):
 
 def test_unified_decoder_has_no_background_part():
     generator = build_nets(load_config("tiny", ["model.ablation=d"]).model, num_domains=K, num_products=P).generator
-    h = torch.randn(N, 64, 4, 4)
+    h = torch.randn(N, 64, 16, 16)
     assert generator.decode_background(h) is None
     with pytest.raises(ValueError, match="separate_decoders"):
-        generator.decode(h, torch.randn(N, 16), torch.randn(N, 16, 4, 4), background=torch.zeros(N, 3, 32, 32))
+        generator.decode(h, torch.randn(N, 16), torch.randn(N, 8, 16, 16), background=torch.zeros(N, 3, 32, 32))

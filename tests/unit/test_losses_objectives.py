@@ -98,7 +98,7 @@ def test_ds_detach_all_but_first_keeps_the_value_and_cuts_gradients_of_the_secon
     results = {}
     for detach in ("none", "all_but_first"):
         cfg = _config(f"loss.ds_detach={detach}")
-        batch = make_batch()
+        batch = make_batch(cfg.model.latent_dim)
         batch.z_trg2.requires_grad_(True)  # z_trg2 reaches only G_12, G_21, G_22
         torch.manual_seed(1)  # the same mapping noise in both readings
         _, terms = generator_loss(nets, batch, "latent", cfg.loss, cfg.model.toggles, 1.0)
@@ -112,3 +112,20 @@ def test_ds_detach_all_but_first_keeps_the_value_and_cuts_gradients_of_the_secon
 def test_reference_guidance_gives_finite_terms():
     _, d_terms, _, g_terms = _losses(_config(), guidance="reference")
     assert all(torch.isfinite(v) for v in {**d_terms, **g_terms}.values())
+
+
+@pytest.mark.parametrize("ablation", ["a", "g"])
+def test_self_reconstruction_is_off_in_the_paper_and_is_x_with_its_own_codes_when_on(ablation):
+    _, _, paper_total, paper_terms = _losses(_config(f"model.ablation={ablation}"))
+    assert "g/self_rec" not in paper_terms
+    cfg = _config(f"model.ablation={ablation}", "loss.lambda_self_rec=2")
+    _, _, total, terms = _losses(cfg)
+    torch.manual_seed(0)
+    nets = build_nets(cfg.model, num_domains=K, num_products=P)  # the same networks; E and G draw no noise
+    batch = make_batch(cfg.model.latent_dim)
+    s_org, c_org = nets.style_encoder(batch.x_real, batch.y_org)
+    expected = (nets.generator(batch.x_real, s_org, c_org) - batch.x_real).abs().mean()
+    torch.testing.assert_close(terms["g/self_rec"], expected, rtol=1e-4, atol=1e-6)
+    # the paper's terms are unchanged by it, and it enters the total with its weight
+    assert all(torch.allclose(terms[k], v) for k, v in paper_terms.items() if k != "g/total")
+    torch.testing.assert_close(total, paper_total + 2 * terms["g/self_rec"], rtol=1e-4, atol=1e-5)

@@ -60,7 +60,7 @@ def test_explicit_toggles_override_the_ladder_step() -> None:
 def test_anchor_gives_exactly_zero_content_for_normal(step: str) -> None:
     nets = build_nets(tiny(ablation=step), K, P)
     y = torch.tensor([0, 1, 0, 2])
-    z = torch.randn(4, 8, requires_grad=True)
+    z = torch.randn(4, 16, requires_grad=True)
     x = torch.randn(4, 3, 32, 32, requires_grad=True)
     for net, inp in ((nets.mapping_network, z), (nets.style_encoder, x)):
         s, c = net(inp, y)
@@ -73,13 +73,13 @@ def test_anchor_gives_exactly_zero_content_for_normal(step: str) -> None:
 
 def test_without_anchor_normal_has_content() -> None:
     nets = build_nets(tiny(ablation="e"), K, P)
-    _, c = nets.mapping_network(torch.randn(2, 8), torch.tensor([0, 0]))
+    _, c = nets.mapping_network(torch.randn(2, 16), torch.tensor([0, 0]))
     assert torch.all(c.flatten(1).abs().sum(1) > 0)
 
 
 def test_mapping_noise_makes_content_random_for_a_fixed_z_even_in_eval_mode() -> None:
     noisy = build_nets(tiny(ablation="g"), K, P).mapping_network.eval()
-    z, y = torch.randn(2, 8), torch.tensor([1, 2])
+    z, y = torch.randn(2, 16), torch.tensor([1, 2])
     with torch.no_grad():
         (s1, c1), (s2, c2) = noisy(z, y), noisy(z, y)
     assert torch.equal(s1, s2)  # the style branch has no noise
@@ -89,7 +89,7 @@ def test_mapping_noise_makes_content_random_for_a_fixed_z_even_in_eval_mode() ->
 @pytest.mark.parametrize("overrides", [{"ablation": "f"}, {"ablation": "g", "noise_strength_init": 0.0}])
 def test_without_noise_or_with_zero_strength_content_is_deterministic(overrides: dict) -> None:
     mapping = build_nets(tiny(**overrides), K, P).mapping_network.eval()
-    z, y = torch.randn(2, 8), torch.tensor([1, 2])
+    z, y = torch.randn(2, 16), torch.tensor([1, 2])
     with torch.no_grad():
         assert torch.equal(mapping(z, y)[1], mapping(z, y)[1])
 
@@ -110,9 +110,9 @@ def test_content_heads_last_shares_the_branch_up_to_a_k_way_last_conv() -> None:
     full = build_nets(tiny(content_heads="full"), K, P).mapping_network
     last = build_nets(tiny(content_heads="last"), K, P).mapping_network
     assert len(full.content_heads) == K and len(last.content_heads) == 1
-    assert last.content_heads[0].to_content.out_channels == 16 * K
-    s, c = last(torch.randn(2, 8), torch.tensor([1, 2]))
-    assert c.shape == (2, 16, 4, 4)
+    assert last.content_heads[0].to_content.out_channels == 8 * K
+    s, c = last(torch.randn(2, 16), torch.tensor([1, 2]))
+    assert c.shape == (2, 8, 16, 16)
     assert _count(last) < _count(full)
 
 
@@ -128,10 +128,10 @@ def test_content_replaces_or_joins_the_fg_slice(overrides: dict, fg_slice_matter
     cfg = tiny(**overrides)
     nets = build_nets(cfg, K, P)
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
-    s, c = nets.mapping_network(torch.randn(2, 8), y)
+    s, c = nets.mapping_network(torch.randn(2, cfg.latent_dim), y)
     h = nets.generator.encode(x)
     h_other_fg = h.clone()
-    h_other_fg[:, cfg.max_conv_dim - cfg.content_dim :] = torch.randn(2, cfg.content_dim, 4, 4)
+    h_other_fg[:, cfg.max_conv_dim - cfg.content_dim :] = torch.randn(2, cfg.content_dim, 16, 16)
     same = torch.equal(nets.generator.decode(h, s, c), nets.generator.decode(h_other_fg, s, c))
     assert same != fg_slice_matters
     if cfg.content_injection == "concat":
@@ -148,7 +148,7 @@ def test_ambiguity_switches_shape_the_layers() -> None:
     default = build_nets(tiny(), K, P)
     assert default.generator.from_rgb.kernel_size == (3, 3)
     assert isinstance(default.generator.fusion[0], nn.InstanceNorm2d)
-    assert default.discriminator.fg_classifier.fc.in_features == 16 * K
+    assert default.discriminator.fg_classifier.fc.in_features == 8 * K
 
 
 @pytest.mark.parametrize("anchor_in_d", [False, True])

@@ -2,8 +2,11 @@
 
 Rules (paper values at img_size 128, stem 128, max_conv_dim 512, content_dim 64 in brackets):
 
-* Bottleneck side ``B = img_size // 8``: G's encoder and E/D's shared trunk always downsample 3 times
-  [16 x 16]; the decoders always upsample 3 times.
+* Bottleneck side ``B = 16`` at every size (StarGAN v2's rule: ``L = log2(img_size) - 4`` scale levels, at
+  least 1, so B = 8 at 16 px): G's encoder and E/D's shared trunk downsample L times [3 at 128 px, 1 at 32 px,
+  2 at 64 px]; the decoders upsample L times. A reduced CPU variant therefore keeps the paper's 16 x 16
+  bottleneck, not its number of levels (at 32 px three levels left a 4 x 4 bottleneck through which a
+  texture cannot pass, and the trained generator ignored its input).
 * Encoder widths double from the stem and are capped at ``max_conv_dim`` [128 -> 256 -> 512 -> 512]; G's two
   bottleneck blocks end at ``max_conv_dim`` [512]. E/D's trunk uses the same 3 widths.
 * E/D's style/adversarial branch keeps downsampling (widths still doubling, capped) until the side is 4
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 from dtgan.config.model import ModelConfig
 
-NUM_SCALE_LEVELS = 3  # G/E/D go from img_size to B = img_size // 8 and G's decoders back
+BOTTLENECK_SIDE = 16  # G's bottleneck (and E/D's trunk output) at every image size >= 32, as in StarGAN v2
 ADV_BRANCH_SIDE = 4  # E/D's style/adversarial branch downsamples to 4 x 4 before its valid conv
 FG_DECODER_MULTIPLES = (1, 4, 4, 4, 2, 1)  # Table 9c in units of content_dim
 
@@ -70,6 +73,11 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+def scale_levels(img_size: int) -> int:
+    """Down (and up) levels of G and of E/D's trunk: log2(img_size / 16), at least 1 [3 at 128 px]."""
+    return max(1, _log2(img_size) - _log2(BOTTLENECK_SIDE))
+
+
 def _down_chain(start: int, cap: int, count: int) -> list[Block]:
     """``count`` downsampling blocks whose widths double from ``start``, capped at ``cap``."""
     blocks, dim = [], start
@@ -88,18 +96,19 @@ def concat_injection(cfg: ModelConfig) -> bool:
 
 def layer_widths(cfg: ModelConfig) -> Widths:
     """Derive all widths of G, M, E and D from ``cfg``."""
-    side = cfg.img_size // 2**NUM_SCALE_LEVELS
+    levels = scale_levels(cfg.img_size)
+    side = cfg.img_size // 2**levels
     stem, cap, c = cfg.resolved_stem_dim, cfg.max_conv_dim, cfg.content_dim
     bg = cap - c
 
-    down = _down_chain(stem, cap, NUM_SCALE_LEVELS)  # e.g. 128->256, 256->512, 512->512
+    down = _down_chain(stem, cap, levels)  # e.g. 128->256, 256->512, 512->512
     w3 = down[-1].dim_out
     encoder = (*down, Block(w3, cap), Block(cap, cap))
     # StarGAN's decoder mirrors the encoder block by block, in reverse with in/out swapped.
     mirror = [Block(b.dim_out, b.dim_in, b.resample) for b in reversed(encoder)]
     if concat_injection(cfg):
         mirror[0] = Block(mirror[0].dim_in + c, mirror[0].dim_out)
-    ups = mirror[-NUM_SCALE_LEVELS:]  # e.g. up 512->512, up 512->256, up 256->128
+    ups = mirror[-levels:]  # e.g. up 512->512, up 512->256, up 256->128
     bg_decoder = (
         Block(bg, bg),
         Block(bg, cap),
@@ -109,10 +118,10 @@ def layer_widths(cfg: ModelConfig) -> Widths:
     )
     fg = [min(m * c, cap) for m in FG_DECODER_MULTIPLES]
     fg_decoder = tuple(
-        Block(fg[i - 1] if i else c, fg[i], i >= len(fg) - NUM_SCALE_LEVELS) for i in range(len(fg))
+        Block(fg[i - 1] if i else c, fg[i], i >= len(fg) - levels) for i in range(len(fg))
     )
 
-    trunk = tuple(_down_chain(stem, cap, NUM_SCALE_LEVELS))
+    trunk = tuple(_down_chain(stem, cap, levels))
     n_adv = max(_log2(side) - _log2(ADV_BRANCH_SIDE), 0)
     adv_branch = tuple(_down_chain(trunk[-1].dim_out, cap, n_adv))
 
