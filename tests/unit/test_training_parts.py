@@ -129,3 +129,35 @@ def test_all_reduce_gradients_averages_over_the_process_group(tmp_path):
         assert all(torch.equal(a, p.grad) for a, p in zip(expected, [p for p in nets.parameters() if p.grad is not None]))
     finally:
         dist.destroy_process_group()
+
+
+def test_ema_rampup_follows_a_short_run_and_reaches_the_paper_beta():
+    from dtgan.config.train import TrainConfig
+    from dtgan.training.schedules import ema_beta
+
+    stargan = TrainConfig()
+    assert [ema_beta(s, stargan) for s in (0, 100, 10_000)] == [0.999] * 3  # the StarGAN quirk stays available
+    ramped = TrainConfig(ema_rampup=0.05)
+    betas = [ema_beta(s, ramped) for s in range(20_000)]
+    assert betas[0] < 1e-5  # the first update copies G: the EMA never sits at its initialisation
+    assert abs(betas[99] - 0.5 ** (1 / 5)) < 1e-12 and abs(betas[999] - 0.5 ** (1 / 50)) < 1e-12
+    assert all(a <= b for a, b in zip(betas, betas[1:])) and max(betas) == 0.999
+    assert betas.index(0.999) == 13_856  # 0.999 has a half-life of 692.8 steps = 5 % of 13,856 steps
+
+
+def test_ema_with_rampup_is_close_to_the_trained_weights_after_a_short_run():
+    from dtgan.config.train import TrainConfig
+    from dtgan.training.schedules import ema_beta
+
+    nets = _nets()
+    nets_ema = {"stargan": make_ema_nets(nets, "before_he_init"), "ramped": make_ema_nets(nets, "before_he_init")}
+    for step in range(500):  # the weights drift linearly, as a trained network's do
+        with torch.no_grad():
+            for p in nets.parameters():
+                p.add_(0.01)
+        ema_update(nets, nets_ema["stargan"], TrainConfig().ema_beta)
+        ema_update(nets, nets_ema["ramped"], ema_beta(step, TrainConfig(ema_rampup=0.05)))
+    g = nets["generator"][0].weight
+    lag = {k: float((g - m["generator"][0].weight).abs().mean()) for k, m in nets_ema.items()}
+    # the ramped EMA lags by about its half-life (5 % of 500 steps ~ 25 steps x 0.01), StarGAN's sits near init
+    assert lag["ramped"] < 0.5 < lag["stargan"]

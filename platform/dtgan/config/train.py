@@ -15,7 +15,16 @@ class TrainConfig(Section):
     seed: int = Field(777, ge=0, description="seed of Python, NumPy, torch and every sampler")
     total_steps: int = Field(100_000, ge=1, description="training iterations")
     batch_size: int = Field(4, ge=1, description="global batch size (paper: 4)")
-    ema_beta: float = Field(0.999, ge=0.0, le=1.0, description="EMA decay of G, M and E")
+    ema_beta: float = Field(
+        0.999, ge=0.0, le=1.0, description="EMA decay of G, M and E (the most it reaches with ema_rampup)"
+    )
+    ema_rampup: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="StyleGAN2-ADA's EMA ramp-up: the EMA's half-life is at most this fraction of the images seen "
+        "so far, so that a short run's EMA follows its generator; null = StarGAN's constant ema_beta from step 1",
+    )
     ema_init: Literal["before_he_init", "after_he_init"] = Field(
         "before_he_init",
         description="StarGAN copies the EMA nets before He init (they start from PyTorch's default init)",
@@ -24,6 +33,11 @@ class TrainConfig(Section):
     sample_every_steps: int = Field(5_000, ge=1, description="steps between sample grids")
     checkpoint_every_steps: int = Field(10_000, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="how many latest checkpoints to keep")
+    checkpoint_at_start: bool = Field(
+        False,
+        description="also write the step-0 checkpoint (the initialised networks, never pruned): the 'not trained' "
+        "end of FID curves and report scales",
+    )
     out_dir: str = Field("runs", description="folder (or storage URI) holding one folder per run")
     run_name: str | None = Field(None, description="run folder name; null = derived from preset, step and seed")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")

@@ -61,9 +61,11 @@ def save_checkpoint(
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
-    """Delete all but the ``keep`` latest checkpoints."""
+    """Delete all but the ``keep`` latest checkpoints; step 0's (``train.checkpoint_at_start``) stays."""
+    initial = checkpoint_path(run_dir, 0)
     for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
+        if old != initial:
+            old.unlink(missing_ok=True)
 
 
 def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:

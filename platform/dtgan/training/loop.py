@@ -24,7 +24,7 @@ from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, resolve_run_dir
 from dtgan.training.samples import SampleInputs, sample_inputs_from_data, write_sample_grids
-from dtgan.training.schedules import lambda_ds
+from dtgan.training.schedules import ema_beta, lambda_ds
 from dtgan.training.state import TrainState, build_train_state
 from dtgan.training.steps import train_step
 
@@ -157,6 +157,10 @@ def train(
     if reporter is None:
         reporter = ConsoleReporter(run.run_dir / METRICS_FILE, tcfg.total_steps, state.step) if env.is_main else NullReporter()
     meter, metrics = TermMeter(), {}
+    if env.is_main and tcfg.checkpoint_at_start and state.step == 0:
+        run.last_checkpoint = save_checkpoint(
+            checkpoint_path(run.run_dir, 0), state, config, run.data.vocab, run.data.state_dict()
+        )
     try:
         while state.step < tcfg.total_steps:
             started = time.perf_counter()
@@ -167,7 +171,10 @@ def train(
             saved = _write_outputs(run, config, env)
             step = state.step
             if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(step, tcfg.log_every_steps, tcfg.total_steps):
-                metrics = meter.flush(tcfg.batch_size) | {"train/lambda_ds": lambda_ds(step - 1, config.loss)}
+                metrics = meter.flush(tcfg.batch_size) | {
+                    "train/lambda_ds": lambda_ds(step - 1, config.loss),
+                    "train/ema_beta": ema_beta(step - 1, tcfg),
+                }
                 reporter.report(step, metrics, str(saved) if saved is not None else None)
     finally:
         reporter.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dtgan.config.loss import LossConfig
+from dtgan.config.train import TrainConfig
 
 
 def lambda_ds(step: int, loss_cfg: LossConfig) -> float:
@@ -12,3 +13,16 @@ def lambda_ds(step: int, loss_cfg: LossConfig) -> float:
     """
     remaining = max(0.0, 1.0 - step / loss_cfg.ds_decay_steps)
     return loss_cfg.lambda_ds * remaining
+
+
+def ema_beta(step: int, train_cfg: TrainConfig) -> float:
+    """EMA decay of the update after iteration ``step`` (0-based).
+
+    Constant ``ema_beta`` (StarGAN v2) without ramp-up. With ``ema_rampup`` r (StyleGAN2-ADA), the EMA's
+    half-life in images is capped at r times the images seen, (step + 1) * batch, so the decay is
+    0.5 ** (1 / (r * (step + 1))), independent of the batch size, until it reaches ``ema_beta``: with r = 0.05
+    it is 0.87 at step 100, 0.986 at step 1000 and 0.999 from step 13,856 on.
+    """
+    if train_cfg.ema_rampup is None:
+        return train_cfg.ema_beta
+    return min(train_cfg.ema_beta, 0.5 ** (1.0 / (train_cfg.ema_rampup * (step + 1))))

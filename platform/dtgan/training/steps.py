@@ -12,8 +12,8 @@ from dtgan.config.root import DTGANConfig
 from dtgan.losses.objectives import Batch, Guidance, Terms, discriminator_loss, generator_loss
 from dtgan.training.ema import ema_update
 from dtgan.training.environment import no_gradient_sync
-from dtgan.training.performance import autocast
-from dtgan.training.schedules import lambda_ds
+from dtgan.training.performance import Performance, autocast
+from dtgan.training.schedules import ema_beta, lambda_ds
 from dtgan.training.state import TrainState
 
 # Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
@@ -46,10 +46,9 @@ def _tag(terms: Terms, guidance: Guidance) -> Terms:
 
 
 def _autocast(config: DTGANConfig, batch: Batch):
-    """bf16 autocast of a step's forward passes when the performance options say so."""
+    """bf16 autocast of a step's forward passes when the performance options, resolved for the device, say so."""
     device = batch.x_real.device
-    switch = config.distributed.performance.bf16_autocast
-    return autocast(device.type == "cuda" if switch == "auto" else bool(switch), device)
+    return autocast(Performance.resolve(config.distributed.performance, device).bf16_autocast, device)
 
 
 def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_gradients) -> None:
@@ -93,6 +92,6 @@ def train_step(state: TrainState, batch: Batch, config: DTGANConfig, sync_gradie
     terms.update(d_step(state, batch, "reference", config, sync_gradients))
     terms.update(g_step(state, batch, "latent", config, sync_gradients))
     terms.update(g_step(state, batch, "reference", config, sync_gradients))
-    ema_update(state.nets, state.nets_ema, config.train.ema_beta)
+    ema_update(state.nets, state.nets_ema, ema_beta(state.step, config.train))
     state.step += 1
     return terms
