@@ -17,6 +17,12 @@ class LossConfig(Section):
     lambda_ds: float = Field(1.0, ge=0.0, description="initial diversity-sensitive weight, Eq. 3 (decays to 0)")
     lambda_cyc: float = Field(1.0, ge=0.0, description="cycle consistency, Eq. 4")
     lambda_con: float = Field(1.0, ge=0.0, description="content consistency, Eq. 5")
+    lambda_self_rec: float = Field(
+        0.0,
+        ge=0.0,
+        description="NOT in the paper (0 = paper): L1 of x vs G(x, E(x, y)), x with its own codes; the CPU presets "
+        "use it because in short runs nothing else pins G's output to its input (docs/results.md)",
+    )
     lambda_fg: float = Field(1.0, ge=0.0, description="FG classification, Eq. 6")
     lambda_bg: float = Field(1.0, ge=0.0, description="BG classification, Eq. 7")
     ds_decay_steps: int = Field(100_000, ge=1, description="steps over which lambda_ds decays linearly to 0")

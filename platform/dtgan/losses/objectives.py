@@ -22,6 +22,7 @@ from dtgan.losses.reconstruction import (
     content_consistency_loss,
     content_reconstruction_loss,
     cycle_loss,
+    self_reconstruction_loss,
     style_reconstruction_loss,
 )
 
@@ -138,6 +139,7 @@ def generator_loss(
 
     use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
     need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
+    need_self = loss_cfg.lambda_self_rec > 0
 
     # Eq. 2: style (and content) of G_11 under the target domain.
     if loss_cfg.lambda_sty > 0:
@@ -162,9 +164,14 @@ def generator_loss(
     terms["g/cyc"] = zero
     if use_con:
         terms["g/con"] = zero
-    if need_cyc or need_con:
+    if need_self:
+        terms["g/self_rec"] = zero
+    if need_cyc or need_con or need_self:
         s_org, c_org = nets.style_encoder(batch.x_real, batch.y_org)
-        h_fake = generator.encode(x_fake)
+        if need_self:  # x with its own codes; G's encoding (and BG part) of x is shared with the mixes
+            x_self = generator.decode(h_real, s_org, c_org, background=background)
+            terms["g/self_rec"] = self_reconstruction_loss(x_self, batch.x_real)
+        h_fake = generator.encode(x_fake) if need_cyc or need_con else None
         if need_cyc:
             terms["g/cyc"] = cycle_loss(generator.decode(h_fake, s_org, c_org), batch.x_real)
         if need_con:
@@ -185,6 +192,7 @@ def generator_loss(
         "g/ds": -lambda_ds,
         "g/cyc": loss_cfg.lambda_cyc,
         "g/con": loss_cfg.lambda_con,
+        "g/self_rec": loss_cfg.lambda_self_rec,
         "g/fg_cls": loss_cfg.lambda_fg,
         "g/bg_cls": loss_cfg.lambda_bg,
     }

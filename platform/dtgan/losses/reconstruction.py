@@ -24,6 +24,11 @@ def cycle_loss(x_rec: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
     return _l1(x_rec, x_real)
 
 
+def self_reconstruction_loss(x_self: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
+    """Not in the paper (CPU presets only): mean |x - G(x, s^, c^)|, x translated with its own codes E(x, y)."""
+    return _l1(x_self, x_real)
+
+
 def content_consistency_loss(
     fg_real: torch.Tensor, c_org: torch.Tensor, fg_fake: torch.Tensor, c_trg: torch.Tensor
 ) -> torch.Tensor:
