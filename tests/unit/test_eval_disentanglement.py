@@ -84,7 +84,7 @@ def test_removal_compares_with_the_clean_background():
     def remover(x, y_trg):  # knows the answer: a perfect defect remover
         return x_clean[: len(x)] if len(x) == len(x_clean) else pytest.fail("one batch expected")
 
-    assert removal_metrics(remover, x_defect, x_clean[:, :1]) == {keys.EVAL_REMOVAL_PSNR: PSNR_CAP_DB}
+    assert removal_metrics(remover, x_defect, x_clean[:, :1])[keys.EVAL_REMOVAL_PSNR] == PSNR_CAP_DB
     kept = removal_metrics(identity_generator, x_defect, x_clean)[keys.EVAL_REMOVAL_PSNR]
     noisy = removal_metrics(noise_generator, x_defect, x_clean)[keys.EVAL_REMOVAL_PSNR]
     assert noisy < 12 < kept < PSNR_CAP_DB  # leaving the scratch in is better than noise, worse than removing it
@@ -95,3 +95,23 @@ def test_locality_share_of_a_change_spread_evenly_is_the_fraction():
     share, bg_psnr = change_locality(x, x + 7, top_fraction=0.1)
     assert share.item() == pytest.approx(0.1)
     assert bg_psnr.item() == pytest.approx(10 * torch.log10(torch.tensor(255.0**2 / 49)).item(), abs=1e-4)
+
+
+def constant_generator(x, y_trg):
+    return torch.full_like(x, 128)
+
+
+def test_input_dependence_is_one_for_identity_and_zero_for_a_generator_that_ignores_x(normals):
+    from dtgan.evaluation.disentanglement import input_dependence
+
+    assert input_dependence(identity_generator, normals, [0, 1])[keys.EVAL_INPUT_DEPENDENCE] == pytest.approx(1.0)
+    assert input_dependence(constant_generator, normals, [0, 1])[keys.EVAL_INPUT_DEPENDENCE] == 0.0
+    half = input_dependence(lambda x, y: (x // 2 + 64), normals, [1])[keys.EVAL_INPUT_DEPENDENCE]
+    assert 0.45 < half < 0.55  # halving the contrast halves the spread over sources
+
+
+def test_removal_reports_the_do_nothing_bar_it_must_clear():
+    clean = backgrounds(4, seed=3)
+    x_clean, x_defect = to_rgb_uint8(clean), to_rgb_uint8(paint(clean, "spot", seed=1)[0])
+    kept = removal_metrics(identity_generator, x_defect, x_clean)
+    assert kept[keys.EVAL_REMOVAL_PSNR] == kept[keys.EVAL_REMOVAL_PSNR_DO_NOTHING] < PSNR_CAP_DB

@@ -4,6 +4,7 @@ sample grids of a checkpoint, written as JSON and PNG into the run folder."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
@@ -14,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_evaluation_arguments(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder; default: RUN/evaluation/step_XXXXXXXX")
+    parser.add_argument("--all-checkpoints", action="store_true",
+                        help="evaluate every checkpoint of the run folder and write the learning curve "
+                             "RUN/evaluation/curve.json and curve.png")
     parser.set_defaults(func=_evaluate)
 
 
@@ -22,6 +26,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from dtgan.evaluation.evaluate import evaluate
 
     cfg, expected_model = evaluation_config_from_args(args)
+    if args.all_checkpoints:
+        return _evaluate_curve(args, cfg)
     result = evaluate(args.checkpoint, cfg, data_path=args.data, out_dir=args.out, expected_model=expected_model)
     metrics = result.metrics
     extractor = f"{result.tags[keys.TAG_FID_EXTRACTOR]}@{result.tags[keys.TAG_FID_WEIGHTS]}"
@@ -33,4 +39,24 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
     print(f"  {metrics[keys.EVAL_GENERATED_IMAGES_PER_S]:.1f} generated images/s; "
           f"{result.report['wall_s']:.1f} s in all; report: {result.report_path}")
+    return 0
+
+
+def _evaluate_curve(args: argparse.Namespace, cfg) -> int:
+    from dtgan.errors import ConfigError
+    from dtgan.evaluation import keys
+    from dtgan.evaluation.curve import CURVE_PLOT, evaluate_curve
+
+    run_dir = Path(args.checkpoint)
+    if not run_dir.is_dir() or args.out is not None:
+        raise ConfigError(f"{run_dir}: --all-checkpoints takes a run folder (and no --out)")
+    path = evaluate_curve(run_dir, cfg, data_path=args.data)
+    points = json.loads(path.read_text())["points"]
+    print(f"{'step':>7} {'FID mix':>9} {'KID mix':>9} {'input dep':>9} {'id SSIM':>8} {'locality':>8}")
+    for point in points:
+        m = point["metrics"]
+        cells = [m.get(k) for k in (keys.fid_key("mix"), keys.kid_key("mix"), keys.EVAL_INPUT_DEPENDENCE,
+                                    keys.EVAL_IDENTITY_SSIM, keys.EVAL_TRANSFER_LOCALITY)]
+        print(f"{point['step']:>7} " + " ".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in cells))
+    print(f"curve: {path} and {path.with_name(CURVE_PLOT)}")
     return 0

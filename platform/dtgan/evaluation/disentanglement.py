@@ -3,7 +3,10 @@
 - identity: normal -> normal (the anchor) should return the input: PSNR and SSIM of output vs input;
 - removal: defect -> normal should give the stored clean background: PSNR vs it;
 - transfer locality: normal -> defect should change few pixels: the share of the absolute change inside the
-  most-changed ``top_fraction`` of pixels, and the PSNR of the rest (the background) vs the input.
+  most-changed ``top_fraction`` of pixels, and the PSNR of the rest (the background) vs the input;
+- input dependence: under one code (s, c) per target domain, do outputs still differ from source to source as
+  much as the sources do? (A generator that paints from the style code alone scores ~0.)
+- self-reconstruction: G(x, E(x, y)) vs x.
 
 They work on any ``translate(sources uint8 (N,3,H,W), y_trg (N,) long) -> uint8 (N,3,H,W)`` (called once per
 metric; it batches itself), so an identity or a noise "generator" calibrates them.
@@ -86,7 +89,37 @@ def removal_metrics(translate: Translate, x_defect: torch.Tensor, x_clean: torch
         x_clean = x_clean.expand(-1, x_defect.shape[1], -1, -1)
     y_trg = torch.full((len(x_defect),), NORMAL_INDEX, dtype=torch.long)
     x_out = translate(x_defect, y_trg)
-    return {keys.EVAL_REMOVAL_PSNR: float(psnr(x_out, x_clean).mean())}
+    return {keys.EVAL_REMOVAL_PSNR: float(psnr(x_out, x_clean).mean()),
+            keys.EVAL_REMOVAL_PSNR_DO_NOTHING: float(psnr(x_defect, x_clean).mean())}
+
+
+def _spread_over_sources(images: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of the standard deviation across the N images (N, C, H, W) -> scalar."""
+    return images.float().std(dim=0).mean()
+
+
+def input_dependence(translate_shared: Translate, x_sources: torch.Tensor, domains: list[int]) -> dict[str, float]:
+    """The spread of outputs over sources under one shared code per target domain, over the sources' own spread.
+
+    ``translate_shared(sources, y_trg)`` must give every source the same code (s, c) (one draw, expanded).
+    Averaged over ``domains``; needs at least two sources.
+    """
+    if len(x_sources) < 2:
+        raise ValueError("input dependence needs at least two sources")
+    own = _spread_over_sources(x_sources).clamp_min(1e-6)
+    ratios = []
+    for domain in domains:
+        y_trg = torch.full((len(x_sources),), domain, dtype=torch.long)
+        ratios.append(float(_spread_over_sources(translate_shared(x_sources, y_trg)) / own))
+    return {keys.EVAL_INPUT_DEPENDENCE: sum(ratios) / len(ratios)}
+
+
+def self_reconstruction_metrics(reconstruct: Callable[[torch.Tensor], torch.Tensor],
+                                x_normal: torch.Tensor) -> dict[str, float]:
+    """G(x, E(x, normal)) vs x: mean PSNR and SSIM."""
+    x_out = reconstruct(x_normal)
+    return {keys.EVAL_SELF_RECON_PSNR: float(psnr(x_out, x_normal).mean()),
+            keys.EVAL_SELF_RECON_SSIM: float(ssim(x_out, x_normal).mean())}
 
 
 def change_locality(x_src: torch.Tensor, x_out: torch.Tensor, top_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,14 @@ EVAL_IDENTITY_SSIM = "eval/identity_ssim"
 EVAL_REMOVAL_PSNR = "eval/removal_psnr"
 EVAL_TRANSFER_LOCALITY = "eval/transfer_locality"
 EVAL_TRANSFER_BG_PSNR = "eval/transfer_bg_psnr"
+# The do-nothing translation's removal PSNR (defect image vs its clean background): the bar removal must clear.
+EVAL_REMOVAL_PSNR_DO_NOTHING = "eval/removal_psnr_do_nothing"
+# How much G's output depends on its source image x: the per-pixel spread of outputs over sources under one
+# (s, c), relative to the sources' own spread (1 = as varied as the inputs, 0 = x is ignored).
+EVAL_INPUT_DEPENDENCE = "eval/input_dependence"
+# G(x, E(x, y)) vs x on held-out normals: does x survive its own style (and content) code?
+EVAL_SELF_RECON_PSNR = "eval/self_recon_psnr"
+EVAL_SELF_RECON_SSIM = "eval/self_recon_ssim"
 # Throughput of the evaluation itself (generated images/s in inference mode).
 EVAL_GENERATED_IMAGES_PER_S = "eval/generated_images_per_s"
 
@@ -29,6 +37,10 @@ DISENTANGLEMENT_KEYS = (
     EVAL_REMOVAL_PSNR,
     EVAL_TRANSFER_LOCALITY,
     EVAL_TRANSFER_BG_PSNR,
+    EVAL_REMOVAL_PSNR_DO_NOTHING,
+    EVAL_INPUT_DEPENDENCE,
+    EVAL_SELF_RECON_PSNR,
+    EVAL_SELF_RECON_SSIM,
 )
 
 # Run tags (docs/interfaces.md "Metric keys").

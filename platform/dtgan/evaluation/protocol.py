@@ -17,14 +17,21 @@ from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import (
     NORMAL_INDEX,
     identity_metrics,
+    input_dependence,
     removal_metrics,
+    self_reconstruction_metrics,
     transfer_locality_metrics,
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.feature_files import generated_features_file, real_features_file
 from dtgan.evaluation.fidelity import FeatureExtractor, choose_kid_subset_size, fid_kid_from_features
-from dtgan.evaluation.synthesis import latent_translator, synthesize
+from dtgan.evaluation.synthesis import (
+    latent_translator,
+    self_reconstructor,
+    shared_code_translator,
+    synthesize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +257,10 @@ def disentanglement_scores(nets, data: EvaluationData, cfg: EvaluationConfig) ->
     x_normal = data.sources.images[rows]
     out: dict[str, dict] = {
         "identity": {**identity_metrics(translate, x_normal), "n": len(rows)},
+        "input_dependence": {**input_dependence(shared_code_translator(nets, cell_seed(cfg.seed, 5), cfg.batch_size),
+                                                x_normal, [NORMAL_INDEX, *data.defect_indices]), "n": len(rows)},
+        "self_reconstruction": {**self_reconstruction_metrics(self_reconstructor(nets, NORMAL_INDEX, cfg.batch_size),
+                                                              x_normal), "n": len(rows)},
     }
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]

@@ -89,3 +89,53 @@ def latent_translator(nets, seed: int, batch_size: int) -> Callable[[torch.Tenso
         return synthesize(nets, sources, y_trg, "latent", seed=seed, batch_size=batch_size)
 
     return translate
+
+
+@torch.inference_mode()
+def _translate_with_codes(nets, sources: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None,
+                          batch_size: int) -> torch.Tensor:
+    """G(x_i, s, c) for every source with one code (s (1, S), c (1, C, B, B) or None) -> uint8 (N, 3, H, W)."""
+    device = nets_device(nets)
+    outputs = []
+    for start in range(0, len(sources), batch_size):
+        x_real = from_uint8(sources[start:start + batch_size]).to(device)
+        n = len(x_real)
+        x_fake = nets.generator(x_real, s.expand(n, -1), None if c is None else c.expand(n, -1, -1, -1))
+        outputs.append(to_uint8(x_fake.clamp(-1.0, 1.0)).cpu())
+    return torch.cat(outputs)
+
+
+def shared_code_translator(nets, seed: int, batch_size: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``translate(sources, y_trg)`` giving every source of one call the same latent code: one z, one pass of M
+    (so the same per-pixel noise in step g) per target domain; for the input-dependence metric."""
+
+    @torch.inference_mode()
+    def translate(sources: torch.Tensor, y_trg: torch.Tensor) -> torch.Tensor:
+        domains = torch.unique(y_trg).tolist()
+        if len(domains) != 1:
+            raise ValueError(f"a shared code needs one target domain per call, got {domains}")
+        device = nets_device(nets)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            z = latent_codes(1, nets.config.model.latent_dim, seed + domains[0]).to(device)
+            s, c = nets.mapping_network(z, torch.tensor(domains, device=device))
+        return _translate_with_codes(nets, sources, s, c, batch_size)
+
+    return translate
+
+
+def self_reconstructor(nets, domain: int, batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``reconstruct(x)`` = G(x, E(x, domain)): each source translated with its own style (and content)."""
+
+    @torch.inference_mode()
+    def reconstruct(sources: torch.Tensor) -> torch.Tensor:
+        device = nets_device(nets)
+        outputs = []
+        for start in range(0, len(sources), batch_size):
+            x_real = from_uint8(sources[start:start + batch_size]).to(device)
+            y = torch.full((len(x_real),), domain, dtype=torch.long, device=device)
+            s, c = nets.style_encoder(x_real, y)
+            outputs.append(to_uint8(nets.generator(x_real, s, c).clamp(-1.0, 1.0)).cpu())
+        return torch.cat(outputs)
+
+    return reconstruct
