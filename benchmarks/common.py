@@ -61,6 +61,11 @@ def describe_device(device: torch.device) -> dict:
     }
     if device.type == "cpu":
         info["cpu_model"] = _cpu_model()
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # e.g. AVX2, AVX512
+        cpu = getattr(torch, "cpu", None)
+        for flag in ("amx_tile", "avx512_bf16"):  # what bf16 needs to pay on a CPU
+            probe = getattr(cpu, f"_is_{flag}_supported", None)
+            info[f"cpu_{flag}"] = bool(probe()) if probe else None
     return info
 
 

@@ -20,16 +20,24 @@ def _run(script: str, *args: str, timeout: int = 300) -> dict:
     return json.loads(done.stdout)
 
 
-def test_train_step_prints_plain_timings_flops_and_says_the_gpu_targets_were_not_measured():
+def test_train_step_compares_plain_with_auto_and_says_the_gpu_targets_were_not_measured():
     result = _run("train_step.py", "--preset", "tiny", "--ablation", "g", "--batch-sizes", "2",
-                  "--warmup", "0", "--repeats", "1", "--count-flops")
-    assert result["environment"]["device"] == "cpu" and result["environment"]["date_utc"]
+                  "--modes", "plain,auto,channels_last", "--warmup", "0", "--repeats", "1", "--count-flops")
+    env = result["environment"]
+    assert env["device"] == "cpu" and env["date_utc"] and env["cpu_capability"]
     (row,) = result["runs"]
     plain = row["plain"]
     assert row["batch_size"] == 2 and "fast" not in row
     assert plain["wall_ms_per_iteration_median"] > 0 and plain["cpu_ms_per_iteration_median"] > 0
     assert plain["images_per_s"] > 0 and plain["gflop_per_iteration"] > 0
-    assert all(v.startswith(NOT_MEASURED) for v in result["targets"].values())
+    assert not any(plain["options"].values()) and row["channels_last"]["options"]["channels_last"] is True
+    # "auto" resolves to what pays on this CPU: bf16 and channels_last exactly where bf16 is native
+    native = bool(env["cpu_amx_tile"] or env["cpu_avx512_bf16"])
+    assert row["auto"]["options"]["bf16_autocast"] is native and row["auto"]["options"]["channels_last"] is native
+    assert row["auto_speedup"] > 0 and row["channels_last_speedup"] > 0
+    assert result["targets"]["paper_100k_iterations_hours"].startswith(NOT_MEASURED)
+    cpu_target = result["targets"]["cpu_auto_over_plain"]
+    assert cpu_target["target"] == 3.0 and cpu_target["met"] == (cpu_target["value"] >= 3.0)
 
 
 def test_evaluate_prints_generation_and_feature_rates():

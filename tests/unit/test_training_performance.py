@@ -21,7 +21,7 @@ def _batch(seed=0):
     return Batch(
         x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
         x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, 8, generator=g), z_trg2=torch.randn(N, 8, generator=g),
+        z_trg=torch.randn(N, 16, generator=g), z_trg2=torch.randn(N, 16, generator=g),
     )
 
 
@@ -31,10 +31,17 @@ def _first_step(*overrides):
     return state, {k: v.float().item() for k, v in train_step(state, _batch(), cfg).items()}
 
 
-def test_auto_options_are_on_for_cuda_and_off_for_cpu():
+def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(monkeypatch):
+    from dtgan.training import performance
+
     cfg = load_config("tiny").distributed.performance
-    assert Performance.resolve(cfg, torch.device("cpu")) == Performance()
     assert Performance.resolve(cfg, torch.device("cuda")) == Performance(True, True, True, False)
+    for native, expected in ((False, Performance()), (True, Performance(True, True, False, False))):
+        monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda native=native: native)
+        assert Performance.resolve(cfg, torch.device("cpu")) == expected
+    # explicit switches win over what the CPU offers
+    forced = load_config("tiny", ["distributed.performance.bf16_autocast=false"]).distributed.performance
+    assert Performance.resolve(forced, torch.device("cpu")).bf16_autocast is False
 
 
 def test_bf16_autocast_keeps_the_real_pass_and_r1_in_fp32_and_the_ema_in_fp32():

@@ -8,15 +8,20 @@ from pydantic import Field
 
 from dtgan.config.base import Section
 
-# "auto" = on when the run's device is CUDA, off on the CPU.
+# "auto" = on where it pays: CUDA, and for bf16/channels_last a CPU with native bf16 (training.performance).
 Switch = Literal["auto"] | bool
 
 
 class PerformanceConfig(Section):
     """Speed options of the training step. R1 and the EMA always stay in fp32."""
 
-    bf16_autocast: Switch = Field("auto", description="bfloat16 autocast of the forward passes (auto = on CUDA)")
-    channels_last: Switch = Field("auto", description="channels_last memory format of the networks (auto = on CUDA)")
+    bf16_autocast: Switch = Field(
+        "auto", description="bfloat16 autocast of the forward passes (auto = on CUDA and on CPUs with AMX/AVX512-BF16)"
+    )
+    channels_last: Switch = Field(
+        "auto",
+        description="channels_last memory format of the networks (auto = on CUDA and on CPUs with AMX/AVX512-BF16)",
+    )
     fused_adam: Switch = Field("auto", description="fused Adam kernels (auto = on CUDA)")
     compile: bool = Field(
         False,

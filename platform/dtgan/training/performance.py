@@ -1,13 +1,18 @@
-"""GPU speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
+"""Speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
 
-Each option is resolved once against the run's device ("auto" = on CUDA). R1 and the EMA stay in fp32:
-the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA
-update runs after the step, outside any autocast region.
+Each option is resolved once against the run's device. "auto" turns on what pays there: everything but
+compile on CUDA; on a CPU, bf16 autocast and channels_last only where the CPU computes bf16 natively (AMX
+tiles or AVX512-BF16: oneDNN then runs bf16 convolutions about twice as fast as fp32, in NHWC). Without
+those instructions bf16 is emulated: on an AVX2 EPYC a 64->64 3x3 convolution ran 15x slower in bf16 than in
+fp32 (benchmarks/RESULTS.md), so "auto" keeps such CPUs on the plain fp32 path. R1 and the EMA stay in fp32:
+the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA update
+runs after the step, outside any autocast region.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -20,8 +25,19 @@ from dtgan.config.distributed import PerformanceConfig, Switch
 COMPILED_NETS = ("generator", "mapping_network", "style_encoder")
 
 
-def _on(switch: Switch, device: torch.device) -> bool:
-    return device.type == "cuda" if switch == "auto" else bool(switch)
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """This CPU multiplies bf16 in hardware (AMX tiles or AVX512-BF16), as oneDNN's bf16 kernels need to pay."""
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private but stable since torch 2.3
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
+
+
+def _on(switch: Switch, device: torch.device, on_cpu: bool = False) -> bool:
+    """An explicit switch as given; "auto" = on CUDA, and on the CPU when ``on_cpu`` (it pays there)."""
+    if switch != "auto":
+        return bool(switch)
+    return device.type == "cuda" or (device.type == "cpu" and on_cpu)
 
 
 @dataclass(frozen=True)
@@ -35,9 +51,10 @@ class Performance:
 
     @classmethod
     def resolve(cls, cfg: PerformanceConfig, device: torch.device) -> Performance:
+        native_bf16 = device.type == "cpu" and cpu_has_native_bf16()
         return cls(
-            bf16_autocast=_on(cfg.bf16_autocast, device),
-            channels_last=_on(cfg.channels_last, device),
+            bf16_autocast=_on(cfg.bf16_autocast, device, on_cpu=native_bf16),
+            channels_last=_on(cfg.channels_last, device, on_cpu=native_bf16),
             fused_adam=_on(cfg.fused_adam, device),
             compile=cfg.compile,
         )
