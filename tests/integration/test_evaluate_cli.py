@@ -166,3 +166,21 @@ def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
     assert main([*argv, *run["cache"]]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err
+
+
+def test_all_checkpoints_writes_a_learning_curve_from_the_initialised_networks(run, tmp_path, capsys):
+    config = load_config("smoke", [f"data.path={run['data']}", "train.total_steps=4", "train.checkpoint_every_steps=2",
+                                   "train.sample_every_steps=4", "train.keep_checkpoints=1",
+                                   "train.checkpoint_at_start=true", f"train.out_dir={tmp_path}", "train.run_name=c"])
+    run_dir = train(config).run_dir
+    # step 0 (the networks as initialised) outlives pruning; keep_checkpoints counts the others
+    assert [p.name for p in sorted((run_dir / "checkpoints").glob("*.pt"))] == ["step_00000000.pt", "step_00000004.pt"]
+    assert main(["evaluate", str(run_dir), "--all-checkpoints", *EVAL_OPTS, *run["cache"]]) == 0
+    curve = json.loads((run_dir / "evaluation" / "curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [0, 4]
+    for point in curve["points"]:
+        m = point["metrics"]
+        assert m[keys.fid_key("mix")] > 0 and 0 <= m[keys.EVAL_INPUT_DEPENDENCE] and m[keys.EVAL_SELF_RECON_SSIM] <= 1
+    assert (run_dir / "evaluation" / "curve.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "FID mix" in out and "curve.png" in out
