@@ -121,3 +121,28 @@ def test_a_rejected_write_leaves_no_file(tmp_path):
     with pytest.raises(DataError, match="ids are not unique"):
         write_dataset(str(tmp_path / "x.parquet"), rows, Vocab(("a",), ("normal",)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_defect_boldness_widens_and_strengthens_defects_on_the_same_backgrounds():
+    from dtgan.data.synth import render_chunk
+
+    def decode_png(data: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(data)))
+
+    def stats(boldness):
+        rows = render_chunk(0, "cast", "scratch", 0, 24, 64, defect_boldness=boldness)
+        masks = np.stack([decode_png(m) for _, m, _ in rows]) > 0
+        change = np.stack([np.abs(decode_png(i).astype(int) - decode_png(c).astype(int)) for i, _, c in rows])
+        return masks.mean(), change[masks].mean(), [c for _, _, c in rows]
+
+    area1, contrast1, clean1 = stats(1.0)
+    area2, contrast2, clean2 = stats(2.0)
+    assert clean1 == clean2  # the same random draws: only the defects change
+    assert area2 > 1.6 * area1 and contrast2 > 1.4 * contrast1
+
+
+def test_defect_boldness_out_of_range_is_one_line(tmp_path):
+    from dtgan.errors import DataError
+
+    with pytest.raises(DataError, match="--defect-boldness 20"):
+        synthesize_benchmark(str(tmp_path / "b.parquet"), size=32, scale=0.02, defect_boldness=20)

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file")
     synth.add_argument("--products", default=None, help="a count (1-4) or names, e.g. brushed,cast,woven (default 3)")
     synth.add_argument("--threads", type=int, default=None, help="render threads (default: min(4, CPUs))")
+    synth.add_argument("--defect-boldness", type=float, default=1.0,
+                       help="wider/larger/stronger defects, e.g. 2 for the 32 px CPU presets (default 1 = SDI-like)")
     synth.set_defaults(func=_synth)
 
     importer = sub.add_parser("import", help="convert real data to the Parquet format")
@@ -69,6 +71,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     path = args.out if args.out.endswith(".parquet") else os.path.join(args.out, BENCHMARK_FILE)
     summary = synthesize_benchmark(path, size=args.size, scale=args.scale, seed=args.seed,
+                                   defect_boldness=args.defect_boldness,
                                    products=args.products, threads=args.threads)
     unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
     print(f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "

@@ -1,7 +1,10 @@
 """Procedural foreground defects, rendered a batch at a time as signed intensity changes with exact masks.
 
-A renderer maps (rng, n, size) to ``delta`` float32 (n, size, size): the change added to a clean
+A renderer maps (rng, n, size, boldness) to ``delta`` float32 (n, size, size): the change added to a clean
 background, exactly zero outside the defect mask ``delta != 0``. Lengths are fractions of ``size``.
+``boldness`` b (1 = the SDI-like default) widens scratches and enlarges spots b times and raises their
+contrast b times (capped at MAX_CONTRAST), drawing the same random numbers: a data set meant for small
+images (32 px on a CPU) keeps defects that a downsampling would otherwise blur into the texture.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import numpy as np
 
 from dtgan.data.textures import pixel_grid
 
-Defect = Callable[[np.random.Generator, int, int], np.ndarray]
+Defect = Callable[[np.random.Generator, int, int, float], np.ndarray]
 MASK_THRESHOLD = 0.05  # alpha below this is cut to exactly 0, so the mask is where the image changed
 DARK_PROBABILITY = 0.65  # most scratches and spots are darker than the surface
 MAX_STROKES = 3
 MAX_SPOTS = 6
+MAX_CONTRAST = 0.6  # of the intensity range, after boldness
 
 
 def _polarity(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -28,7 +32,11 @@ def _cut(alpha: np.ndarray) -> np.ndarray:
     return np.where(alpha >= MASK_THRESHOLD, alpha, 0.0).astype(np.float32)
 
 
-def scratch(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+def _bolder_contrast(contrast: np.ndarray, boldness: float) -> np.ndarray:
+    return np.minimum(contrast * boldness, MAX_CONTRAST) if boldness != 1.0 else contrast
+
+
+def scratch(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
     """Scratches: 1-3 parallel strokes along a bent curve; light (thin, faint) or heavy (wide, strong).
 
     Each stroke is the curve v = f(u) in a frame rotated to the scratch direction, with
@@ -44,8 +52,9 @@ def scratch(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     bow = (rng.normal(0, 0.12, (n, 1, 1)) * length).astype(np.float32)
     wiggle = (rng.normal(0, 0.15, (n, 1, 1)) * length).astype(np.float32)
     half_width = np.where(heavy, rng.uniform(0.008, 0.022, (n, 1, 1)), rng.uniform(0.003, 0.008, (n, 1, 1)))
-    half_width = np.maximum(half_width * size, 0.45).astype(np.float32)  # pixels, at least ~1 px wide
+    half_width = np.maximum(half_width * size * boldness, 0.45).astype(np.float32)  # pixels, at least ~1 px wide
     contrast = np.where(heavy, rng.uniform(0.2, 0.45, (n, 1, 1)), rng.uniform(0.08, 0.18, (n, 1, 1)))
+    contrast = _bolder_contrast(contrast, boldness)
     strokes = rng.integers(1, MAX_STROKES + 1, (n, 1, 1))
     u0 = (x - start_x) * np.cos(angle) + (y - start_y) * np.sin(angle)  # (n, H, W) along the scratch
     v0 = -(x - start_x) * np.sin(angle) + (y - start_y) * np.cos(angle)  # across it
@@ -68,16 +77,16 @@ def scratch(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return (_polarity(rng, n) * contrast.astype(np.float32) * _cut(alpha)).astype(np.float32)
 
 
-def spot(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+def spot(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
     """Spots: 1-6 irregular blobs around a cluster centre, of varied size, softness and contrast."""
     y, x = pixel_grid(size)
     count = rng.integers(1, MAX_SPOTS + 1, (n, 1, 1))
     centre_x = (rng.uniform(0.2, 0.8, (n, 1, 1)) * size).astype(np.float32)
     centre_y = (rng.uniform(0.2, 0.8, (n, 1, 1)) * size).astype(np.float32)
     spread = (rng.uniform(0.0, 0.15, (n, 1, 1)) * size).astype(np.float32)
-    scale = rng.uniform(0.012, 0.06, (n, 1, 1))  # typical spot radius of the image, fraction of size
+    scale = rng.uniform(0.012, 0.06, (n, 1, 1)) * boldness  # typical spot radius, fraction of size
     softness = rng.uniform(0.05, 0.6, (n, 1, 1)).astype(np.float32)  # edge width / radius: hard .. soft
-    contrast = rng.uniform(0.1, 0.45, (n, 1, 1)).astype(np.float32)
+    contrast = _bolder_contrast(rng.uniform(0.1, 0.45, (n, 1, 1)), boldness).astype(np.float32)
     alpha = np.zeros((n, size, size), dtype=np.float32)
     for index in range(MAX_SPOTS):
         present = index < count

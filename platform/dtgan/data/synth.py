@@ -96,7 +96,8 @@ def plan_benchmark(products: list[str], scale: float) -> dict[tuple[str, str], C
     return plan
 
 
-def render_chunk(seed: int, product: str, defect: str, chunk: int, n: int, size: int, compress_level: int = 1):
+def render_chunk(seed: int, product: str, defect: str, chunk: int, n: int, size: int, compress_level: int = 1,
+                 defect_boldness: float = 1.0):
     """Render and encode ``n`` images of one cell: lists of (image, mask, clean) PNG bytes.
 
     The RNG is keyed by (seed, product, defect, chunk) via their registry positions, so a product's images
@@ -112,7 +113,7 @@ def render_chunk(seed: int, product: str, defect: str, chunk: int, n: int, size:
     empty_mask = encode_png_gray(np.zeros((size, size), np.uint8), compress_level)
     if defect == NORMAL:
         return [(encode_png_gray(image, compress_level), empty_mask, None) for image in clean]
-    delta = DEFECTS[defect](rng, n, size)  # exactly 0 outside the defect
+    delta = DEFECTS[defect](rng, n, size, defect_boldness)  # exactly 0 outside the defect
     image = _quantize(background + delta + noise)
     mask = np.where(delta != 0, 255, 0).astype(np.uint8)
     return [
@@ -128,10 +129,14 @@ def _quantize(x: np.ndarray) -> np.ndarray:
 
 
 def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, seed: int = 0,
-                         products: str | int | None = None, threads: int | None = None) -> SynthSummary:
-    """Render the benchmark and write it atomically to ``out_path`` (a .parquet file)."""
+                         products: str | int | None = None, threads: int | None = None,
+                         defect_boldness: float = 1.0) -> SynthSummary:
+    """Render the benchmark and write it atomically to ``out_path`` (a .parquet file); ``defect_boldness``
+    > 1 renders wider, larger, stronger defects (``dtgan.data.defects``) for small-image presets."""
     if not 16 <= size <= 1024:
         raise DataError(f"--size {size}: choose 16..1024 pixels")
+    if not 0.25 <= defect_boldness <= 8:
+        raise DataError(f"--defect-boldness {defect_boldness}: choose 0.25..8 (1 = the SDI-like default)")
     names = resolve_products(products)
     plan = plan_benchmark(names, scale)
     tasks = []  # (product, defect, chunk index, n, split labels of the chunk)
@@ -143,7 +148,9 @@ def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, see
     rows = Rows.empty()
     started, started_cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=threads or min(4, os.cpu_count() or 1)) as pool:
-        rendered = pool.map(lambda t: render_chunk(seed, t[0], t[1], t[2], len(t[3]), size), tasks)
+        rendered = pool.map(
+            lambda t: render_chunk(seed, t[0], t[1], t[2], len(t[3]), size, defect_boldness=defect_boldness), tasks
+        )
         for (product, defect, chunk, labels), images in zip(tasks, rendered):
             for offset, (split, (image, mask, clean)) in enumerate(zip(labels, images)):
                 number = chunk * CHUNK + offset
@@ -157,6 +164,7 @@ def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, see
     summary.unseen_cells = [key for key, cell in plan.items() if cell.gan_train == 0]
     vocab = Vocab.from_labels(names, [NORMAL, *DEFECTS])
     info = {"generator": "dtgan data synth", "format_version": 1, "seed": seed, "size": size, "scale": scale,
+            "defect_boldness": defect_boldness,
             "unseen_cells": [list(cell) for cell in summary.unseen_cells]}
     write_dataset(out_path, rows, vocab, info)
     summary.total_seconds = time.perf_counter() - started
