@@ -24,7 +24,8 @@ def test_overfitting_four_images_lowers_cycle_and_reconstruction_losses(ablation
         batch = Batch(
             x_real=x, y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
             x_ref=x.flip(0), x_ref2=x.roll(1, 0), y_trg=torch.tensor([1, 2, 0, 1]),
-            z_trg=torch.randn(4, 8, generator=state.z_generator), z_trg2=torch.randn(4, 8, generator=state.z_generator),
+            z_trg=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
+            z_trg2=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
         )
         history.append({k: v.item() for k, v in train_step(state, batch, cfg).items()})
 

@@ -22,13 +22,13 @@ def _config(*overrides):
     return load_config("tiny", ["train.batch_size=4", *overrides])
 
 
-def _batch(z_generator, seed):
+def _batch(z_generator, seed, latent_dim=_config().model.latent_dim):
     g = torch.Generator().manual_seed(seed)
     img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
     return Batch(
         x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
         x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, 8, generator=z_generator), z_trg2=torch.randn(N, 8, generator=z_generator),
+        z_trg=torch.randn(N, latent_dim, generator=z_generator), z_trg2=torch.randn(N, latent_dim, generator=z_generator),
     )
 
 
