@@ -1,0 +1,209 @@
+"""The summary of a reproduction: several run folders (variant x seed) -> one table, one curve figure.
+
+Each run folder holds ``evaluation/curve.json`` (``dtgan evaluate RUN --all-checkpoints``) and optionally
+``downstream/downstream.json`` (``dtgan downstream RUN``). The summary gives, per variant, the mean and the
+sample standard deviation over seeds of every metric at the last checkpoint and at step 0 (the same networks
+untrained), the targets of issue 13 with how many seeds meet them, and the seeds behind every number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dtgan.errors import DataError
+from dtgan.evaluation import keys
+from dtgan.evaluation.curve import CURVE_FILE
+from dtgan.utils.atomic import atomic_path, write_text_atomic
+
+DOWNSTREAM_FILE = "downstream.json"
+
+# (label, metric key, comparison, threshold): the CPU preset's targets for step (g) (issue 13); None = relative
+# to another figure, computed in :func:`target_checks`.
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("identity SSIM >= 0.6", keys.EVAL_IDENTITY_SSIM, ">=", 0.6),
+    ("identity PSNR >= 25 dB", keys.EVAL_IDENTITY_PSNR, ">=", 25.0),
+    ("transfer locality >= 0.5", keys.EVAL_TRANSFER_LOCALITY, ">=", 0.5),
+    ("background PSNR >= 25 dB", keys.EVAL_TRANSFER_BG_PSNR, ">=", 25.0),
+)
+
+TABLE_METRICS = (
+    keys.fid_key("mix"), keys.kid_key("mix"), keys.EVAL_IDENTITY_SSIM, keys.EVAL_IDENTITY_PSNR,
+    keys.EVAL_TRANSFER_LOCALITY, keys.EVAL_TRANSFER_BG_PSNR, keys.EVAL_REMOVAL_PSNR, keys.EVAL_REMOVAL_PSNR_DO_NOTHING,
+    keys.EVAL_INPUT_DEPENDENCE, keys.EVAL_SELF_RECON_SSIM, keys.EVAL_SELF_RECON_PSNR,
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run folder's curve (step -> metrics) and downstream metrics."""
+
+    variant: str
+    seed: int
+    run_dir: str
+    points: dict[int, dict[str, float]]
+    downstream: dict[str, float]
+    extractor: str
+
+    @property
+    def final_step(self) -> int:
+        return max(self.points)
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.points[self.final_step]
+
+    @property
+    def initial(self) -> dict[str, float] | None:
+        return self.points.get(0)
+
+
+def read_run(run_dir: str | Path, variant: str, seed: int) -> RunRecord:
+    """A run folder's curve.json (required) and downstream.json (optional)."""
+    run_dir = Path(run_dir)
+    curve_path = run_dir / "evaluation" / CURVE_FILE
+    if not curve_path.is_file():
+        raise DataError(f"{curve_path}: no learning curve; run `dtgan evaluate {run_dir} --all-checkpoints` first")
+    curve = json.loads(curve_path.read_text())
+    points = {int(p["step"]): {k: float(v) for k, v in p["metrics"].items()} for p in curve["points"]}
+    if not points:
+        raise DataError(f"{curve_path}: the curve has no points; evaluate the run's checkpoints again")
+    downstream_path = run_dir / "downstream" / DOWNSTREAM_FILE
+    downstream = {}
+    if downstream_path.is_file():
+        downstream = {k: float(v) for k, v in json.loads(downstream_path.read_text()).get("metrics", {}).items()}
+    tags = curve.get("tags", {})
+    extractor = f"{tags.get(keys.TAG_FID_EXTRACTOR, '?')}@{tags.get(keys.TAG_FID_WEIGHTS, '?')}"
+    return RunRecord(variant, seed, str(run_dir), points, downstream, extractor)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None with one value)."""
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def format_mean_sd(values: Sequence[float], digits: int = 3) -> str:
+    if not values:
+        return "–"
+    mean, sd = mean_sd(values)
+    text = f"{mean:.{digits}g}"
+    return text if sd is None else f"{text} ± {sd:.2g}"
+
+
+def target_checks(record: RunRecord) -> dict[str, bool]:
+    """Which targets one run meets at its last checkpoint (missing metrics count as not met)."""
+    final, checks = record.final, {}
+    for label, key, _, threshold in TARGETS:
+        checks[label] = key in final and final[key] >= threshold
+    removal, bar = final.get(keys.EVAL_REMOVAL_PSNR), final.get(keys.EVAL_REMOVAL_PSNR_DO_NOTHING)
+    checks["removal PSNR >= do-nothing + 1 dB"] = removal is not None and bar is not None and removal >= bar + 1.0
+    initial = record.initial
+    fid = keys.fid_key("mix")
+    checks["FID-mix <= half of step 0's"] = (initial is not None and fid in initial and fid in record.final
+                                             and record.final[fid] <= 0.5 * initial[fid])
+    return checks
+
+
+def summarise(records: Sequence[RunRecord]) -> dict:
+    """Per variant: seeds, final step, mean/sd of every metric at the end and at step 0, targets met."""
+    variants: dict[str, list[RunRecord]] = {}
+    for record in records:
+        variants.setdefault(record.variant, []).append(record)
+    out = {"extractors": sorted({r.extractor for r in records}), "variants": {}}
+    for variant, runs in variants.items():
+        metrics_final = sorted({k for r in runs for k in r.final})
+        entry = {
+            "seeds": [r.seed for r in runs],
+            "final_steps": [r.final_step for r in runs],
+            "run_dirs": [r.run_dir for r in runs],
+            "final": {k: [r.final[k] for r in runs if k in r.final] for k in metrics_final},
+            "initial": {k: [r.initial[k] for r in runs if r.initial and k in r.initial] for k in metrics_final},
+            "downstream": {k: [r.downstream[k] for r in runs if k in r.downstream]
+                           for k in sorted({k for r in runs for k in r.downstream})},
+            "targets_met": {},
+        }
+        for run in runs:
+            for label, met in target_checks(run).items():
+                entry["targets_met"].setdefault(label, 0)
+                entry["targets_met"][label] += int(met)
+        out["variants"][variant] = entry
+    return out
+
+
+def _short(key: str) -> str:
+    return key.removeprefix(keys.EVAL_PREFIX).removeprefix(keys.DOWNSTREAM_PREFIX)
+
+
+def summary_markdown(summary: dict) -> str:
+    """The summary as Markdown: final and step-0 values (mean ± sd over seeds), downstream errors, targets."""
+    variants = summary["variants"]
+    names = list(variants)
+    lines = [f"Features (extractor@weights): {', '.join(summary['extractors'])}. Values are mean ± sample sd over the seeds listed;"
+             " step 0 is the same networks before training.", "",
+             "| metric | " + " | ".join(f"({v}) final | ({v}) step 0" for v in names) + " |",
+             "|---|" + "---|---|" * len(names)]
+    for key in TABLE_METRICS:
+        cells = []
+        for v in names:
+            cells += [format_mean_sd(variants[v]["final"].get(key, [])), format_mean_sd(variants[v]["initial"].get(key, []))]
+        lines.append(f"| {_short(key)} | " + " | ".join(cells) + " |")
+    lines += ["", "| | " + " | ".join(f"({v})" for v in names) + " |", "|---|" + "---|" * len(names),
+              "| seeds | " + " | ".join(", ".join(map(str, variants[v]["seeds"])) for v in names) + " |",
+              "| steps | " + " | ".join(", ".join(map(str, sorted(set(variants[v]["final_steps"])))) for v in names) + " |"]
+    downstream_keys = sorted({k for v in names for k in variants[v]["downstream"] if k.endswith("_mean")})
+    for key in downstream_keys:
+        lines.append(f"| {_short(key)} (%) | "
+                     + " | ".join(format_mean_sd(variants[v]["downstream"].get(key, [])) for v in names) + " |")
+    for label in next(iter(variants.values()))["targets_met"] if variants else []:
+        lines.append(f"| target: {label} | " + " | ".join(
+            f"{variants[v]['targets_met'].get(label, 0)} of {len(variants[v]['seeds'])} seeds" for v in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def curves_figure(records: Sequence[RunRecord], metrics: Sequence[str] = (
+        keys.fid_key("mix"), keys.EVAL_IDENTITY_SSIM, keys.EVAL_IDENTITY_PSNR, keys.EVAL_TRANSFER_LOCALITY,
+        keys.EVAL_INPUT_DEPENDENCE, keys.EVAL_SELF_RECON_SSIM)):
+    """One panel per metric, one line per run (colour = variant), against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 3
+    rows = math.ceil(len(metrics) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    colours = {}
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, key in zip(axes.flat, metrics, strict=False):
+        for record in records:
+            colour = colours.setdefault(record.variant, palette[len(colours) % len(palette)])
+            steps = sorted(s for s, m in record.points.items() if key in m)
+            axis.plot(steps, [record.points[s][key] for s in steps], marker="o", ms=3, color=colour,
+                      label=f"({record.variant}) seed {record.seed}")
+        axis.set_title(_short(key))
+        axis.set_xlabel("step")
+        if key.startswith("eval/fid") or key.startswith("eval/kid"):
+            axis.set_yscale("log")
+    for axis in list(axes.flat)[len(metrics):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def write_summary(records: Sequence[RunRecord], out_dir: str | Path) -> dict[str, Path]:
+    """summary.json, summary.md and curves.png under ``out_dir`` (each written to a temp name, then renamed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarise(records)
+    paths = {"json": write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
+             "markdown": write_text_atomic(out_dir / "summary.md", summary_markdown(summary))}
+    with atomic_path(out_dir / "curves.png") as tmp:
+        curves_figure(records).savefig(tmp, format="png", dpi=110)
+    paths["curves"] = out_dir / "curves.png"
+    return paths
