@@ -1,10 +1,11 @@
 """Speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
 
 Each option is resolved once against the run's device. "auto" turns on what pays there: everything but
-compile on CUDA; on a CPU, bf16 autocast and channels_last only where the CPU computes bf16 natively (AMX
-tiles or AVX512-BF16: oneDNN then runs bf16 convolutions about twice as fast as fp32, in NHWC). Without
-those instructions bf16 is emulated: on an AVX2 EPYC a 64->64 3x3 convolution ran 15x slower in bf16 than in
-fp32 (benchmarks/RESULTS.md), so "auto" keeps such CPUs on the plain fp32 path. R1 and the EMA stay in fp32:
+compile on CUDA; on a CPU, bf16 autocast only where the CPU computes bf16 natively (AMX tiles or AVX512-BF16),
+and channels_last only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
+thread, CPU-time ratios): on an AVX512-BF16 EPYC without AMX, bf16 autocast 1.52x, channels_last 0.89x in fp32
+and 0.85x on top of bf16, fused Adam 1.11x (noise level); without bf16 instructions bf16 is emulated: on an AVX2
+EPYC a 64->64 3x3 convolution ran 15x slower in bf16 than in fp32, so "auto" keeps such CPUs on plain fp32. R1 and the EMA stay in fp32:
 the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA update
 runs after the step, outside any autocast region.
 """
@@ -23,6 +24,12 @@ from dtgan.config.distributed import PerformanceConfig, Switch
 # Networks whose forward we may compile; D is differentiated twice by R1 (autograd.grad with
 # create_graph), which compiled graphs do not support.
 COMPILED_NETS = ("generator", "mapping_network", "style_encoder")
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """This CPU has AMX tiles (oneDNN's bf16 convolutions then prefer NHWC, i.e. channels_last)."""
+    return bool(getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", lambda: False)())
 
 
 @functools.cache
@@ -54,7 +61,7 @@ class Performance:
         native_bf16 = device.type == "cpu" and cpu_has_native_bf16()
         return cls(
             bf16_autocast=_on(cfg.bf16_autocast, device, on_cpu=native_bf16),
-            channels_last=_on(cfg.channels_last, device, on_cpu=native_bf16),
+            channels_last=_on(cfg.channels_last, device, on_cpu=device.type == "cpu" and cpu_has_amx()),
             fused_adam=_on(cfg.fused_adam, device),
             compile=cfg.compile,
         )
