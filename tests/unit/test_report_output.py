@@ -31,13 +31,13 @@ def test_cli_prints_the_markdown_and_writes_every_format(store, tmp_path, capsys
             "--bootstrap-samples", "10"]
     assert main([*argv, *[x for f in ("md", "csv", "parquet", "html") for x in ("--format", f)]]) == 0
     printed = capsys.readouterr().out
-    assert "| (b) | 30.50 ± 0.71 (n=2) CI — [2] |" in printed
+    assert "| (b) | **30.50 ± 0.71 (2 seeds)** CI — [3] |" in printed  # [1]: the ceiling's reason
     written = (out / "report.md").read_text()
-    assert "Pairwise comparisons (" in written and "Pairwise comparisons: 1 (0 significant) in report.md" in printed
+    assert "Pairwise comparisons (" in written and "Pairwise comparisons: 1 (1 significant) in report.md" in printed
     cells = pd.read_csv(out / "report_cells.csv")
     assert cells.loc[cells.row == "(a)", "mean"].item() == pytest.approx(41.0)
-    assert pq.read_table(out / "report_cells.parquet").num_rows == 2
-    assert "<b>" not in (out / "report.html").read_text()  # nothing is significant without features
+    assert pq.read_table(out / "report_cells.parquet").num_rows == 4  # + the floor and ceiling rows
+    assert "<b>30.50" in (out / "report.html").read_text()  # (b) is lower over both seeds
     assert (out / "plots" / "ablation_fid.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(out.rglob("*.tmp"))
 

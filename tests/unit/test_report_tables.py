@@ -70,13 +70,13 @@ def ablation_report(store):
 def test_ablation_cells_are_mean_std_over_seeds_with_the_extractor_in_the_column(ablation_report):
     table = ablation_report.table("table15_ablation")
     assert table.rows == ["(a)", "(b)", "(c)"]
-    assert table.cell("(b)", "fid_mix_all@inception-v3").text == "33.36 ± 1.20 (n=3)"
-    assert table.cell("(a)", "fid_mix_all@inception-v3").text == "37.70 ± 0.70 (n=3)"
-    assert table.cell("(c)", "fid_mix_all@inception-v3").text == "27.50 ± 0.71 (n=2)"  # the FAILED run is left out
-    assert table.cell("(b)", "kid_mix_all@inception-v3").text == "0.011 ± 0.001 (n=3)"
+    assert table.cell("(b)", "fid_mix_all@inception-v3").text == "33.36 ± 1.20 (3 seeds, N=50)"
+    assert table.cell("(a)", "fid_mix_all@inception-v3").text == "37.70 ± 0.70 (3 seeds, N=50)"
+    assert table.cell("(c)", "fid_mix_all@inception-v3").text == "27.50 ± 0.71 (2 seeds)"  # FAILED run left out; no features, no N
+    assert table.cell("(b)", "kid_mix_all@inception-v3").text == "0.011 ± 0.001 (3 seeds, N=50)"
     assert table.column("fid_mix_all@inception-v3").label == "FID mix [inception-v3]"
     # The random-init run never shares a column with Inception numbers.
-    assert table.cell("(a)", "fid_mix_all@random-init").text == "99.00 (n=1)"
+    assert table.cell("(a)", "fid_mix_all@random-init").text == "99.00 (1 seed)"
     assert table.cell("(b)", "fid_mix_all@random-init").text == "—"
 
 
@@ -124,46 +124,53 @@ def test_fid_ci_matches_a_direct_bootstrap_with_scipy_sqrtm(store, ablation_repo
     assert cell.ci[0] < cell.ci[1]
 
 
-def test_fid_difference_is_significant_when_its_paired_bootstrap_ci_excludes_zero(store, ablation_report):
+def test_eval_ci_of_a_difference_is_the_paired_bootstrap_but_the_verdict_is_seed_level(store, ablation_report):
     table = ablation_report.table("table15_ablation")
     comparison = next(c for c in table.comparisons
                       if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(b)"})
     difference = _direct_replicates(store, "a") - _direct_replicates(store, "b")
-    np.testing.assert_allclose(comparison.test.ci, np.percentile(difference, [2.5, 97.5]), rtol=1e-6)
-    assert comparison.test.significant and comparison.test.ci[0] > 0
-    assert comparison.test.delta == pytest.approx(37.70 - 33.36)
+    np.testing.assert_allclose(comparison.eval_ci, np.percentile(difference, [2.5, 97.5]), rtol=1e-6)
+    assert comparison.test.ci == comparison.eval_ci and comparison.eval_ci[0] > 0
+    assert comparison.test.p_value == pytest.approx(stats.ttest_rel(FID_MIX["a"], FID_MIX["b"]).pvalue)
+    assert comparison.test.significant and comparison.test.kind == "paired t"
+    assert comparison.delta == pytest.approx(37.70 - 33.36)
+    # (c) logged no features: no eval CI, but its 2 seeds still give a seed-level test.
     no_features = next(c for c in table.comparisons
                        if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(c)"})
-    assert no_features.test is None and no_features.significant_text == "n/a"
+    assert no_features.eval_ci is None and no_features.test.shared_seeds == 2
 
 
-def test_best_cell_is_marked_only_when_significantly_best(ablation_report):
+def test_best_cell_is_marked_only_when_significantly_best_over_seeds(ablation_report):
     table = ablation_report.table("table15_ablation")
-    # (c) has the lowest FID mix but no features, so nothing can be shown significant: no mark at all.
-    assert not any(table.cell(r, "fid_mix_all@inception-v3").best for r in table.rows)
-    # KID mix: (b) is lowest and its bootstrap difference to (a) excludes 0.
-    assert table.cell("(b)", "kid_mix_all@inception-v3").best
-    assert not table.cell("(a)", "kid_mix_all@inception-v3").best
-    assert "**0.011 ± 0.001 (n=3)**" in ablation_report.markdown()
+    # FID mix: (c) is lowest and below (a) and (b) over the seeds they share, after Holm (m=3).
+    assert table.cell("(c)", "fid_mix_all@inception-v3").best
+    assert sum(table.cell(r, "fid_mix_all@inception-v3").best for r in table.rows) == 1
+    # KID mix: (b) is lowest and its eval CI of the difference to (a) excludes 0 (the images pin both
+    # estimates down), but over 3 seeds the difference is not shown (p = 0.23): no mark.
+    kid = next(c for c in table.comparisons if c.column == "kid_mix_all@inception-v3")
+    assert kid.eval_ci[0] > 0 and not kid.test.significant
+    assert not table.cell("(b)", "kid_mix_all@inception-v3").best
+    assert "**0.011 ± 0.001" not in ablation_report.markdown()
+    assert "**27.50 ± 0.71 (2 seeds)**" in ablation_report.markdown()
 
 
 def test_classifier_tables_use_percent_and_a_paired_t_test_over_shared_seeds(store):
     report = build_report("augmentation", store.uri, config=CONFIG)
     table2 = report.table("table2_arms_backbones_100")
     assert table2.rows == ["no_aug", "trad_aug", "mix"]
-    assert table2.cell("trad_aug", "resnet18").text == "21.00 ± 1.00 (n=3)"
-    assert table2.cell("no_aug", "resnet18").text == "30.00 (n=1)"
+    assert table2.cell("trad_aug", "resnet18").text == "21.00 ± 1.00 (3 seeds)"
+    assert table2.cell("no_aug", "resnet18").text == "30.00 (1 seed)"
     comparison = next(c for c in table2.comparisons if {c.row_a, c.row_b} == {"trad_aug", "mix"})
     expected = stats.ttest_rel([20.0, 22.0, 21.0], [10.0, 13.0, 11.0]).pvalue
     assert comparison.test.p_value == pytest.approx(expected)
     assert comparison.test.significant == (expected < 0.05)
     lonely = next(c for c in table2.comparisons if {c.row_a, c.row_b} == {"no_aug", "mix"})
-    assert lonely.test is None and lonely.reason == "fewer than 2 shared seeds"
+    assert lonely.test is None and lonely.reason.startswith("one seed in A:")
     # no_aug cannot be tested against anything, so mix is not marked although it is lowest.
     assert not table2.cell("mix", "resnet18").best
     table3 = report.table("table3_size_arms_resnet18")
     assert table3.rows == ["100", "200"]
-    assert table3.cell("200", "mix").text == "9.50 ± 0.71 (n=2)"
+    assert table3.cell("200", "mix").text == "9.50 ± 0.71 (2 seeds)"
     assert table3.cell("200", "no_aug").missing_reason == "no finished run logged no_aug for 200"
     assert "error_vs_size_resnet18" in report.figures
 

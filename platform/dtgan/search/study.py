@@ -127,6 +127,26 @@ def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> N
     if evaluation.feature_paths:
         tracker.log_artifacts(run_id, list(evaluation.feature_paths), FEATURES_ARTIFACT_DIR)
 
+
+INIT_PREFIX = "eval_init/"  # the step-0 networks' evaluation: the report's ceiling row
+
+
+def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: str) -> dict[str, float]:
+    """With ``train.checkpoint_at_start``: the same evaluation of the step-0 checkpoint, as ``eval_init/...``
+    metrics (its JSON under ``eval_init/``); nothing when the option is off or the checkpoint is gone."""
+    from dtgan.evaluation.evaluate import evaluate
+    from dtgan.training.checkpoint import checkpoint_path
+
+    initial = checkpoint_path(run_dir, 0)
+    if not config.train.checkpoint_at_start or not initial.is_file():
+        return {}
+    evaluation = evaluate(initial, config.evaluation, data_path=config.data.path,
+                          out_dir=run_dir / "evaluation" / "init")
+    tracker.log_artifacts(run_id, [evaluation.report_path], INIT_PREFIX.rstrip("/"))
+    return {INIT_PREFIX + k.removeprefix(keys.EVAL_PREFIX): v for k, v in _finite(evaluation.metrics).items()
+            if k.startswith(keys.EVAL_PREFIX)}
+
+
 def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
     """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
     from dtgan.training.checkpoint import latest_checkpoint
@@ -207,6 +227,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
         tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
         final = _finite(evaluation.metrics)
         log_evaluation(tracker, run.run_id, evaluation)
+        final.update(_evaluate_initial(config, run_dir, tracker, run.run_id))
         if config.study.run_downstream:
             downstream_metrics, downstream_json = _downstream(config, Path(checkpoint), run_dir,
                                                               hooks.downstream_map_fn())

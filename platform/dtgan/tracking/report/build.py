@@ -109,8 +109,10 @@ def build_report_from_runs(
         f"Study: {parent_tags.get(keys.TAG_STUDY, 'unknown')}; parent run: "
         f"{study.parent.run_id if study.parent else 'none'}; finished runs: {len(runs)}"
         + (f"; left out (not FINISHED): {study.skipped_unfinished}" if study.skipped_unfinished else "") + ".",
-        f"Bootstrap: B={config.bootstrap_samples}, seed={config.bootstrap_seed}, "
-        f"{100 * (1 - config.significance_alpha):.0f}% percentile CIs; alpha={config.significance_alpha}.",
+        f"Eval CI: bootstrap over the evaluation images, B={config.bootstrap_samples}, seed={config.bootstrap_seed}, "
+        f"{100 * (1 - config.significance_alpha):.0f}% percentile intervals (precision of one score, not evidence "
+        f"between recipes). Significance: seed-level tests only, Holm-corrected per column, "
+        f"alpha={config.significance_alpha}.",
     ]
     if not tables and not figures:
         raise ReportError(

@@ -9,6 +9,7 @@ import numpy as np
 from dtgan.tracking.report.uncertainty import PairedTest
 
 MISSING = "—"
+ROLE_TRAINED, ROLE_FLOOR, ROLE_CEILING = "trained", "floor", "ceiling"
 
 
 @dataclass
@@ -22,6 +23,24 @@ class Cell:
     ci_missing_reason: str | None = None
     replicates: np.ndarray | None = None  # (B,) bootstrap replicates of the mean over seeds
     best: bool = False
+    images: dict[str, int] = field(default_factory=dict)  # seed -> N generated images scored (FID/KID)
+    n_real: int | None = None  # real images scored against
+    role: str = ROLE_TRAINED  # or a scale row: ROLE_FLOOR (real vs real), ROLE_CEILING (step-0 networks)
+    position: float | None = None  # 0 = the ceiling (initialised networks), 1 = the floor (real vs real)
+    not_trained: bool = False  # position below ReportConfig.not_trained_below
+
+    @property
+    def n_images(self) -> int | None:
+        """The one N of every seed, or None when unknown or when the seeds differ (see ``images_text``)."""
+        sizes = set(self.images.values())
+        return sizes.pop() if len(sizes) == 1 else None
+
+    @property
+    def images_text(self) -> str:
+        if not self.images:
+            return ""
+        low, high = min(self.images.values()), max(self.images.values())
+        return f"N={low}" if low == high else f"N={low}-{high}"
 
     @property
     def n(self) -> int:
@@ -38,12 +57,18 @@ class Cell:
 
     @property
     def text(self) -> str:
-        """``"33.36 ± 1.20 (n=3)"``, ``"33.36 (n=1)"`` or ``"—"``."""
+        """``"33.36 ± 1.20 (3 seeds, N=500)"``, ``"33.36 (1 seed)"``, a scale row's ``"12.10 (real halves,
+        N=250 vs 250)"`` or ``"—"``; ± is the sample std over seeds, N the images scored per run."""
         if not self.values:
             return MISSING
         d = self.decimals
+        if self.role == ROLE_FLOOR:
+            return f"{self.mean:.{d}f} (real halves, {self.images_text} vs {self.n_real})"
         spread = f" ± {self.std:.{d}f}" if self.std is not None else ""
-        return f"{self.mean:.{d}f}{spread} (n={self.n})"
+        what = f"{self.n} run{'s' if self.n != 1 else ''} at step 0" if self.role == ROLE_CEILING else (
+            f"{self.n} seed{'s' if self.n != 1 else ''}")
+        size = f", {self.images_text}" if self.images else ""
+        return f"{self.mean:.{d}f}{spread} ({what}{size})"
 
     @property
     def ci_text(self) -> str:
@@ -58,6 +83,8 @@ class Column:
     label: str
     metric: str  # "fid", "kid" or "error"
     extractor: str | None = None
+    guidance: str | None = None  # FID/KID columns
+    scope: str | None = None  # FID/KID columns: "all" or a product
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,8 @@ class Comparison:
     row_b: str
     test: PairedTest | None
     reason: str | None = None
+    eval_ci: tuple[float, float] | None = None  # bootstrap-over-images CI of A - B (precision, not a verdict)
+    delta: float | None = None  # mean A - mean B, also when no seed-level test is possible
 
     @property
     def significant_text(self) -> str:
@@ -89,6 +118,14 @@ class Table:
     comparisons: list[Comparison] = field(default_factory=list)
     test_name: str = ""
     notes: list[str] = field(default_factory=list)
+    scale_rows: dict[str, str] = field(default_factory=dict)  # row label -> ROLE_CEILING | ROLE_FLOOR
+
+    @property
+    def display_rows(self) -> list[str]:
+        """The ceiling row(s) first, the trained rows, the floor row(s) last: worst to best on the scale."""
+        ceilings = [r for r, role in self.scale_rows.items() if role == ROLE_CEILING]
+        floors = [r for r, role in self.scale_rows.items() if role == ROLE_FLOOR]
+        return [*ceilings, *self.rows, *floors]
 
     def drop_empty_columns(self) -> None:
         """Columns no run logged leave the table; a note names them, so their absence stays visible."""

@@ -1,7 +1,8 @@
 """Classifier-error tables: Table 2 (arms x backbones), Tables 3/8 (data set size x arms), Table 4 (cross-domain).
 
 Errors are logged per seed run as fractions (``downstream/error_{arm}_{backbone}``) and shown in percent; cells of
-one column are compared with a paired t-test over the seeds they share.
+one column are compared on seed-level evidence (``significance.seed_comparisons``: paired t over shared seeds,
+else Welch t; Holm-corrected per column).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import itertools
 from collections.abc import Callable, Sequence
 
 from dtgan.tracking.report import keys
-from dtgan.tracking.report.cells import Cell, Column, Comparison, Table
+from dtgan.tracking.report.cells import Cell, Column, Table
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import RunRecord
-from dtgan.tracking.report.uncertainty import MIN_SHARED_SEEDS, paired_t_test
+from dtgan.tracking.report.significance import seed_comparisons
 
 PERCENT = 100.0
 DECIMALS = 2
@@ -52,15 +53,8 @@ def error_table(
         if not cell.values:
             cell.missing_reason = f"no finished run logged {column.label} for {row}"
         cells[(row, column.key)] = cell
-    table = Table(table_id, title, rows, columns, cells,
-                  test_name=f"paired t-test over shared seeds, alpha={config.significance_alpha}")
-    for column in columns:
-        present = [r for r in rows if cells[(r, column.key)].values]
-        for row_a, row_b in itertools.combinations(present, 2):
-            test = paired_t_test(cells[(row_a, column.key)].values, cells[(row_b, column.key)].values,
-                                 config.significance_alpha)
-            reason = None if test is not None else f"fewer than {MIN_SHARED_SEEDS} shared seeds"
-            table.comparisons.append(Comparison(column.key, row_a, row_b, test, reason))
+    table = Table(table_id, title, rows, columns, cells)
+    table.comparisons = seed_comparisons(table, config.significance_alpha)
     table.mark_significant_best()
     return table
 

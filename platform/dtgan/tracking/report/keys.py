@@ -32,6 +32,14 @@ def fidelity_key(metric: str, guidance: str, scope: str = SCOPE_ALL) -> str:
     return f"eval/{metric}_{guidance}" if scope == SCOPE_ALL else f"eval/{metric}_{guidance}_{scope}"
 
 
+INIT_PREFIX = "eval_init/"  # the same evaluation of the step-0 checkpoint (train.checkpoint_at_start)
+
+
+def init_fidelity_key(metric: str, guidance: str, scope: str = SCOPE_ALL) -> str:
+    """``eval_init/fid_mix``: FID/KID of the run's initialised networks (its ceiling), same set and extractor."""
+    return INIT_PREFIX + fidelity_key(metric, guidance, scope).removeprefix("eval/")
+
+
 def error_key(arm: str, backbone: str) -> str:
     """``downstream/error_mix_resnet50``: the test error (fraction in [0, 1]) of one seed's classifier."""
     return f"downstream/error_{arm}_{backbone}"

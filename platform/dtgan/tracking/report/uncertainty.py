@@ -4,8 +4,13 @@ Bootstrap (per run and feature set): replicate b resamples the rows of the real 
 ``real_indices(seed, n_real)[b]``, shared by every run of the report (so that two cells measured against the
 same real set are compared on the same resample, a paired bootstrap), and the rows of the generated set from a
 stream keyed by the run and the set. A cell's replicates are the mean over its seed runs; its CI is the
-percentile interval; two cells differ significantly when the percentile CI of their replicate differences
-excludes 0. Classifier errors are compared with a paired t-test over the seeds both cells share.
+percentile interval: the *eval CI*, how precisely the evaluation images pinned each score down. It says
+nothing about another training seed.
+
+Whether one recipe beats another is decided on seed-level evidence only (:func:`seed_test`): a paired t-test
+over the seeds both cells share (>= 2), otherwise Welch's t-test (>= 2 seeds each), with Holm's step-down
+correction over the comparisons of one column (:func:`holm_adjust`). With fewer seeds nothing is called
+significant. Each test also gives the smallest difference it could have detected (:func:`min_detectable`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import numpy as np
 from scipy import stats
 
 MIN_SHARED_SEEDS = 2
+MIN_SEEDS = 2  # per cell, for Welch's test and a seed spread
+POWER = 0.8  # of the smallest detectable difference
 
 
 def _trace_sqrt_product(a_centered: np.ndarray, sigma_b: np.ndarray) -> float:
@@ -109,19 +116,88 @@ def percentile_ci(replicates: np.ndarray, alpha: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """Outcome of comparing two cells: the statistic and whether the difference is significant."""
+    """Outcome of comparing two cells: the statistic and whether the difference is significant.
+
+    ``significant`` is seed-level evidence only (``p_adjusted < alpha``); ``ci`` is the eval CI of the
+    difference (bootstrap over images), shown for precision, never used for the verdict.
+    """
 
     delta: float  # mean(a) - mean(b)
     significant: bool
-    ci: tuple[float, float] | None = None  # bootstrap CI of the difference
-    p_value: float | None = None  # paired t-test
+    ci: tuple[float, float] | None = None  # eval CI (bootstrap over images) of the difference
+    p_value: float | None = None  # seed-level test, uncorrected
     shared_seeds: int | None = None
+    kind: str | None = None  # "paired t" | "Welch t"
+    p_adjusted: float | None = None  # Holm over the comparisons of the column
+    min_detectable: float | None = None  # smallest |difference| detectable at alpha with POWER
+    seeds: tuple[int, int] | None = None  # seeds of A and B
 
 
 def bootstrap_difference(reps_a: np.ndarray, reps_b: np.ndarray, delta: float, alpha: float) -> PairedTest:
-    """Significant when the percentile CI of the paired replicate differences excludes 0."""
+    """The eval CI of a difference: the percentile CI of the paired replicate differences.
+
+    ``significant`` says whether it excludes 0, i.e. whether the two *estimates* are distinguishable; the
+    report never uses this for a verdict between recipes (that is :func:`seed_test`).
+    """
     low, high = percentile_ci(reps_a - reps_b, alpha)
     return PairedTest(delta=delta, significant=bool(low > 0 or high < 0), ci=(low, high))
+
+
+def min_detectable(se: float, df: float, alpha: float, power: float = POWER) -> float:
+    """Smallest true |difference| a two-sided t-test at ``alpha`` detects with probability ``power``:
+    (t_{1-alpha/2, df} + t_{power, df}) * se (the usual normal-approximation formula with t quantiles)."""
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def _p_from_constant(difference: float) -> float:
+    # Zero spread: t is infinite (or undefined when the difference is 0 too); scipy returns nan.
+    return 0.0 if difference != 0 else 1.0
+
+
+def seed_test(values_a: dict[str, float], values_b: dict[str, float], alpha: float) -> PairedTest | str:
+    """Seed-level test of two cells (seed -> value): paired t over >= 2 shared seeds, else Welch's t with
+    >= 2 seeds each; the reason (a string) when neither is possible. ``significant`` is uncorrected here
+    (:func:`holm_adjust` sets the final verdict)."""
+    a_all = np.array(list(values_a.values()), dtype=np.float64)
+    b_all = np.array(list(values_b.values()), dtype=np.float64)
+    delta = float(a_all.mean() - b_all.mean())
+    shared = sorted(set(values_a) & set(values_b))
+    if len(shared) >= MIN_SHARED_SEEDS:
+        d = np.array([values_a[s] - values_b[s] for s in shared], dtype=np.float64)
+        n = len(d)
+        sd = float(np.std(d, ddof=1))
+        if np.allclose(d, d[0]):
+            p_value = _p_from_constant(float(d[0]))
+        else:
+            p_value = float(stats.ttest_rel([values_a[s] for s in shared], [values_b[s] for s in shared]).pvalue)
+        mdd = min_detectable(sd / np.sqrt(n), n - 1, alpha)
+        return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=n,
+                          kind="paired t", min_detectable=mdd, seeds=(len(a_all), len(b_all)))
+    if len(a_all) < MIN_SEEDS or len(b_all) < MIN_SEEDS:
+        lonely = " and ".join(name for name, v in (("A", a_all), ("B", b_all)) if len(v) < MIN_SEEDS)
+        return f"one seed in {lonely}: no seed-level test (the eval CI is not evidence between recipes)"
+    var_a, var_b = np.var(a_all, ddof=1) / len(a_all), np.var(b_all, ddof=1) / len(b_all)
+    se = float(np.sqrt(var_a + var_b))
+    if se == 0.0:
+        p_value, df = _p_from_constant(delta), float(len(a_all) + len(b_all) - 2)
+    else:
+        p_value = float(stats.ttest_ind(a_all, b_all, equal_var=False).pvalue)
+        df = float((var_a + var_b) ** 2 / (var_a**2 / (len(a_all) - 1) + var_b**2 / (len(b_all) - 1)))
+    return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=len(shared),
+                      kind="Welch t", min_detectable=min_detectable(se, df, alpha), seeds=(len(a_all), len(b_all)))
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (monotone, capped at 1): reject where adjusted p < alpha."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted.tolist()
 
 
 def paired_t_test(values_a: dict[str, float], values_b: dict[str, float], alpha: float) -> PairedTest | None:
