@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--size", type=int, default=128, help="image side in pixels (native 128)")
     synth.add_argument("--scale", type=float, default=0.1, help="fraction of SDI's image counts (1.0 = 20k images)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file")
-    synth.add_argument("--products", default=None, help="a count (1-4) or names, e.g. brushed,cast,woven (default 3)")
+    synth.add_argument("--products", default=None,
+                       help="a count or names, e.g. brushed,cast,woven (the default 3) or turned,knurled,coated")
+    synth.add_argument("--defects", default=None,
+                       help="defect shapes in order, e.g. scratch,spot (default) or crack,stain (also dent): the i-th "
+                            "takes SDI's i-th defect counts, the last product's last one has no gan_train images")
     synth.add_argument("--threads", type=int, default=None, help="render threads (default: min(4, CPUs))")
     synth.add_argument("--defect-boldness", type=float, default=1.0,
                        help="wider/larger/stronger defects, e.g. 2 for the 32 px CPU presets (default 1 = SDI-like)")
@@ -71,7 +75,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     path = args.out if args.out.endswith(".parquet") else os.path.join(args.out, BENCHMARK_FILE)
     summary = synthesize_benchmark(path, size=args.size, scale=args.scale, seed=args.seed,
-                                   defect_boldness=args.defect_boldness,
+                                   defect_boldness=args.defect_boldness, defects=args.defects,
                                    products=args.products, threads=args.threads)
     unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
     print(f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "

@@ -2,9 +2,11 @@
 
 A renderer maps (rng, n, size, boldness) to ``delta`` float32 (n, size, size): the change added to a clean
 background, exactly zero outside the defect mask ``delta != 0``. Lengths are fractions of ``size``.
-``boldness`` b (1 = the SDI-like default) widens scratches and enlarges spots b times and raises their
-contrast b times (capped at MAX_CONTRAST), drawing the same random numbers: a data set meant for small
-images (32 px on a CPU) keeps defects that a downsampling would otherwise blur into the texture.
+``boldness`` b (1 = the SDI-like default) widens scratches and cracks and enlarges spots and dents b times,
+enlarges the already large stains sqrt(b) times, and raises every contrast b times (capped at MAX_CONTRAST),
+drawing the same random numbers: a data set meant for small images (32 px on a CPU) keeps defects that a
+downsampling would otherwise blur into the texture. ``scratch`` and ``spot`` are the default data set's
+defects; ``crack``, ``stain`` and ``dent`` make a second, differently shaped one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dtgan.data.textures import pixel_grid
+from dtgan.data.textures import pixel_grid, smooth_noise
 
 Defect = Callable[[np.random.Generator, int, int, float], np.ndarray]
 MASK_THRESHOLD = 0.05  # alpha below this is cut to exactly 0, so the mask is where the image changed
@@ -21,6 +23,11 @@ DARK_PROBABILITY = 0.65  # most scratches and spots are darker than the surface
 MAX_STROKES = 3
 MAX_SPOTS = 6
 MAX_CONTRAST = 0.6  # of the intensity range, after boldness
+CRACK_SEGMENTS = 14  # straight pieces of a crack's main line
+CRACK_BRANCH_SEGMENTS = 6
+MAX_CRACK_BRANCHES = 2
+MAX_STAIN_RADIUS = 0.4  # of size, after boldness
+DENT_LIP, DENT_LIP_AT, DENT_LIP_WIDTH = 0.25, 1.15, 0.2  # a dent's raised lip: height, radius, width (bowl radii)
 
 
 def _polarity(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -109,4 +116,133 @@ def spot(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> 
     return (_polarity(rng, n) * contrast * _cut(alpha)).astype(np.float32)
 
 
-DEFECTS: dict[str, Defect] = {"scratch": scratch, "spot": spot}
+def _segment_distance(x, y, ax, ay, bx, by) -> np.ndarray:
+    """Distance (n, H, W) from pixels (x, y) to the segments a-b, each end (n, 1, 1)."""
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy + 1e-6), 0.0, 1.0)
+    return np.sqrt((x - ax - t * dx) ** 2 + (y - ay - t * dy) ** 2)
+
+
+def _polyline_alpha(x, y, points: np.ndarray, width: np.ndarray, weight) -> np.ndarray:
+    """Alpha (n, H, W) of a polyline through ``points`` (n, k+1, 2, 1, 1) whose Gaussian half-width
+    ``width`` (n, k, 1, 1) may change per segment; ``weight`` (n, 1, 1) scales it (0 = absent)."""
+    alpha = np.zeros(np.broadcast_shapes(x.shape, points.shape[:1] + x.shape), dtype=np.float32)
+    for k in range(points.shape[1] - 1):
+        distance = _segment_distance(x, y, points[:, k, 0], points[:, k, 1], points[:, k + 1, 0], points[:, k + 1, 1])
+        alpha = np.maximum(alpha, (weight * np.exp(-0.5 * (distance / width[:, k]) ** 2)).astype(np.float32))
+    return alpha
+
+
+def _walk(rng: np.random.Generator, start: np.ndarray, heading: np.ndarray, steps: int, step_px: np.ndarray,
+          jag: np.ndarray) -> np.ndarray:
+    """A jagged random walk (n, steps+1, 2, 1, 1) from ``start`` (n, 2, 1, 1): each step turns by a normal
+    angle of std ``jag`` around a slowly drifting heading (n, 1, 1)."""
+    n = start.shape[0]
+    drift = rng.normal(0, 0.08, (n, 1, 1)).astype(np.float32)
+    turns = (rng.normal(0, 1, (n, steps, 1, 1)) * jag[:, None]).astype(np.float32)
+    lengths = (step_px[:, None] * rng.uniform(0.5, 1.5, (n, steps, 1, 1))).astype(np.float32)
+    direction = heading[:, None] + drift[:, None] * np.arange(steps, dtype=np.float32)[None, :, None, None] + turns
+    moves = np.stack([np.cos(direction), np.sin(direction)], axis=2) * lengths[:, :, None]  # (n, steps, 2, 1, 1)
+    return np.concatenate([start[:, None], start[:, None] + np.cumsum(moves, axis=1)], axis=1)
+
+
+def crack(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
+    """Cracks: a thin jagged polyline (a random walk of straight pieces) that narrows towards its tip, with
+    up to two thinner branches; nearly always darker than the surface."""
+    y, x = pixel_grid(size)
+    length = (rng.uniform(0.3, 0.8, (n, 1, 1)) * size).astype(np.float32)
+    start = (rng.uniform(0.15, 0.85, (n, 2, 1, 1)) * size).astype(np.float32)
+    heading = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    jag = rng.uniform(0.25, 0.7, (n, 1, 1)).astype(np.float32)  # radians per piece
+    main = _walk(rng, start, heading, CRACK_SEGMENTS, length / CRACK_SEGMENTS, jag)
+    half_width = np.maximum(rng.uniform(0.003, 0.009, (n, 1, 1)) * size * boldness, 0.45).astype(np.float32)
+    narrowing = 1.0 - 0.6 * np.arange(CRACK_SEGMENTS, dtype=np.float32) / CRACK_SEGMENTS  # widest at the origin
+    width = np.maximum(half_width[:, None] * narrowing[None, :, None, None], 0.4)
+    alpha = _polyline_alpha(x, y, main, width, 1.0)
+    branches = rng.integers(0, MAX_CRACK_BRANCHES + 1, (n, 1, 1))
+    for branch in range(MAX_CRACK_BRANCHES):
+        fork = rng.integers(2, CRACK_SEGMENTS - 2, n)  # the vertex of the main line it leaves from
+        fork_at = main[np.arange(n), fork]  # (n, 2, 1, 1)
+        side = rng.choice([-1.0, 1.0], (n, 1, 1)).astype(np.float32)
+        turn = heading + side * rng.uniform(0.4, 1.1, (n, 1, 1)).astype(np.float32)
+        scale = rng.uniform(0.2, 0.45, (n, 1, 1)).astype(np.float32)
+        points = _walk(rng, fork_at, turn, CRACK_BRANCH_SEGMENTS, length * scale / CRACK_BRANCH_SEGMENTS, jag)
+        taper = 1.0 - 0.5 * np.arange(CRACK_BRANCH_SEGMENTS, dtype=np.float32) / CRACK_BRANCH_SEGMENTS
+        branch_width = np.maximum(0.7 * half_width[:, None] * taper[None, :, None, None], 0.4)
+        weight = np.where(branch < branches, rng.uniform(0.6, 0.9, (n, 1, 1)), 0.0).astype(np.float32)
+        alpha = np.maximum(alpha, _polyline_alpha(x, y, points, branch_width, weight))
+    contrast = _bolder_contrast(rng.uniform(0.18, 0.45, (n, 1, 1)), boldness).astype(np.float32)
+    polarity = np.where(rng.random((n, 1, 1)) < 0.9, -1.0, 1.0).astype(np.float32)  # a gap is dark
+    return (polarity * contrast * _cut(alpha)).astype(np.float32)
+
+
+def _irregular_radius(rng: np.random.Generator, n: int, phi: np.ndarray, lobe_max: float,
+                      harmonics: tuple[int, ...]) -> np.ndarray:
+    """1 + a sum of random cosine lobes of ``phi`` (n, H, W): a wobbly outline around a unit circle."""
+    shape = np.ones_like(phi)
+    for harmonic in harmonics:
+        amplitude = rng.uniform(0, lobe_max / harmonic ** 0.5, (n, 1, 1)).astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+        shape = shape + amplitude * np.cos(harmonic * phi + phase)
+    return shape
+
+
+def stain(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
+    """Stains: one large, faint, irregular blotch with a mottled inside and, often, a darker dried rim
+    (a coffee ring); far larger and fainter than a spot."""
+    y, x = pixel_grid(size)
+    cx = (rng.uniform(0.25, 0.75, (n, 1, 1)) * size).astype(np.float32)
+    cy = (rng.uniform(0.25, 0.75, (n, 1, 1)) * size).astype(np.float32)
+    radius = np.minimum(rng.uniform(0.13, 0.27, (n, 1, 1)) * boldness**0.5, MAX_STAIN_RADIUS) * size
+    radius = radius.astype(np.float32)
+    aspect = rng.uniform(0.6, 1.0, (n, 1, 1)).astype(np.float32)
+    tilt = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+    dx, dy = x - cx, y - cy
+    along = dx * np.cos(tilt) + dy * np.sin(tilt)
+    across = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / aspect
+    distance = np.sqrt(along**2 + across**2)
+    boundary = radius * _irregular_radius(rng, n, np.arctan2(across, along), 0.25, (2, 3, 5, 7))
+    edge_px = (rng.uniform(0.03, 0.12, (n, 1, 1)) * radius + 0.5).astype(np.float32)  # soft .. crisp rim
+    inside = 1.0 / (1.0 + np.exp(np.minimum((distance - boundary) / edge_px, 30.0)))
+    rim_width = (rng.uniform(0.04, 0.1, (n, 1, 1)) * radius + 0.6).astype(np.float32)
+    rim = np.exp(-0.5 * ((distance - boundary + rim_width) / rim_width) ** 2)
+    rim_weight = np.where(rng.random((n, 1, 1)) < 0.6, rng.uniform(0.5, 1.0, (n, 1, 1)), 0.0).astype(np.float32)
+    fill = rng.uniform(0.35, 0.8, (n, 1, 1)).astype(np.float32)
+    mottle = np.clip(1.0 + 0.3 * smooth_noise(rng, n, size, 7), 0.4, 1.6)
+    alpha = np.clip(fill * mottle * inside + rim_weight * rim * (distance < boundary + 3 * rim_width), 0.0, 1.0)
+    contrast = _bolder_contrast(rng.uniform(0.07, 0.18, (n, 1, 1)), boldness).astype(np.float32)
+    return (_polarity(rng, n) * contrast * _cut(alpha.astype(np.float32))).astype(np.float32)
+
+
+def dent(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
+    """Dents: a round bowl pressed into the surface, seen under a side light: bright on the flank facing the
+    light, dark on the other, with a faint raised lip; the change is signed within one defect."""
+    y, x = pixel_grid(size)
+    cx = (rng.uniform(0.2, 0.8, (n, 1, 1)) * size).astype(np.float32)
+    cy = (rng.uniform(0.2, 0.8, (n, 1, 1)) * size).astype(np.float32)
+    radius = np.maximum(rng.uniform(0.03, 0.09, (n, 1, 1)) * boldness * size, 1.5).astype(np.float32)
+    aspect = rng.uniform(0.7, 1.0, (n, 1, 1)).astype(np.float32)
+    tilt = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+    light = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    dx, dy = x - cx, y - cy
+    along = (dx * np.cos(tilt) + dy * np.sin(tilt)) / radius
+    across = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / (radius * aspect)
+    r2 = along**2 + across**2
+    r = np.sqrt(r2)  # 1 at the rim, in bowl radii
+    bowl = np.exp(-2.0 * r2)  # depth profile: height = -bowl + LIP * lip
+    lip = np.exp(-(((r - DENT_LIP_AT) / DENT_LIP_WIDTH) ** 2))
+    # Radial slope of the height, and its share along the light: a lit flank faces the light.
+    dh_dr = 4.0 * r * bowl - DENT_LIP * 2.0 * (r - DENT_LIP_AT) / DENT_LIP_WIDTH**2 * lip
+    towards_light = (along * np.cos(light - tilt) + across * np.sin(light - tilt)) / (r + 1e-6)
+    shade = np.clip(dh_dr * towards_light / 1.2, -1.0, 1.0)  # |slope| peaks at ~1.2 on the bowl's flanks
+    floor = 0.35 * bowl  # the bowl's floor is a little darker: it sees less of the lamp
+    contrast = _bolder_contrast(rng.uniform(0.15, 0.35, (n, 1, 1)), boldness).astype(np.float32)
+    support = _cut(np.maximum(bowl, 0.5 * lip).astype(np.float32)) > 0
+    delta = contrast * np.where(support, np.clip(shade - floor, -1.0, 1.0), 0.0)
+    # Where the shading happens to cancel exactly, keep a change too small to see, so the mask is the dent.
+    return np.where(support & (delta == 0), -1e-4, delta).astype(np.float32)
+
+
+# Defect name -> renderer. Append new entries at the end: a defect's position (after ``normal``) keys its
+# random numbers (``synth.render_chunk``), so existing defects keep their images.
+DEFECTS: dict[str, Defect] = {"scratch": scratch, "spot": spot, "crack": crack, "stain": stain, "dent": dent}

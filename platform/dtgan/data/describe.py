@@ -23,7 +23,7 @@ def describe(path: str) -> str:
     column = max(len(name) for name in (*vocab.defects, "total")) + 2
     lines = [f"{path}: {sum(counts.values())} images, {vocab.num_products} products, "
              f"{vocab.num_domains} defect domains (index 0 = {vocab.defects[0]})"]
-    for key in ("generator", "seed", "size", "scale", "unseen_cells"):
+    for key in ("generator", "seed", "size", "scale", "defect_boldness", "products", "defects", "unseen_cells"):
         if key in info:
             lines.append(f"  {key}: {info[key]}")
     for split in SPLITS:

@@ -21,14 +21,15 @@ from dtgan.errors import DataError
 log = logging.getLogger(__name__)
 
 # SDI (paper Appendix A, Tables 5-7) per product position A, B, C: GAN-training images per defect, the
-# normal images for GAN training and for synthesis, and the val+test images held out per cell.
+# normal images for GAN training and for synthesis, and the val+test images held out per cell. The i-th
+# chosen defect takes the counts of SDI's i-th (i mod 2) defect, so other defect shapes keep SDI's imbalance.
 SDI_GAN_TRAIN = {"scratch": (290, 117, 71), "spot": (58, 620, 208)}
+DEFAULT_DEFECTS = ("scratch", "spot")
 SDI_NORMAL_GAN_TRAIN = 700
 SDI_NORMAL_GAN_HOLDOUT = 5500
 SDI_HELD_OUT = 50
 MIN_HELD_OUT = 10  # per cell, so that val (3) and test (7) stay non-empty at small scales
 MIN_GAN_TRAIN = 4  # per non-empty cell
-UNSEEN_DEFECT = "spot"  # the last product's spots have no gan_train images (like MVTec Tile, App. E.4)
 CHUNK = 128  # images rendered per task; each chunk has its own seeded RNG, so threads do not matter
 
 
@@ -71,12 +72,29 @@ def resolve_products(products: str | int | None) -> list[str]:
     return [name for name in names if name in chosen]
 
 
-def plan_benchmark(products: list[str], scale: float) -> dict[tuple[str, str], CellSplit]:
+def resolve_defects(defects: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``None`` -> scratch, spot; "a,b" (or a list) -> those defect shapes, in the order given (it matters:
+    the i-th takes SDI's i-th defect counts and the last one is the unseen cell)."""
+    if defects is None:
+        return list(DEFAULT_DEFECTS)
+    chosen = [name.strip() for name in (defects.split(",") if isinstance(defects, str) else defects) if name.strip()]
+    unknown = [name for name in chosen if name not in DEFECTS]
+    if unknown or not chosen or len(set(chosen)) != len(chosen):
+        problem = f"unknown defect(s) {unknown}" if unknown else "name each defect once"
+        raise DataError(f"--defects {defects}: {problem}; choose from {', '.join(DEFECTS)}")
+    return chosen
+
+
+def plan_benchmark(products: list[str], scale: float,
+                   defects: list[str] | None = None) -> dict[tuple[str, str], CellSplit]:
     """Images per split of every (product, defect) cell: SDI's counts times ``scale``, with floors.
 
-    Product i takes SDI product ``"ABC"[i % 3]``'s counts. With two or more products, the last one's
-    ``spot`` cell keeps its val/test images but has no ``gan_train`` images (an unseen combination).
+    Product i takes SDI product ``"ABC"[i % 3]``'s counts and defect j SDI defect j's (``SDI_GAN_TRAIN``,
+    cycled). With two or more products, the last product's last defect keeps its val/test images but has no
+    ``gan_train`` images (an unseen combination, like MVTec Tile in App. E.4).
     """
+    defects = list(DEFAULT_DEFECTS) if defects is None else defects
+    sdi_counts = list(SDI_GAN_TRAIN.values())
     if not scale > 0:
         raise DataError(f"--scale {scale}: must be > 0")
     held_out = max(MIN_HELD_OUT, round(SDI_HELD_OUT * scale))
@@ -88,9 +106,10 @@ def plan_benchmark(products: list[str], scale: float) -> dict[tuple[str, str], C
             max(2 * MIN_GAN_TRAIN, round(SDI_NORMAL_GAN_TRAIN * scale)),
             max(2 * MIN_GAN_TRAIN, round(SDI_NORMAL_GAN_HOLDOUT * scale)),
         )
-        for defect, counts in SDI_GAN_TRAIN.items():
+        for index, defect in enumerate(defects):
+            counts = sdi_counts[index % len(sdi_counts)]
             gan_train = max(MIN_GAN_TRAIN, round(counts[position % 3] * scale))
-            if len(products) > 1 and product == products[-1] and defect == UNSEEN_DEFECT:
+            if len(products) > 1 and product == products[-1] and defect == defects[-1]:
                 gan_train = 0
             plan[(product, defect)] = CellSplit(val, test, gan_train)
     return plan
@@ -130,15 +149,17 @@ def _quantize(x: np.ndarray) -> np.ndarray:
 
 def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, seed: int = 0,
                          products: str | int | None = None, threads: int | None = None,
-                         defect_boldness: float = 1.0) -> SynthSummary:
+                         defect_boldness: float = 1.0, defects: str | list[str] | None = None) -> SynthSummary:
     """Render the benchmark and write it atomically to ``out_path`` (a .parquet file); ``defect_boldness``
-    > 1 renders wider, larger, stronger defects (``dtgan.data.defects``) for small-image presets."""
+    > 1 renders wider, larger, stronger defects (``dtgan.data.defects``) for small-image presets;
+    ``defects`` picks the defect shapes (``resolve_defects``; default scratch, spot)."""
     if not 16 <= size <= 1024:
         raise DataError(f"--size {size}: choose 16..1024 pixels")
     if not 0.25 <= defect_boldness <= 8:
         raise DataError(f"--defect-boldness {defect_boldness}: choose 0.25..8 (1 = the SDI-like default)")
     names = resolve_products(products)
-    plan = plan_benchmark(names, scale)
+    defect_names = resolve_defects(defects)
+    plan = plan_benchmark(names, scale, defect_names)
     tasks = []  # (product, defect, chunk index, n, split labels of the chunk)
     for (product, defect), cell in plan.items():
         labels = cell.labels()
@@ -162,9 +183,9 @@ def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, see
     summary.render_cpu_seconds = time.process_time() - started_cpu
     summary.images = len(rows)
     summary.unseen_cells = [key for key, cell in plan.items() if cell.gan_train == 0]
-    vocab = Vocab.from_labels(names, [NORMAL, *DEFECTS])
+    vocab = Vocab.from_labels(names, [NORMAL, *defect_names])
     info = {"generator": "dtgan data synth", "format_version": 1, "seed": seed, "size": size, "scale": scale,
-            "defect_boldness": defect_boldness,
+            "defect_boldness": defect_boldness, "products": names, "defects": defect_names,
             "unseen_cells": [list(cell) for cell in summary.unseen_cells]}
     write_dataset(out_path, rows, vocab, info)
     summary.total_seconds = time.perf_counter() - started

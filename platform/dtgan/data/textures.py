@@ -1,4 +1,5 @@
-"""Procedural product backgrounds, rendered a batch at a time: brushed, cast, woven and turned metal/fabric.
+"""Procedural product backgrounds, rendered a batch at a time: brushed, cast, woven, turned, and the second
+data set's knurled, coated and grained surfaces.
 
 Every renderer maps (rng, n, size) to float32 (n, size, size) in about [0, 1]; lengths are fractions of
 ``size`` so that an image looks the same at any resolution. Per-image orientation varies here; lighting and
@@ -116,8 +117,78 @@ def turned(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return 0.42 + 0.12 * grooves + 0.03 * chatter + 0.03 * smooth_noise(rng, n, size, 3)
 
 
-# Product name -> texture, in the benchmark's order (the first three are the default products).
-TEXTURES: dict[str, Texture] = {"brushed": brushed, "cast": cast, "woven": woven, "turned": turned}
+def _shaded(height: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Lambert-like shading of height fields (n, H, W) lit from per-image directions ``light`` (n, 1, 1), radians:
+    the height's slope (per pixel) along the light direction."""
+    slope_y, slope_x = np.gradient(height, axis=(1, 2))
+    return slope_x * np.cos(light) + slope_y * np.sin(light)
+
+
+def knurled(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Diamond knurl: two sets of helical grooves crossing at +-(25-40) degrees, leaving lit pyramids.
+
+    The height is min(tri(u), tri(v)) of two triangle waves across the grooves; its four facets catch a
+    side light differently, and the cylinder the knurl is rolled on darkens towards two image edges.
+    """
+    y, x = pixel_grid(size)
+    axis = rng.uniform(0.0, np.pi, (n, 1, 1)).astype(np.float32)  # the cylinder's axis in the image
+    half_angle = np.deg2rad(rng.uniform(25.0, 40.0, (n, 1, 1))).astype(np.float32)
+    pitch = (size / rng.uniform(6.0, 9.0, (n, 1, 1))).astype(np.float32)  # pixels per groove
+    phase = rng.uniform(0, 1, (n, 2, 1, 1)).astype(np.float32)
+    wear = 0.25 * smooth_noise(rng, n, size, 4)  # worn (flattened) patches
+    u = (x * np.cos(axis + half_angle) + y * np.sin(axis + half_angle)) / pitch + phase[:, 0]
+    v = (x * np.cos(axis - half_angle) + y * np.sin(axis - half_angle)) / pitch + phase[:, 1]
+    tri_u = np.abs(u - np.floor(u) - 0.5)  # 0 at a groove bottom .. 0.5 at a crest
+    tri_v = np.abs(v - np.floor(v) - 0.5)
+    height = np.minimum(tri_u, tri_v) * np.clip(1.0 - wear, 0.5, 1.2) * pitch  # pixels
+    light = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    across_axis = (-(x - size / 2) * np.sin(axis) + (y - size / 2) * np.cos(axis)) / size  # -0.7..0.7
+    curvature = rng.uniform(0.3, 0.9, (n, 1, 1)).astype(np.float32)
+    groove_dark = np.exp(-((np.minimum(tri_u, tri_v) / 0.08) ** 2))  # dirt and shadow in the groove bottoms
+    fine = rng.standard_normal((n, size, size), dtype=np.float32)
+    return (0.52 + 0.16 * _shaded(height, light) - 0.12 * groove_dark - curvature * 0.35 * across_axis**2
+            + 0.015 * fine)
+
+
+def coated(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Painted (powder-coated) surface with orange peel: smooth isotropic dimples seen under a side light,
+    a soft gloss band and almost no fine grain."""
+    sigma_px = 0.016 * size  # dimple size
+    peel = blurred_noise(rng, n, size, sigma_px=sigma_px)  # unit std; its slope is ~1/sigma_px per pixel
+    light = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    depth = rng.uniform(0.5, 1.0, (n, 1, 1)).astype(np.float32)
+    y, x = pixel_grid(size)
+    band_angle = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+    band_at = rng.uniform(0.2, 0.8, (n, 1, 1)).astype(np.float32)
+    across_band = (x * np.cos(band_angle) + y * np.sin(band_angle)) / size  # -1.4..1.4
+    band = np.exp(-(((across_band - band_at) / 0.3) ** 2))  # a broad specular reflection of the lamp
+    tint = rng.uniform(0.36, 0.56, (n, 1, 1)).astype(np.float32)  # paint shade per part
+    fine = rng.standard_normal((n, size, size), dtype=np.float32)
+    return tint + 0.11 * depth * sigma_px * _shaded(peel, light) + 0.12 * band + 0.006 * fine
+
+
+def grained(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Wood grain: growth rings (a warped sawtooth of varying width along one direction) with fine fibres
+    along them and a few darker streaks."""
+    y, x = pixel_grid(size)
+    theta = rng.uniform(-np.pi / 6, np.pi / 6, (n, 1, 1)).astype(np.float32) + rng.choice(
+        np.array([0.0, np.pi / 2], np.float32), (n, 1, 1))
+    across = x * np.cos(theta) + y * np.sin(theta)  # across the rings, pixels
+    warp = (0.06 * size) * smooth_noise(rng, n, size, 3) + (0.015 * size) * smooth_noise(rng, n, size, 9)
+    ring_width = (size / rng.uniform(5.0, 9.0, (n, 1, 1))).astype(np.float32)
+    ring = (across + warp) / ring_width + rng.uniform(0, 1, (n, 1, 1)).astype(np.float32)
+    phase = ring - np.floor(ring)  # 0..1 through one year: light early wood, then dark late wood
+    late_wood = 1.0 / (1.0 + np.exp(-(phase - 0.72) / 0.05))
+    fibres = profile_lookup(_smoothed_profile(rng, n, 3 * size, 1), across + 0.5 * warp + 1.5 * size)
+    streaks = profile_lookup(_smoothed_profile(rng, n, 3 * size, max(2, size // 16)), across + warp + 1.5 * size)
+    tone = 0.6 + 0.03 * smooth_noise(rng, n, size, 2)  # slow colour drift
+    return tone - 0.2 * late_wood + 0.025 * fibres - 0.03 * np.clip(streaks, 0.0, None)
+
+
+# Product name -> texture, in the benchmark's order (the first three are the default products). Append new
+# entries at the end: a product's registry position keys its random numbers (``synth.render_chunk``).
+TEXTURES: dict[str, Texture] = {"brushed": brushed, "cast": cast, "woven": woven, "turned": turned,
+                                "knurled": knurled, "coated": coated, "grained": grained}
 
 
 def lighting(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
