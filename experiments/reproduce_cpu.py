@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_SETS = {
     "benchmark": ("data/cpu/benchmark.parquet", ["--scale", "0.5", "--defect-boldness", "2"]),
     "second": ("data/cpu2/benchmark.parquet",
-               ["--scale", "0.5", "--defect-boldness", "2", "--products", "turned,knurled,coated",
-                "--defects", "crack,stain"]),
+               ["--scale", "0.5", "--defect-boldness", "2", "--products", "knurled,coated,grained",
+                "--defects", "crack,dent"]),
 }
 
 
