@@ -2,6 +2,7 @@
 variant run names and descriptions, resolved toggles, final/ metrics, images, the logged generator, the summary."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -236,5 +237,9 @@ def test_the_study_run_logs_the_study_and_ends_with_its_summary(tmp_path):
     _describe_study(launch, _rows(), None)
     note = client.get_run(launch.parent_run_id).data.tags["mlflow.note.content"]
     assert f"[c=b+fg_cls-s1](#/experiments/{experiment.experiment_id}/runs/run-c1)" in note
-    table = client.load_table(experiment.experiment_id, "study/variants_table.json", run_ids=[launch.parent_run_id])
+    # The JSON the UI's table viewer reads (MLflow's table format: columns + data rows).
+    logged = json.loads(Path(client.download_artifacts(launch.parent_run_id, "study/variants_table.json",
+                                                       str(tmp_path))).read_text())
+    table = pd.DataFrame(logged["data"], columns=logged["columns"])
     assert list(table["variant"]) == ["a", "c"] and list(table["fid_mix"]) == [41.0, 30.0]
+    assert "mlflow.loggedArtifacts" in client.get_run(launch.parent_run_id).data.tags  # listed as a table
