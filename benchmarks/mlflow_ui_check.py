@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-STARTUP_TIMEOUT_S = 120
+STARTUP_TIMEOUT_S = 300
 TOGGLES = ("style_content", "fg_classifier", "bg_classifier", "separate_decoders", "anchor_normal", "mapping_noise")
 NOTE = "mlflow.note.content"
 
@@ -61,7 +61,12 @@ class UI:
             return response.read().decode()
 
 
-def _start_server(tracking_uri: str, artifacts: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
+
+
+def _start_server(tracking_uri: str, artifacts: str | None, log_path: Path,
+                  timeout_s: float = STARTUP_TIMEOUT_S) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -72,17 +77,17 @@ def _start_server(tracking_uri: str, artifacts: str | None, log_path: Path) -> t
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"mlflow server exited with {process.returncode}; see {log_path}")
+            raise SystemExit(f"mlflow server exited with {process.returncode}:\n{_tail(log_path)}")
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=2):
                 return process, base
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
     _stop(process)
-    raise SystemExit(f"mlflow server did not answer within {STARTUP_TIMEOUT_S} s; see {log_path}")
+    raise SystemExit(f"mlflow server did not answer within {timeout_s:.0f} s (--startup-timeout):\n{_tail(log_path)}")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -189,13 +194,16 @@ def main() -> int:
     parser.add_argument("--experiment", required=True, help="the study's experiment name")
     parser.add_argument("--server", default=None, help="an MLflow server already running (http://...); none started")
     parser.add_argument("--artifacts-destination", default=None, help="passed to mlflow server (default its own)")
+    parser.add_argument("--startup-timeout", type=float, default=STARTUP_TIMEOUT_S,
+                        help=f"seconds to wait for the server (default {STARTUP_TIMEOUT_S}; a busy machine needs more)")
     args = parser.parse_args()
     process = None
     with tempfile.TemporaryDirectory(prefix="dtgan-ui-check-") as tmp:
         if args.server:
             base = args.server
         else:
-            process, base = _start_server(args.tracking_uri, args.artifacts_destination, Path(tmp) / "server.log")
+            process, base = _start_server(args.tracking_uri, args.artifacts_destination, Path(tmp) / "server.log",
+                                          args.startup_timeout)
         try:
             result = inspect(UI(base), args.experiment)
         finally:
