@@ -91,8 +91,38 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
     assert any(p.startswith("checkpoints/best/step_") for p in artifact_paths(client, best.info.run_id))
     versions = client.search_model_versions("name = 'ablation-smoke-generator'")
     assert [v.run_id for v in versions] == [best.info.run_id]
+    _assert_the_ui_can_compare_the_variants(client, launch, parent, runs, best)
     assert "Table 15" in text and "| a-seed777 | completed |" in text
     _assert_report_has_bootstrap_cis(client, parent.info.run_id, folder)
+
+
+def _assert_the_ui_can_compare_the_variants(client: MlflowClient, launch, parent, runs: dict, best) -> None:
+    """What the MLflow UI's runs table, compare view, charts and Models tab read (issue 18)."""
+    from dtgan.tracking.describe import variant_run_name
+
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on the runs table
+    assert "model.ablation" not in parent.data.params and "model.fg_classifier" not in parent.data.params
+    assert parent.data.params["study.variants"] and parent.data.params["train.total_steps"] == "20"
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| a | (a) StarGAN v2 baseline" in note and f"#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}" in note
+    assert "study/variants_table.json" in artifact_paths(client, parent.info.run_id)
+    assert "report/report_cells.csv" not in artifact_paths(client, parent.info.run_id)  # one copy per table
+    for key, run in runs.items():
+        variant = key[0]
+        assert run.info.run_name == variant_run_name(variant, 777)
+        assert run.data.tags["mlflow.note.content"].startswith(f"({variant})")
+        toggles = {k: v for k, v in run.data.params.items() if k in
+                   {"model.style_content", "model.fg_classifier", "model.mapping_noise"}}
+        assert set(toggles.values()) == ({"False"} if variant == "a" else {"True"})
+        assert run.data.tags["toggle.mapping_noise"] == ("true" if variant == "g" else "false")
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "final/fid_mix")] == [0]
+        assert run.data.metrics["final/fid_mix"] == run.data.metrics["eval/fid_mix"]
+        assert run.data.tags["evaluated_step"] == "20" and run.data.tags["mlflow.source.git.commit"]
+        assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["bench"]
+        assert any(p.startswith("images/samples~latent+step+20+") for p in artifact_paths(client, run.info.run_id))
+    (logged,) = client.search_logged_models([experiment.experiment_id])
+    assert logged.source_run_id == best.info.run_id and logged.name == "generator"
 
 
 def _assert_report_has_bootstrap_cis(client: MlflowClient, parent_run_id: str, folder: Path) -> None:

@@ -19,12 +19,18 @@ def store(tmp_path_factory):
 
 
 def _checkpoint(path):
-    """A training checkpoint in the documented format, with tiny stand-in networks."""
+    """A training checkpoint in the documented format, with real (untrained) tiny networks at 16 px: logging
+    the model runs its input example through them."""
+    from dtgan.models import build_nets
+    from dtgan.training.ema import EMA_NETS
+
+    config = load_config("tiny", ["model.img_size=16"])
     torch.manual_seed(0)
-    nets = {name: nn.Linear(3, 2).state_dict() for name in ("generator", "mapping_network", "style_encoder")}
+    built = build_nets(config.model, num_domains=2, num_products=1)
+    nets = {name: built[name].state_dict() for name in EMA_NETS}
     checkpoint = {
         "format_version": 1,
-        "config": load_config("smoke").model_dump(mode="json"),
+        "config": config.model_dump(mode="json"),
         "vocab": {"products": ["bottle"], "defects": ["normal", "scratch"]},
         "step": 200,
         "nets": {**nets, "discriminator": nn.Linear(3, 1).state_dict()},
@@ -47,16 +53,23 @@ def test_best_generator_is_registered_once_with_only_the_ema_nets(store, tmp_pat
     assert registered.name == "registry-generator" and registered.version == 1
     version = client.get_model_version("registry-generator", "1")
     assert version.run_id == trial.run_id and version.status == "READY"
-    assert client.get_run(trial.run_id).data.tags["registered_model_version"] == "1"
-    files = {f.path for f in client.list_artifacts(trial.run_id, "generator")}
-    assert {"generator/MLmodel", "generator/artifacts"} <= files
+    tags = client.get_run(trial.run_id).data.tags
+    assert tags["registered_model_version"] == "1" and registered.source == f"models:/{tags['logged_model_id']}"
+    model_id = tags["logged_model_id"]
+    files = {f.path for f in client.list_logged_model_artifacts(model_id)}
+    assert {"MLmodel", "artifacts", "python_env.yaml"} <= files
     best = [f.path for f in client.list_artifacts(trial.run_id, "checkpoints/best")]
     assert best == ["checkpoints/best/step_00000200.pt"]
 
-    local = client.download_artifacts(trial.run_id, "generator/artifacts/generator.pt", str(tmp_path / "dl"))
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{client.get_logged_model(model_id).artifact_location}/artifacts/generator.pt",
+        dst_path=str(tmp_path / "dl"))
     slim = torch.load(local, weights_only=True)
     assert set(slim) == {"format_version", "config", "vocab", "step", "nets_ema"}
-    assert torch.equal(slim["nets_ema"]["generator"]["weight"], saved["nets_ema"]["generator"]["weight"])
+    for name, weights in saved["nets_ema"]["generator"].items():
+        assert torch.equal(slim["nets_ema"]["generator"][name], weights), name
 
     # A resumed study registering the same run again gets the same version, not a duplicate.
     assert tracker.register_generator(trial.run_id, tmp_path / "step_00000200.pt") == registered

@@ -59,7 +59,10 @@ def test_study_tree_has_nested_trials_with_params_tags_metrics_and_artifacts(sto
     assert parent.data.tags["run_kind"] == "study" and parent.data.tags["resume_key"] == "launch-1"
     (child,) = _children(client, study)
     assert child.info.run_id == trial.run_id and child.info.status == "FINISHED"
-    assert child.data.params == {k: str(v) for k, v in flatten(smoke).items()}
+    # The flattened config, with the ablation toggles resolved from the ladder step (never None).
+    resolved = {f"model.{name}": str(value) for name, value in smoke.model.toggles._asdict().items()}
+    assert child.data.params == {**{k: str(v) for k, v in flatten(smoke).items()}, **resolved}
+    assert "None" not in resolved.values()
     tags = child.data.tags
     assert tags["trial_key"] == "a-seed1" and tags["variant"] == "a" and tags["study"] == "tree"
     assert tags["preset"] == "smoke" and tags["seed"] == str(smoke.train.seed)

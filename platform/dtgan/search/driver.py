@@ -101,10 +101,18 @@ class StudyLaunch:
         return self.run_path / "runs"
 
 
-def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[str, str] | None = None) -> StudyLaunch:
-    """Resolve names, create the MLflow store, experiment and parent run (found again on ``--resume``)."""
+def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[str, str] | None = None,
+                 varied: tuple[str, ...] = (), description: str | None = None) -> StudyLaunch:
+    """Resolve names, create the MLflow store, experiment and parent run (found again on ``--resume``).
+
+    The parent run logs the study: the config's params except the ``varied`` keys, which each trial sets
+    (e.g. ``model.ablation`` and the toggles of a ladder), and ``description`` as its note until the study
+    ends and the summary replaces it.
+    """
     from dtgan.tracking import init_tracking
+    from dtgan.tracking.mlflow_backend import config_params
     from dtgan.tracking.provenance import collect_provenance
+    from dtgan.tracking.tags import NOTE
 
     config = absolute_paths(config)
     study_name = config.study.name or f"{kind}-{config.preset or 'custom'}"
@@ -112,8 +120,10 @@ def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[
     run_name = resolve_run_name(storage, study_name, resume)
     Path(storage, run_name).mkdir(parents=True, exist_ok=True)
     tracker = init_tracking(config.tracking, study=study_name)
-    study_run = tracker.start_study(study_name, resume_key=run_name, tags={TAG_STUDY_KIND: kind, **(tags or {})},
-                                    params=config, provenance=collect_provenance(config.train.seed))
+    params = {k: v for k, v in config_params(config).items() if k not in varied}
+    study_run = tracker.start_study(study_name, resume_key=run_name,
+                                    tags={TAG_STUDY_KIND: kind, NOTE: description, **(tags or {})},
+                                    params=params, provenance=collect_provenance(config.train.seed))
     log.info("%s study '%s' (%s), MLflow %s, parent run %s", "resuming" if study_run.resumed else "starting",
              study_name, run_name, tracker.tracking_uri, study_run.run_id)
     return StudyLaunch(config, kind, study_name, run_name, tracker, study_run.run_id, study_run.experiment_name,
@@ -130,6 +140,12 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
 
 def log_study_report(launch: StudyLaunch) -> str | None:
     """Build the comparison tables from MLflow, log them to the parent run, return the Markdown."""
+    report = study_report(launch)
+    return None if report is None else report.markdown(comparisons=False)  # pairwise tables: in report.md
+
+
+def study_report(launch: StudyLaunch):
+    """Build the comparison tables from MLflow and log them to the parent run; the Report, or None."""
     from dtgan.tracking.mlflow_read import log_report_to_run
     from dtgan.tracking.report.build import build_report
     from dtgan.tracking.report.config import ReportConfig
@@ -142,17 +158,26 @@ def log_study_report(launch: StudyLaunch) -> str | None:
         log.warning("no report: %s", exc)
         return None
     log_report_to_run(report, launch.parent_run_id, launch.tracker.tracking_uri)
-    return report.markdown(comparisons=False)  # the pairwise tables are in the logged report.md
+    return report
+
+
+def runs_table_url(base: str, experiment_id: str, parent_run_id: str) -> str:
+    """The study's runs table in the MLflow UI (not MLflow 3's GenAI overview), the parent's runs only."""
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27{parent_run_id}%27")
 
 
 def where_to_look(launch: StudyLaunch) -> str:
-    """How to open the study in the MLflow UI."""
+    """How to open the study in the MLflow UI: the runs table of this study's trials."""
     uri = launch.tracker.tracking_uri
     experiment_id = launch.tracker.experiment_id(launch.experiment_name)
-    ui = uri if uri.startswith("http") else f"`mlflow ui --backend-store-uri {uri}` then http://127.0.0.1:5000"
-    return (f"MLflow: {ui} -> experiment '{launch.experiment_name}' ({experiment_id}), parent run "
-            f"{launch.parent_run_id} (#/experiments/{experiment_id}/runs/{launch.parent_run_id}); "
-            f"resume with --resume {launch.run_name}")
+    if uri.startswith("http"):
+        start, base = "", uri
+    else:
+        start, base = f"`mlflow ui --backend-store-uri {uri}`, then ", "http://127.0.0.1:5000"
+    return (f"MLflow: {start}{runs_table_url(base, experiment_id, launch.parent_run_id)} "
+            f"(experiment '{launch.experiment_name}', study run {launch.parent_run_id}: its description holds "
+            f"the summary); resume with --resume {launch.run_name}")
 
 
 def main_guard(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,

@@ -8,19 +8,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from dtgan.config.loader import deep_merge, format_validation_error
-from dtgan.config.model import TOGGLES
+from dtgan.config.model import TOGGLES, toggles_of_step
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
+from dtgan.tracking.describe import variant_description, variant_run_name
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial of a study: its stable key (MLflow trial_key, run folder), variant tag, seed and config delta."""
+    """One trial of a study: its stable key (MLflow trial_key, run folder), variant tag, seed and config delta,
+    and what the MLflow UI shows: the run name (``c=b+fg_cls-s777``) and a one-line description."""
 
     trial_key: str
     variant: str
     seed: int
     overrides: dict[str, Any]
+    run_name: str = ""
+    description: str = ""
 
 
 def ladder_key(variant: str, seed: int) -> str:
@@ -29,15 +33,18 @@ def ladder_key(variant: str, seed: int) -> str:
 
 
 def ladder_trials(variants: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrialSpec]:
-    """Variants x seeds in ladder order. Explicit toggles are reset so that the step alone decides them."""
+    """Variants x seeds in ladder order. The step alone decides the toggles: each trial's config sets all six
+    explicitly to the step's values (so config.yaml and the MLflow params read true/false, never null)."""
     specs = []
     for variant in variants:
+        toggles = toggles_of_step(variant)
         for seed in seeds:
             overrides = {
-                "model": {"ablation": variant, **{t: None for t in TOGGLES}},
+                "model": {"ablation": variant, **{t: getattr(toggles, t) for t in TOGGLES}},
                 "train": {"seed": seed},
             }
-            specs.append(TrialSpec(ladder_key(variant, seed), variant, seed, overrides))
+            specs.append(TrialSpec(ladder_key(variant, seed), variant, seed, overrides,
+                                   variant_run_name(variant, seed), variant_description(variant, seed)))
     return specs
 
 

@@ -302,7 +302,8 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
 
     spec = params["trial"]
     config = apply_overrides(DTGANConfig.model_validate(base_config), spec["overrides"], run_name=spec["trial_key"])
-    run_trial(config, spec["trial_key"], spec["variant"], ctx, TuneHooks(config.study))
+    run_trial(config, spec["trial_key"], spec["variant"], ctx, TuneHooks(config.study),
+              run_name=spec.get("run_name") or None, description=spec.get("description") or None)
 
 
 def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
@@ -310,12 +311,14 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     from dtgan.config.loader import nest
     from dtgan.search.ladder import apply_overrides
     from dtgan.search.study import run_trial
+    from dtgan.tracking.describe import search_description
 
     base = DTGANConfig.model_validate(base_config)
     hooks = TuneHooks(base.study)
     trial_key = f"trial-{hooks.trial_id}"
     config = apply_overrides(base, nest(params["search"]), run_name=trial_key)
-    run_trial(config, trial_key, trial_key, ctx, hooks)
+    run_trial(config, trial_key, trial_key, ctx, hooks,
+              description=search_description(params["search"], config.model.ablation))
 
 
 def bind(trainable: Callable, base_config: DTGANConfig, ctx) -> Callable:

@@ -8,14 +8,16 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
 from dtgan.evaluation import keys
 from dtgan.search.driver import (
     TAG_SEARCH_OBJECTIVES,
     StudyLaunch,
+    absolute_paths,
     finish_study,
     launch_study,
-    log_study_report,
+    study_report,
     where_to_look,
 )
 from dtgan.search.ladder import ladder_trials
@@ -23,11 +25,14 @@ from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
 from dtgan.tracking.provenance import git_state
+from dtgan.tracking.tags import NOTE
 
 log = logging.getLogger(__name__)
 
 SUMMARY_ARTIFACT = "study/trials.json"
 PARETO_ARTIFACT = "study/pareto_front.json"
+# What each ladder trial sets itself: the parent run logs the study's other params, not these.
+LADDER_VARIED = ("model.ablation", *(f"model.{t}" for t in TOGGLES), "train.seed", "train.run_name")
 SUMMARY_METRICS = (keys.fid_key("mix"), keys.fid_key("latent"), keys.fid_key("reference"), keys.kid_key("mix"))
 
 
@@ -57,8 +62,19 @@ def trials_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _summarise(launch: StudyLaunch, outcomes, trial_key_of) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows per trial and the best completed one (primary objective); the best generator is registered."""
+def _best(rows: list[dict[str, Any]], objective) -> dict[str, Any] | None:
+    """The completed trial with the best value of the primary objective, or None."""
+    scored = [r for r in rows if r["status"] == "completed" and objective.metric in r["metrics"]]
+    sign = 1.0 if objective.mode == "min" else -1.0
+    return min(scored, key=lambda r: sign * r["metrics"][objective.metric]) if scored else None
+
+
+def _summarise(launch: StudyLaunch, outcomes, trial_key_of,
+               described_by=None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Rows per trial and the best completed one (primary objective); the best generator is registered.
+
+    ``described_by(outcome)`` adds the trial's ``variant`` and ``run_name`` to its row (the summary's table).
+    """
     objective = launch.config.study.objective
     rows = []
     for outcome in outcomes:
@@ -66,10 +82,9 @@ def _summarise(launch: StudyLaunch, outcomes, trial_key_of) -> tuple[list[dict[s
         numeric = {k: v for k, v in outcome.metrics.items() if _value(outcome.metrics, k) is not None}
         rows.append({"trial": trial_key_of(outcome), "trial_id": outcome.trial_id, "status": status,
                      "error": outcome.error, "params": outcome.params, "metrics": numeric,
-                     "run_id": outcome.metrics.get(RUN_ID_KEY), "checkpoint": outcome.metrics.get(CHECKPOINT_KEY)})
-    scored = [r for r in rows if r["status"] == "completed" and objective.metric in r["metrics"]]
-    sign = 1.0 if objective.mode == "min" else -1.0
-    best = min(scored, key=lambda r: sign * r["metrics"][objective.metric]) if scored else None
+                     "run_id": outcome.metrics.get(RUN_ID_KEY), "checkpoint": outcome.metrics.get(CHECKPOINT_KEY),
+                     **(described_by(outcome) if described_by else {})})
+    best = _best(rows, objective)
     tracker = launch.tracker
     if best is not None:
         tracker.log_metrics(launch.parent_run_id, {f"best/{objective.metric}": best["metrics"][objective.metric]}, 0)
@@ -101,11 +116,35 @@ def _run(launch: StudyLaunch, trainable, param_space, space, resume: bool, early
             ray_tune.stop_ray()
 
 
+def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> None:
+    """The parent run's summary for the MLflow UI: the wide per-variant table (``log_table``, MLflow's
+    Evaluation view) and the description (table, best variant with a link, what it establishes)."""
+    from dtgan.tracking.summary import VARIANTS_TABLE_ARTIFACT, study_note, variants_table
+
+    tracker, study = launch.tracker, launch.config.study
+    table = variants_table(rows, report.cells() if report is not None else None)
+    if not table.empty:
+        tracker.log_table(launch.parent_run_id, table, VARIANTS_TABLE_ARTIFACT)
+    objective = study.objective
+    best = _best(rows, objective)
+    extractor = tracker.run_tag(best["run_id"], keys.TAG_FID_EXTRACTOR) if best and best.get("run_id") else None
+    experiment_id = tracker.experiment_id(launch.experiment_name)
+    note = study_note(kind=launch.kind, study=launch.study_name, experiment_id=experiment_id, table=table,
+                      rows=rows, best=best, objective=objective.metric, seeds=study.seeds,
+                      total_steps=launch.config.train.total_steps, fid_extractor=extractor)
+    tracker.set_tags(launch.parent_run_id, {NOTE: note})
+
+
 def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: list[str]) -> str:
     """End the parent run, log and print the report; the text printed."""
     completed = sum(r["status"] == "completed" for r in rows)
     failed = [r for r in rows if r["status"] == "failed"]
-    markdown = log_study_report(launch)
+    report = study_report(launch)
+    markdown = None if report is None else report.markdown(comparisons=False)  # pairwise tables: in report.md
+    try:
+        _describe_study(launch, rows, report)
+    except Exception as exc:  # the summary is a convenience: the study's results are already logged
+        log.warning("no study summary in MLflow: %s", exc)
     if completed:
         finish_study(launch, "FINISHED")
     else:
@@ -126,12 +165,17 @@ def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str |
     from dtgan.search import ray_tune
 
     check_study_config(config, early_stopping=False)
-    launch = launch_study(config, "ablation", resume)
+    study = config.study
+    described = f"Ablation ladder ({', '.join(study.variants)}) x seed(s) {', '.join(map(str, study.seeds))}: " \
+                "one child run per variant and seed; the summary replaces this line when the study ends."
+    launch = launch_study(config, "ablation", resume, varied=LADDER_VARIED, description=described)
     specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
+    names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
     try:
         outcomes = _run(launch, ray_tune.ladder_trainable, {"trial": ray_tune.grid([asdict(s) for s in specs])},
                         None, bool(resume), False, address, temp_dir)
-        rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"])
+        rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"],
+                             lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}))
     except BaseException as exc:
         finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
         raise
@@ -151,8 +195,12 @@ def run_search(config: DTGANConfig, resume: bool | str = False, address: str | N
         raise ConfigError("study.search_space is not set; pass -o study.search_space=experiments/search/lambdas.yaml")
     check_study_config(config, early_stopping=True)
     objectives = ",".join(f"{o.metric}:{o.mode}" for o in study.objectives)
-    launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives})
-    space = load_search_space(launch.config.study.search_space)
+    space = load_search_space(absolute_paths(config).study.search_space)
+    varied = (*(dim.key for dim in space), "train.run_name")
+    described = f"Search over {', '.join(d.key for d in space)} ({study.num_samples} trials, objectives {objectives}); " \
+                "the summary replaces this line when the study ends."
+    launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives}, varied=varied,
+                          description=described)
     try:
         outcomes = _run(launch, ray_tune.search_trainable, None, space, bool(resume), True, address, temp_dir)
         rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")

@@ -21,6 +21,7 @@ from dtgan.evaluation import keys
 from dtgan.evaluation.feature_files import FEATURES_DIR
 from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
 from dtgan.search.timeline import TrialTimeline
+from dtgan.tracking.describe import FINAL_STEP, TAG_EVALUATED_STEP, final_metrics
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -178,8 +179,13 @@ def _downstream(config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: Ma
     return payload["metrics"], out_path
 
 
-def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialContext, hooks: TrialHooks) -> dict[str, Any]:
+def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialContext, hooks: TrialHooks, *,
+              run_name: str | None = None, description: str | None = None) -> dict[str, Any]:
     """Train, evaluate and (optionally) run the downstream study of one trial; its final metrics.
+
+    ``run_name`` and ``description`` are what the MLflow UI shows for the run (default: the trial key, none).
+    The headline results are also logged as ``final/...`` at step 0 (one comparable value per run), with
+    the evaluated training step as the tag ``evaluated_step``; sample grids are logged as MLflow images.
 
     The MLflow run is found again by ``trial_key`` after a restart (no duplicates); a trial that finished in
     an earlier launch is not run again: its logged metrics are reported instead. Any error ends the run
@@ -195,7 +201,8 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
     run = tracker.start_trial(ctx.parent_run_id, trial_key, config, tags=tags,
-                              provenance={**collect_provenance(config.train.seed), **ctx.git_state})
+                              provenance={**collect_provenance(config.train.seed), **ctx.git_state},
+                              run_name=run_name, description=description)
     if run.finished:
         earlier = tracker.client.get_run(run.run_id).data
         final = {**_finite(dict(earlier.metrics)), TRIAL_DONE_KEY: 1.0, STEP_KEY: config.train.total_steps,
@@ -206,6 +213,7 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
     run_dir = Path(ctx.runs_dir) / trial_key
     timeline.mark("mlflow_run_started")
     try:
+        tracker.log_dataset(run.run_id, config.data.path)
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
         resume = latest_checkpoint(run_dir) is not None
         fid = None
@@ -235,9 +243,11 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
             tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
             timeline.mark("downstream_end")
         tracker.log_metrics(run.run_id, final, step=result.step)
+        tracker.log_metrics(run.run_id, final_metrics(final), step=FINAL_STEP)
+        tracker.set_tags(run.run_id, {TAG_EVALUATED_STEP: result.step})
         samples = run_dir / "samples"
         if samples.is_dir():
-            tracker.log_artifacts(run.run_id, [samples])
+            tracker.log_sample_grids(run.run_id, samples)
         if keys.fid_key("mix") in final:
             final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
         report = {**final, STEP_KEY: result.step, TRIAL_DONE_KEY: 1.0, RUN_ID_KEY: run.run_id,

@@ -7,20 +7,24 @@ trial processes and talks to the same store there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import mlflow
 import mlflow.pyfunc
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.models import set_model  # noqa: F401  (used by generator_model.py, the models-from-code file)
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
     MAX_METRICS_PER_BATCH,
@@ -30,9 +34,11 @@ from mlflow.utils.validation import (
 )
 
 from dtgan.config import DTGANConfig, flatten, to_yaml
+from dtgan.config.model import TOGGLES
 from dtgan.config.tracking import TrackingConfig
 from dtgan.errors import CheckpointError, TrackingError
 from dtgan.tracking import tags as T
+from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
     resolve_artifact_root,
     resolve_tracking_uri,
@@ -46,11 +52,14 @@ _OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
 _KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
 _ERROR_TAG_MAX_CHARS = 500
+_SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
 # What register_generator keeps of a training checkpoint: the EMA nets and what explains them.
 _GENERATOR_KEYS = ("format_version", "config", "vocab", "step", "nets_ema")
 GENERATOR_ARTIFACT_PATH = "generator"
 GENERATOR_FILE = "generator.pt"
+# The models-from-code file MLflow stores with the logged generator and runs when loading it.
+GENERATOR_MODEL_CODE = Path(__file__).with_name("generator_model.py")
 CONFIG_ARTIFACT = "config.yaml"
 PROVENANCE_ARTIFACT = "provenance.json"
 
@@ -124,8 +133,15 @@ def _tag_values(tags: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def config_params(config: DTGANConfig | Mapping[str, Any]) -> dict[str, str]:
-    """The flattened config as MLflow params; a key or value over MLflow's limits is a clear error."""
+    """The flattened config as MLflow params; a key or value over MLflow's limits is a clear error.
+
+    For a DTGANConfig the six ablation toggles are logged resolved (``true``/``false`` from the ladder step
+    and any explicit setting), never ``None``: they are what differs between variants in MLflow's diff view.
+    """
     flat = flatten(config) if isinstance(config, DTGANConfig) else flatten(dict(config))
+    if isinstance(config, DTGANConfig):
+        resolved = config.model.toggles
+        flat.update({f"model.{name}": getattr(resolved, name) for name in TOGGLES})
     params = {}
     for key, value in flat.items():
         text = str(value)
@@ -141,6 +157,21 @@ def config_params(config: DTGANConfig | Mapping[str, Any]) -> dict[str, str]:
             )
         params[key] = text
     return params
+
+
+def _data_digest(path: str) -> str:
+    """sha256 (first 16 hex digits) of a local data set's file names, sizes and mtimes, else of its URI."""
+    import hashlib
+
+    digest = hashlib.sha256(path.encode())
+    local = Path(path)
+    if "://" not in path and local.exists():
+        files = sorted(local.rglob("*.parquet")) if local.is_dir() else [local]
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file.relative_to(local) if local.is_dir() else file.name}:{stat.st_size}:"
+                          f"{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -238,7 +269,8 @@ class Tracker:
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
                 location = f"{self.artifact_root}/{safe}"
             try:
-                return self.client.create_experiment(name, artifact_location=location)
+                return self.client.create_experiment(name, artifact_location=location,
+                                                     tags={T.EXPERIMENT_KIND: T.EXPERIMENT_KIND_ML})
             except MlflowException as exc:
                 experiment = self.client.get_experiment_by_name(name)  # created meanwhile by another process
                 if experiment is None:
@@ -248,6 +280,8 @@ class Tracker:
                 f"experiment '{name}' is deleted; restore it (mlflow experiments restore) or set "
                 "tracking.experiment_name to another name"
             )
+        if T.EXPERIMENT_KIND not in experiment.tags:  # made by an older dtgan or by hand
+            self.client.set_experiment_tag(experiment.experiment_id, T.EXPERIMENT_KIND, T.EXPERIMENT_KIND_ML)
         return experiment.experiment_id
 
     def _search(self, experiment_id: str, filter_string: str) -> list:
@@ -315,8 +349,14 @@ class Tracker:
         *,
         tags: Mapping[str, Any] | None = None,
         provenance: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+        description: str | None = None,
     ) -> TrialRun:
         """Find (by ``trial_key`` under the parent) or create the trial's nested run.
+
+        ``run_name`` (default the trial key) is what the UI lists, e.g. ``c=b+fg_cls-s777``; ``description``
+        becomes the run's note (``mlflow.note.content``). A DTGANConfig also sets one ``toggle.<name>`` tag
+        per resolved ablation toggle.
 
         A run that FINISHED before is returned as ``finished=True`` and left untouched; any other earlier
         run (RUNNING after a crash, KILLED, FAILED) is reopened so a resumed trial continues it. Params are
@@ -340,10 +380,12 @@ class Tracker:
             base_tags = {T.PARENT_RUN_ID: parent_run_id, T.RUN_KIND: T.RUN_KIND_TRIAL, T.TRIAL_KEY: trial_key}
             if study is not None:
                 base_tags[T.STUDY] = study
-            run_id = self.client.create_run(experiment_id, run_name=trial_key, tags=base_tags).info.run_id
-        described = {}
+            run_id = self.client.create_run(experiment_id, run_name=run_name or trial_key, tags=base_tags).info.run_id
+        described: dict[str, Any] = {T.NOTE: description}
+        if found and run_name:
+            described[T.RUN_NAME] = run_name
         if isinstance(config, DTGANConfig):
-            described = {T.PRESET: config.preset, T.SEED: config.train.seed}
+            described.update({T.PRESET: config.preset, T.SEED: config.train.seed, **toggle_tags(config.model.toggles)})
         self.set_tags(run_id, {**described, **(tags or {})})
         self.log_params(run_id, config_params(config))
         if isinstance(config, DTGANConfig):
@@ -379,6 +421,13 @@ class Tracker:
                 self.client.set_terminated(run.info.run_id, status="KILLED")
                 closed.append(run.info.run_id)
         return closed
+
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        """The run's tag ``key``; None when the run or the tag does not exist."""
+        try:
+            return self.client.get_run(run_id).data.tags.get(key)
+        except MlflowException:
+            return None
 
     def run_status(self, run_id: str) -> str:
         """RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
@@ -445,9 +494,50 @@ class Tracker:
         """Store ``data`` as a JSON artifact (e.g. the evaluation results)."""
         self.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
 
+    def log_table(self, run_id: str, table: Any, artifact_file: str) -> None:
+        """A pandas DataFrame as an MLflow table (``*.json``): the Evaluation view and the artifact viewer show it."""
+        self.client.log_table(run_id, data=table, artifact_file=artifact_file)
+
+    def log_sample_grids(self, run_id: str, folder: str | Path) -> int:
+        """The training loop's ``step_XXXXXXXX_<kind>.png`` grids as MLflow images (key ``samples/<kind>``,
+        at their step), so the run's Images view pages through them; other files as plain artifacts."""
+        from PIL import Image
+
+        logged = 0
+        for path in sorted(Path(folder).iterdir()):
+            match = _SAMPLE_GRID.match(path.name)
+            if match is None:
+                self.log_artifacts(run_id, [path], Path(folder).name)
+                continue
+            with Image.open(path) as image:
+                self.client.log_image(run_id, image.copy(), key=f"samples/{match['kind']}", step=int(match["step"]))
+            logged += 1
+        return logged
+
+    def log_dataset(self, run_id: str, path: str, context: str = "training") -> None:
+        """The data set as the run's MLflow input (the runs table's Dataset column): name, source, a digest.
+
+        The digest is cheap and says when the files changed: sha256 of the Parquet files' names, sizes and
+        modification times (a local path), or of the URI itself (remote data is not listed).
+        """
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        try:
+            source = resolve_dataset_source(path)
+        except MlflowException as exc:
+            raise TrackingError(f"cannot log data set {path} as an MLflow input: {error_line(exc)}") from None
+        dataset = MetaDataset(source, name=Path(path.rstrip("/")).stem or path, digest=_data_digest(path))
+        self.client.log_inputs(run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
     def log_provenance(self, run_id: str, provenance: Mapping[str, Any]) -> None:
         """Scalar entries (git_sha, git_dirty, seed, ...) as tags; everything in ``provenance.json``."""
         scalars = {k: v for k, v in provenance.items() if isinstance(v, (str, int, float, bool))}
+        if isinstance(provenance.get(T.GIT_SHA), str):
+            scalars[T.GIT_COMMIT] = provenance[T.GIT_SHA]
         self.set_tags(run_id, scalars)
         self.log_dict(run_id, provenance, PROVENANCE_ARTIFACT)
 
@@ -463,11 +553,14 @@ class Tracker:
     def register_generator(
         self, run_id: str, checkpoint_path: str | Path, name: str | None = None
     ) -> RegisteredGenerator:
-        """Log the checkpoint's EMA networks as a pyfunc model of the run and register it.
+        """Log the checkpoint's EMA networks as the run's MLflow logged model ``generator`` and register it.
 
-        One version per run: calling it again for the same run (e.g. after a resume) returns the
-        existing version. The model holds ``generator.pt`` (format_version, config, vocab, step,
-        nets_ema: no discriminator, no optimizer state).
+        ``mlflow.pyfunc.log_model`` from code (``generator_model.py``) with a signature and an input example,
+        so the run's "Logged models", the experiment's Models tab and the registry version show inputs and
+        outputs, and ``mlflow.pyfunc.load_model(f"models:/{name}/{version}")`` gives the generator back.
+        One version per run: calling it again for the same run (e.g. after a resume) returns the existing
+        version. The model holds ``generator.pt`` (format_version, config, vocab, step, nets_ema: no
+        discriminator, no optimizer state).
         """
         import torch
 
@@ -492,29 +585,43 @@ class Tracker:
         missing = [k for k in _GENERATOR_KEYS if k not in checkpoint]
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?")
+        config = DTGANConfig.model_validate(checkpoint["config"])
+        vocab = checkpoint["vocab"]
+        description = (f"dtgan generator (EMA G, M, E) of run {run.info.run_name} at step {checkpoint['step']}: "
+                       f"ablation ({config.model.ablation}), {config.model.img_size} px, products "
+                       f"{', '.join(vocab['products'])}, target defects {', '.join(vocab['defects'])}. "
+                       "predict(sources uint8 (N,3,H,W), y_trg int64 (N,) defect indices, references uint8 "
+                       "(M,3,H,W) for reference guidance; params guidance='latent'|'reference', seed) -> uint8 (N,3,H,W).")
+        previous_status = run.info.status
         with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
             slim = Path(tmp) / GENERATOR_FILE
             torch.save({k: checkpoint[k] for k in _GENERATOR_KEYS}, slim)
-            model_dir = Path(tmp) / GENERATOR_ARTIFACT_PATH
-            with warnings.catch_warnings():
-                # MLflow nags about type hints and pickled python_model objects; ours is a plain class.
-                warnings.simplefilter("ignore", UserWarning)
-                mlflow.pyfunc.save_model(
-                    path=str(model_dir),
-                    python_model=GeneratorModel(),
-                    artifacts={"checkpoint": str(slim)},
-                    pip_requirements=["torch", "dtgan-platform"],
-                )
-            self.client.log_artifacts(run_id, str(model_dir), GENERATOR_ARTIFACT_PATH)
+            with _fluent_store(self.tracking_uri), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # MLflow's notes on pip requirements and hints
+                with mlflow.start_run(run_id=run_id):
+                    info = mlflow.pyfunc.log_model(
+                        name=GENERATOR_ARTIFACT_PATH,
+                        python_model=str(GENERATOR_MODEL_CODE),
+                        artifacts={"checkpoint": str(slim)},
+                        signature=generator_signature(config.model.img_size),
+                        input_example=generator_input_example(config.model.img_size, len(vocab["defects"])),
+                        pip_requirements=["torch", "dtgan-platform"],
+                        tags={T.VARIANT: config.model.ablation, "step": str(checkpoint["step"])},
+                    )
+            if previous_status != RunStatus.to_string(RunStatus.FINISHED):
+                self.client.update_run(run_id, status=previous_status)  # start_run's exit marked it FINISHED
         try:
-            self.client.create_registered_model(name)
+            self.client.create_registered_model(name, description="dtgan generators (EMA networks) of a study")
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise TrackingError(f"cannot create registered model '{name}': {error_line(exc)}") from None
-        source = f"runs:/{run_id}/{GENERATOR_ARTIFACT_PATH}"
-        version = self.client.create_model_version(name, source, run_id=run_id)
-        self.set_tags(run_id, {T.REGISTERED_MODEL_NAME: name, T.REGISTERED_MODEL_VERSION: version.version})
-        return RegisteredGenerator(name, int(version.version), source)
+        with _fluent_store(self.tracking_uri):  # the registry resolves models:/<id> through the default client
+            # register_model also tags the logged model with its versions: the UI links the two through it.
+            version = mlflow.register_model(info.model_uri, name)
+        self.client.update_model_version(name, version.version, description=description)
+        self.set_tags(run_id, {T.REGISTERED_MODEL_NAME: name, T.REGISTERED_MODEL_VERSION: version.version,
+                               T.LOGGED_MODEL_ID: info.model_id})
+        return RegisteredGenerator(name, int(version.version), info.model_uri)
 
     # -- system metrics -----------------------------------------------------------------------------------
 
@@ -533,14 +640,13 @@ class Tracker:
 
 
 class GeneratorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc model of a registered generator: translates sources to target defects with the EMA nets.
+    """pyfunc model of a logged generator: translates sources to target defects with the EMA nets.
 
-    ``predict`` takes ``{"sources": uint8 (N,3,H,W), "y_trg": (N,) int, "guidance": "latent"|"reference",
-    "references": uint8 (M,3,H,W) (reference guidance only), "seed": int}`` and returns uint8 (N,3,H,W).
+    ``predict(model_input, params)``: ``model_input`` is ``{"sources": uint8 (N,3,H,W), "y_trg": int64 (N,)
+    target defect indices, "references": uint8 (M,3,H,W)}`` (references are used by reference guidance
+    only; pass at least one image otherwise); ``params`` ``{"guidance": "latent"|"reference", "seed": int}``.
+    Returns uint8 (N,3,H,W). Keys ``guidance`` and ``seed`` inside ``model_input`` are accepted too.
     """
-
-    # Our input is a dict of arrays, which MLflow's type-hint schema inference cannot describe.
-    _skip_type_hint_validation = True
 
     def load_context(self, context) -> None:
         from dtgan.training.checkpoint import load_inference_nets
@@ -552,16 +658,56 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 
         from dtgan.evaluation.synthesis import synthesize
 
+        options = {**{k: model_input[k] for k in ("guidance", "seed") if k in model_input}, **(params or {})}
+        guidance = str(options.get("guidance", "latent"))
         references = model_input.get("references")
         x_fake = synthesize(
             self.nets,
-            torch.as_tensor(model_input["sources"], dtype=torch.uint8),
-            torch.as_tensor(model_input["y_trg"], dtype=torch.long),
-            guidance=model_input.get("guidance", "latent"),
-            references=None if references is None else torch.as_tensor(references, dtype=torch.uint8),
-            seed=int(model_input.get("seed", 0)),
+            torch.as_tensor(np.asarray(model_input["sources"]), dtype=torch.uint8),
+            torch.as_tensor(np.asarray(model_input["y_trg"]), dtype=torch.long),
+            guidance=guidance,
+            references=None if references is None else torch.as_tensor(np.asarray(references), dtype=torch.uint8),
+            seed=int(options.get("seed", 0)),
         )
         return x_fake.numpy()
+
+
+def generator_signature(img_size: int):
+    """Inputs ``sources``/``references`` uint8 (-1,3,S,S), ``y_trg`` int64 (-1,); output uint8 (-1,3,S,S);
+    params ``guidance`` (default latent) and ``seed`` (default 0)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+    image = (-1, 3, img_size, img_size)
+    return ModelSignature(
+        inputs=Schema([
+            TensorSpec(np.dtype(np.uint8), image, "sources"),
+            TensorSpec(np.dtype(np.int64), (-1,), "y_trg"),
+            TensorSpec(np.dtype(np.uint8), image, "references"),
+        ]),
+        outputs=Schema([TensorSpec(np.dtype(np.uint8), image)]),
+        params=ParamSchema([ParamSpec("guidance", "string", "latent"), ParamSpec("seed", "long", 0)]),
+    )
+
+
+def generator_input_example(img_size: int, num_defects: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Two mid-grey sources translated to the last defect, one reference; latent guidance, seed 0."""
+    image = np.full((2, 3, img_size, img_size), 128, dtype=np.uint8)
+    target = np.full((2,), num_defects - 1, dtype=np.int64)
+    return {"sources": image, "y_trg": target, "references": image[:1].copy()}, {"guidance": "latent", "seed": 0}
+
+
+@contextlib.contextmanager
+def _fluent_store(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``log_model`` needs it) at this store for the block, then restore it."""
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path | None = None) -> Tracker:

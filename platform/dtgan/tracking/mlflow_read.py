@@ -92,11 +92,14 @@ def _quiet_downloads() -> Iterator[None]:
             os.environ[_PROGRESS_BAR] = previous
 
 
+# One copy of each table on the run: Markdown and HTML to read (the UI previews both), Parquet for tools.
+# The per-variant MLflow table for the Evaluation view is the study driver's (study/variants_table.json).
+RUN_REPORT_FORMATS = ("md", "html", "parquet")
+
+
 def log_report_to_run(report: Report, run_id: str, tracking_uri: str | None = None) -> None:
-    """Log the report's files under ``report/`` of the run, and its cells and comparisons as MLflow tables."""
+    """Log the report's files (``RUN_REPORT_FORMATS`` and the plots) under ``report/`` of the run."""
     client = MlflowClient(tracking_uri=tracking_uri)
     with tempfile.TemporaryDirectory(prefix="dtgan-report-") as tmp:
-        report.write(tmp)
+        report.write(tmp, formats=RUN_REPORT_FORMATS)
         client.log_artifacts(run_id, tmp, artifact_path=REPORT_ARTIFACT_DIR)
-    client.log_table(run_id, report.cells(), f"{REPORT_ARTIFACT_DIR}/cells_table.json")
-    client.log_table(run_id, report.comparisons(), f"{REPORT_ARTIFACT_DIR}/comparisons_table.json")

@@ -5,6 +5,14 @@ from __future__ import annotations
 # Set by MLflow itself; a child run points at its study run through it.
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
+# An experiment tag: MLflow 3's UI opens a "custom_model_development" experiment on its runs table, not on
+# the GenAI overview (traces) it shows an experiment of unknown kind.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_ML = "custom_model_development"
+# Shown by the MLflow UI as the run's (and the study's) description.
+NOTE = "mlflow.note.content"
+# The commit MLflow's UI shows in the runs table's "Source"/"Version" columns (mirrors git_sha).
+GIT_COMMIT = "mlflow.source.git.commit"
 
 # "study" on the parent run of a study, "trial" on each child run.
 RUN_KIND = "run_kind"
@@ -32,3 +40,4 @@ RAY_TRIAL_ID = "ray_trial_id"
 # Where register_generator left the generator of a run.
 REGISTERED_MODEL_NAME = "registered_model_name"
 REGISTERED_MODEL_VERSION = "registered_model_version"
+LOGGED_MODEL_ID = "logged_model_id"
