@@ -129,3 +129,23 @@ def test_cli_typo_exits_nonzero_with_one_line():
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "loss.lamda_cyc" in lines[0]
+
+
+def test_a_key_given_twice_in_a_preset_is_refused_naming_the_line(tmp_path):
+    preset = tmp_path / "twice.yaml"
+    preset.write_text("base: smoke\noptim:\n  lr: 0.001\n  beta1: 0.0\n  lr: 0.5\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml line 5: not valid YAML \(duplicate key 'lr'\)") as err:
+        load_config(str(preset))
+    assert "\n" not in str(err.value)
+    top = tmp_path / "sections.yaml"
+    top.write_text("optim:\n  lr: 0.001\ntrain:\n  seed: 1\noptim:\n  beta1: 0.5\n")
+    with pytest.raises(ConfigError, match="line 5.*duplicate key 'optim'"):
+        load_config(str(top))
+
+
+@pytest.mark.parametrize("value", ["inf", ".inf", "-inf", "nan", ".nan", "1e999"])
+def test_inf_and_nan_values_are_refused(value):
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_config("smoke", [f"optim.lr={value}"])
+    with pytest.raises(ConfigError, match="loss.lambda_cyc"):
+        load_config("smoke", [f"loss.lambda_cyc={value}"])

@@ -74,14 +74,35 @@ def test_other_sizes_are_resized_with_one_counted_warning(tmp_path, caplog):
     assert "resized 2 of 28 images to 32x32 px" in caplog.text
 
 
+def test_images_in_other_modes_are_converted_to_gray_with_one_counted_warning(tmp_path, caplog):
+    root = _tree(tmp_path / "in")
+    gray = _gray(3)
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 128)])
+    Image.fromarray(rgba, "RGBA").save(root / "a" / "normal" / "rgba.png")
+    Image.fromarray(np.dstack([gray, np.zeros_like(gray)]), "LA").save(root / "a" / "normal" / "la.png")
+    Image.fromarray(gray).convert("P").save(root / "a" / "normal" / "palette.png")
+    Image.fromarray(gray > 127).save(root / "b" / "normal" / "bits.png")  # mode "1"
+    Image.fromarray(np.dstack([gray] * 3)).convert("CMYK").save(root / "b" / "scratch" / "cmyk.jpg", quality=95)
+    out = tmp_path / "ds.parquet"
+    with caplog.at_level(logging.WARNING):
+        import_folders(str(root), str(out), SIZE)
+    assert "converted 5 of 31 images to gray from other modes (1 x1, CMYK x1, LA x1, P x1, RGBA x1; alpha dropped)" in caplog.text
+    table = pq.read_table(out).to_pandas().set_index("id")
+    assert np.array_equal(decode_gray(table.loc["a/normal/rgba", "image"], "x"), gray)  # alpha dropped
+    assert np.array_equal(decode_gray(table.loc["a/normal/la", "image"], "x"), gray)
+    assert set(np.unique(decode_gray(table.loc["b/normal/bits", "image"], "x"))) <= {0, 255}
+    cmyk = decode_gray(table.loc["b/scratch/cmyk", "image"], "x").astype(int)
+    assert np.abs(cmyk - gray).mean() < 12  # JPEG round trip of the same picture
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
         (lambda r: (r / "a" / "normal" / "n0.png").write_bytes(b"not an image"), "a/normal/n0.png: cannot decode"),
         (lambda r: (r / "a" / "normal" / "n1.png").write_bytes((r / "a" / "normal" / "n1.png").read_bytes()[:200]),
          "a/normal/n1.png: cannot decode"),
-        (lambda r: Image.new("CMYK", (SIZE, SIZE)).save(r / "a" / "scratch" / "cmyk.jpg"),
-         "cmyk.jpg: unsupported image mode 'CMYK'"),
+        (lambda r: Image.fromarray(np.zeros((SIZE, SIZE), np.float32)).save(r / "a" / "scratch" / "float.tif"),
+         "float.tif: unsupported image mode 'F'"),
         (lambda r: (r / "b" / "spot").mkdir(), "b/spot: empty folder"),
         (lambda r: [f.unlink() for f in (r / "b" / "normal").iterdir()] and (r / "b" / "normal").rmdir(),
          "b: product without a normal/ folder"),

@@ -47,6 +47,9 @@ def test_search_space_yaml_is_checked_against_the_schema(tmp_path):
     bad.write_text("loss.lambda_cyc: {type: loguniform, low: 0, high: 1}\n")
     with pytest.raises(ConfigError, match="loguniform needs low > 0"):
         load_search_space(bad)
+    bad.write_text("loss.lambda_cyc: {type: uniform, low: 0, high: 1}\nloss.lambda_cyc: {type: uniform, low: 1, high: 2}\n")
+    with pytest.raises(ConfigError, match="bad.yaml line 2: not valid YAML \\(duplicate key 'loss.lambda_cyc'\\)"):
+        load_search_space(bad)
 
 
 def test_sampled_params_nest_into_a_config_delta():

@@ -12,4 +12,5 @@ class Section(BaseModel):
     it, and its unit in the name (``total_steps``, ``ema_beta``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: ``optim.lr=inf`` or ``.nan`` passes ``gt=0`` checks otherwise.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)

@@ -10,6 +10,9 @@ from dtgan.config.base import Section
 
 SPLITS = ("gan_train", "gan_holdout", "val", "test")
 Split = Literal["gan_train", "gan_holdout", "val", "test"]
+# weights-inception-2015-12-05-6726825d.pth (95,628,359 bytes), torch-fidelity v0.2.0 = pytorch-fid's pt_inception;
+# torch hub names files by the first 8 hex digits of this hash.
+INCEPTION_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 
 class DefectCNNConfig(Section):
@@ -49,6 +52,12 @@ class EvaluationConfig(Section):
     inception_weights_path: str | None = Field(
         None,
         description="Inception weights file; null = $TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth",
+    )
+    inception_weights_sha256: str = Field(
+        INCEPTION_WEIGHTS_SHA256,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 the Inception weights file must have before anything reads it (default: the published "
+        "torch-fidelity/pytorch-fid file); change it only for weights of your own, whose FIDs are not the paper's",
     )
     cache_dir: str = Field(
         "~/.cache/dtgan/evaluation",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
+from dtgan.utils.strict_yaml import safe_load_strict
 
 PRESET_DIR_ENV = "DTGAN_PRESET_DIR"
 _REPO_PRESETS = Path(__file__).resolve().parents[3] / "experiments" / "presets"
@@ -45,7 +46,7 @@ def find_preset(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load_strict(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

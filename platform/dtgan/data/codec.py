@@ -12,8 +12,10 @@ from PIL import Image, UnidentifiedImageError
 from dtgan.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Pillow modes we read; anything else (CMYK, palettes, alpha, float) is refused with the file's name.
+# Pillow modes we read as they are; CONVERTED_MODES are converted to gray first (alpha dropped; importers count
+# them in one warning); anything else (float, ...) is refused with the file's name.
 SUPPORTED_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "RGB")
+CONVERTED_MODES = ("1", "P", "PA", "LA", "La", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
@@ -44,8 +46,11 @@ def encode_png_gray(image: np.ndarray, compress_level: int = 1) -> bytes:
 
 def _to_gray_uint8(image: Image.Image, where: str) -> np.ndarray:
     """(H, W) uint8 from a decoded Pillow image: 16-bit scaled to 8 bits, RGB to luma (A20)."""
+    if image.mode in CONVERTED_MODES:  # 1-bit, palette, alpha, CMYK: to RGB (alpha dropped), then luma
+        return np.asarray(image.convert("RGB").convert("L"), dtype=np.uint8)
     if image.mode not in SUPPORTED_MODES:
-        raise DataError(f"{where}: unsupported image mode {image.mode!r}; use one of {', '.join(SUPPORTED_MODES)}")
+        raise DataError(f"{where}: unsupported image mode {image.mode!r}; use one of "
+                        f"{', '.join(SUPPORTED_MODES + CONVERTED_MODES)}")
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode == "RGB":
@@ -66,11 +71,17 @@ def read_gray_file(path: str) -> np.ndarray:
     return _open_gray(path, path)
 
 
-def _open_gray(source, where: str) -> np.ndarray:
+def read_gray_file_and_mode(path: str) -> tuple[np.ndarray, str]:
+    """:func:`read_gray_file` and the file's Pillow mode (for counting conversions)."""
+    return _open_gray(path, path, with_mode=True)
+
+
+def _open_gray(source, where: str, with_mode: bool = False):
     try:
         with Image.open(source) as image:
             image.load()  # decode now so that truncated files fail here, naming the file
-            return _to_gray_uint8(image, where)
+            gray = _to_gray_uint8(image, where)
+            return (gray, image.mode) if with_mode else gray
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

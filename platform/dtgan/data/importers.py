@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dtgan.data.codec import encode_png_gray, read_gray_file, resize_gray, resize_mask
+from dtgan.data.codec import (
+    CONVERTED_MODES,
+    encode_png_gray,
+    read_gray_file,
+    read_gray_file_and_mode,
+    resize_gray,
+    resize_mask,
+)
 from dtgan.data.parquet_io import Rows, write_dataset
 from dtgan.data.splits import SDI_GAN_NORMAL_PER_PRODUCT, SDI_HOLDOUT_PER_CELL, plan_cell
 from dtgan.data.vocab import NORMAL, Vocab
@@ -99,24 +107,29 @@ def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where:
             split_of[numbers[position]] = label
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         decoded = list(pool.map(lambda item: _read(item, size), items))
-    resized = sum(was_resized for _, _, was_resized in decoded)
+    resized = sum(was_resized for _, _, was_resized, _ in decoded)
     if resized:
         log.warning("%s: resized %d of %d images to %dx%d px", where, resized, len(items), size, size)
+    converted = Counter(mode for *_, mode in decoded if mode in CONVERTED_MODES)
+    if converted:
+        modes = ", ".join(f"{mode} x{n}" for mode, n in sorted(converted.items()))
+        log.warning("%s: converted %d of %d images to gray from other modes (%s; alpha dropped)", where,
+                    sum(converted.values()), len(items), modes)
     rows = Rows.empty()
-    for number, (item, (image, mask, _)) in enumerate(zip(items, decoded)):
+    for number, (item, (image, mask, _, _)) in enumerate(zip(items, decoded)):
         rows.append(id=item.id, product=item.product, defect=item.defect,
                     split=split_of[number], source="real", image=image, mask=mask)
     return rows, Vocab.from_labels([i.product for i in items], [i.defect for i in items])
 
 
-def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool]:
-    """(image PNG, mask PNG or None, whether the image was resized)."""
-    image = read_gray_file(str(item.path))
+def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool, str]:
+    """(image PNG, mask PNG or None, whether the image was resized, the file's Pillow mode)."""
+    image, mode = read_gray_file_and_mode(str(item.path))
     was_resized = image.shape != (size, size)
     mask = None
     if item.mask_path is not None:
         mask = encode_png_gray(resize_mask(read_gray_file(str(item.mask_path)), size))
-    return encode_png_gray(resize_gray(image, size)), mask, was_resized
+    return encode_png_gray(resize_gray(image, size)), mask, was_resized, mode
 
 
 def import_folders(root: str, out_path: str, size: int = 128, options: SplitOptions = SplitOptions(),

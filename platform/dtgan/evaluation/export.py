@@ -63,6 +63,15 @@ def _guidance_of(k: int, guidance: ExportGuidance) -> str:
     return "latent" if k % 2 == 0 else "reference"
 
 
+def check_output(out: Path, fmt: Literal["folders", "parquet"]) -> None:
+    """A one-line error before any image is generated when ``--out`` cannot take the output."""
+    parquet_file = fmt == "parquet" and out.suffix == ".parquet"
+    if parquet_file and out.is_dir():
+        raise DataError(f"--out {out}: is a folder; name a .parquet file, or a folder without the .parquet suffix")
+    if not parquet_file and out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder; --format {fmt} writes into a folder (pick a new name)")
+
+
 def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance: ExportGuidance, per_source: int,
                    products: list[str] | None = None, defects: list[str] | None = None,
                    fmt: Literal["folders", "parquet"] = "folders", max_sources: int | None = None) -> ExportResult:
@@ -71,6 +80,7 @@ def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance:
     product_names = select_names(products, data.products, "product", "--products")
     defect_names = select_names(defects, data.defects[1:], "defect", "--defects")  # [0] is normal, the anchor
     out = Path(out)
+    check_output(out, fmt)
     manifest: list[dict] = []
     encoded: list[tuple[dict, bytes]] = []
     generated, started = 0, time.perf_counter()

@@ -7,6 +7,8 @@ extractors are never comparable and never share a report column.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import torch
 import torch_fidelity
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
-from dtgan.evaluation.feature_cache import fingerprint_file
+from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,50 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
         return tuple(out[name] for name in self.features_list)
 
 
+def read_inception_state_dict(path: str | Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    """The Inception weights of ``path`` once their bytes hash to ``expected_sha256``, read with
+    ``weights_only=True`` from those same bytes (torch-fidelity's own loader unpickles any code in the file)."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise ConfigError(
+            f"{path}: SHA-256 {digest[:FINGERPRINT_CHARS]}... is not that of the Inception weights "
+            f"({expected_sha256[:FINGERPRINT_CHARS]}...); nothing was read from it. Download {INCEPTION_WEIGHTS_FILE} "
+            "again, or set evaluation.inception_weights_sha256 for weights of your own"
+        )
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # foreign bytes raise many types
+        raise ConfigError(f"{path}: not a tensors-only weights file ({type(exc).__name__}); use {INCEPTION_WEIGHTS_FILE}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path}: not a state dict of tensors; use {INCEPTION_WEIGHTS_FILE}")
+    return state
+
+
+class VerifiedInceptionV3(FeatureExtractorInceptionV3):
+    """torch-fidelity's Inception built from a state dict we read safely (:func:`read_inception_state_dict`).
+
+    Its constructor insists on loading a file itself (``torch.load(weights_only=False)``); it is handed our own
+    re-serialisation of plain tensors, so what it unpickles is never the user's file.
+    """
+
+    def __init__(self, name: str, features_list: list[str], state_dict: dict[str, torch.Tensor]) -> None:
+        buffer = io.BytesIO()
+        torch.save(state_dict, buffer)
+        buffer.seek(0)
+        try:
+            super().__init__(name, features_list, feature_extractor_weights_path=buffer)
+        except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
+            raise ConfigError(f"the Inception weights do not fit {name} ({str(exc).splitlines()[0]})") from None
+
+
+def build_inception(spec: ExtractorSpec, expected_sha256: str, cuda: bool) -> VerifiedInceptionV3:
+    """The Inception extractor of ``spec`` in eval mode, its weights checked against ``expected_sha256``."""
+    net = VerifiedInceptionV3(spec.name, [spec.feature_layer], read_inception_state_dict(spec.weights_path, expected_sha256))
+    net.requires_grad_(False).eval()
+    return net.cuda() if cuda else net
+
+
 def register_extractors() -> None:
     """Register the offline extractor with torch-fidelity once per process (a second registration raises)."""
     registered = FEATURE_EXTRACTORS_REGISTRY.get(DEFECT_CNN)
@@ -133,7 +180,9 @@ def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], Label
     if name in ("auto", INCEPTION):
         weights = find_inception_weights(cfg)
         if weights is not None:
-            return ExtractorSpec(INCEPTION, str(weights), fingerprint_file(weights))
+            spec = ExtractorSpec(INCEPTION, str(weights), fingerprint_file(weights))
+            build_inception(spec, cfg.inception_weights_sha256, cuda=False)  # bad weights fail before any work
+            return spec
         if name == INCEPTION:
             raise ConfigError(
                 f"evaluation.feature_extractor={INCEPTION} but no weights at {hub_inception_weights()}; copy "

@@ -2,8 +2,8 @@
 can be reused (across scopes, and by the report's bootstrap) without running the extractor again.
 
 The real set's features are cached under a key we build ourselves (data, split, selection, image size,
-extractor, weights) in torch-fidelity's cache layout. Uses torch-fidelity 0.4's building blocks behind
-``calculate_metrics`` (``utils.create_feature_extractor``, ``utils.extract_featuresdict_from_input_id_cached``,
+extractor, weights) as ``.npz`` files that cannot carry code (feature_cache.py). Uses torch-fidelity 0.4's building blocks behind
+``calculate_metrics`` (``utils.create_feature_extractor``, ``utils.get_featuresdict_from_dataset``,
 ``metric_fid.fid_features_to_statistics``/``fid_statistics_to_metric``, ``metric_kid.kid_features_to_metric``):
 the same numbers as ``calculate_metrics(fid=True, kid=True)``, which keeps its features to itself.
 """
@@ -19,12 +19,17 @@ import torch
 from torch.utils.data import Dataset
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import DataError
-from dtgan.evaluation.extractors import ExtractorSpec, register_extractors
-from dtgan.evaluation.feature_cache import RealSetKey, is_cached
+from dtgan.evaluation.extractors import INCEPTION, ExtractorSpec, build_inception, register_extractors
+from dtgan.evaluation.feature_cache import (
+    RealSetKey,
+    cached_feature_file,
+    read_cached_features,
+    write_cached_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +105,46 @@ class FeatureExtractor:
         # torch-fidelity ignores unknown keys (device= does nothing) and defaults cuda to True.
         self.cuda = device.type == "cuda"
         self.cache_root = Path(cfg.cache_dir).expanduser() / "fidelity"
-        self.net = create_feature_extractor(spec.name, [spec.feature_layer], cuda=self.cuda,
-                                            feature_extractor_weights_path=spec.weights_path, verbose=False)
+        if spec.name == INCEPTION:  # weights hash-checked and read with weights_only=True
+            self.net = build_inception(spec, cfg.inception_weights_sha256, self.cuda)
+        else:  # dtgan-defect-cnn: our class, reads its weights with weights_only=True
+            self.net = create_feature_extractor(spec.name, [spec.feature_layer], cuda=self.cuda,
+                                                feature_extractor_weights_path=spec.weights_path, verbose=False)
+
+    def cache_file(self, cache_name: str) -> Path:
+        return cached_feature_file(self.cache_root, cache_name, self.spec.name, self.spec.feature_layer)
 
     def is_cached(self, cache_name: str) -> bool:
-        return is_cached(self.cache_root, cache_name, self.spec.name, [self.spec.feature_layer])
+        return self.cache_file(cache_name).is_file()
+
+    def cached(self, cache_name: str | None, n_images: int) -> torch.Tensor | None:
+        """The cached features of ``n_images`` images named ``cache_name``, or None."""
+        if cache_name is None or not self.is_cached(cache_name):
+            return None
+        features = read_cached_features(self.cache_file(cache_name))
+        return features if features is not None and features.shape[0] == n_images else None
 
     def __call__(self, images_uint8: torch.Tensor, cache_name: str | None = None) -> torch.Tensor:
         """(N, D) features of uint8 (N, 1|3, H, W) images; read from / written to the cache when named."""
-        featuresdict = extract_featuresdict_from_input_id_cached(
-            1, self.net, input1=UInt8Images(images_uint8), input1_cache_name=cache_name, cache=cache_name is not None,
-            cache_root=str(self.cache_root), batch_size=self.cfg.batch_size, cuda=self.cuda,
-            save_cpu_ram=True,  # no DataLoader worker processes
-            verbose=False,
+        cached = self.cached(cache_name, images_uint8.shape[0])
+        if cached is not None:
+            return cached
+        featuresdict = get_featuresdict_from_dataset(
+            UInt8Images(images_uint8), self.net, self.cfg.batch_size, self.cuda,
+            True,  # save_cpu_ram: no DataLoader worker processes
+            False,  # verbose
         )
-        return featuresdict[self.spec.feature_layer]
+        features = featuresdict[self.spec.feature_layer]
+        if cache_name is not None:
+            write_cached_features(self.cache_file(cache_name), features)
+        return features
 
     def real(self, x_real: torch.Tensor, real_key: RealSetKey | None) -> RealFeatures:
         """Features and FID statistics of a real set, cached under ``real_key`` when given."""
         cache_name = real_key.cache_name() if real_key is not None else None
-        hit = cache_name is not None and self.is_cached(cache_name)
-        features = self(x_real, cache_name)
+        cached = self.cached(cache_name, x_real.shape[0])
+        hit = cached is not None
+        features = cached if hit else self(x_real, cache_name)
         return RealFeatures(features, fid_features_to_statistics(features), cache_name, hit)
 
 

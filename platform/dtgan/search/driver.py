@@ -78,6 +78,29 @@ def resolve_run_name(storage_path: str, study_name: str, resume: bool | str) -> 
     return f"{study_name}-{time.strftime(RUN_NAME_TIME_FORMAT)}"
 
 
+def study_name_of(config: DTGANConfig, kind: str) -> str:
+    return config.study.name or f"{kind}-{config.preset or 'custom'}"
+
+
+def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGANConfig:
+    """Every check a study can make before its first side effect (launch folder, MLflow parent run, Ray):
+    the data set is there and readable with known labels, the search space parses, ``--resume`` has a launch
+    to continue. Returns the config with absolute paths, none inside a Ray job's temporary working dir; the
+    embedded benchmark is synthesised where the config names it and it is missing (search/durable.py)."""
+    from dtgan.data.parquet_io import read_table
+    from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
+    from dtgan.search.spaces import load_search_space
+
+    given_data_path = config.data.path
+    config = move_out_of_ray_working_dir(absolute_paths(config))
+    config = ensure_embedded_benchmark(config, given_data_path)
+    read_table(config.data.path, columns=["product", "defect", "split"])
+    if config.study.search_space is not None:
+        load_search_space(config.study.search_space)
+    resolve_run_name(config.study.storage_path, study_name_of(config, kind), resume)
+    return config
+
+
 @dataclass
 class StudyLaunch:
     """A study about to run: its config, names, MLflow parent run and where its files go."""
@@ -115,7 +138,7 @@ def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[
     from dtgan.tracking.tags import NOTE
 
     config = absolute_paths(config)
-    study_name = config.study.name or f"{kind}-{config.preset or 'custom'}"
+    study_name = study_name_of(config, kind)
     storage = config.study.storage_path
     run_name = resolve_run_name(storage, study_name, resume)
     Path(storage, run_name).mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 import dtgan
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
+from dtgan.errors import ConfigError
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
 from dtgan.training.reporter import Reporter
@@ -73,6 +74,23 @@ def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | No
     ray.init(num_cpus=study.local_num_cpus, resources={study.driver_resource: slots}, include_dashboard=True,
              runtime_env=runtime_env(), _temp_dir=temp_dir, log_to_driver=True)
     return True
+
+
+def check_cluster_resources(config: DTGANConfig) -> None:
+    """Refuse a cluster whose nodes offer none of the driver resource every trial holds (Tune would wait for
+    ever: no autoscaler node type adds it); CPU/GPU may still come from the autoscaler, so only warn for them."""
+    offered = ray.cluster_resources()
+    needed = trial_resources(config)
+    slot = config.study.driver_resource
+    if offered.get(slot, 0.0) < needed[slot]:
+        raise ConfigError(
+            f"the Ray cluster offers no '{slot}' resource, which every trial driver holds (study.driver_resource); "
+            f"start the head with `ray start --head --resources '{{\"{slot}\": 4}}'` (one per concurrent trial)"
+        )
+    short = {k: v for k, v in needed.items() if k != slot and offered.get(k, 0.0) < v}
+    if short:
+        log.warning("a trial needs %s but the cluster offers %s now; trials wait until the autoscaler adds nodes",
+                    short, {k: offered.get(k, 0.0) for k in short})
 
 
 def stop_ray() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -17,6 +19,7 @@ from dtgan.search.driver import (
     absolute_paths,
     finish_study,
     launch_study,
+    preflight_study,
     study_report,
     where_to_look,
 )
@@ -100,20 +103,27 @@ def _summarise(launch: StudyLaunch, outcomes, trial_key_of,
     return rows, best
 
 
-def _run(launch: StudyLaunch, trainable, param_space, space, resume: bool, early_stopping: bool,
-         address: str | None, temp_dir: str | None):
+@contextlib.contextmanager
+def _ray_session(config: DTGANConfig, address: str | None, temp_dir: str | None) -> Iterator[None]:
+    """Ray connected (or started) and checked to offer what every trial holds; stopped on exit if started here."""
     from dtgan.search import ray_tune
 
-    study = launch.config.study
-    started = ray_tune.start_ray(study, address=address, temp_dir=temp_dir)
+    started = ray_tune.start_ray(config.study, address=address, temp_dir=temp_dir)
     try:
-        return ray_tune.run_tune(
-            ray_tune.bind(trainable, launch.config, _context(launch)), launch.config, launch.run_name, launch.storage_path, param_space=param_space, space=space, resume=resume,
-            early_stopping=early_stopping,
-        )
+        ray_tune.check_cluster_resources(config)
+        yield
     finally:
         if started:
             ray_tune.stop_ray()
+
+
+def _tune(launch: StudyLaunch, trainable, param_space, space, resume: bool, early_stopping: bool):
+    from dtgan.search import ray_tune
+
+    return ray_tune.run_tune(
+        ray_tune.bind(trainable, launch.config, _context(launch)), launch.config, launch.run_name,
+        launch.storage_path, param_space=param_space, space=space, resume=resume, early_stopping=early_stopping,
+    )
 
 
 def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> None:
@@ -161,24 +171,28 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
 
 def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str | None = None,
                  temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
-    """The ladder (a)-(g) x seeds, every trial to the end (no early stopping); rows and the printed text."""
+    """The ladder (a)-(g) x seeds, every trial to the end (no early stopping); rows and the printed text.
+
+    Config, data and cluster are checked before the launch folder and the MLflow parent run exist."""
     from dtgan.search import ray_tune
 
     check_study_config(config, early_stopping=False)
+    config = preflight_study(config, "ablation", resume)
     study = config.study
     described = f"Ablation ladder ({', '.join(study.variants)}) x seed(s) {', '.join(map(str, study.seeds))}: " \
                 "one child run per variant and seed; the summary replaces this line when the study ends."
-    launch = launch_study(config, "ablation", resume, varied=LADDER_VARIED, description=described)
-    specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
-    names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
-    try:
-        outcomes = _run(launch, ray_tune.ladder_trainable, {"trial": ray_tune.grid([asdict(s) for s in specs])},
-                        None, bool(resume), False, address, temp_dir)
-        rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"],
-                             lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}))
-    except BaseException as exc:
-        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise
+    with _ray_session(config, address, temp_dir):
+        launch = launch_study(config, "ablation", resume, varied=LADDER_VARIED, description=described)
+        specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
+        names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
+        try:
+            outcomes = _tune(launch, ray_tune.ladder_trainable, {"trial": ray_tune.grid([asdict(s) for s in specs])},
+                             None, bool(resume), False)
+            rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"],
+                                 lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}))
+        except BaseException as exc:
+            finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+            raise
     order = {s.trial_key: i for i, s in enumerate(specs)}
     rows.sort(key=lambda r: order.get(r["trial"], len(order)))
     return launch, rows, _conclude(launch, rows, list(SUMMARY_METRICS))
@@ -194,19 +208,21 @@ def run_search(config: DTGANConfig, resume: bool | str = False, address: str | N
     if study.search_space is None:
         raise ConfigError("study.search_space is not set; pass -o study.search_space=experiments/search/lambdas.yaml")
     check_study_config(config, early_stopping=True)
+    config = preflight_study(config, "search", resume)
     objectives = ",".join(f"{o.metric}:{o.mode}" for o in study.objectives)
     space = load_search_space(absolute_paths(config).study.search_space)
     varied = (*(dim.key for dim in space), "train.run_name")
     described = f"Search over {', '.join(d.key for d in space)} ({study.num_samples} trials, objectives {objectives}); " \
                 "the summary replaces this line when the study ends."
-    launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives}, varied=varied,
-                          description=described)
-    try:
-        outcomes = _run(launch, ray_tune.search_trainable, None, space, bool(resume), True, address, temp_dir)
-        rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
-    except BaseException as exc:
-        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise
+    with _ray_session(config, address, temp_dir):
+        launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives}, varied=varied,
+                              description=described)
+        try:
+            outcomes = _tune(launch, ray_tune.search_trainable, None, space, bool(resume), True)
+            rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
+        except BaseException as exc:
+            finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
+            raise
     metrics = [o.metric for o in study.objectives]
     columns = metrics + [k for k in SUMMARY_METRICS if k not in metrics]
     text_extra = []

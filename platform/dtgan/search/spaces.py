@@ -20,6 +20,7 @@ import yaml
 from dtgan.config.loader import flatten
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
+from dtgan.utils.strict_yaml import safe_load_strict
 
 DistributionType = Literal["uniform", "loguniform", "int", "choice"]
 DISTRIBUTION_TYPES = ("uniform", "loguniform", "int", "choice")
@@ -66,9 +67,11 @@ def load_search_space(path: str | Path) -> list[Dimension]:
     if not path.is_file():
         raise ConfigError(f"search space {path} does not exist; see experiments/search/*.yaml for examples")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load_strict(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: a search space is a non-empty mapping of dotted config keys to distributions")
     known = set(flatten(DTGANConfig()))

@@ -1,6 +1,8 @@
 """Atomic checkpoints of a TrainState (+ resolved config, vocab, RNG and loader positions), and loading them.
 
-A checkpoint is ``torch.save`` of tensors and plain types only, so it loads with ``weights_only=True``.
+A checkpoint is ``torch.save`` of tensors and plain types only, so it loads with ``weights_only=True``. Every
+tensor in it is finite: a checkpoint that would hold a NaN or an inf is never written, and one that does is
+refused when read, so that "the last good checkpoint" is good.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import nn
 
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
-from dtgan.errors import CheckpointError, ConfigError
+from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
 from dtgan.training.ema import EMA_NETS
 from dtgan.training.environment import unwrap_model
 from dtgan.training.rng import capture_rng_state, restore_rng_state
@@ -40,6 +42,27 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+SAVED_TENSORS = ("nets", "nets_ema", "optimizers")  # the parts of a checkpoint that must be finite
+
+
+def first_non_finite(tree: Any, name: str = "") -> str | None:
+    """The dotted name of the first floating tensor in a nested dict/list holding a NaN or an inf, or None."""
+    if isinstance(tree, torch.Tensor):
+        finite = not (tree.is_floating_point() or tree.is_complex()) or bool(torch.isfinite(tree).all())
+        return None if finite else name
+    if isinstance(tree, dict):
+        children = ((f"{name}.{k}" if name else str(k), v) for k, v in tree.items())
+    elif isinstance(tree, list | tuple):
+        children = ((f"{name}.{i}", v) for i, v in enumerate(tree))
+    else:
+        return None
+    return next((found for child_name, child in children if (found := first_non_finite(child, child_name))), None)
+
+
+def _non_finite_in(payload: dict[str, Any]) -> str | None:
+    return first_non_finite({key: payload[key] for key in SAVED_TENSORS if key in payload})
+
+
 def save_checkpoint(
     path: str | Path, state: TrainState, config: DTGANConfig, vocab: Any, loaders: dict[str, dict]
 ) -> Path:
@@ -55,9 +78,22 @@ def save_checkpoint(
         "rng": capture_rng_state(state.z_generator),
         "loaders": loaders,
     }
+    bad = _non_finite_in(payload)
+    if bad is not None:
+        raise TrainingDiverged(f"{bad} became non-finite at step {state.step}; {path} was not written")
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def sweep_partial_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that never finished (a process killed mid-write);
+    call only while no other process writes to this run folder."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    partial = sorted(folder.glob(".step_[0-9]*.pt.*.tmp")) if folder.is_dir() else []
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
@@ -91,6 +127,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else None
         raise CheckpointError(f"{path}: checkpoint format_version {found!r}, this dtgan reads {FORMAT_VERSION}")
+    bad = _non_finite_in(payload)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: the checkpoint of step {payload.get('step')} holds non-finite values ({bad}); "
+            "the run had diverged by then: use an earlier checkpoint"
+        )
     return payload
 
 
@@ -104,14 +146,58 @@ def _load_module(module: nn.Module, state_dict: dict, path: Path, name: str) -> 
         ) from None
 
 
-def check_compatible(payload: dict[str, Any], config: DTGANConfig, vocab: Any, path: Path) -> None:
-    """Resuming needs the same model section and the same label vocabulary."""
+# Keys a resume may change: how long to train, how often to write, where, on what; none of them changes what
+# steps 1..k computed. Any other difference is refused (the optimiser, losses and schedules would silently
+# disagree with config.yaml). Prefixes end with "."; the changes are recorded (run_dir.CONFIG_CHANGES_FILE).
+RESUMABLE_KEYS = (
+    "preset", "train.total_steps", "train.log_every_steps", "train.sample_every_steps",
+    "train.checkpoint_every_steps", "train.keep_checkpoints", "train.out_dir", "train.run_name", "train.device",
+    "data.loader_workers", "tracking.", "evaluation.", "downstream.", "study.", "distributed.",
+)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _resumable(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)
+
+
+def _check_same_model(payload: dict[str, Any], config: DTGANConfig, path: Path) -> None:
     saved_model = payload["config"].get("model", {})
     current = config.model.model_dump(mode="json")
     differing = sorted(k for k in current.keys() | saved_model.keys() if current.get(k) != saved_model.get(k))
     if differing:
         diffs = ", ".join(f"model.{k}: saved {saved_model.get(k)!r} vs {current.get(k)!r}" for k in differing[:3])
         raise CheckpointError(f"{path}: checkpoint from another model configuration ({diffs})")
+
+
+def resume_changes(payload: dict[str, Any], config: DTGANConfig, path: Path) -> dict[str, dict[str, Any]]:
+    """``{key: {"before", "after"}}`` of the resumable keys ``config`` changes against the checkpoint's config;
+    a one-line CheckpointError naming the other changed keys when there are any."""
+    _check_same_model(payload, config, path)
+    saved, current = _flatten(payload["config"]), _flatten(config.model_dump(mode="json"))
+    changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    refused = [k for k in changed if not _resumable(k)]
+    if refused:
+        diffs = ", ".join(f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in refused[:4])
+        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
+        raise CheckpointError(
+            f"{path}: resuming with changed {diffs}{more}; steps 1..{payload.get('step')} ran with the saved values: "
+            "drop these overrides, or start a new run (train.run_name)"
+        )
+    return {k: {"before": saved.get(k), "after": current.get(k)} for k in changed}
+
+
+def check_compatible(payload: dict[str, Any], config: DTGANConfig, vocab: Any, path: Path) -> None:
+    """Resuming needs the same model section, the same label vocabulary, and no change but resumable keys."""
+    resume_changes(payload, config, path)
     saved_vocab = payload["vocab"]
     if list(vocab.defects) != saved_vocab["defects"] or list(vocab.products) != saved_vocab["products"]:
         raise CheckpointError(f"{path}: checkpoint labels {saved_vocab} differ from the data set's; use the same data")

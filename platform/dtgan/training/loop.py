@@ -17,12 +17,13 @@ from dtgan.training.checkpoint import (
     prune_checkpoints,
     read_checkpoint,
     restore_train_state,
+    resume_changes,
     save_checkpoint,
 )
 from dtgan.training.data import TrainingData, build_training_data
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
-from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, resolve_run_dir
+from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, record_config_changes, resolve_run_dir
 from dtgan.training.samples import SampleInputs, sample_inputs_from_data, write_sample_grids
 from dtgan.training.schedules import ema_beta, lambda_ds
 from dtgan.training.state import TrainState, build_train_state
@@ -71,10 +72,13 @@ def raise_if_not_finite(terms: dict[str, torch.Tensor], step: int, last_checkpoi
     if bool(torch.stack([v.float() for v in terms.values()]).isfinite().all()):
         return
     name = next(k for k, v in terms.items() if not bool(torch.isfinite(v)))
-    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
     raise TrainingDiverged(
-        f"loss '{name}' became {terms[name].item()} at step {step}; {kept} (lower optim.lr or a loss weight)"
+        f"loss '{name}' became {terms[name].item()} at step {step}; {_kept(last_checkpoint)} (lower optim.lr or a loss weight)"
     )
+
+
+def _kept(last_checkpoint: Path | None) -> str:
+    return f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
 
 
 def _resume_path(run_dir: Path, resume: bool | str | Path) -> Path | None:
@@ -107,12 +111,16 @@ def _start(config: DTGANConfig, run_dir: str | Path | None, resume: bool | str |
     """Run folder (rank 0), data, seeded state, and the checkpoint to resume from."""
     run_dir = resolve_run_dir(config, run_dir)
     resume_from = _resume_path(run_dir, resume)
+    payload = read_checkpoint(resume_from) if resume_from is not None else None
+    changes = resume_changes(payload, config, resume_from) if payload is not None else {}  # before config.yaml
+    data = build_training_data(config, env)  # bad data fails before the run folder exists
     if env.is_main:
         prepare_run_dir(run_dir, config, resuming=resume_from is not None)
-    data = build_training_data(config, env)
+        if changes:
+            record_config_changes(run_dir, int(payload["step"]), changes)
     state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
-    if resume_from is not None:
-        data.load_state_dict(restore_train_state(read_checkpoint(resume_from), state, config, data.vocab, resume_from))
+    if payload is not None:
+        data.load_state_dict(restore_train_state(payload, state, config, data.vocab, resume_from))
         log.info("resumed %s at step %d", resume_from, state.step)
     samples = None
     if env.is_main:
@@ -131,7 +139,10 @@ def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | N
         write_sample_grids(run.run_dir, step, run.state.nets_ema, run.samples, env.device, tcfg.seed)
     if not _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
         return None
-    saved = save_checkpoint(checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict())
+    try:
+        saved = save_checkpoint(checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict())
+    except TrainingDiverged as exc:  # finite losses, non-finite weights: never written, never pruned over
+        raise TrainingDiverged(f"{exc}; {_kept(run.last_checkpoint)} (lower optim.lr or a loss weight)") from None
     prune_checkpoints(run.run_dir, tcfg.keep_checkpoints)
     run.last_checkpoint = saved
     return saved

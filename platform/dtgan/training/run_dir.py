@@ -1,18 +1,23 @@
-"""The run folder: <out_dir>/<run_name>/ with config.yaml, provenance.json, checkpoints/, samples/, metrics.jsonl."""
+"""The run folder: <out_dir>/<run_name>/ with config.yaml, provenance.json, checkpoints/, samples/, metrics.jsonl
+(and config_changes.jsonl when a resume changed resumable keys: config.yaml is then the config after the change)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from dtgan.config.loader import to_yaml
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
 from dtgan.tracking.provenance import collect_provenance
-from dtgan.training.checkpoint import latest_checkpoint
+from dtgan.training.checkpoint import latest_checkpoint, sweep_partial_checkpoints
 from dtgan.utils.atomic import write_text_atomic
 
+log = logging.getLogger(__name__)
+
 METRICS_FILE = "metrics.jsonl"
+CONFIG_CHANGES_FILE = "config_changes.jsonl"  # one line per resume that changed resumable keys
 
 
 def default_run_name(config: DTGANConfig) -> str:
@@ -34,5 +39,15 @@ def prepare_run_dir(run_dir: Path, config: DTGANConfig, resuming: bool) -> None:
             f"{run_dir} already holds checkpoints; pass --resume to continue it or set train.run_name to start another run"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    swept = sweep_partial_checkpoints(run_dir)
+    if swept:
+        log.info("%s: removed %d unfinished checkpoint write(s) (%s)", run_dir, len(swept), swept[0].name)
     write_text_atomic(run_dir / "config.yaml", to_yaml(config))
     write_text_atomic(run_dir / "provenance.json", json.dumps(collect_provenance(config.train.seed), indent=2) + "\n")
+
+
+def record_config_changes(run_dir: Path, step: int, changes: dict[str, dict]) -> None:
+    """Append ``{"step": k, "changes": {key: {"before", "after"}}}``: steps after k ran with "after"."""
+    path = Path(run_dir) / CONFIG_CHANGES_FILE
+    before = path.read_text() if path.is_file() else ""
+    write_text_atomic(path, before + json.dumps({"step": step, "changes": changes}, sort_keys=True) + "\n")
