@@ -17,9 +17,10 @@ NUM_TRIAL_PROCESSES = 4
 TRIAL = """
 import sys
 from dtgan.tracking import Tracker
-uri, parent, key = sys.argv[1:4]
+uri, parent, key, data = sys.argv[1:5]
 tracker = Tracker(uri)
 trial = tracker.start_trial(parent, key, {"loss": {"lambda_cyc": 1.0}, "train": {"seed": int(key[-1])}})
+tracker.log_dataset(trial.run_id, data)  # every trial logs the same data set: first writers race on its insert
 for step in range(1, 6):
     tracker.log_metrics(trial.run_id, {"train/loss_g": step * 0.1}, step=step)
 tracker.end_run(trial.run_id)
@@ -31,9 +32,11 @@ print(trial.run_id)
 def test_four_trial_processes_start_runs_concurrently_after_init(tmp_path):
     tracker = init_tracking(TrackingConfig(), study="concurrent", cwd=tmp_path)
     study = tracker.start_study("concurrent", resume_key="k")
+    data = tmp_path / "benchmark.parquet"
+    data.write_bytes(b"PAR1")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", TRIAL, tracker.tracking_uri, study.run_id, f"a-seed{i}"],
+            [sys.executable, "-c", TRIAL, tracker.tracking_uri, study.run_id, f"a-seed{i}", str(data)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -52,5 +55,6 @@ def test_four_trial_processes_start_runs_concurrently_after_init(tmp_path):
     assert {r.info.run_id for r in children} == {out.strip().splitlines()[-1] for out, _ in outputs}
     seen = [(r.data.tags["trial_key"], r.info.status, r.data.metrics.get("train/loss_g")) for r in children]
     assert all(status == "FINISHED" and last == pytest.approx(0.5) for _, status, last in seen), seen
+    assert all([d.dataset.name for d in r.inputs.dataset_inputs] == ["benchmark"] for r in children)
     histories = {r.data.tags["trial_key"]: client.get_metric_history(r.info.run_id, "train/loss_g") for r in children}
     assert all(len(h) == 5 for h in histories.values()), {k: [(m.step, m.value) for m in h] for k, h in histories.items()}

@@ -52,6 +52,7 @@ _OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
 _KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
 _ERROR_TAG_MAX_CHARS = 500
+DATASET_LOG_ATTEMPTS = 4  # concurrent trials logging one data set: see MLflowTracker.log_dataset
 _SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
 # What register_generator keeps of a training checkpoint: the EMA nets and what explains them.
@@ -530,8 +531,17 @@ class Tracker:
         except MlflowException as exc:
             raise TrackingError(f"cannot log data set {path} as an MLflow input: {error_line(exc)}") from None
         dataset = MetaDataset(source, name=Path(path.rstrip("/")).stem or path, digest=_data_digest(path))
-        self.client.log_inputs(run_id, datasets=[DatasetInput(
-            dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+        inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+        # Trials running at once log the same data set to one experiment: the store looks it up, then inserts it,
+        # so two first-time writers race on its unique (experiment, name, digest). The loser finds it next time.
+        for attempt in range(DATASET_LOG_ATTEMPTS):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+                return
+            except MlflowException as exc:
+                if "UNIQUE constraint" not in str(exc) or attempt == DATASET_LOG_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def log_provenance(self, run_id: str, provenance: Mapping[str, Any]) -> None:
         """Scalar entries (git_sha, git_dirty, seed, ...) as tags; everything in ``provenance.json``."""
