@@ -22,6 +22,9 @@ TOTAL_STEPS, FAIL_AT_STEP = 6, 5
 OVERRIDES = [
     "model.ablation=f", "train.batch_size=4", f"train.total_steps={TOTAL_STEPS}", "train.log_every_steps=1",
     "train.checkpoint_every_steps=2", "train.sample_every_steps=6", "train.keep_checkpoints=2",
+    # fp32 on every CPU: "auto" turns bf16 autocast on where the CPU has native bf16, and the worker-vs-single
+    # tolerances below are float32 summation-order ones
+    "distributed.performance.bf16_autocast=false", "distributed.performance.channels_last=false",
 ]
 WALL_S: dict[str, float] = {}  # measured wall times, printed at the end of the module
 
