@@ -58,7 +58,7 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
     launch, rows, text = run_ablation(config)
 
     assert [(r["trial"], r["status"]) for r in rows] == [("a-seed777", "completed"), ("g-seed777", "completed")]
-    client = MlflowClient(launch.tracker.tracking_uri)
+    client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     parent = client.get_run(launch.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["study_kind"] == "ablation"
     assert parent.data.tags["best_trial"] in ("a-seed777", "g-seed777")
@@ -128,7 +128,7 @@ def _assert_the_ui_can_compare_the_variants(client: MlflowClient, launch, parent
 def _assert_report_has_bootstrap_cis(client: MlflowClient, parent_run_id: str, folder: Path) -> None:
     """Every FID/KID cell of the parent's report has a numeric CI and every pairwise comparison a verdict."""
     cells = pd.read_parquet(client.download_artifacts(parent_run_id, "report/report_cells.parquet", str(folder)))
-    fidelity = cells[cells["metric"].isin(["fid", "kid"]) & (cells["n"] > 0)]
+    fidelity = cells[cells["metric"].isin(["fid", "kid"]) & (cells["n"] > 0) & (cells["role"] == "trained")]
     assert {"table15_ablation", "table1_methods_products"} <= set(fidelity["table"])
     assert set(fidelity[fidelity["table"] == "table15_ablation"]["row"]) == {"(a)", "(g)"}
     assert fidelity["ci_missing_reason"].isna().all(), fidelity["ci_missing_reason"].dropna().tolist()
@@ -157,7 +157,7 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
 
     assert len(rows) == 2 and all(r["status"] in ("completed", "stopped") for r in rows)
     assert any(r["status"] == "completed" for r in rows)
-    client = MlflowClient(launch.tracker.tracking_uri)
+    client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     parent = client.get_run(launch.parent_run_id)
     assert parent.data.tags["search_objectives"] == "eval/fid_mix:min" and parent.info.status == "FINISHED"
     runs = children(client, launch.parent_run_id)
@@ -181,7 +181,7 @@ def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_tri
     launch, rows, _ = run_ablation(config)
 
     assert [(r["trial"], r["status"]) for r in rows] == [("b-seed777", "completed")]
-    client = MlflowClient(launch.tracker.tracking_uri)
+    client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     (run,) = children(client, launch.parent_run_id)
     assert run.info.status == "FINISHED" and run.data.params["distributed.workers"] == "2"
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/g/latent/total")) == [5, 10, 15, 20]

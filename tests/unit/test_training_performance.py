@@ -26,7 +26,9 @@ def _batch(seed=0):
 
 
 def _first_step(*overrides):
-    cfg = load_config("tiny", ["train.batch_size=4", "model.ablation=f", *overrides])
+    # the plain fp32 path unless an override turns an option on ("auto" would use bf16 on CPUs with native bf16)
+    plain = [f"distributed.performance.{o}=false" for o in ("bf16_autocast", "channels_last", "fused_adam")]
+    cfg = load_config("tiny", ["train.batch_size=4", "model.ablation=f", *plain, *overrides])
     state = build_train_state(cfg, K, P, Environment())
     return state, {k: v.float().item() for k, v in train_step(state, _batch(), cfg).items()}
 
