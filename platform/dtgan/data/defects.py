@@ -43,6 +43,15 @@ def _bolder_contrast(contrast: np.ndarray, boldness: float) -> np.ndarray:
     return np.minimum(contrast * boldness, MAX_CONTRAST) if boldness != 1.0 else contrast
 
 
+def _ellipse_frame(x, y, cx, cy, tilt, aspect):
+    """Pixel coordinates in an ellipse's frame: (along its axis, across it scaled by 1/aspect, the distance from
+    its centre in that scaled frame), each (n, H, W)."""
+    dx, dy = x - cx, y - cy
+    along = dx * np.cos(tilt) + dy * np.sin(tilt)
+    across = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / aspect
+    return along, across, np.sqrt(along**2 + across**2)
+
+
 def scratch(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> np.ndarray:
     """Scratches: 1-3 parallel strokes along a bent curve; light (thin, faint) or heavy (wide, strong).
 
@@ -102,10 +111,7 @@ def spot(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> 
         radius = np.maximum(scale * rng.lognormal(0, 0.35, (n, 1, 1)) * size, 1.0).astype(np.float32)
         aspect = rng.uniform(0.55, 1.0, (n, 1, 1)).astype(np.float32)
         tilt = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
-        dx, dy = x - cx, y - cy
-        along = dx * np.cos(tilt) + dy * np.sin(tilt)
-        across = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / aspect
-        distance = np.sqrt(along**2 + across**2)
+        along, across, distance = _ellipse_frame(x, y, cx, cy, tilt, aspect)
         phi = np.arctan2(across, along)
         lobes = rng.uniform(0, 0.2, (n, 2, 1, 1)).astype(np.float32)
         phases = rng.uniform(0, 2 * np.pi, (n, 2, 1, 1)).astype(np.float32)
@@ -197,10 +203,7 @@ def stain(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
     radius = radius.astype(np.float32)
     aspect = rng.uniform(0.6, 1.0, (n, 1, 1)).astype(np.float32)
     tilt = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
-    dx, dy = x - cx, y - cy
-    along = dx * np.cos(tilt) + dy * np.sin(tilt)
-    across = (-dx * np.sin(tilt) + dy * np.cos(tilt)) / aspect
-    distance = np.sqrt(along**2 + across**2)
+    along, across, distance = _ellipse_frame(x, y, cx, cy, tilt, aspect)
     boundary = radius * _irregular_radius(rng, n, np.arctan2(across, along), 0.25, (2, 3, 5, 7))
     edge_px = (rng.uniform(0.03, 0.12, (n, 1, 1)) * radius + 0.5).astype(np.float32)  # soft .. crisp rim
     inside = 1.0 / (1.0 + np.exp(np.minimum((distance - boundary) / edge_px, 30.0)))
