@@ -38,6 +38,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check platform tests experiments benchmarks
+	$(VENV)/bin/ruff format --check platform tests experiments benchmarks
 
 # Regenerate the lock file from the current environment (run after changing dependencies).
 lock: setup

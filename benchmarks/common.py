@@ -28,10 +28,18 @@ NOT_MEASURED_ON_CPU = "not measured here: no CUDA device in this process (the ta
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto = cuda when available (default)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice, i.e. the cores it sees)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto = cuda when available (default)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice, i.e. the cores it sees)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     return parser
 
@@ -48,8 +56,9 @@ def describe_device(device: torch.device) -> dict:
     """What the numbers were measured on: device name, host, threads, library versions, date."""
     info = {
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else host_platform.processor()
-        or host_platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else host_platform.processor() or host_platform.machine(),
         "host": host_platform.node(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -46,13 +46,21 @@ def _worker(rank: int, world_size: int, args: dict, port: int, out_dir: str) -> 
         torch.cuda.set_device(device)
     else:
         torch.set_num_threads(args["threads_per_worker"])
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}",
-                            rank=rank, world_size=world_size)
+    dist.init_process_group(
+        "nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+    )
     try:
         per_worker = args["per_worker_batch"]
-        config = bench._config(args["preset"], args["ablation"], per_worker * world_size, args["mode"],
-                               compile_fast=cuda and args["mode"] == "fast")
-        env = Environment(rank=rank, world_size=world_size, device=device, sync_gradients=all_reduce_gradients)
+        config = bench._config(
+            args["preset"],
+            args["ablation"],
+            per_worker * world_size,
+            args["mode"],
+            compile_fast=cuda and args["mode"] == "fast",
+        )
+        env = Environment(
+            rank=rank, world_size=world_size, device=device, sync_gradients=all_reduce_gradients
+        )
         state = build_train_state(config, bench.NUM_DOMAINS, bench.NUM_PRODUCTS, env)
         batch = bench._random_batch(config, device, seed=rank, batch_size=per_worker)
         times = []
@@ -81,9 +89,13 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--ablation", default="g")
-    parser.add_argument("--workers", default=None, help="comma list; default 1,2 on CPU, 1,2,4,... up to the GPUs")
+    parser.add_argument(
+        "--workers", default=None, help="comma list; default 1,2 on CPU, 1,2,4,... up to the GPUs"
+    )
     parser.add_argument("--per-worker-batch", type=int, default=8)
-    parser.add_argument("--mode", choices=("plain", "fast"), default=None, help="default fast on CUDA, plain on CPU")
+    parser.add_argument(
+        "--mode", choices=("plain", "fast"), default=None, help="default fast on CUDA, plain on CPU"
+    )
     parser.add_argument("--threads-per-worker", type=int, default=1, help="torch threads of each CPU worker")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -95,31 +107,65 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")] if args.workers else default
     if cuda and max(workers) > available:
         raise SystemExit(f"--workers {max(workers)} but only {available} GPUs are visible")
-    settings = {"device": device.type, "preset": args.preset, "ablation": args.ablation,
-                "per_worker_batch": args.per_worker_batch, "mode": args.mode or ("fast" if cuda else "plain"),
-                "threads_per_worker": args.threads_per_worker, "warmup": args.warmup, "repeats": args.repeats}
+    settings = {
+        "device": device.type,
+        "preset": args.preset,
+        "ablation": args.ablation,
+        "per_worker_batch": args.per_worker_batch,
+        "mode": args.mode or ("fast" if cuda else "plain"),
+        "threads_per_worker": args.threads_per_worker,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+    }
 
     runs, base = [], None
     for w in workers:
         wall = statistics.median(run_workers(w, settings))
         images_per_s = w * args.per_worker_batch / wall
         base = base if base is not None else (images_per_s if w == 1 else None)
-        row = {"workers": w, "backend": "nccl" if cuda else "gloo", "wall_ms_per_iteration_median": round(1000 * wall, 1),
-               "images_per_s": round(images_per_s, 2)}
+        row = {
+            "workers": w,
+            "backend": "nccl" if cuda else "gloo",
+            "wall_ms_per_iteration_median": round(1000 * wall, 1),
+            "images_per_s": round(images_per_s, 2),
+        }
         if base is not None:
             row["scaling_efficiency"] = round(images_per_s / (w * base), 3)
         runs.append(row)
 
     at_target = [r for r in runs if r["workers"] == TARGET_GPUS and cuda]
-    target = ({"value": at_target[0]["scaling_efficiency"], "target": EFFICIENCY_TARGET,
-               "met": at_target[0]["scaling_efficiency"] >= EFFICIENCY_TARGET} if at_target
-              else (NOT_MEASURED_ON_CPU.replace("one H100", f"{TARGET_GPUS} GPUs") if not cuda
-                    else f"not measured here: {available} GPU(s) visible, the target is for {TARGET_GPUS}"))
-    note = None if cuda else ("CPU workers share the host's cores (and, on a shared machine, other users' load): "
-                              "efficiency here measures gloo all-reduce plus core contention, not GPU scaling")
-    emit({"benchmark": "ddp_scaling", **{k: settings[k] for k in ("preset", "ablation", "per_worker_batch", "mode")},
-          "environment": describe_device(device), "runs": runs,
-          "targets": {f"scaling_efficiency_at_{TARGET_GPUS}_gpus": target}, "note": note}, args.out)
+    target = (
+        {
+            "value": at_target[0]["scaling_efficiency"],
+            "target": EFFICIENCY_TARGET,
+            "met": at_target[0]["scaling_efficiency"] >= EFFICIENCY_TARGET,
+        }
+        if at_target
+        else (
+            NOT_MEASURED_ON_CPU.replace("one H100", f"{TARGET_GPUS} GPUs")
+            if not cuda
+            else f"not measured here: {available} GPU(s) visible, the target is for {TARGET_GPUS}"
+        )
+    )
+    note = (
+        None
+        if cuda
+        else (
+            "CPU workers share the host's cores (and, on a shared machine, other users' load): "
+            "efficiency here measures gloo all-reduce plus core contention, not GPU scaling"
+        )
+    )
+    emit(
+        {
+            "benchmark": "ddp_scaling",
+            **{k: settings[k] for k in ("preset", "ablation", "per_worker_batch", "mode")},
+            "environment": describe_device(device),
+            "runs": runs,
+            "targets": {f"scaling_efficiency_at_{TARGET_GPUS}_gpus": target},
+            "note": note,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,23 @@ def random_inception(weights_dir: Path, device: torch.device) -> nn.Module:
     """torch-fidelity's Inception-v3 feature extractor with random weights (nothing downloads)."""
     from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 
-    original = (tf_inception.load_state_dict_from_url, tf_inception.FeatureExtractorInceptionV3.load_state_dict)
+    original = (
+        tf_inception.load_state_dict_from_url,
+        tf_inception.FeatureExtractorInceptionV3.load_state_dict,
+    )
     tf_inception.load_state_dict_from_url = lambda *a, **k: {}
     tf_inception.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd: None
     try:
         net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     finally:
-        tf_inception.load_state_dict_from_url, tf_inception.FeatureExtractorInceptionV3.load_state_dict = original
+        tf_inception.load_state_dict_from_url, tf_inception.FeatureExtractorInceptionV3.load_state_dict = (
+            original
+        )
     path = weights_dir / "random-inception.pth"
     torch.save(net.state_dict(), path)  # then load it the way the platform does: from a local file
-    net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                                   feature_extractor_weights_path=str(path))
+    net = tf_inception.FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+    )
     return net.to(device).eval()
 
 
@@ -75,15 +81,23 @@ def defect_cnn(device: torch.device) -> nn.Module:
 
 def images_per_s(fn, n: int, device: torch.device, repeats: int) -> dict:
     timing = time_calls(fn, device, warmup=1, repeats=repeats)
-    return {"images": n, **timing.as_dict(per="pass"), "images_per_s": round(n / timing.median_wall_s, 2),
-            "images_per_cpu_s": round(n / timing.median_cpu_s, 2)}
+    return {
+        "images": n,
+        **timing.as_dict(per="pass"),
+        "images_per_s": round(n / timing.median_wall_s, 2),
+        "images_per_cpu_s": round(n / timing.median_cpu_s, 2),
+    }
 
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--images", type=int, default=None, help="images per timed pass (default 64 CPU, 2048 CUDA)")
-    parser.add_argument("--batch-size", type=int, default=None, help="generation/feature batch (default 64; 256 CUDA)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="images per timed pass (default 64 CPU, 2048 CUDA)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="generation/feature batch (default 64; 256 CUDA)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.threads:
@@ -100,16 +114,32 @@ def main() -> None:
     from dtgan.evaluation.synthesis import synthesize
 
     generation = {
-        guidance: images_per_s(lambda guidance=guidance: synthesize(
-            nets, sources, y_trg, guidance, references=sources if guidance == "reference" else None,
-            y_ref=y_trg if guidance == "reference" else None, batch_size=batch), n, device, args.repeats)
+        guidance: images_per_s(
+            lambda guidance=guidance: synthesize(
+                nets,
+                sources,
+                y_trg,
+                guidance,
+                references=sources if guidance == "reference" else None,
+                y_ref=y_trg if guidance == "reference" else None,
+                batch_size=batch,
+            ),
+            n,
+            device,
+            args.repeats,
+        )
         for guidance in ("latent", "reference")
     }
     features = {}
     with tempfile.TemporaryDirectory() as tmp:
-        extractors = {"inception-v3-compat": random_inception(Path(tmp), device), "dtgan-defect-cnn": defect_cnn(device)}
+        extractors = {
+            "inception-v3-compat": random_inception(Path(tmp), device),
+            "dtgan-defect-cnn": defect_cnn(device),
+        }
         for name, net in extractors.items():
-            count = n if name != "inception-v3-compat" or cuda else min(n, 32)  # Inception: ~10 img/s on a CPU
+            count = (
+                n if name != "inception-v3-compat" or cuda else min(n, 32)
+            )  # Inception: ~10 img/s on a CPU
 
             @torch.inference_mode()
             def extract(net=net, count=count):
@@ -119,18 +149,37 @@ def main() -> None:
             features[name] = images_per_s(extract, count, device, args.repeats)
 
     gen_rate = min(v["images_per_s"] for v in generation.values())
-    projection = {name: round((PROTOCOL_SYNTHETIC_IMAGES / gen_rate + PROTOCOL_SYNTHETIC_IMAGES / f["images_per_s"]) / 60, 1)
-                  for name, f in features.items()}
+    projection = {
+        name: round(
+            (PROTOCOL_SYNTHETIC_IMAGES / gen_rate + PROTOCOL_SYNTHETIC_IMAGES / f["images_per_s"]) / 60, 1
+        )
+        for name, f in features.items()
+    }
     if cuda and args.preset == "paper":
         minutes = projection["inception-v3-compat"]
-        target = {"value_minutes": minutes, "target_minutes": PROTOCOL_MINUTES_TARGET,
-                  "met": minutes <= PROTOCOL_MINUTES_TARGET}
+        target = {
+            "value_minutes": minutes,
+            "target_minutes": PROTOCOL_MINUTES_TARGET,
+            "met": minutes <= PROTOCOL_MINUTES_TARGET,
+        }
     else:
-        target = NOT_MEASURED_ON_CPU if not cuda else "not measured here: the target is for the paper preset (128 px)"
-    result = {"benchmark": "evaluate", "preset": args.preset, "img_size": side, "batch_size": batch,
-              "environment": describe_device(device), "generation": generation, "features": features,
-              "protocol_minutes_projected": projection, "targets": {"protocol_48k_minutes": target},
-              "real_features": "computed once per (data set, extractor) and cached by fid_kid; not in the projection"}
+        target = (
+            NOT_MEASURED_ON_CPU
+            if not cuda
+            else "not measured here: the target is for the paper preset (128 px)"
+        )
+    result = {
+        "benchmark": "evaluate",
+        "preset": args.preset,
+        "img_size": side,
+        "batch_size": batch,
+        "environment": describe_device(device),
+        "generation": generation,
+        "features": features,
+        "protocol_minutes_projected": projection,
+        "targets": {"protocol_48k_minutes": target},
+        "real_features": "computed once per (data set, extractor) and cached by fid_kid; not in the projection",
+    }
     if cuda:
         result["peak_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     else:

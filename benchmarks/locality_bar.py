@@ -29,23 +29,42 @@ def main() -> int:
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--split", default="test")
     parser.add_argument("--top-fraction", type=float, default=0.1)
-    parser.add_argument("--noise-psnr", default="40,30,27,25,23,21", help="comma list of residual-error PSNRs (dB)")
+    parser.add_argument(
+        "--noise-psnr", default="40,30,27,25,23,21", help="comma list of residual-error PSNRs (dB)"
+    )
     args = parser.parse_args()
     ds = DefectImageDataset(args.data, splits=(args.split,), img_size=args.img_size)
     rows = torch.nonzero(ds.y != 0).flatten()
     clean, defect = ds.clean_uint8[rows].expand(-1, 3, -1, -1), ds.images_uint8[rows].expand(-1, 3, -1, -1)
     share, bg = change_locality(clean, defect, args.top_fraction)
-    out = {"data": args.data, "img_size": args.img_size, "pairs": len(rows),
-           "perfect": {"transfer_locality": float(share.mean()), "transfer_bg_psnr": float(bg.clamp(max=100).mean()),
-                       "removal_psnr_do_nothing": float(psnr(defect, clean).mean())},
-           "with_residual_error": []}
+    out = {
+        "data": args.data,
+        "img_size": args.img_size,
+        "pairs": len(rows),
+        "perfect": {
+            "transfer_locality": float(share.mean()),
+            "transfer_bg_psnr": float(bg.clamp(max=100).mean()),
+            "removal_psnr_do_nothing": float(psnr(defect, clean).mean()),
+        },
+        "with_residual_error": [],
+    }
     g = torch.Generator().manual_seed(0)
     for db in [float(v) for v in args.noise_psnr.split(",")]:
         sigma = 255.0 / (10 ** (db / 20))
-        noisy = (defect.float() + sigma * torch.randn(defect.shape, generator=g)).clamp(0, 255).round().to(torch.uint8)
+        noisy = (
+            (defect.float() + sigma * torch.randn(defect.shape, generator=g))
+            .clamp(0, 255)
+            .round()
+            .to(torch.uint8)
+        )
         share, bg = change_locality(clean, noisy, args.top_fraction)
-        out["with_residual_error"].append({"residual_psnr_db": db, "transfer_locality": float(share.mean()),
-                                           "transfer_bg_psnr": float(bg.mean())})
+        out["with_residual_error"].append(
+            {
+                "residual_psnr_db": db,
+                "transfer_locality": float(share.mean()),
+                "transfer_bg_psnr": float(bg.mean()),
+            }
+        )
     print(json.dumps(out, indent=2))
     return 0
 

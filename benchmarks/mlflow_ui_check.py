@@ -26,7 +26,14 @@ import urllib.request
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = 300
-TOGGLES = ("style_content", "fg_classifier", "bg_classifier", "separate_decoders", "anchor_normal", "mapping_noise")
+TOGGLES = (
+    "style_content",
+    "fg_classifier",
+    "bg_classifier",
+    "separate_decoders",
+    "anchor_normal",
+    "mapping_noise",
+)
 NOTE = "mlflow.note.content"
 
 
@@ -50,8 +57,12 @@ class UI:
             return json.loads(response.read() or b"{}")
 
     def post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.base}/ajax-api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"{self.base}/ajax-api/2.0/mlflow/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
 
@@ -65,17 +76,35 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
-def _start_server(tracking_uri: str, artifacts: str | None, log_path: Path,
-                  timeout_s: float = STARTUP_TIMEOUT_S) -> tuple[subprocess.Popen, str]:
+def _start_server(
+    tracking_uri: str, artifacts: str | None, log_path: Path, timeout_s: float = STARTUP_TIMEOUT_S
+) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if artifacts:
         command += ["--artifacts-destination", artifacts]
     log = log_path.open("w")
     # Its own process group: the server's workers are stopped with it (and nothing else).
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -87,7 +116,9 @@ def _start_server(tracking_uri: str, artifacts: str | None, log_path: Path,
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
     _stop(process)
-    raise SystemExit(f"mlflow server did not answer within {timeout_s:.0f} s (--startup-timeout):\n{_tail(log_path)}")
+    raise SystemExit(
+        f"mlflow server did not answer within {timeout_s:.0f} s (--startup-timeout):\n{_tail(log_path)}"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -122,9 +153,13 @@ def inspect(ui: UI, experiment_name: str) -> dict:
     experiment = ui.get("experiments/get-by-name", experiment_name=experiment_name)["experiment"]
     experiment_id = experiment["experiment_id"]
     kind = _tags(experiment).get("mlflow.experimentKind")
-    checks["experiment opens on the runs table (experimentKind is not GenAI)"] = kind == "custom_model_development"
-    runs = ui.post("runs/search", {"experiment_ids": [experiment_id], "max_results": 1000,
-                                   "order_by": ["attributes.start_time DESC"]}).get("runs", [])
+    checks["experiment opens on the runs table (experimentKind is not GenAI)"] = (
+        kind == "custom_model_development"
+    )
+    runs = ui.post(
+        "runs/search",
+        {"experiment_ids": [experiment_id], "max_results": 1000, "order_by": ["attributes.start_time DESC"]},
+    ).get("runs", [])
     studies = [r for r in runs if _tags(r["data"]).get("run_kind") == "study"]
     if not studies:
         raise SystemExit(f"experiment {experiment_name!r} has no study run")
@@ -145,65 +180,116 @@ def inspect(ui: UI, experiment_name: str) -> dict:
         final = {k: v for k, v in metrics.items() if k.startswith("final/")}
         steps = {}
         for key in final:
-            history = ui.get("metrics/get-history", run_id=run["info"]["run_id"], metric_key=key).get("metrics", [])
+            history = ui.get("metrics/get-history", run_id=run["info"]["run_id"], metric_key=key).get(
+                "metrics", []
+            )
             steps[key] = sorted({int(m.get("step", 0)) for m in history})
-        rows.append({"run_name": run["info"].get("run_name"), "trial_key": tags.get("trial_key"),
-                     "description": tags.get(NOTE), "status": run["info"]["status"],
-                     "toggles": {t: params.get(f"model.{t}") for t in TOGGLES}, "final": final, "final_steps": steps,
-                     "evaluated_step": tags.get("evaluated_step"), "git_commit": tags.get("mlflow.source.git.commit"),
-                     "datasets": [d["dataset"]["name"] for d in run.get("inputs", {}).get("dataset_inputs", [])]})
+        rows.append(
+            {
+                "run_name": run["info"].get("run_name"),
+                "trial_key": tags.get("trial_key"),
+                "description": tags.get(NOTE),
+                "status": run["info"]["status"],
+                "toggles": {t: params.get(f"model.{t}") for t in TOGGLES},
+                "final": final,
+                "final_steps": steps,
+                "evaluated_step": tags.get("evaluated_step"),
+                "git_commit": tags.get("mlflow.source.git.commit"),
+                "datasets": [d["dataset"]["name"] for d in run.get("inputs", {}).get("dataset_inputs", [])],
+            }
+        )
     finished = [r for r in rows if r["status"] == "FINISHED"]
     checks["every trial has a name other than its key"] = all(r["run_name"] != r["trial_key"] for r in rows)
     checks["every trial has a description"] = all(r["description"] for r in rows)
     checks["toggles are True/False, never None"] = all(
-        set(r["toggles"].values()) <= {"True", "False"} for r in rows)
+        set(r["toggles"].values()) <= {"True", "False"} for r in rows
+    )
     checks["finished trials have final/ metrics at step 0 only"] = bool(finished) and all(
-        r["final"] and all(s == [0] for s in r["final_steps"].values()) for r in finished)
+        r["final"] and all(s == [0] for s in r["final_steps"].values()) for r in finished
+    )
     checks["trials name their data set and commit"] = all(r["datasets"] and r["git_commit"] for r in finished)
 
     models = ui.post("logged-models/search", {"experiment_ids": [experiment_id]}).get("models", [])
     logged = []
     for model in models:
         info = model["info"]
-        mlmodel = ui.text(f"ajax-api/2.0/mlflow/logged-models/{info['model_id']}/artifacts/files",
-                          artifact_file_path="MLmodel")
-        logged.append({"model_id": info["model_id"], "name": info.get("name"), "source_run_id": info.get("source_run_id"),
-                       "has_signature": "signature:" in mlmodel and "sources" in mlmodel,
-                       "has_input_example": "saved_input_example_info" in mlmodel})
+        mlmodel = ui.text(
+            f"ajax-api/2.0/mlflow/logged-models/{info['model_id']}/artifacts/files",
+            artifact_file_path="MLmodel",
+        )
+        logged.append(
+            {
+                "model_id": info["model_id"],
+                "name": info.get("name"),
+                "source_run_id": info.get("source_run_id"),
+                "has_signature": "signature:" in mlmodel and "sources" in mlmodel,
+                "has_input_example": "saved_input_example_info" in mlmodel,
+            }
+        )
     checks["a logged model with a signature and an input example"] = any(
-        m["has_signature"] and m["has_input_example"] for m in logged)
+        m["has_signature"] and m["has_input_example"] for m in logged
+    )
     registered = study_tags.get("best_run_id")
-    versions = ui.get("model-versions/search", filter=f"run_id = '{registered}'").get("model_versions", []) \
-        if registered else []
+    versions = (
+        ui.get("model-versions/search", filter=f"run_id = '{registered}'").get("model_versions", [])
+        if registered
+        else []
+    )
     checks["the registry version points at the logged model"] = any(
-        v.get("source", "").startswith("models:/m-") for v in versions)
+        v.get("source", "").startswith("models:/m-") for v in versions
+    )
     return {
         "experiment": {"id": experiment_id, "name": experiment_name, "experimentKind": kind},
-        "study": {"run_id": study_id, "run_name": study["info"].get("run_name"),
-                  "description": study_tags.get(NOTE), "params": len(study_params)},
-        "trials": rows, "show_diff_only": sorted(varied), "logged_models": logged,
-        "model_versions": [{"name": v["name"], "version": v["version"], "source": v.get("source"),
-                            "description": v.get("description")} for v in versions],
-        "checks": checks, "failed": [name for name, ok in checks.items() if not ok],
+        "study": {
+            "run_id": study_id,
+            "run_name": study["info"].get("run_name"),
+            "description": study_tags.get(NOTE),
+            "params": len(study_params),
+        },
+        "trials": rows,
+        "show_diff_only": sorted(varied),
+        "logged_models": logged,
+        "model_versions": [
+            {
+                "name": v["name"],
+                "version": v["version"],
+                "source": v.get("source"),
+                "description": v.get("description"),
+            }
+            for v in versions
+        ],
+        "checks": checks,
+        "failed": [name for name, ok in checks.items() if not ok],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    parser.add_argument(
+        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    )
     parser.add_argument("--experiment", required=True, help="the study's experiment name")
-    parser.add_argument("--server", default=None, help="an MLflow server already running (http://...); none started")
-    parser.add_argument("--artifacts-destination", default=None, help="passed to mlflow server (default its own)")
-    parser.add_argument("--startup-timeout", type=float, default=STARTUP_TIMEOUT_S,
-                        help=f"seconds to wait for the server (default {STARTUP_TIMEOUT_S}; a busy machine needs more)")
+    parser.add_argument(
+        "--server", default=None, help="an MLflow server already running (http://...); none started"
+    )
+    parser.add_argument(
+        "--artifacts-destination", default=None, help="passed to mlflow server (default its own)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help=f"seconds to wait for the server (default {STARTUP_TIMEOUT_S}; a busy machine needs more)",
+    )
     args = parser.parse_args()
     process = None
     with tempfile.TemporaryDirectory(prefix="dtgan-ui-check-") as tmp:
         if args.server:
             base = args.server
         else:
-            process, base = _start_server(args.tracking_uri, args.artifacts_destination, Path(tmp) / "server.log",
-                                          args.startup_timeout)
+            process, base = _start_server(
+                args.tracking_uri, args.artifacts_destination, Path(tmp) / "server.log", args.startup_timeout
+            )
         try:
             result = inspect(UI(base), args.experiment)
         finally:

@@ -36,8 +36,12 @@ NUM_PRODUCTS = 3
 FAST_OPTIONS = {"bf16_autocast": True, "channels_last": True, "fused_adam": True}
 PLAIN_OPTIONS = {"bf16_autocast": False, "channels_last": False, "fused_adam": False, "compile": False}
 # Each option alone on top of the plain path.
-SINGLE_OPTIONS = {"bf16": "bf16_autocast", "channels_last": "channels_last", "fused_adam": "fused_adam",
-                  "compile": "compile"}
+SINGLE_OPTIONS = {
+    "bf16": "bf16_autocast",
+    "channels_last": "channels_last",
+    "fused_adam": "fused_adam",
+    "compile": "compile",
+}
 
 
 class FlopCount(TorchDispatchMode):
@@ -65,7 +69,9 @@ def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast
     from dtgan.config.root import DTGANConfig
 
     overrides = [f"model.ablation={ablation}", f"train.batch_size={batch_size}"]
-    if "distributed" in DTGANConfig.model_fields and mode != "auto":  # older checkouts have no performance options
+    if (
+        "distributed" in DTGANConfig.model_fields and mode != "auto"
+    ):  # older checkouts have no performance options
         if mode == "plain":
             options = PLAIN_OPTIONS
         elif mode == "fast":
@@ -96,12 +102,21 @@ def _random_batch(config, device: torch.device, seed: int, batch_size: int | Non
     def labels(k: int) -> torch.Tensor:
         return torch.randint(0, k, (n,), generator=g).to(device)
 
-    return Batch(x_real=images(), y_org=labels(NUM_DOMAINS), p_org=labels(NUM_PRODUCTS), x_ref=images(),
-                 x_ref2=images(), y_trg=labels(NUM_DOMAINS), z_trg=torch.randn(n, latent, generator=g).to(device),
-                 z_trg2=torch.randn(n, latent, generator=g).to(device))
+    return Batch(
+        x_real=images(),
+        y_org=labels(NUM_DOMAINS),
+        p_org=labels(NUM_PRODUCTS),
+        x_ref=images(),
+        x_ref2=images(),
+        y_trg=labels(NUM_DOMAINS),
+        z_trg=torch.randn(n, latent, generator=g).to(device),
+        z_trg2=torch.randn(n, latent, generator=g).to(device),
+    )
 
 
-def measure(config, device: torch.device, warmup: int, repeats: int, profile: bool, count_flops: bool = False) -> dict:
+def measure(
+    config, device: torch.device, warmup: int, repeats: int, profile: bool, count_flops: bool = False
+) -> dict:
     """Time ``train_step`` on one fixed random batch (the networks still learn, so every step is real)."""
     from dtgan.training.environment import Environment
     from dtgan.training.state import build_train_state
@@ -141,12 +156,19 @@ def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", help="tiny (32 px) or paper (128 px), or any preset")
     parser.add_argument("--ablation", default="g", help="ladder step a..g (default g, the full DT-GAN)")
-    parser.add_argument("--batch-sizes", default=None, help="comma list; default: paper 4,32 on CUDA, 1 on CPU")
-    parser.add_argument("--modes", default=None,
-                        help="comma list of plain, auto, fast, bf16, channels_last, fused_adam, compile "
-                             "(default: plain,auto,fast on CUDA; plain,auto,bf16,channels_last,fused_adam on a CPU)")
+    parser.add_argument(
+        "--batch-sizes", default=None, help="comma list; default: paper 4,32 on CUDA, 1 on CPU"
+    )
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help="comma list of plain, auto, fast, bf16, channels_last, fused_adam, compile "
+        "(default: plain,auto,fast on CUDA; plain,auto,bf16,channels_last,fused_adam on a CPU)",
+    )
     parser.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 2; 15 compiled)")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed iterations (default 2; 15 compiled)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations (the median is reported)")
     parser.add_argument("--profile", action="store_true", help="print the torch.profiler top ops to stderr")
     parser.add_argument("--count-flops", action="store_true", help="also count the FLOPs of one iteration")
@@ -155,10 +177,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
-    modes = (args.modes or ("plain,auto,fast" if cuda else "plain,auto,bf16,channels_last,fused_adam")).split(",")
+    modes = (args.modes or ("plain,auto,fast" if cuda else "plain,auto,bf16,channels_last,fused_adam")).split(
+        ","
+    )
     unknown = [m for m in modes if m not in ("plain", "auto", "fast", *SINGLE_OPTIONS)]
     if unknown:
-        parser.error(f"--modes: unknown {unknown}; choose from plain, auto, fast, {', '.join(SINGLE_OPTIONS)}")
+        parser.error(
+            f"--modes: unknown {unknown}; choose from plain, auto, fast, {', '.join(SINGLE_OPTIONS)}"
+        )
     default_sizes = ("4,32" if cuda else "1") if args.preset == "paper" else "8"
     sizes = [int(b) for b in (args.batch_sizes or default_sizes).split(",")]
     compile_fast = cuda and not args.no_compile
@@ -183,30 +209,57 @@ def main() -> None:
 
     targets = {}
     if args.preset == "paper" and cuda:
-        best = min(r.get("fast", r["plain"])["wall_ms_per_iteration_median"] for r in runs if r["batch_size"] == 4) \
-            if any(r["batch_size"] == 4 for r in runs) else None
+        best = (
+            min(
+                r.get("fast", r["plain"])["wall_ms_per_iteration_median"]
+                for r in runs
+                if r["batch_size"] == 4
+            )
+            if any(r["batch_size"] == 4 for r in runs)
+            else None
+        )
         if best is not None:
             hours = best / 1000 * PAPER_ITERATIONS / 3600
-            targets["paper_100k_iterations_hours"] = {"value": round(hours, 2), "target": PAPER_HOURS_TARGET,
-                                                      "met": hours <= PAPER_HOURS_TARGET}
+            targets["paper_100k_iterations_hours"] = {
+                "value": round(hours, 2),
+                "target": PAPER_HOURS_TARGET,
+                "met": hours <= PAPER_HOURS_TARGET,
+            }
         speedups = [r["fast_speedup"] for r in runs if "fast_speedup" in r]
         if speedups:
-            targets["fast_over_plain"] = {"value": min(speedups), "target": SPEEDUP_TARGET,
-                                          "met": min(speedups) >= SPEEDUP_TARGET}
+            targets["fast_over_plain"] = {
+                "value": min(speedups),
+                "target": SPEEDUP_TARGET,
+                "met": min(speedups) >= SPEEDUP_TARGET,
+            }
     elif not cuda:
         targets["paper_100k_iterations_hours"] = NOT_MEASURED_ON_CPU
         speedups = [r["auto_speedup"] for r in runs if "auto_speedup" in r]
         if speedups and args.preset != "paper":
             targets["cpu_auto_over_plain"] = {
-                "value": min(speedups), "target": SPEEDUP_TARGET, "met": min(speedups) >= SPEEDUP_TARGET,
+                "value": min(speedups),
+                "target": SPEEDUP_TARGET,
+                "met": min(speedups) >= SPEEDUP_TARGET,
                 "threads": torch.get_num_threads(),
-                "note": "CPU-time ratio of the tiny step, 'auto' options vs plain fp32 eager, same process"}
+                "note": "CPU-time ratio of the tiny step, 'auto' options vs plain fp32 eager, same process",
+            }
     if args.preset == "paper" and not cuda:
         plain_b = {r["batch_size"]: r["plain"]["wall_ms_per_iteration_median"] for r in runs if "plain" in r}
-        targets["cpu_note"] = f"CPU projection only, not a target: 100k plain iterations at batch " \
+        targets["cpu_note"] = (
+            f"CPU projection only, not a target: 100k plain iterations at batch "
             f"{min(plain_b)} would take {min(plain_b.values()) / 1000 * PAPER_ITERATIONS / 3600:.0f} h here"
-    emit({"benchmark": "train_step", "preset": args.preset, "ablation": args.ablation,
-          "environment": describe_device(device), "runs": runs, "targets": targets}, args.out)
+        )
+    emit(
+        {
+            "benchmark": "train_step",
+            "preset": args.preset,
+            "ablation": args.ablation,
+            "environment": describe_device(device),
+            "runs": runs,
+            "targets": targets,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

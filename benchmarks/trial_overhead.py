@@ -48,41 +48,69 @@ class ReportTimes:
 
     def __call__(self, step: int, metrics: dict) -> None:
         with open(self.path, "a") as f:
-            f.write(json.dumps({"t": time.time(), "step": step, "step_ms": metrics.get("train/step_ms")}) + "\n")
+            f.write(
+                json.dumps({"t": time.time(), "step": step, "step_ms": metrics.get("train/step_ms")}) + "\n"
+            )
 
 
 def synth_data(out_dir: Path) -> tuple[Path, float]:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dtgan", "data", "synth", "--out", str(out_dir)], check=True,
-                   env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "dtgan", "data", "synth", "--out", str(out_dir)],
+        check=True,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return out_dir / "benchmark.parquet", time.perf_counter() - started
 
 
 def _env() -> dict:
     from common import PLATFORM_DIR
 
-    return os.environ | {"PYTHONPATH": os.pathsep.join([PLATFORM_DIR, os.environ.get("PYTHONPATH", "")]),
-                         "HF_HUB_OFFLINE": "1"}
+    return os.environ | {
+        "PYTHONPATH": os.pathsep.join([PLATFORM_DIR, os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def one_trial(data: Path, work: Path, name: str, steps: int) -> dict:
     from dtgan.config.loader import load_config
     from dtgan.search.ray_train import fit_distributed
 
-    config = load_config("smoke", [f"data.path={data}", f"train.total_steps={steps}", "train.log_every_steps=1",
-                                   f"train.sample_every_steps={steps}", f"train.checkpoint_every_steps={steps}",
-                                   f"train.out_dir={work}", "distributed.workers=1", f"train.run_name={name}"])
+    config = load_config(
+        "smoke",
+        [
+            f"data.path={data}",
+            f"train.total_steps={steps}",
+            "train.log_every_steps=1",
+            f"train.sample_every_steps={steps}",
+            f"train.checkpoint_every_steps={steps}",
+            f"train.out_dir={work}",
+            "distributed.workers=1",
+            f"train.run_name={name}",
+        ],
+    )
     times = work / f"{name}.reports.jsonl"
     started = time.time()
-    fit_distributed(config, run_name=name, storage_path=str(work / "storage"), resume=False,
-                    on_report=ReportTimes(str(times)), progress=False)
+    fit_distributed(
+        config,
+        run_name=name,
+        storage_path=str(work / "storage"),
+        resume=False,
+        on_report=ReportTimes(str(times)),
+        progress=False,
+    )
     ended = time.time()
     reports = [json.loads(line) for line in times.read_text().splitlines()]
     first, last = reports[0], reports[-1]
-    return {"start_to_first_step_s": round(first["t"] - started - first["step_ms"] / 1000, 2),
-            "last_step_to_end_s": round(ended - last["t"], 2),
-            "trial_wall_s": round(ended - started, 2), "steps": last["step"],
-            "step_ms_median": round(statistics.median(r["step_ms"] for r in reports), 1)}
+    return {
+        "start_to_first_step_s": round(first["t"] - started - first["step_ms"] / 1000, 2),
+        "last_step_to_end_s": round(ended - last["t"], 2),
+        "trial_wall_s": round(ended - started, 2),
+        "steps": last["step"],
+        "step_ms_median": round(statistics.median(r["step_ms"] for r in reports), 1),
+    }
 
 
 def ablation_projection(repeats: int) -> dict:
@@ -98,9 +126,13 @@ def ablation_projection(repeats: int) -> dict:
     for step in LADDER:
         config = bench._config("smoke", step, 8, "plain", compile_fast=False)
         per_step[step] = bench.measure(config, device, warmup=1, repeats=repeats, profile=False)[
-            "wall_ms_per_iteration_median"]
-    return {"ms_per_iteration": per_step, "steps_per_trial": total_steps,
-            "training_minutes": round(sum(per_step.values()) * total_steps / 1000 / 60, 1)}
+            "wall_ms_per_iteration_median"
+        ]
+    return {
+        "ms_per_iteration": per_step,
+        "steps_per_trial": total_steps,
+        "training_minutes": round(sum(per_step.values()) * total_steps / 1000 / 60, 1),
+    }
 
 
 def finish_projection(projection: dict, trials: list[dict]) -> dict:
@@ -108,22 +140,34 @@ def finish_projection(projection: dict, trials: list[dict]) -> dict:
     overhead = statistics.median(t["trial_wall_s"] - t["steps"] * t["step_ms_median"] / 1000 for t in trials)
     projection["trial_overhead_minutes"] = round(len(LADDER) * overhead / 60, 1)
     projection["total_minutes_without_evaluation"] = round(
-        projection["training_minutes"] + projection["trial_overhead_minutes"], 1)
-    projection["note"] = (f"{len(LADDER)} ladder steps x {projection['steps_per_trial']} steps (smoke preset), "
-                          "one trial at a time; evaluation not included")
+        projection["training_minutes"] + projection["trial_overhead_minutes"], 1
+    )
+    projection["note"] = (
+        f"{len(LADDER)} ladder steps x {projection['steps_per_trial']} steps (smoke preset), "
+        "one trial at a time; evaluation not included"
+    )
     return projection
 
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=2,
-                        help="TorchTrainer trials run one after the other (first pays ray.init); 0 = none")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=2,
+        help="TorchTrainer trials run one after the other (first pays ray.init); 0 = none",
+    )
     parser.add_argument("--steps", type=int, default=3, help="training steps per trial")
     parser.add_argument("--demo", action="store_true", help="also time the demo's commands")
-    parser.add_argument("--ablation-projection", action="store_true", help="project the smoke ablation's time")
+    parser.add_argument(
+        "--ablation-projection", action="store_true", help="project the smoke ablation's time"
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--study", action="store_true",
-                        help="also run a tiny ablation study (demo preset) and break its trials' start/end down")
+    parser.add_argument(
+        "--study",
+        action="store_true",
+        help="also run a tiny ablation study (demo preset) and break its trials' start/end down",
+    )
     parser.add_argument("--variants", default="a,g", help="ladder steps of the --study (one trial each)")
     args = parser.parse_args()
     if args.threads:
@@ -135,7 +179,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, synth_s = synth_data(work / "data")
-        if args.demo:  # first: the demo starts its own Ray, which must not meet a second instance (stack facts)
+        if (
+            args.demo
+        ):  # first: the demo starts its own Ray, which must not meet a second instance (stack facts)
             result["demo"] = run_demo(work / "demo_cwd")
         if args.study:  # before the TorchTrainer trials: the study starts (and stops) its own local Ray
             result["study"] = study_overhead(data, work / "study", args.variants.split(","), args.steps)
@@ -148,8 +194,13 @@ def main() -> None:
             trials = [one_trial(data, work, f"overhead-{i}", args.steps) for i in range(args.trials)]
             result["trials"] = trials
             worst = max(max(t["start_to_first_step_s"], t["last_step_to_end_s"]) for t in trials)
-            result["targets"] = {"trial_overhead_s": {"value": worst, "target": OVERHEAD_TARGET_S,
-                                                      "met": worst <= OVERHEAD_TARGET_S}}
+            result["targets"] = {
+                "trial_overhead_s": {
+                    "value": worst,
+                    "target": OVERHEAD_TARGET_S,
+                    "met": worst <= OVERHEAD_TARGET_S,
+                }
+            }
     if args.ablation_projection and args.trials:
         result["smoke_ablation_projection"] = finish_projection(projection, result["trials"])
     emit(result, args.out)
@@ -191,13 +242,17 @@ def trial_breakdown(timeline: dict, dispatched_at: float) -> dict:
     dispatch = marks["trial_start"]["wall_s"] - dispatched_at
     start = {
         "total_s": round(dispatch + start_in_trial, 2),
-        "tune_dispatch_s": round(dispatch, 2),  # Tune schedules it, the trial actor starts and imports Ray/dtgan
+        "tune_dispatch_s": round(
+            dispatch, 2
+        ),  # Tune schedules it, the trial actor starts and imports Ray/dtgan
         "in_trial_s": round(start_in_trial, 2),
         "imports": _span(timeline, "trial_start", "imported"),  # evaluation/tracking/training modules (torch)
         "mlflow_start_trial": _span(timeline, "imported", "mlflow_run_started"),
         "before_train": _span(timeline, "mlflow_run_started", "train_start"),
-        "train_setup": {"wall_s": round(first_step_start - marks["train_start"]["wall_s"], 2),
-                        "note": "train(): run folder, data, nets, sample sources (CPU not split from step 1)"},
+        "train_setup": {
+            "wall_s": round(first_step_start - marks["train_start"]["wall_s"], 2),
+            "note": "train(): run folder, data, nets, sample sources (CPU not split from step 1)",
+        },
     }
     # The loop reports every step (train.log_every_steps=1): the last step ended its own step_ms after the
     # report before it; the last report itself comes after the final sample grids and checkpoint.
@@ -217,9 +272,13 @@ def trial_breakdown(timeline: dict, dispatched_at: float) -> dict:
         "bookkeeping": _span(timeline, "evaluation_end", "trial_end"),  # tags, artifacts, metrics, end_run
     }
     step_s = (last_step_end - first_step_start) / last[-1]["step"]
-    return {"start_to_first_step": start, "last_step_to_end": end, "steps": last[-1]["step"],
-            "training_s_per_step": round(step_s, 2),
-            "trial_cpu_s": round(marks["trial_end"]["cpu_s"] - marks["trial_start"]["cpu_s"], 2)}
+    return {
+        "start_to_first_step": start,
+        "last_step_to_end": end,
+        "steps": last[-1]["step"],
+        "training_s_per_step": round(step_s, 2),
+        "trial_cpu_s": round(marks["trial_end"]["cpu_s"] - marks["trial_start"]["cpu_s"], 2),
+    }
 
 
 def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> dict:
@@ -228,13 +287,22 @@ def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> d
     from dtgan.search import ray_tune, runner
     from dtgan.search.timeline import TIMELINE_FILE
 
-    config = load_config("demo", [
-        f"data.path={data}", f"study.variants=[{','.join(variants)}]", f"train.total_steps={steps}",
-        f"loss.ds_decay_steps={steps}", "train.log_every_steps=1", f"train.checkpoint_every_steps={steps}",
-        f"train.sample_every_steps={steps}", f"study.storage_path={work / 'ray_results'}",
-        f"evaluation.cache_dir={work / 'evalcache'}", f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-        f"tracking.artifact_root={work / 'mlartifacts'}",
-    ])
+    config = load_config(
+        "demo",
+        [
+            f"data.path={data}",
+            f"study.variants=[{','.join(variants)}]",
+            f"train.total_steps={steps}",
+            f"loss.ds_decay_steps={steps}",
+            "train.log_every_steps=1",
+            f"train.checkpoint_every_steps={steps}",
+            f"train.sample_every_steps={steps}",
+            f"study.storage_path={work / 'ray_results'}",
+            f"evaluation.cache_dir={work / 'evalcache'}",
+            f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+            f"tracking.artifact_root={work / 'mlartifacts'}",
+        ],
+    )
     work.mkdir(parents=True)
     # The driver's pieces, clocked where runner calls them (its module attributes), then the whole run.
     launch = runner.launch_study = Clocked(runner.launch_study)
@@ -247,7 +315,9 @@ def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> d
     finally:
         stop()
     if any(r["status"] != "completed" for r in rows):
-        raise SystemExit(f"--study: not every trial completed: {[(r['trial'], r['status'], r['error']) for r in rows]}")
+        raise SystemExit(
+            f"--study: not every trial completed: {[(r['trial'], r['status'], r['error']) for r in rows]}"
+        )
     runs_dir = next((work / "ray_results").glob("*/runs"))
     timelines = {r["trial"]: json.loads((runs_dir / r["trial"] / TIMELINE_FILE).read_text()) for r in rows}
     trials, dispatched_at = {}, tune_run.called
@@ -258,21 +328,30 @@ def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> d
     worst_end = max(t["last_step_to_end"]["without_evaluation_s"] for t in trials.values())
     return {
         "command_equivalent": f"experiments/ablation.py --preset demo -o study.variants=[{','.join(variants)}] "
-                              f"-o train.total_steps={steps} -o train.log_every_steps=1 ...",
+        f"-o train.total_steps={steps} -o train.log_every_steps=1 ...",
         "driver": {
             "ray_init": {"wall_s": round(init.wall_s, 2), "cpu_s": round(init.cpu_s, 2)},
             "mlflow_parent_run": {"wall_s": round(launch.wall_s, 2), "cpu_s": round(launch.cpu_s, 2)},
-            "tune_after_last_trial_s": round(tune_run.returned - dispatched_at, 2),  # final report, Tune's teardown
+            "tune_after_last_trial_s": round(
+                tune_run.returned - dispatched_at, 2
+            ),  # final report, Tune's teardown
             "summary_and_report": {"wall_s": round(study.returned - tune_run.returned, 2)},
             "ray_shutdown_s": round(stop.wall_s, 2),
-            "study_wall_s": round(study.wall_s, 2), "driver_cpu_s": round(study.cpu_s, 2),
+            "study_wall_s": round(study.wall_s, 2),
+            "driver_cpu_s": round(study.cpu_s, 2),
         },
         "trials": trials,
         "targets": {
-            "start_to_first_step_s": {"value": worst_start, "target": OVERHEAD_TARGET_S,
-                                      "met": worst_start <= OVERHEAD_TARGET_S},
-            "last_step_to_end_without_evaluation_s": {"value": worst_end, "target": OVERHEAD_TARGET_S,
-                                                      "met": worst_end <= OVERHEAD_TARGET_S},
+            "start_to_first_step_s": {
+                "value": worst_start,
+                "target": OVERHEAD_TARGET_S,
+                "met": worst_start <= OVERHEAD_TARGET_S,
+            },
+            "last_step_to_end_without_evaluation_s": {
+                "value": worst_end,
+                "target": OVERHEAD_TARGET_S,
+                "met": worst_end <= OVERHEAD_TARGET_S,
+            },
         },
     }
 
@@ -285,16 +364,22 @@ def run_demo(work: Path) -> dict:
     """
     makefile = (ROOT / "Makefile").read_text()
     demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
-    commands = [line.strip().replace("$(PY)", sys.executable).replace(" experiments/", f" {ROOT}/experiments/")
-                for line in demo if line.startswith("\t")]
+    commands = [
+        line.strip().replace("$(PY)", sys.executable).replace(" experiments/", f" {ROOT}/experiments/")
+        for line in demo
+        if line.startswith("\t")
+    ]
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for command in commands:
         subprocess.run(command, shell=True, check=True, cwd=work, env=_env(), stdout=subprocess.DEVNULL)
     minutes = (time.perf_counter() - started) / 60
-    return {"commands": commands, "wall_minutes": round(minutes, 2),
-            "target": {"target_minutes": DEMO_TARGET_MIN, "met": minutes <= DEMO_TARGET_MIN},
-            "note": "the Makefile's demo as it is on this branch, without `make setup`"}
+    return {
+        "commands": commands,
+        "wall_minutes": round(minutes, 2),
+        "target": {"target_minutes": DEMO_TARGET_MIN, "met": minutes <= DEMO_TARGET_MIN},
+        "note": "the Makefile's demo as it is on this branch, without `make setup`",
+    }
 
 
 if __name__ == "__main__":

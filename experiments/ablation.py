@@ -1,8 +1,8 @@
 """The ablation ladder (a)-(g) x seeds on Ray Tune, tracked in MLflow; prints the Table 15 comparison.
 
-    python experiments/ablation.py --preset smoke
-    python experiments/ablation.py --preset smoke --resume          # after a killed driver
-    ray job submit --address http://HEAD:8265 --working-dir . -- python experiments/ablation.py --preset sdi
+python experiments/ablation.py --preset smoke
+python experiments/ablation.py --preset smoke --resume          # after a killed driver
+ray job submit --address http://HEAD:8265 --working-dir . -- python experiments/ablation.py --preset sdi
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from dtgan.search.driver import load_study_config, main_guard, study_arguments  
 def ablation(args) -> int:
     from dtgan.search.runner import run_ablation
 
-    _, rows, text = run_ablation(load_study_config(args), resume=args.resume, address=args.address,
-                                 temp_dir=args.ray_temp_dir)
+    _, rows, text = run_ablation(
+        load_study_config(args), resume=args.resume, address=args.address, temp_dir=args.ray_temp_dir
+    )
     print(text, flush=True)
     return 0 if any(r["status"] == "completed" for r in rows) else 1
 

@@ -32,9 +32,19 @@ REPO = Path(__file__).resolve().parents[1]
 # name -> (data path, `dtgan data synth` arguments)
 DATA_SETS = {
     "benchmark": ("data/cpu/benchmark.parquet", ["--scale", "0.5", "--defect-boldness", "2"]),
-    "second": ("data/cpu2/benchmark.parquet",
-               ["--scale", "0.5", "--defect-boldness", "2", "--products", "knurled,coated,grained",
-                "--defects", "crack,dent"]),
+    "second": (
+        "data/cpu2/benchmark.parquet",
+        [
+            "--scale",
+            "0.5",
+            "--defect-boldness",
+            "2",
+            "--products",
+            "knurled,coated,grained",
+            "--defects",
+            "crack,dent",
+        ],
+    ),
 }
 
 
@@ -45,9 +55,14 @@ def _run(command: list[str], log_path: Path) -> None:
     with open(log_path, "w") as log:
         code = subprocess.call(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     if code != 0:
-        raise SystemExit(f"failed (exit {code}) after {time.monotonic() - start:.0f} s: {' '.join(command)}; "
-                         f"see {log_path}")
-    print(f"  done in {time.monotonic() - start:.0f} s: {' '.join(command[2:5])} ... ({log_path.name})", flush=True)
+        raise SystemExit(
+            f"failed (exit {code}) after {time.monotonic() - start:.0f} s: {' '.join(command)}; "
+            f"see {log_path}"
+        )
+    print(
+        f"  done in {time.monotonic() - start:.0f} s: {' '.join(command[2:5])} ... ({log_path.name})",
+        flush=True,
+    )
 
 
 def _job(args, variant: str, seed: int, data_path: str) -> tuple[str, int, Path]:
@@ -57,16 +72,53 @@ def _job(args, variant: str, seed: int, data_path: str) -> tuple[str, int, Path]
     run_dir = runs / name
     total = load_config(args.preset).train.total_steps
     if not (run_dir / "checkpoints" / f"step_{total:08d}.pt").is_file():
-        resume = ["--resume"] if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.pt")) else []
-        _run(dtgan + ["train", "-c", args.preset, "-o", f"model.ablation={variant}", "-o", f"train.seed={seed}",
-                      "-o", f"data.path={data_path}", "-o", f"train.out_dir={runs}", "-o", f"train.run_name={name}",
-                      "--run-dir", str(run_dir), *resume], runs / f"{name}.train.log")
+        resume = (
+            ["--resume"]
+            if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.pt"))
+            else []
+        )
+        _run(
+            dtgan
+            + [
+                "train",
+                "-c",
+                args.preset,
+                "-o",
+                f"model.ablation={variant}",
+                "-o",
+                f"train.seed={seed}",
+                "-o",
+                f"data.path={data_path}",
+                "-o",
+                f"train.out_dir={runs}",
+                "-o",
+                f"train.run_name={name}",
+                "--run-dir",
+                str(run_dir),
+                *resume,
+            ],
+            runs / f"{name}.train.log",
+        )
     if not (run_dir / "evaluation" / "curve.json").is_file():
-        _run(dtgan + ["evaluate", str(run_dir), "--all-checkpoints", "-c", args.preset, "--data", data_path],
-             runs / f"{name}.curve.log")
+        _run(
+            dtgan + ["evaluate", str(run_dir), "--all-checkpoints", "-c", args.preset, "--data", data_path],
+            runs / f"{name}.curve.log",
+        )
     if args.downstream_preset and not (run_dir / "downstream" / "downstream.json").is_file():
-        _run(dtgan + ["downstream", str(run_dir), "-c", args.downstream_preset, "--data", data_path,
-                      "--out", str(run_dir / "downstream")], runs / f"{name}.downstream.log")
+        _run(
+            dtgan
+            + [
+                "downstream",
+                str(run_dir),
+                "-c",
+                args.downstream_preset,
+                "--data",
+                data_path,
+                "--out",
+                str(run_dir / "downstream"),
+            ],
+            runs / f"{name}.downstream.log",
+        )
     return variant, seed, run_dir
 
 
@@ -83,22 +135,31 @@ def main() -> int:
     args.out = args.out or f"results/{args.preset}-{args.data_set}"
     data_path, synth_args = DATA_SETS[args.data_set]
     if not (REPO / data_path).is_file():
-        _run([sys.executable, "-m", "dtgan", "data", "synth", "--out", data_path, *synth_args],
-             Path(args.out) / "data_synth.log")
+        _run(
+            [sys.executable, "-m", "dtgan", "data", "synth", "--out", data_path, *synth_args],
+            Path(args.out) / "data_synth.log",
+        )
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     started = time.monotonic()
-    print(f"reproduce: {args.preset} on {data_path}, variants {variants} x seeds {seeds}, {args.jobs} at a time",
-          flush=True)
+    print(
+        f"reproduce: {args.preset} on {data_path}, variants {variants} x seeds {seeds}, {args.jobs} at a time",
+        flush=True,
+    )
     # (g) first: its runs take twice as long as (a)'s, so they start early and the pool stays busy.
-    order = sorted(((v, s) for v in variants for s in seeds), key=lambda vs: (vs[0] != "g", seeds.index(vs[1])))
+    order = sorted(
+        ((v, s) for v in variants for s in seeds), key=lambda vs: (vs[0] != "g", seeds.index(vs[1]))
+    )
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = list(pool.map(lambda vs: _job(args, vs[0], vs[1], data_path), order))
     records = [read_run(run_dir, variant, seed) for variant, seed, run_dir in done]
     paths = write_summary(records, args.out)
     print(paths["markdown"].read_text())
-    print(f"summary: {paths['markdown']}, {paths['json']}, {paths['curves']} "
-          f"({(time.monotonic() - started) / 60:.1f} min)", flush=True)
+    print(
+        f"summary: {paths['markdown']}, {paths['json']}, {paths['curves']} "
+        f"({(time.monotonic() - started) / 60:.1f} min)",
+        flush=True,
+    )
     return 0
 
 

@@ -19,8 +19,9 @@ from dtgan.search.driver import load_study_config, main_guard, study_arguments  
 def search(args) -> int:
     from dtgan.search.runner import run_search
 
-    _, rows, text = run_search(load_study_config(args), resume=args.resume, address=args.address,
-                               temp_dir=args.ray_temp_dir)
+    _, rows, text = run_search(
+        load_study_config(args), resume=args.resume, address=args.address, temp_dir=args.ray_temp_dir
+    )
     print(text, flush=True)
     return 0 if any(r["status"] == "completed" for r in rows) else 1
 

@@ -101,8 +101,17 @@ def _autoscaling_config(gcs_address: str) -> dict:
         "auth": {},
         "available_node_types": {
             # As in ray_cluster.yaml: trial drivers sit on the head, which offers no CPU for training.
-            "ray.head.default": {"resources": {"CPU": 0, "TRAIN_DRIVER": 2}, "node_config": {}, "max_workers": 0},
-            "gpu_1x": {"resources": {"CPU": 1, "GPU": 1}, "node_config": {}, "min_workers": 0, "max_workers": 2},
+            "ray.head.default": {
+                "resources": {"CPU": 0, "TRAIN_DRIVER": 2},
+                "node_config": {},
+                "max_workers": 0,
+            },
+            "gpu_1x": {
+                "resources": {"CPU": 1, "GPU": 1},
+                "node_config": {},
+                "min_workers": 0,
+                "max_workers": 2,
+            },
         },
         "head_node_type": "ray.head.default",
         "file_mounts": {},
@@ -143,14 +152,23 @@ def fake_autoscaling_head():
     log = open(tmp / "ray_start.log", "wb")  # noqa: SIM115 - closed in finally
     head = subprocess.Popen(
         [
-            str(RAY_BIN), "start", "--head", "--block",
+            str(RAY_BIN),
+            "start",
+            "--head",
+            "--block",
             f"--autoscaling-config={config_path}",
-            f"--node-ip-address={ip}", f"--port={gcs_port}",
+            f"--node-ip-address={ip}",
+            f"--port={gcs_port}",
             f"--ray-client-server-port={client_port}",
-            f"--dashboard-agent-listen-port={agent_port}", f"--metrics-export-port={metrics_port}",
-            "--include-dashboard=false", f"--temp-dir={tmp}",
+            f"--dashboard-agent-listen-port={agent_port}",
+            f"--metrics-export-port={metrics_port}",
+            "--include-dashboard=false",
+            f"--temp-dir={tmp}",
         ],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + HEAD_START_TIMEOUT_S
@@ -201,7 +219,10 @@ def test_gpu_task_adds_a_gpu_node_and_idle_removes_it(fake_autoscaling_head):
     driver.write_text(DRIVER)
     proc = subprocess.run(
         [sys.executable, str(driver), address, "60"],
-        env=env, capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DRIVER_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

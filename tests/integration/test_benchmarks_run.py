@@ -15,14 +15,33 @@ NOT_MEASURED = "not measured here"
 
 
 def _run(script: str, *args: str, timeout: int = 300) -> dict:
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--device", "cpu", "--threads", "1", *args],
-                          capture_output=True, text=True, timeout=timeout, check=True)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--device", "cpu", "--threads", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
 def test_train_step_compares_plain_with_auto_and_says_the_gpu_targets_were_not_measured():
-    result = _run("train_step.py", "--preset", "tiny", "--ablation", "g", "--batch-sizes", "2",
-                  "--modes", "plain,auto,channels_last", "--warmup", "0", "--repeats", "1", "--count-flops")
+    result = _run(
+        "train_step.py",
+        "--preset",
+        "tiny",
+        "--ablation",
+        "g",
+        "--batch-sizes",
+        "2",
+        "--modes",
+        "plain,auto,channels_last",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--count-flops",
+    )
     env = result["environment"]
     assert env["device"] == "cpu" and env["date_utc"] and env["cpu_capability"]
     (row,) = result["runs"]
@@ -51,8 +70,19 @@ def test_evaluate_prints_generation_and_feature_rates():
 
 @pytest.mark.slow
 def test_ddp_scaling_runs_two_gloo_workers():
-    result = _run("ddp_scaling.py", "--preset", "tiny", "--workers", "1,2", "--per-worker-batch", "2",
-                  "--warmup", "0", "--repeats", "1")
+    result = _run(
+        "ddp_scaling.py",
+        "--preset",
+        "tiny",
+        "--workers",
+        "1,2",
+        "--per-worker-batch",
+        "2",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+    )
     assert [r["workers"] for r in result["runs"]] == [1, 2]
     assert all(r["backend"] == "gloo" and r["images_per_s"] > 0 for r in result["runs"])
     assert result["runs"][0]["scaling_efficiency"] == 1.0 and result["runs"][1]["scaling_efficiency"] > 0

@@ -9,13 +9,22 @@ from downstream_testdata import tiny_benchmark, tiny_checkpoint
 
 from dtgan.cli.main import main
 
-FAST = ["-o", "downstream.arms=[no_aug,mix]", "-o", "downstream.epochs=1", "-o", "downstream.normal_images_per_product=[20]",
-        "-o", "downstream.synthesis_sources_per_product=10"]
+FAST = [
+    "-o",
+    "downstream.arms=[no_aug,mix]",
+    "-o",
+    "downstream.epochs=1",
+    "-o",
+    "downstream.normal_images_per_product=[20]",
+    "-o",
+    "downstream.synthesis_sources_per_product=10",
+]
 
 
 def dtgan(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "dtgan", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dtgan", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +40,9 @@ def test_downstream_writes_json_into_the_run_folder_and_prints_the_table(bench):
     assert proc.returncode == 0, proc.stderr
     assert "| mix | 20 | all | all | 2 |" in proc.stdout and "| no_aug | 20 |" in proc.stdout
     report = json.loads((folder / "run" / "downstream.json").read_text())
-    assert set(report["metrics"]) == {f"downstream/error_{a}_resnet10t_{s}" for a in ("no_aug", "mix")
-                                      for s in ("mean", "std")}
+    assert set(report["metrics"]) == {
+        f"downstream/error_{a}_resnet10t_{s}" for a in ("no_aug", "mix") for s in ("mean", "std")
+    }
     assert len(report["jobs"]) == 4 and all(j["pretrained"] == "scratch" for j in report["jobs"])
     mix = next(j for j in report["jobs"] if j["label"] == "mix_n20")
     assert mix["train_class_counts"] == {"normal": 40, "scratch": 40, "spot": 40}
@@ -44,12 +54,22 @@ def test_synthetic_arms_without_a_checkpoint_fail_with_one_line(bench, capsys):
     _, data_path, _ = bench
     assert main(["downstream", "-c", "downstream_smoke", "--data", str(data_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("dtgan: error: downstream.arms ['latent', 'reference', 'mix'] need")
+    assert len(err) == 1 and err[0].startswith(
+        "dtgan: error: downstream.arms ['latent', 'reference', 'mix'] need"
+    )
 
 
 def test_dry_run_lists_the_cells(bench, capsys):
     _, _, checkpoint = bench
-    argv = ["downstream", str(checkpoint), "-c", "downstream_smoke", "--dry-run", "-o", "downstream.defect_sources=[all,cast]"]
+    argv = [
+        "downstream",
+        str(checkpoint),
+        "-c",
+        "downstream_smoke",
+        "--dry-run",
+        "-o",
+        "downstream.defect_sources=[all,cast]",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "7 cells x 2 seeds = 14 classifier runs" in out and "reference_vcast_n40" in out

@@ -11,7 +11,9 @@ from dtgan.downstream.prepare import prepare_study_data
 from dtgan.errors import ConfigError, DataError
 from dtgan.training.checkpoint import load_inference_nets
 
-CFG = dict(backbone="resnet10t", img_size=32, normal_images_per_product=(20, 40), synthesis_sources_per_product=10)
+CFG = dict(
+    backbone="resnet10t", img_size=32, normal_images_per_product=(20, 40), synthesis_sources_per_product=10
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def test_sources_classifier_normals_val_and_test_are_disjoint(bench):
     # per product: 8 gan_train + 55 gan_holdout normals, 10 of them reserved as sources
     assert torch.bincount(data.train_normal.p).tolist() == [53, 53]
     as_bytes = lambda split: {bytes(img.numpy()) for img in split.images}  # noqa: E731
-    source_images = {bytes(img[:1].numpy()) for img, i in zip(holdout.images_uint8, holdout.ids) if i in sources}
+    source_images = {
+        bytes(img[:1].numpy()) for img, i in zip(holdout.images_uint8, holdout.ids) if i in sources
+    }
     assert not source_images & as_bytes(data.train_normal)
     assert not as_bytes(data.train_normal) & (as_bytes(data.val) | as_bytes(data.test))
     assert len(data.val) == 2 * 3 * 3 and len(data.test) == 2 * 3 * 7
@@ -45,13 +49,17 @@ def test_limit_defects_per_type_builds_the_data_limited_subset(bench):
     assert torch.bincount(brushed, minlength=3).tolist() == [0, 2, 2]  # from 4 scratches and 4 spots
     assert int((data.train_defect.p == 1).sum()) == 4  # 'cast' keeps its 4 scratches (and has no spots)
     with pytest.raises(ConfigError, match="limit_defects_per_type: unknown product 'A'"):
-        prepare_study_data(DownstreamConfig(arms=("no_aug",), limit_defects_per_type={"A": 2}, **CFG), str(data_path))
+        prepare_study_data(
+            DownstreamConfig(arms=("no_aug",), limit_defects_per_type={"A": 2}, **CFG), str(data_path)
+        )
 
 
 def test_synthetic_sets_fill_the_deficits_from_the_checkpoint(bench):
     data_path, checkpoint = bench
     cfg = DownstreamConfig(arms=("trad_aug", "mix", "reference"), defect_sources=("all", "brushed"), **CFG)
-    data = prepare_study_data(cfg, str(data_path), nets=load_inference_nets(checkpoint), checkpoint=str(checkpoint))
+    data = prepare_study_data(
+        cfg, str(data_path), nets=load_inference_nets(checkpoint), checkpoint=str(checkpoint)
+    )
     # size 40, 2 products: 80 normals; 8 real scratches, 4 real spots -> 72 + 76 synthetic, 36/38 per product
     assert data.meta["synthetic_counts"]["reference/brushed/cast/spot"] == 38
     assert data.meta["synthetic_counts"]["latent/all/brushed/scratch"] == 18  # mix: half of 36

@@ -21,15 +21,24 @@ from dtgan.tracking.report.uncertainty import fid_from_features
 from dtgan.training.loop import train
 
 EVAL_OPTS = [
-    "-o", "evaluation.images_per_product_per_defect=24",
-    "-o", "evaluation.kid_subset_size_min=4",
-    "-o", "evaluation.kid_subsets=10",
-    "-o", "evaluation.disentanglement_num_images=12",
-    "-o", "evaluation.grid_num_sources=3",
-    "-o", "evaluation.grid_num_styles=2",
-    "-o", "evaluation.grid_num_references=2",
-    "-o", "evaluation.defect_cnn.min_steps=20",
-    "-o", "evaluation.defect_cnn.epochs=1",
+    "-o",
+    "evaluation.images_per_product_per_defect=24",
+    "-o",
+    "evaluation.kid_subset_size_min=4",
+    "-o",
+    "evaluation.kid_subsets=10",
+    "-o",
+    "evaluation.disentanglement_num_images=12",
+    "-o",
+    "evaluation.grid_num_sources=3",
+    "-o",
+    "evaluation.grid_num_styles=2",
+    "-o",
+    "evaluation.grid_num_references=2",
+    "-o",
+    "evaluation.defect_cnn.min_steps=20",
+    "-o",
+    "evaluation.defect_cnn.epochs=1",
 ]
 
 
@@ -38,11 +47,25 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
     data = str(root / "bench.parquet")
     synthesize_benchmark(data, size=32, scale=0.05, seed=0)
-    config = load_config("smoke", [f"data.path={data}", "train.total_steps=2", "train.checkpoint_every_steps=2",
-                                   "train.sample_every_steps=2", f"train.out_dir={root / 'runs'}", "train.run_name=r"])
+    config = load_config(
+        "smoke",
+        [
+            f"data.path={data}",
+            "train.total_steps=2",
+            "train.checkpoint_every_steps=2",
+            "train.sample_every_steps=2",
+            f"train.out_dir={root / 'runs'}",
+            "train.run_name=r",
+        ],
+    )
     result = train(config)
-    return {"root": root, "data": data, "run_dir": result.run_dir, "checkpoint": result.checkpoint_path,
-            "cache": ["-o", f"evaluation.cache_dir={root / 'cache'}"]}
+    return {
+        "root": root,
+        "data": data,
+        "run_dir": result.run_dir,
+        "checkpoint": result.checkpoint_path,
+        "cache": ["-o", f"evaluation.cache_dir={root / 'cache'}"],
+    }
 
 
 def _evaluate(run, *extra) -> dict:
@@ -83,14 +106,16 @@ def test_second_evaluation_reads_real_features_from_the_cache(run, first_report)
     again = _evaluate(run)
     assert all(record["real_cache_hit"] for record in again["fidelity"])
     assert again["metrics"] == first_report["metrics"] | {
-        keys.EVAL_GENERATED_IMAGES_PER_S: again["metrics"][keys.EVAL_GENERATED_IMAGES_PER_S]}  # seeded: same numbers
+        keys.EVAL_GENERATED_IMAGES_PER_S: again["metrics"][keys.EVAL_GENERATED_IMAGES_PER_S]
+    }  # seeded: same numbers
 
 
 def test_saved_features_reproduce_the_reported_fid_and_kid(run, first_report):
     folder = run["run_dir"] / "evaluation" / "step_00000002" / "features"
     products = first_report["data"]["products"]
     expected = {f"real_{s}.npy" for s in ("all", *products)} | {
-        f"gen_{g}_{s}.npy" for g in keys.GUIDANCES for s in ("all", *products)}
+        f"gen_{g}_{s}.npy" for g in keys.GUIDANCES for s in ("all", *products)
+    }
     assert set(first_report["features"]["files"]) == expected == {p.name for p in folder.iterdir()}
     cfg = first_report["evaluation_config"]
     pooled = [r for r in first_report["fidelity"] if r["defect"] == "pooled"]
@@ -102,8 +127,14 @@ def test_saved_features_reproduce_the_reported_fid_and_kid(run, first_report):
         assert (len(f_fake), len(f_real), f_fake.shape[1]) == (record["n_fake"], record["n_real"], 128)
         stats = [fid_features_to_statistics(torch.from_numpy(f)) for f in (f_fake, f_real)]
         assert fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"] == record["fid"]
-        kid = kid_features_to_metric(torch.from_numpy(f_fake), torch.from_numpy(f_real), kid_subsets=cfg["kid_subsets"],
-                                     kid_subset_size=record["kid_subset_size"], rng_seed=cfg["seed"], verbose=False)
+        kid = kid_features_to_metric(
+            torch.from_numpy(f_fake),
+            torch.from_numpy(f_real),
+            kid_subsets=cfg["kid_subsets"],
+            kid_subset_size=record["kid_subset_size"],
+            rng_seed=cfg["seed"],
+            verbose=False,
+        )
         assert kid["kernel_inception_distance_mean"] == record["kid_mean"]
         # The report's own float64 estimator, which its bootstrap replicates use.
         assert fid_from_features(f_fake, f_real) == pytest.approx(record["fid"], rel=1e-4, abs=1e-6)
@@ -111,8 +142,21 @@ def test_saved_features_reproduce_the_reported_fid_and_kid(run, first_report):
 
 def test_features_are_not_written_when_turned_off(run):
     out = run["root"] / "no_features"
-    assert main(["evaluate", str(run["run_dir"]), *EVAL_OPTS, *run["cache"], "--out", str(out),
-                 "-o", "evaluation.save_features=false"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run["run_dir"]),
+                *EVAL_OPTS,
+                *run["cache"],
+                "--out",
+                str(out),
+                "-o",
+                "evaluation.save_features=false",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "evaluation.json").read_text())
     assert report["features"] is None and not (out / "features").exists()
     assert report["metrics"][keys.fid_key("mix")] > 0
@@ -129,8 +173,28 @@ def test_per_defect_option_adds_per_defect_keys(run):
 
 def test_sample_writes_the_importer_layout_with_a_manifest(run):
     out = run["root"] / "exported"
-    assert main(["sample", str(run["checkpoint"]), "--out", str(out), "--guidance", "mix", "--per-source", "2",
-                 "--products", "cast", "--defects", "scratch", "--max-sources", "3", *run["cache"]]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run["checkpoint"]),
+                "--out",
+                str(out),
+                "--guidance",
+                "mix",
+                "--per-source",
+                "2",
+                "--products",
+                "cast",
+                "--defects",
+                "scratch",
+                "--max-sources",
+                "3",
+                *run["cache"],
+            ]
+        )
+        == 0
+    )
     pngs = sorted((out / "cast" / "scratch").glob("*.png"))
     assert len(pngs) == 6
     with open(out / "manifest.csv") as fh:
@@ -142,8 +206,26 @@ def test_sample_writes_the_importer_layout_with_a_manifest(run):
 
 def test_sample_writes_the_platform_parquet_format(run):
     out = run["root"] / "exported.parquet"
-    assert main(["sample", str(run["checkpoint"]), "--out", str(out), "--guidance", "latent", "--per-source", "1",
-                 "--max-sources", "2", "--format", "parquet", *run["cache"]]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run["checkpoint"]),
+                "--out",
+                str(out),
+                "--guidance",
+                "latent",
+                "--per-source",
+                "1",
+                "--max-sources",
+                "2",
+                "--format",
+                "parquet",
+                *run["cache"],
+            ]
+        )
+        == 0
+    )
     ds = DefectImageDataset(str(out), splits=("gan_holdout",), img_size=32)
     assert len(ds) == 3 * 2 * 2 and tuple(ds.images_uint8.shape[1:]) == (3, 32, 32)
     assert set(ds.y.tolist()) == {1, 2}
@@ -152,10 +234,16 @@ def test_sample_writes_the_platform_parquet_format(run):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["sample", "{ckpt}", "--out", "{root}/x", "--products", "marble"], "product 'marble' not in the data"),
+        (
+            ["sample", "{ckpt}", "--out", "{root}/x", "--products", "marble"],
+            "product 'marble' not in the data",
+        ),
         (["sample", "{ckpt}", "--out", "{root}/x", "--defects", "dent"], "defect 'dent' not in the data"),
         (["evaluate", "{ckpt}", "-c", "tiny"], "checkpoint from another model configuration"),
-        (["evaluate", "{ckpt}", "-o", "evaluation.kid_subset_size_min=30"], "product brushed, defect pooled (real: split gan_train): 18 real"),
+        (
+            ["evaluate", "{ckpt}", "-o", "evaluation.kid_subset_size_min=30"],
+            "product brushed, defect pooled (real: split gan_train): 18 real",
+        ),
         (["evaluate", "{root}/missing.pt"], "no such checkpoint"),
     ],
 )
@@ -169,18 +257,35 @@ def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
 
 
 def test_all_checkpoints_writes_a_learning_curve_from_the_initialised_networks(run, tmp_path, capsys):
-    config = load_config("smoke", [f"data.path={run['data']}", "train.total_steps=4", "train.checkpoint_every_steps=2",
-                                   "train.sample_every_steps=4", "train.keep_checkpoints=1",
-                                   "train.checkpoint_at_start=true", f"train.out_dir={tmp_path}", "train.run_name=c"])
+    config = load_config(
+        "smoke",
+        [
+            f"data.path={run['data']}",
+            "train.total_steps=4",
+            "train.checkpoint_every_steps=2",
+            "train.sample_every_steps=4",
+            "train.keep_checkpoints=1",
+            "train.checkpoint_at_start=true",
+            f"train.out_dir={tmp_path}",
+            "train.run_name=c",
+        ],
+    )
     run_dir = train(config).run_dir
     # step 0 (the networks as initialised) outlives pruning; keep_checkpoints counts the others
-    assert [p.name for p in sorted((run_dir / "checkpoints").glob("*.pt"))] == ["step_00000000.pt", "step_00000004.pt"]
+    assert [p.name for p in sorted((run_dir / "checkpoints").glob("*.pt"))] == [
+        "step_00000000.pt",
+        "step_00000004.pt",
+    ]
     assert main(["evaluate", str(run_dir), "--all-checkpoints", *EVAL_OPTS, *run["cache"]]) == 0
     curve = json.loads((run_dir / "evaluation" / "curve.json").read_text())
     assert [p["step"] for p in curve["points"]] == [0, 4]
     for point in curve["points"]:
         m = point["metrics"]
-        assert m[keys.fid_key("mix")] > 0 and 0 <= m[keys.EVAL_INPUT_DEPENDENCE] and m[keys.EVAL_SELF_RECON_SSIM] <= 1
+        assert (
+            m[keys.fid_key("mix")] > 0
+            and 0 <= m[keys.EVAL_INPUT_DEPENDENCE]
+            and m[keys.EVAL_SELF_RECON_SSIM] <= 1
+        )
     assert (run_dir / "evaluation" / "curve.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "FID mix" in out and "curve.png" in out

@@ -14,10 +14,17 @@ from dtgan.search.study import _evaluate_initial
 from dtgan.training.checkpoint import checkpoint_path
 from dtgan.training.loop import train
 
-EVAL = ["evaluation.images_per_product_per_defect=24", "evaluation.kid_subset_size_min=4",
-        "evaluation.kid_subsets=10", "evaluation.disentanglement_num_images=12", "evaluation.grid_num_sources=3",
-        "evaluation.grid_num_styles=2", "evaluation.grid_num_references=2", "evaluation.defect_cnn.min_steps=20",
-        "evaluation.defect_cnn.epochs=1"]
+EVAL = [
+    "evaluation.images_per_product_per_defect=24",
+    "evaluation.kid_subset_size_min=4",
+    "evaluation.kid_subsets=10",
+    "evaluation.disentanglement_num_images=12",
+    "evaluation.grid_num_sources=3",
+    "evaluation.grid_num_styles=2",
+    "evaluation.grid_num_references=2",
+    "evaluation.defect_cnn.min_steps=20",
+    "evaluation.defect_cnn.epochs=1",
+]
 
 
 class RecordingTracker:
@@ -33,9 +40,17 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("init_eval")
     data = str(root / "bench.parquet")
     synthesize_benchmark(data, size=32, scale=0.05, seed=0)
-    overrides = [f"data.path={data}", "train.total_steps=2", "train.checkpoint_every_steps=2",
-                 "train.sample_every_steps=2", f"train.out_dir={root / 'runs'}", "train.run_name=r",
-                 "train.checkpoint_at_start=true", f"evaluation.cache_dir={root / 'cache'}", *EVAL]
+    overrides = [
+        f"data.path={data}",
+        "train.total_steps=2",
+        "train.checkpoint_every_steps=2",
+        "train.sample_every_steps=2",
+        f"train.out_dir={root / 'runs'}",
+        "train.run_name=r",
+        "train.checkpoint_at_start=true",
+        f"evaluation.cache_dir={root / 'cache'}",
+        *EVAL,
+    ]
     config = load_config("smoke", overrides)
     return config, train(config)
 
@@ -44,12 +59,16 @@ def test_step0_evaluation_is_logged_as_eval_init_metrics(run):
     config, result = run
     tracker = RecordingTracker()
     metrics = _evaluate_initial(config, Path(result.run_dir), tracker, "RUN")
-    direct = evaluate(checkpoint_path(result.run_dir, 0), config.evaluation, data_path=config.data.path,
-                      out_dir=Path(result.run_dir) / "evaluation" / "direct_init")
+    direct = evaluate(
+        checkpoint_path(result.run_dir, 0),
+        config.evaluation,
+        data_path=config.data.path,
+        out_dir=Path(result.run_dir) / "evaluation" / "direct_init",
+    )
     assert metrics["eval_init/fid_mix"] == pytest.approx(direct.metrics["eval/fid_mix"])
     assert metrics["eval_init/kid_mix"] == pytest.approx(direct.metrics["eval/kid_mix"])
     assert not any(k.startswith("eval/") for k in metrics)
-    (run_id, paths, where), = tracker.artifacts
+    ((run_id, paths, where),) = tracker.artifacts
     assert run_id == "RUN" and where == "eval_init" and paths[0].name == "evaluation.json"
 
 

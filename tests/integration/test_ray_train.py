@@ -20,11 +20,17 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TOTAL_STEPS, FAIL_AT_STEP = 6, 5
 # DT-GAN without mapping noise (step f): noise is the one random stream a rank draws for itself.
 OVERRIDES = [
-    "model.ablation=f", "train.batch_size=4", f"train.total_steps={TOTAL_STEPS}", "train.log_every_steps=1",
-    "train.checkpoint_every_steps=2", "train.sample_every_steps=6", "train.keep_checkpoints=2",
+    "model.ablation=f",
+    "train.batch_size=4",
+    f"train.total_steps={TOTAL_STEPS}",
+    "train.log_every_steps=1",
+    "train.checkpoint_every_steps=2",
+    "train.sample_every_steps=6",
+    "train.keep_checkpoints=2",
     # fp32 on every CPU: "auto" turns bf16 autocast on where the CPU has native bf16, and the worker-vs-single
     # tolerances below are float32 summation-order ones
-    "distributed.performance.bf16_autocast=false", "distributed.performance.channels_last=false",
+    "distributed.performance.bf16_autocast=false",
+    "distributed.performance.channels_last=false",
 ]
 WALL_S: dict[str, float] = {}  # measured wall times, printed at the end of the module
 
@@ -40,7 +46,9 @@ def data_path(tmp_path_factory) -> str:
 def ray_instance():
     """One private local Ray for the module (never a machine-wide `ray stop`)."""
     temp_dir = tempfile.mkdtemp(prefix="dtgan-ray-", dir="/tmp")
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _temp_dir=temp_dir)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", _temp_dir=temp_dir
+    )
     yield
     ray.shutdown()
     print("wall times (s):", json.dumps({k: round(v, 1) for k, v in WALL_S.items()}))
@@ -104,8 +112,12 @@ def test_two_worker_run_matches_the_single_process_loss_curve(uninterrupted, dat
 
 
 def test_injected_worker_failure_is_recovered_with_the_same_history(uninterrupted, data_path, tmp_path):
-    config = _config(data_path, "distributed.workers=2", f"distributed.fail_at_step={FAIL_AT_STEP}",
-                     "distributed.max_failures=1")
+    config = _config(
+        data_path,
+        "distributed.workers=2",
+        f"distributed.fail_at_step={FAIL_AT_STEP}",
+        "distributed.max_failures=1",
+    )
     recovered = _fit("recovered", config, tmp_path)
 
     assert recovered.step == uninterrupted.step == TOTAL_STEPS
@@ -117,14 +129,33 @@ def test_injected_worker_failure_is_recovered_with_the_same_history(uninterrupte
     assert [r["step"] for r in local] == list(range(1, TOTAL_STEPS + 1))  # rewound, no duplicated step 5
 
 
-def test_cli_resume_on_the_same_storage_continues_from_the_last_checkpoint(uninterrupted, data_path, tmp_path):
-    args = ["train", "-c", "tiny", "-o", f"data.path={data_path}", *(a for o in OVERRIDES for a in ("-o", o)),
-            "-o", "train.run_name=cli", "--workers", "2", "--storage", str(tmp_path)]
+def test_cli_resume_on_the_same_storage_continues_from_the_last_checkpoint(
+    uninterrupted, data_path, tmp_path
+):
+    args = [
+        "train",
+        "-c",
+        "tiny",
+        "-o",
+        f"data.path={data_path}",
+        *(a for o in OVERRIDES for a in ("-o", o)),
+        "-o",
+        "train.run_name=cli",
+        "--workers",
+        "2",
+        "--storage",
+        str(tmp_path),
+    ]
     started = time.perf_counter()
-    failed = main([*args, "-o", f"distributed.fail_at_step={FAIL_AT_STEP}", "-o", "distributed.max_failures=0"])
+    failed = main(
+        [*args, "-o", f"distributed.fail_at_step={FAIL_AT_STEP}", "-o", "distributed.max_failures=0"]
+    )
     WALL_S["cli_failed_at_step_5"] = time.perf_counter() - started
     assert failed == 1
-    assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint_0*")) == ["checkpoint_00000002", "checkpoint_00000004"]
+    assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint_0*")) == [
+        "checkpoint_00000002",
+        "checkpoint_00000004",
+    ]
     assert main(args) == 2  # without --resume an existing run is not overwritten
 
     started = time.perf_counter()

@@ -57,12 +57,17 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
     config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[a,g]"])
     launch, rows, text = run_ablation(config)
 
-    assert [(r["trial"], r["status"]) for r in rows] == [("a-seed777", "completed"), ("g-seed777", "completed")]
+    assert [(r["trial"], r["status"]) for r in rows] == [
+        ("a-seed777", "completed"),
+        ("g-seed777", "completed"),
+    ]
     client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     parent = client.get_run(launch.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["study_kind"] == "ablation"
     assert parent.data.tags["best_trial"] in ("a-seed777", "g-seed777")
-    assert {"report/report.md", "report/report_cells.parquet", "study/trials.json"} <= artifact_paths(client, parent.info.run_id)
+    assert {"report/report.md", "report/report_cells.parquet", "study/trials.json"} <= artifact_paths(
+        client, parent.info.run_id
+    )
     runs = {r.data.tags["trial_key"]: r for r in children(client, launch.parent_run_id)}
     assert set(runs) == {"a-seed777", "g-seed777"}
     for key, run in runs.items():
@@ -76,15 +81,34 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
         history = client.get_metric_history(run.info.run_id, "train/g/latent/total")
         assert sorted(m.step for m in history) == [5, 10, 15, 20]
         artifacts = artifact_paths(client, run.info.run_id)
-        assert {"config.yaml", "provenance.json", "eval/final/evaluation.json", "eval/final/latent.png"} <= artifacts
+        assert {
+            "config.yaml",
+            "provenance.json",
+            "eval/final/evaluation.json",
+            "eval/final/latent.png",
+        } <= artifacts
         # The features FID/KID were computed on, where the report's bootstrap reads them (and only there).
-        features = {f"eval/features/{kind}_{scope}.npy" for scope in ("all", "brushed", "cast")
-                    for kind in ("real", "gen_latent", "gen_reference", "gen_mix")}
+        features = {
+            f"eval/features/{kind}_{scope}.npy"
+            for scope in ("all", "brushed", "cast")
+            for kind in ("real", "gen_latent", "gen_reference", "gen_mix")
+        }
         assert features <= artifacts and not any(p.startswith("eval/final/features") for p in artifacts)
         # Where the trial's time went (benchmarks/trial_overhead.py --study reads it): phases in order.
         timeline = json.loads((launch.runs_dir / key / "timeline.json").read_text())
-        walls = [timeline["marks"][m]["wall_s"] for m in ("trial_start", "imported", "mlflow_run_started",
-                 "train_start", "train_end", "metrics_flushed", "evaluation_end", "trial_end")]
+        walls = [
+            timeline["marks"][m]["wall_s"]
+            for m in (
+                "trial_start",
+                "imported",
+                "mlflow_run_started",
+                "train_start",
+                "train_end",
+                "metrics_flushed",
+                "evaluation_end",
+                "trial_end",
+            )
+        ]
         assert walls == sorted(walls) and timeline["last_reports"][-1]["step"] == 20
         assert walls[3] < timeline["first_report"]["wall_s"] <= walls[4]
     best = runs[parent.data.tags["best_trial"]]
@@ -105,38 +129,51 @@ def _assert_the_ui_can_compare_the_variants(client: MlflowClient, launch, parent
     assert "model.ablation" not in parent.data.params and "model.fg_classifier" not in parent.data.params
     assert parent.data.params["study.variants"] and parent.data.params["train.total_steps"] == "20"
     note = parent.data.tags["mlflow.note.content"]
-    assert "| a | (a) StarGAN v2 baseline" in note and f"#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}" in note
+    assert (
+        "| a | (a) StarGAN v2 baseline" in note
+        and f"#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}" in note
+    )
     assert "study/variants_table.json" in artifact_paths(client, parent.info.run_id)
     assert "report/report_cells.csv" not in artifact_paths(client, parent.info.run_id)  # one copy per table
     for key, run in runs.items():
         variant = key[0]
         assert run.info.run_name == variant_run_name(variant, 777)
         assert run.data.tags["mlflow.note.content"].startswith(f"({variant})")
-        toggles = {k: v for k, v in run.data.params.items() if k in
-                   {"model.style_content", "model.fg_classifier", "model.mapping_noise"}}
+        toggles = {
+            k: v
+            for k, v in run.data.params.items()
+            if k in {"model.style_content", "model.fg_classifier", "model.mapping_noise"}
+        }
         assert set(toggles.values()) == ({"False"} if variant == "a" else {"True"})
         assert run.data.tags["toggle.mapping_noise"] == ("true" if variant == "g" else "false")
         assert [m.step for m in client.get_metric_history(run.info.run_id, "final/fid_mix")] == [0]
         assert run.data.metrics["final/fid_mix"] == run.data.metrics["eval/fid_mix"]
         assert run.data.tags["evaluated_step"] == "20" and run.data.tags["mlflow.source.git.commit"]
         assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["bench"]
-        assert any(p.startswith("images/samples~latent+step+20+") for p in artifact_paths(client, run.info.run_id))
+        assert any(
+            p.startswith("images/samples~latent+step+20+") for p in artifact_paths(client, run.info.run_id)
+        )
     (logged,) = client.search_logged_models([experiment.experiment_id])
     assert logged.source_run_id == best.info.run_id and logged.name == "generator"
 
 
 def _assert_report_has_bootstrap_cis(client: MlflowClient, parent_run_id: str, folder: Path) -> None:
     """Every FID/KID cell of the parent's report has a numeric CI and every pairwise comparison a verdict."""
-    cells = pd.read_parquet(client.download_artifacts(parent_run_id, "report/report_cells.parquet", str(folder)))
+    cells = pd.read_parquet(
+        client.download_artifacts(parent_run_id, "report/report_cells.parquet", str(folder))
+    )
     fidelity = cells[cells["metric"].isin(["fid", "kid"]) & (cells["n"] > 0) & (cells["role"] == "trained")]
     assert {"table15_ablation", "table1_methods_products"} <= set(fidelity["table"])
     assert set(fidelity[fidelity["table"] == "table15_ablation"]["row"]) == {"(a)", "(g)"}
     assert fidelity["ci_missing_reason"].isna().all(), fidelity["ci_missing_reason"].dropna().tolist()
     assert (fidelity["ci_low"] <= fidelity["ci_high"]).all() and fidelity["ci_high"].notna().all()
-    fid_mix = fidelity[(fidelity["table"] == "table15_ablation") & fidelity["column"].str.startswith("FID mix")]
+    fid_mix = fidelity[
+        (fidelity["table"] == "table15_ablation") & fidelity["column"].str.startswith("FID mix")
+    ]
     assert len(fid_mix) == 2 and (fid_mix["ci_low"] > 0).all()
     comparisons = pd.read_parquet(
-        client.download_artifacts(parent_run_id, "report/report_comparisons.parquet", str(folder)))
+        client.download_artifacts(parent_run_id, "report/report_comparisons.parquet", str(folder))
+    )
     ablation = comparisons[comparisons["table"] == "table15_ablation"]
     # 3 guidances x FID, KID; one seed per variant: no verdict, with its reason (issue 14)
     assert len(ablation) == 6 and set(ablation["significant"]) == {"n/a"} and ablation["reason"].notna().all()
@@ -149,11 +186,17 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
     from dtgan.search.runner import run_search
 
     folder, data_path = folder
-    config = load_config("search_smoke", [
-        *tiny_study_overrides(folder, data_path), "study.num_samples=2", "study.intermediate_fid_every_steps=10",
-        "study.intermediate_fid_images_per_cell=4", "model.ablation=c",
-        f"study.search_space={REPO}/experiments/search/lambdas_small.yaml",
-    ])
+    config = load_config(
+        "search_smoke",
+        [
+            *tiny_study_overrides(folder, data_path),
+            "study.num_samples=2",
+            "study.intermediate_fid_every_steps=10",
+            "study.intermediate_fid_images_per_cell=4",
+            "model.ablation=c",
+            f"study.search_space={REPO}/experiments/search/lambdas_small.yaml",
+        ],
+    )
     launch, rows, text = run_search(config)
 
     assert len(rows) == 2 and all(r["status"] in ("completed", "stopped") for r in rows)
@@ -168,7 +211,9 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
     for run in runs:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "search/fid_mix_intermediate")]
         assert 10 in steps
-    trials = json.loads(Path(client.download_artifacts(parent.info.run_id, "study/trials.json", str(folder))).read_text())
+    trials = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "study/trials.json", str(folder))).read_text()
+    )
     assert {t["trial"] for t in trials} == {r.data.tags["trial_key"] for r in runs}
     assert "Sampled parameters:" in text
 
@@ -177,14 +222,29 @@ def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_tri
     from dtgan.search.runner import run_ablation
 
     folder, data_path = folder
-    config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[b]",
-                                   "distributed.workers=2", "study.name=ablation-two-workers"])
+    config = load_config(
+        "smoke",
+        [
+            *tiny_study_overrides(folder, data_path),
+            "study.variants=[b]",
+            "distributed.workers=2",
+            "study.name=ablation-two-workers",
+        ],
+    )
     launch, rows, _ = run_ablation(config)
 
     assert [(r["trial"], r["status"]) for r in rows] == [("b-seed777", "completed")]
     client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     (run,) = children(client, launch.parent_run_id)
     assert run.info.status == "FINISHED" and run.data.params["distributed.workers"] == "2"
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/g/latent/total")) == [5, 10, 15, 20]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/g/latent/total")) == [
+        5,
+        10,
+        15,
+        20,
+    ]
     assert run.data.metrics["eval/fid_mix"] > 0
-    assert (launch.storage_path and Path(launch.storage_path, launch.run_name, "train", "train-b-seed777").is_dir())
+    assert (
+        launch.storage_path
+        and Path(launch.storage_path, launch.run_name, "train", "train-b-seed777").is_dir()
+    )

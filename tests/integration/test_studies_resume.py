@@ -24,8 +24,16 @@ FIRST_TRIAL_TIMEOUT_S = 300
 
 def ablation_command(folder: Path, data_path: Path, ray_temp_dir: str, *extra: str) -> list[str]:
     overrides = [*tiny_study_overrides(folder, data_path), "study.variants=[a,b]"]
-    return [sys.executable, str(REPO / "experiments" / "ablation.py"), "--preset", "smoke",
-            *[arg for o in overrides for arg in ("-o", o)], "--ray-temp-dir", ray_temp_dir, *extra]
+    return [
+        sys.executable,
+        str(REPO / "experiments" / "ablation.py"),
+        "--preset",
+        "smoke",
+        *[arg for o in overrides for arg in ("-o", o)],
+        "--ray-temp-dir",
+        ray_temp_dir,
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -53,8 +61,13 @@ def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path, ray_t
     data_path = tiny_benchmark(tmp_path)
     log = (tmp_path / "first.log").open("w")
     # A session of its own: the driver's local Ray shares its fate, and the kill reaches only our processes.
-    first = subprocess.Popen(ablation_command(tmp_path, data_path, ray_temp_dir), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        ablation_command(tmp_path, data_path, ray_temp_dir),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + FIRST_TRIAL_TIMEOUT_S
     while finished_trials(tmp_path / "mlflow.db") < 1:
         assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
@@ -68,8 +81,13 @@ def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path, ray_t
     done_before = {k: r.info.run_id for k, r in before.items() if r.info.status == "FINISHED"}
     assert len(done_before) == 1
 
-    second = subprocess.run(ablation_command(tmp_path, data_path, ray_temp_dir, "--resume"), cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
+    second = subprocess.run(
+        ablation_command(tmp_path, data_path, ray_temp_dir, "--resume"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
     parents = client.search_runs(["1"], "tags.run_kind = 'study'")

@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 def _nothing_started(folder: Path) -> None:
     assert not (folder / "mlflow.db").exists(), "an MLflow store was created"
     assert not (folder / "mlartifacts").exists()
-    assert not (folder / "ray_results").exists() or not any((folder / "ray_results").iterdir()), "a launch folder"
+    assert not (folder / "ray_results").exists() or not any((folder / "ray_results").iterdir()), (
+        "a launch folder"
+    )
 
 
 def test_missing_data_is_refused_before_anything_starts(tmp_path):
@@ -30,19 +32,23 @@ def test_missing_data_is_refused_before_anything_starts(tmp_path):
     _nothing_started(tmp_path)
 
 
-@pytest.mark.parametrize(("space", "message"), [
-    ("loss.lambda_cyc: {type: loguniform, low: 0, high: 1}\n", "loguniform needs low > 0"),
-    ("loss.lambda_cyc: {type: gaussian, low: 0, high: 1}\n", "lambda_cyc"),
-    ("loss.lambda_cyc: {type: uniform, low: 0\n", "not valid YAML"),
-    (None, "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("loss.lambda_cyc: {type: loguniform, low: 0, high: 1}\n", "loguniform needs low > 0"),
+        ("loss.lambda_cyc: {type: gaussian, low: 0, high: 1}\n", "lambda_cyc"),
+        ("loss.lambda_cyc: {type: uniform, low: 0\n", "not valid YAML"),
+        (None, "does not exist"),
+    ],
+)
 def test_a_bad_search_space_is_refused_before_anything_starts(tmp_path, space, message):
     data = tiny_benchmark(tmp_path)
     path = tmp_path / "space.yaml"
     if space is not None:
         path.write_text(space)
-    config = load_config("smoke", [*tiny_study_overrides(tmp_path, data), f"study.search_space={path}",
-                                   "study.scheduler=fifo"])
+    config = load_config(
+        "smoke", [*tiny_study_overrides(tmp_path, data), f"study.search_space={path}", "study.scheduler=fifo"]
+    )
     with pytest.raises(ConfigError, match=message) as err:
         run_search(config)
     assert "\n" not in str(err.value)
@@ -58,8 +64,18 @@ def test_resume_without_an_earlier_launch_is_refused_before_anything_starts(tmp_
 
 def test_the_ablation_script_exits_2_with_one_line_on_missing_data(tmp_path):
     overrides = tiny_study_overrides(tmp_path, tmp_path / "missing.parquet")
-    done = subprocess.run([sys.executable, str(REPO / "experiments" / "ablation.py"), "--preset", "smoke",
-                           *[a for o in overrides for a in ("-o", o)]], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "ablation.py"),
+            "--preset",
+            "smoke",
+            *[a for o in overrides for a in ("-o", o)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "missing.parquet: no such data set" in done.stderr and "Traceback" not in done.stderr
     _nothing_started(tmp_path)

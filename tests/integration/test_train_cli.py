@@ -29,14 +29,26 @@ def benchmark(tmp_path_factory):
 
 
 def _overrides(benchmark, out_dir, **train):
-    base = {"total_steps": 2, "batch_size": 4, "sample_every_steps": 2, "checkpoint_every_steps": 2,
-            "log_every_steps": 1, **train}
-    return [f"data.path={benchmark}", f"train.out_dir={out_dir}", *(f"train.{k}={v}" for k, v in base.items())]
+    base = {
+        "total_steps": 2,
+        "batch_size": 4,
+        "sample_every_steps": 2,
+        "checkpoint_every_steps": 2,
+        "log_every_steps": 1,
+        **train,
+    }
+    return [
+        f"data.path={benchmark}",
+        f"train.out_dir={out_dir}",
+        *(f"train.{k}={v}" for k, v in base.items()),
+    ]
 
 
 def _dtgan(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dtgan", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dtgan", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_train_cli_writes_the_run_folder_and_resumes(benchmark, tmp_path):
@@ -52,13 +64,21 @@ def test_train_cli_writes_the_run_folder_and_resumes(benchmark, tmp_path):
     assert provenance["seed"] == 777 and "torch" in provenance["libraries"]
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2] and lines[-1]["checkpoint_path"].endswith("step_00000002.pt")
-    assert {"train/g/latent/cyc", "train/d/ref/r1", "train/images_per_s", "train/step_ms", "train/lambda_ds"} <= set(lines[0])
+    assert {
+        "train/g/latent/cyc",
+        "train/d/ref/r1",
+        "train/images_per_s",
+        "train/step_ms",
+        "train/lambda_ds",
+    } <= set(lines[0])
     # 8 held-out normal sources x (source + 3 target domains), 32 px tiles with 1 px padding
     assert Image.open(run / "samples" / "step_00000002_latent.png").size == (4 * 33 + 1, 8 * 33 + 1)
     assert Image.open(run / "samples" / "step_00000002_reference.png").size == (4 * 33 + 1, 9 * 33 + 1)
 
     again = _dtgan(*args)  # the folder holds a run: refuse to mix
-    assert again.returncode == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert (
+        again.returncode == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    )
 
     resumed = _dtgan(*args, "-o", "train.total_steps=3", "--resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -83,11 +103,16 @@ class _Collect(Reporter):
 
 
 def test_train_2n_equals_train_n_then_resume_n_bitwise(benchmark, tmp_path):
-    straight = train(load_config("smoke", _overrides(benchmark, tmp_path / "a", total_steps=4)), reporter=_Collect())
+    straight = train(
+        load_config("smoke", _overrides(benchmark, tmp_path / "a", total_steps=4)), reporter=_Collect()
+    )
     config = load_config("smoke", _overrides(benchmark, tmp_path / "b", total_steps=2))
     train(config, reporter=_Collect())
-    resumed = train(load_config("smoke", _overrides(benchmark, tmp_path / "b", total_steps=4)),
-                    reporter=_Collect(), resume=True)
+    resumed = train(
+        load_config("smoke", _overrides(benchmark, tmp_path / "b", total_steps=4)),
+        reporter=_Collect(),
+        resume=True,
+    )
     a = torch.load(straight.checkpoint_path, weights_only=True)
     b = torch.load(resumed.checkpoint_path, weights_only=True)
     for part in ("nets", "nets_ema"):
@@ -128,6 +153,9 @@ def _nan_after(calls: int):
 def test_a_nan_loss_stops_training_naming_term_and_step_and_keeps_the_checkpoint(benchmark, tmp_path):
     config = load_config("smoke", _overrides(benchmark, tmp_path, total_steps=5))
     env = Environment(prepare_model=_nan_after(2 * 6))
-    with pytest.raises(TrainingDiverged, match=r"'d/latent/adv_real' became nan at step 3; the last good checkpoint is .*step_00000002.pt"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"'d/latent/adv_real' became nan at step 3; the last good checkpoint is .*step_00000002.pt",
+    ):
         train(config, reporter=_Collect(), env=env)
     assert [p.name for p in list_checkpoints(tmp_path / "smoke-g-seed777")] == ["step_00000002.pt"]

@@ -15,15 +15,22 @@ from dtgan.training.run_dir import CONFIG_CHANGES_FILE
 
 def test_a_diverging_run_leaves_only_finite_checkpoints_and_names_the_good_one(benchmark, tmp_path):  # noqa: F811
     # optim.lr=0.5 (the probe's case): finite losses for a step or two while the weights already hold NaNs.
-    config = load_config("smoke", [*_overrides(benchmark, tmp_path, total_steps=8, checkpoint_every_steps=1,
-                                                keep_checkpoints=8), "optim.lr=0.5"])
+    config = load_config(
+        "smoke",
+        [
+            *_overrides(benchmark, tmp_path, total_steps=8, checkpoint_every_steps=1, keep_checkpoints=8),
+            "optim.lr=0.5",
+        ],
+    )
     with pytest.raises(TrainingDiverged) as err:
         train(config, reporter=_Collect())
     assert "\n" not in str(err.value)
     saved = list_checkpoints(tmp_path / "smoke-g-seed777")
     for path in saved:
         payload = torch.load(path, weights_only=True)
-        assert first_non_finite({k: payload[k] for k in ("nets", "nets_ema", "optimizers")}) is None, path.name
+        assert first_non_finite({k: payload[k] for k in ("nets", "nets_ema", "optimizers")}) is None, (
+            path.name
+        )
     named = str(saved[-1]) if saved else "no checkpoint was written yet"
     assert named in str(err.value)
 
@@ -35,7 +42,10 @@ def test_a_checkpoint_holding_a_nan_is_refused_naming_its_step(benchmark, tmp_pa
     payload["nets_ema"]["generator"][weight][0] = float("nan")
     poisoned = tmp_path / "poisoned.pt"
     torch.save(payload, poisoned)
-    with pytest.raises(CheckpointError, match=rf"the checkpoint of step 2 holds non-finite values \(nets_ema.generator.{weight}\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"the checkpoint of step 2 holds non-finite values \(nets_ema.generator.{weight}\)",
+    ):
         read_checkpoint(poisoned)
     done = _dtgan("sample", str(poisoned), "--out", str(tmp_path / "samples"))
     assert done.returncode == 2 and "non-finite" in done.stderr and len(done.stderr.strip().splitlines()) == 1
@@ -48,7 +58,9 @@ def test_resume_with_a_changed_training_value_is_refused_naming_the_keys(benchma
     config_before = (run / "config.yaml").read_text()
     for override, key in (("optim.lr=10000.0", "optim.lr"), ("loss.lambda_cyc=2", "loss.lambda_cyc")):
         changed = load_config("smoke", [*_overrides(benchmark, tmp_path, total_steps=4), override])
-        with pytest.raises(CheckpointError, match=rf"resuming with changed {key} \(saved .*, now .*\); steps 1..2 ran") as err:
+        with pytest.raises(
+            CheckpointError, match=rf"resuming with changed {key} \(saved .*, now .*\); steps 1..2 ran"
+        ) as err:
             train(changed, reporter=_Collect(), resume=True)
         assert "\n" not in str(err.value)
     assert (run / "config.yaml").read_text() == config_before  # nothing rewritten
@@ -58,7 +70,9 @@ def test_resume_with_a_changed_training_value_is_refused_naming_the_keys(benchma
 def test_resume_may_extend_the_run_and_records_the_change_at_its_step(benchmark, tmp_path):  # noqa: F811
     train(load_config("smoke", _overrides(benchmark, tmp_path)), reporter=_Collect())
     run = tmp_path / "smoke-g-seed777"
-    result = train(load_config("smoke", _overrides(benchmark, tmp_path, total_steps=4)), reporter=_Collect(), resume=True)
+    result = train(
+        load_config("smoke", _overrides(benchmark, tmp_path, total_steps=4)), reporter=_Collect(), resume=True
+    )
     assert result.step == 4
     (line,) = (run / CONFIG_CHANGES_FILE).read_text().splitlines()
     assert json.loads(line) == {"step": 2, "changes": {"train.total_steps": {"before": 2, "after": 4}}}
@@ -70,14 +84,23 @@ def test_unfinished_checkpoint_writes_are_swept_when_the_run_continues(benchmark
     checkpoints = tmp_path / "smoke-g-seed777" / "checkpoints"
     leftover = checkpoints / ".step_00000004.pt.k2j3h4.tmp"  # what a SIGKILL inside torch.save leaves
     leftover.write_bytes(b"half a checkpoint")
-    train(load_config("smoke", _overrides(benchmark, tmp_path, total_steps=3)), reporter=_Collect(), resume=True)
+    train(
+        load_config("smoke", _overrides(benchmark, tmp_path, total_steps=3)), reporter=_Collect(), resume=True
+    )
     assert not leftover.exists()
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_00000002.pt", "step_00000003.pt"]
 
 
 def test_a_run_that_fails_on_its_data_leaves_no_run_folder(tmp_path):
-    done = _dtgan("train", "-c", "smoke", "-o", f"data.path={tmp_path / 'missing.parquet'}",
-                  "-o", f"train.out_dir={tmp_path / 'runs'}")
+    done = _dtgan(
+        "train",
+        "-c",
+        "smoke",
+        "-o",
+        f"data.path={tmp_path / 'missing.parquet'}",
+        "-o",
+        f"train.out_dir={tmp_path / 'runs'}",
+    )
     assert done.returncode == 2 and "missing.parquet" in done.stderr
     assert not (tmp_path / "runs").exists()
 

@@ -23,9 +23,15 @@ class Store:
     def experiment(self, name: str) -> str:
         return self.client.create_experiment(name, artifact_location=str(self.root / "artifacts" / name))
 
-    def run(self, experiment_id: str, tags: dict[str, str], metrics: dict[str, float] | None = None,
-            params: dict[str, str] | None = None, features: dict[str, np.ndarray] | None = None,
-            status: str = "FINISHED") -> str:
+    def run(
+        self,
+        experiment_id: str,
+        tags: dict[str, str],
+        metrics: dict[str, float] | None = None,
+        params: dict[str, str] | None = None,
+        features: dict[str, np.ndarray] | None = None,
+        status: str = "FINISHED",
+    ) -> str:
         self._clock += 1000
         run = self.client.create_run(experiment_id, start_time=self._clock, tags=tags)
         run_id = run.info.run_id
@@ -47,6 +53,11 @@ class Store:
         return self.run(experiment_id, {"study": study, **tags})
 
     def child(self, experiment_id: str, parent_id: str, variant: str, seed: int, **kwargs) -> str:
-        tags = {"mlflow.parentRunId": parent_id, "variant": variant, "seed": str(seed), "study": "test",
-                "fid_extractor": kwargs.pop("extractor", EXTRACTOR)}
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            "variant": variant,
+            "seed": str(seed),
+            "study": "test",
+            "fid_extractor": kwargs.pop("extractor", EXTRACTOR),
+        }
         return self.run(experiment_id, tags, **kwargs)

@@ -26,7 +26,9 @@ def lock_pins() -> dict[str, str]:
     for line in LOCK.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[A-Za-z0-9_.+!\-]+", line), f"not an exact pin: {line}"
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[A-Za-z0-9_.+!\-]+", line), (
+                f"not an exact pin: {line}"
+            )
             name, version = line.split("==")
             pins[normalise(name)] = version
     return pins
@@ -102,11 +104,15 @@ def test_mlflow_compose_keeps_postgres_internal_and_mlflow_off_public_interfaces
     assert "ports" not in postgres
     assert re.fullmatch(r"postgres:\d+\.\d+", postgres["image"])
     assert mlflow["ports"] == ["${MLFLOW_BIND_IP:-127.0.0.1}:5000:5000"]
-    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://mlflow:${POSTGRES_PASSWORD}@postgres:")
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith(
+        "postgresql+psycopg2://mlflow:${POSTGRES_PASSWORD}@postgres:"
+    )
     flags = mlflow["command"]
     assert flags[:2] == ["mlflow", "server"]
     assert "--serve-artifacts" in flags
     assert any(f.startswith("--artifacts-destination=${MLFLOW_ARTIFACTS_DESTINATION") for f in flags)
-    [allowed] = [f.removeprefix("--allowed-hosts=").split(",") for f in flags if f.startswith("--allowed-hosts=")]
+    [allowed] = [
+        f.removeprefix("--allowed-hosts=").split(",") for f in flags if f.startswith("--allowed-hosts=")
+    ]
     assert "*" not in allowed and "10.*" not in allowed  # narrower than MLflow's default of all private IPs
     assert mlflow["image"] == f"dtgan-mlflow:{lock_pins()['mlflow']}"

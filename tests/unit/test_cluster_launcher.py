@@ -45,7 +45,9 @@ def world_open_private_ports(config: dict) -> list[tuple[int, str]]:
         cidrs += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
         all_ports = str(rule.get("IpProtocol", "tcp")) == "-1" or rule.get("FromPort", -1) == -1
         for port in PRIVATE_PORTS:
-            covered = all_ports or rule.get("FromPort", 0) <= port <= rule.get("ToPort", rule.get("FromPort", 0))
+            covered = all_ports or rule.get("FromPort", 0) <= port <= rule.get(
+                "ToPort", rule.get("FromPort", 0)
+            )
             found += [(port, c) for c in cidrs if covered and c in WORLD]
     return found
 
@@ -80,7 +82,11 @@ def prepared(raw) -> dict:
 def test_config_validates_against_rays_autoscaler_schema(prepared):
     assert prepared["head_node_type"] == "ray.head.default"
     assert set(prepared["available_node_types"]) == {
-        "ray.head.default", "gpu1_spot", "gpu1_ondemand", "gpu4_spot", "gpu4_ondemand",
+        "ray.head.default",
+        "gpu1_spot",
+        "gpu1_ondemand",
+        "gpu4_spot",
+        "gpu4_ondemand",
     }
 
 
@@ -195,7 +201,10 @@ def _plan(prepared, bundle, failed_types=()):
         cloud_resource_availabilities=availability,
         recoverable_resource_availabilities=availability,
     )
-    return [(launch.instance_type, launch.count) for launch in ResourceDemandScheduler().schedule(request).to_launch]
+    return [
+        (launch.instance_type, launch.count)
+        for launch in ResourceDemandScheduler().schedule(request).to_launch
+    ]
 
 
 def test_autoscaler_prefers_spot_and_falls_back_to_on_demand_when_spot_launch_failed(prepared):
@@ -222,7 +231,10 @@ def test_jobs_get_mlflow_uri_storage_path_and_token_auth(prepared):
     assert prepared["file_mounts"]["/home/ray/.ray/auth_token"] == "~/.ray/auth_token"
     head_start = " ".join(prepared["head_start_ray_commands"])
     worker_start = " ".join(prepared["worker_start_ray_commands"])
-    assert "export MLFLOW_TRACKING_URI=http://$(python -c 'import ray.util; print(ray.util.get_node_ip_address())'):5000" in head_start
+    assert (
+        "export MLFLOW_TRACKING_URI=http://$(python -c 'import ray.util; print(ray.util.get_node_ip_address())'):5000"
+        in head_start
+    )
     assert "export MLFLOW_TRACKING_URI=http://$RAY_HEAD_IP:5000" in worker_start
     # MLflow artifacts and Ray storage live in the same bucket, so one name is changed in one pass.
     init = " ".join(prepared["available_node_types"]["ray.head.default"]["initialization_commands"])

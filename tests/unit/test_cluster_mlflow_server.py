@@ -34,7 +34,10 @@ def compose_command(env: dict[str, str]) -> list[str]:
         assert op == ":-", f"{name} has no default and the test did not set it"
         return rest
 
-    return [re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", resolve, arg) for arg in compose["services"]["mlflow"]["command"]]
+    return [
+        re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", resolve, arg)
+        for arg in compose["services"]["mlflow"]["command"]
+    ]
 
 
 def status_for_host(port: int, host: str) -> int:
@@ -58,14 +61,25 @@ def mlflow_server(tmp_path):
     )
     # Same flags as the container, except: loopback instead of all interfaces, a free port, one worker.
     command = [
-        {"--host=0.0.0.0": "--host=127.0.0.1", "--port=5000": f"--port={port}", "--workers=4": "--workers=1"}.get(a, a)
+        {
+            "--host=0.0.0.0": "--host=127.0.0.1",
+            "--port=5000": f"--port={port}",
+            "--workers=4": "--workers=1",
+        }.get(a, a)
         for a in command
     ]
     assert command[:2] == ["mlflow", "server"]
-    env = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db", "PATH": str(Path(sys.executable).parent)}
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "PATH": str(Path(sys.executable).parent),
+    }
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", *command[1:]], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "mlflow", *command[1:]],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the CLI starts uvicorn as a child
     )
     try:

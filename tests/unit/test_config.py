@@ -20,7 +20,9 @@ def test_embedded_defaults_are_the_paper_configuration():
     assert cfg.model.img_size == 128 and cfg.train.batch_size == 4 and cfg.train.total_steps == 100_000
     assert cfg.optim.lr == 1e-4 and cfg.optim.mapping_lr == 1e-6
     assert cfg.model.resolved_stem_dim == 128
-    assert all(getattr(cfg.loss, f"lambda_{k}") == 1.0 for k in ("reg", "sty", "ds", "cyc", "con", "fg", "bg"))
+    assert all(
+        getattr(cfg.loss, f"lambda_{k}") == 1.0 for k in ("reg", "sty", "ds", "cyc", "con", "fg", "bg")
+    )
 
 
 def test_preset_inherits_through_base_chain():

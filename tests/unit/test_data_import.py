@@ -48,7 +48,7 @@ def test_folders_import_reads_every_format_and_splits_each_cell(tmp_path):
     _save(root / "a" / "normal" / "rgb.jpg", np.stack([_gray(7)] * 3, axis=-1), quality=95)
     _save(root / "a" / "normal" / "bmp.bmp", _gray(8))
     _save(root / "a" / "normal" / "tif.tif", _gray(9))
-    wide = (np.arange(SIZE * SIZE, dtype=np.uint16).reshape(SIZE, SIZE) * 60)
+    wide = np.arange(SIZE * SIZE, dtype=np.uint16).reshape(SIZE, SIZE) * 60
     _save(root / "a" / "normal" / "deep.png", wide)  # 16-bit gray
     out = tmp_path / "ds.parquet"
     import_folders(str(root), str(out), SIZE, SplitOptions(holdout_per_cell=4, gan_normal_per_product=3))
@@ -82,11 +82,16 @@ def test_images_in_other_modes_are_converted_to_gray_with_one_counted_warning(tm
     Image.fromarray(np.dstack([gray, np.zeros_like(gray)]), "LA").save(root / "a" / "normal" / "la.png")
     Image.fromarray(gray).convert("P").save(root / "a" / "normal" / "palette.png")
     Image.fromarray(gray > 127).save(root / "b" / "normal" / "bits.png")  # mode "1"
-    Image.fromarray(np.dstack([gray] * 3)).convert("CMYK").save(root / "b" / "scratch" / "cmyk.jpg", quality=95)
+    Image.fromarray(np.dstack([gray] * 3)).convert("CMYK").save(
+        root / "b" / "scratch" / "cmyk.jpg", quality=95
+    )
     out = tmp_path / "ds.parquet"
     with caplog.at_level(logging.WARNING):
         import_folders(str(root), str(out), SIZE)
-    assert "converted 5 of 31 images to gray from other modes (1 x1, CMYK x1, LA x1, P x1, RGBA x1; alpha dropped)" in caplog.text
+    assert (
+        "converted 5 of 31 images to gray from other modes (1 x1, CMYK x1, LA x1, P x1, RGBA x1; alpha dropped)"
+        in caplog.text
+    )
     table = pq.read_table(out).to_pandas().set_index("id")
     assert np.array_equal(decode_gray(table.loc["a/normal/rgba", "image"], "x"), gray)  # alpha dropped
     assert np.array_equal(decode_gray(table.loc["a/normal/la", "image"], "x"), gray)
@@ -98,26 +103,62 @@ def test_images_in_other_modes_are_converted_to_gray_with_one_counted_warning(tm
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
-        (lambda r: (r / "a" / "normal" / "n0.png").write_bytes(b"not an image"), "a/normal/n0.png: cannot decode"),
-        (lambda r: (r / "a" / "normal" / "n1.png").write_bytes((r / "a" / "normal" / "n1.png").read_bytes()[:200]),
-         "a/normal/n1.png: cannot decode"),
-        (lambda r: Image.fromarray(np.zeros((SIZE, SIZE), np.float32)).save(r / "a" / "scratch" / "float.tif"),
-         "float.tif: unsupported image mode 'F'"),
+        (
+            lambda r: (r / "a" / "normal" / "n0.png").write_bytes(b"not an image"),
+            "a/normal/n0.png: cannot decode",
+        ),
+        (
+            lambda r: (r / "a" / "normal" / "n1.png").write_bytes(
+                (r / "a" / "normal" / "n1.png").read_bytes()[:200]
+            ),
+            "a/normal/n1.png: cannot decode",
+        ),
+        (
+            lambda r: Image.fromarray(np.zeros((SIZE, SIZE), np.float32)).save(
+                r / "a" / "scratch" / "float.tif"
+            ),
+            "float.tif: unsupported image mode 'F'",
+        ),
         (lambda r: (r / "b" / "spot").mkdir(), "b/spot: empty folder"),
-        (lambda r: [f.unlink() for f in (r / "b" / "normal").iterdir()] and (r / "b" / "normal").rmdir(),
-         "b: product without a normal/ folder"),
-        (lambda r: [f.unlink() for f in list((r / "b" / "scratch").iterdir())[2:]],
-         "cell (product 'b', defect 'scratch') has 2 image(s): splits would be empty"),
+        (
+            lambda r: [f.unlink() for f in (r / "b" / "normal").iterdir()] and (r / "b" / "normal").rmdir(),
+            "b: product without a normal/ folder",
+        ),
+        (
+            lambda r: [f.unlink() for f in list((r / "b" / "scratch").iterdir())[2:]],
+            "cell (product 'b', defect 'scratch') has 2 image(s): splits would be empty",
+        ),
         (lambda r: _save(r / "a" / "dent" / "d.png", _gray(0)), "a/dent: unknown defect label 'dent'"),
     ],
-    ids=["corrupt", "truncated", "unsupported_mode", "empty_folder", "no_normal", "empty_split", "unknown_label"],
+    ids=[
+        "corrupt",
+        "truncated",
+        "unsupported_mode",
+        "empty_folder",
+        "no_normal",
+        "empty_split",
+        "unknown_label",
+    ],
 )
 def test_bad_input_gives_one_line_naming_it_and_writes_nothing(tmp_path, capsys, breakage, message):
     root = _tree(tmp_path / "in")
     breakage(root)
     out = tmp_path / "out" / "ds.parquet"
-    code, err = _run(["data", "import", "folders", str(root), "--out", str(out), "--size", str(SIZE),
-                      "--defects", "scratch,spot"], capsys)
+    code, err = _run(
+        [
+            "data",
+            "import",
+            "folders",
+            str(root),
+            "--out",
+            str(out),
+            "--size",
+            str(SIZE),
+            "--defects",
+            "scratch,spot",
+        ],
+        capsys,
+    )
     assert code == 2
     assert message in err and err.count("\n") == 0, err
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
@@ -125,15 +166,25 @@ def test_bad_input_gives_one_line_naming_it_and_writes_nothing(tmp_path, capsys,
 
 def test_empty_root_folder_is_an_error(tmp_path, capsys):
     (tmp_path / "in").mkdir()
-    code, err = _run(["data", "import", "folders", str(tmp_path / "in"), "--out", str(tmp_path / "x.parquet")], capsys)
+    code, err = _run(
+        ["data", "import", "folders", str(tmp_path / "in"), "--out", str(tmp_path / "x.parquet")], capsys
+    )
     assert code == 2 and "empty folder" in err
 
 
 def test_table17_matches_the_papers_sums():
-    sums = {category: {defect: sum(len(expand_numbers(n)) for n in types.values())
-                       for defect, types in defects.items()} for category, defects in table17().items()}
-    assert sums == {"carpet": {"scratch": 24, "spot": 23}, "leather": {"scratch": 48, "spot": 39},
-                    "tile": {"scratch": 17, "spot": 0}, "wood": {"scratch": 19, "spot": 12}}
+    sums = {
+        category: {
+            defect: sum(len(expand_numbers(n)) for n in types.values()) for defect, types in defects.items()
+        }
+        for category, defects in table17().items()
+    }
+    assert sums == {
+        "carpet": {"scratch": 24, "spot": 23},
+        "leather": {"scratch": 48, "spot": 39},
+        "tile": {"scratch": 17, "spot": 0},
+        "wood": {"scratch": 19, "spot": 12},
+    }
 
 
 def _mvtec_tile(root: Path, skip: str | None = None) -> Path:
@@ -154,8 +205,25 @@ def _mvtec_tile(root: Path, skip: str | None = None) -> Path:
 def test_mvtec_import_aggregates_table17_types_and_keeps_masks(tmp_path, capsys):
     root = _mvtec_tile(tmp_path / "mvtec")
     out = tmp_path / "mvtec.parquet"
-    assert main(["data", "import", "mvtec", str(root), "--categories", "tile", "--out", str(out),
-                 "--size", str(SIZE), "--holdout", "4"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "mvtec",
+                str(root),
+                "--categories",
+                "tile",
+                "--out",
+                str(out),
+                "--size",
+                str(SIZE),
+                "--holdout",
+                "4",
+            ]
+        )
+        == 0
+    )
     table = pq.read_table(out).to_pandas()
     assert (table["defect"] == "scratch").sum() == 17 and (table["defect"] == "normal").sum() == 13
     masks = table[table["defect"] == "scratch"]["mask"]
@@ -167,9 +235,22 @@ def test_mvtec_import_aggregates_table17_types_and_keeps_masks(tmp_path, capsys)
 
 def test_mvtec_missing_file_names_it(tmp_path, capsys):
     root = _mvtec_tile(tmp_path / "mvtec", skip="005")
-    code, err = _run(["data", "import", "mvtec", str(root), "--categories", "tile", "--out",
-                      str(tmp_path / "m.parquet")], capsys)
+    code, err = _run(
+        ["data", "import", "mvtec", str(root), "--categories", "tile", "--out", str(tmp_path / "m.parquet")],
+        capsys,
+    )
     assert code == 2 and "crack/005.png: missing" in err
-    code, err = _run(["data", "import", "mvtec", str(root), "--categories", "bottle", "--out",
-                      str(tmp_path / "m.parquet")], capsys)
+    code, err = _run(
+        [
+            "data",
+            "import",
+            "mvtec",
+            str(root),
+            "--categories",
+            "bottle",
+            "--out",
+            str(tmp_path / "m.parquet"),
+        ],
+        capsys,
+    )
     assert code == 2 and "'bottle' is not in Table 17" in err

@@ -28,4 +28,9 @@ def test_masks_are_decoded_on_first_use_once_and_equal_the_stored_pngs(path):
     row = next(i for i, blob in enumerate(blobs) if blob is not None)
     expected = torch.from_numpy(decode_gray(blobs[row], "mask") > 0).to(torch.uint8) * 255
     assert torch.equal(masks[row, 0], expected)
-    assert dataset.has_clean.dtype == torch.bool and dataset.clean_uint8.shape == (len(dataset), 1, SIZE, SIZE)
+    assert dataset.has_clean.dtype == torch.bool and dataset.clean_uint8.shape == (
+        len(dataset),
+        1,
+        SIZE,
+        SIZE,
+    )

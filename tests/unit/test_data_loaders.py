@@ -54,15 +54,22 @@ def test_dataset_decodes_rows_once_with_labels_masks_and_clean(dataset):
     assert dataset.masks_uint8.shape == (n, 1, SIZE, SIZE)
     defective = dataset.y != NORMAL_INDEX
     assert torch.equal(dataset.has_clean, defective)  # clean backgrounds exist exactly for defect rows
-    assert (dataset.masks_uint8[~defective] == 0).all() and (dataset.masks_uint8[defective] > 0).flatten(1).any(1).all()
+    assert (dataset.masks_uint8[~defective] == 0).all() and (dataset.masks_uint8[defective] > 0).flatten(
+        1
+    ).any(1).all()
     x, y, p = dataset[0]
     assert x.shape == (3, SIZE, SIZE) and x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
     assert (y, p) == (int(dataset.y[0]), int(dataset.p[0]))
 
 
 def test_dataset_selects_splits_products_and_defects_and_reads_uris(path):
-    held_out = DefectImageDataset(f"file://{Path(path).resolve()}", splits=("val", "test"), img_size=SIZE,
-                                  products=["cast"], defects=["spot"])
+    held_out = DefectImageDataset(
+        f"file://{Path(path).resolve()}",
+        splits=("val", "test"),
+        img_size=SIZE,
+        products=["cast"],
+        defects=["spot"],
+    )
     assert len(held_out) == 10 and set(held_out.p.tolist()) == {held_out.vocab.product_index("cast")}
     resized = DefectImageDataset(path, splits=("val",), img_size=16)
     assert resized.images_uint8.shape[-2:] == (16, 16) and resized.masks_uint8.shape[-2:] == (16, 16)
@@ -97,22 +104,31 @@ def _label_counts(loader, batches: int, key) -> Counter:
 def test_source_loader_balances_defects_and_optionally_product_defect_cells(dataset):
     raw = Counter(dataset.y.tolist())
     assert raw[0] > 2 * raw[1]  # the data itself is far from balanced
-    counts = _label_counts(make_source_loader(dataset, DataConfig(), 16, seed=0), 150, lambda y, p: y.tolist())
+    counts = _label_counts(
+        make_source_loader(dataset, DataConfig(), 16, seed=0), 150, lambda y, p: y.tolist()
+    )
     assert all(abs(counts[d] / 2400 - 1 / 3) < 0.04 for d in range(3)), counts
-    cells = _label_counts(make_source_loader(dataset, DataConfig(balance="product_defect"), 16, seed=0), 150,
-                          lambda y, p: zip(p.tolist(), y.tolist()))
+    cells = _label_counts(
+        make_source_loader(dataset, DataConfig(balance="product_defect"), 16, seed=0),
+        150,
+        lambda y, p: zip(p.tolist(), y.tolist()),
+    )
     assert len(cells) == 8  # 3 x 3 cells minus the unseen one, each ~1/8 of the draws
     assert all(abs(n / 2400 - 1 / 8) < 0.03 for n in cells.values()), cells
 
 
 def test_ranks_take_disjoint_shares_of_one_seeded_draw(dataset):
     global_draw = make_source_loader(dataset, DataConfig(), 4, seed=3).batch_sampler.draw(0)
-    shares = [make_source_loader(dataset, DataConfig(), 4, seed=3, rank=r, world_size=2).batch_sampler.draw(0)
-              for r in range(2)]
+    shares = [
+        make_source_loader(dataset, DataConfig(), 4, seed=3, rank=r, world_size=2).batch_sampler.draw(0)
+        for r in range(2)
+    ]
     half = len(dataset) // 2
     for rank, (indices, seeds) in enumerate(shares):
         assert len(indices) == half
-        assert torch.equal(indices, global_draw[0][rank::2][:half]) and torch.equal(seeds, global_draw[1][rank::2][:half])
+        assert torch.equal(indices, global_draw[0][rank::2][:half]) and torch.equal(
+            seeds, global_draw[1][rank::2][:half]
+        )
     other_epoch = make_source_loader(dataset, DataConfig(), 4, seed=3).batch_sampler.draw(1)
     assert not torch.equal(other_epoch[0], global_draw[0])
 
@@ -142,7 +158,9 @@ def test_resume_from_state_dict_is_bitwise_identical_across_epoch_boundaries(dat
 
 
 def test_loader_workers_give_the_same_batches(dataset):
-    batches = [next(iter(make_source_loader(dataset, DataConfig(loader_workers=w), 8, seed=6))) for w in (0, 2)]
+    batches = [
+        next(iter(make_source_loader(dataset, DataConfig(loader_workers=w), 8, seed=6))) for w in (0, 2)
+    ]
     assert all(torch.equal(a, b) for a, b in zip(*batches))
 
 
@@ -150,4 +168,6 @@ def test_class_weights_are_inverse_class_counts(dataset):
     weights = class_weights(dataset, "defect")
     for domain in range(3):
         chosen = dataset.y == domain
-        assert torch.allclose(weights[chosen], torch.full((int(chosen.sum()),), 1 / int(chosen.sum()), dtype=torch.double))
+        assert torch.allclose(
+            weights[chosen], torch.full((int(chosen.sum()),), 1 / int(chosen.sum()), dtype=torch.double)
+        )

@@ -54,7 +54,9 @@ def test_counts_per_cell_follow_the_scaled_sdi_tables(benchmark):
     # The unseen combination: woven spots only in val/test, never in GAN training.
     assert ("woven", "spot", "gan_train") not in counts
     assert read_info(benchmark)["unseen_cells"] == [["woven", "spot"]]
-    assert len(table) == sum(cell.total for cell in plan_benchmark(["brushed", "cast", "woven"], SCALE).values())
+    assert len(table) == sum(
+        cell.total for cell in plan_benchmark(["brushed", "cast", "woven"], SCALE).values()
+    )
     assert table["id"].is_unique and set(table["source"]) == {"synthetic"}
 
 
@@ -89,7 +91,9 @@ def test_products_differ_in_texture(benchmark):
     table = pq.read_table(benchmark).to_pandas()
     stats = {}
     for product in ("brushed", "cast", "woven"):
-        images = np.stack([_png(b) for b in table[(table["product"] == product) & (table["defect"] == "normal")]["image"]])
+        images = np.stack(
+            [_png(b) for b in table[(table["product"] == product) & (table["defect"] == "normal")]["image"]]
+        )
         stats[product] = images.astype(float).std(axis=(1, 2)).mean()
     assert len({round(s) for s in stats.values()}) == 3, stats
 

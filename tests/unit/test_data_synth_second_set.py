@@ -49,7 +49,9 @@ def test_old_products_and_defects_render_the_same_pixels_as_before():
     for product in ("brushed", "cast", "woven", "turned"):
         for defect in ("normal", "scratch", "spot"):
             for boldness in (1.0,) if defect == "normal" else (1.0, 2.0):
-                for image, mask, clean in render_chunk(7, product, defect, 1, 5, 40, defect_boldness=boldness):
+                for image, mask, clean in render_chunk(
+                    7, product, defect, 1, 5, 40, defect_boldness=boldness
+                ):
                     digest.update(_pixels(image) + _pixels(mask) + _pixels(clean))
     assert digest.hexdigest()[:16] == OLD_CHUNKS_SHA256
 
@@ -60,8 +62,12 @@ def test_default_data_set_is_unchanged_row_by_row(tmp_path):
     rows = pq.read_table(path).to_pylist()
     digest = hashlib.sha256()
     for r in rows:
-        digest.update("|".join((r["id"], r["product"], r["defect"], r["split"])).encode()
-                      + _pixels(r["image"]) + _pixels(r["mask"]) + _pixels(r["clean"]))
+        digest.update(
+            "|".join((r["id"], r["product"], r["defect"], r["split"])).encode()
+            + _pixels(r["image"])
+            + _pixels(r["mask"])
+            + _pixels(r["clean"])
+        )
     assert (digest.hexdigest()[:16], len(rows)) == (OLD_DATASET_SHA256, OLD_DATASET_ROWS)
     # Only the chosen defects are in the vocabulary, and the info records the choice.
     assert Vocab.read(path) == Vocab(("brushed", "cast", "woven"), ("normal", "scratch", "spot"))
@@ -114,7 +120,9 @@ def test_defect_shapes_differ_in_character():
 @pytest.fixture(scope="module")
 def second_set(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("second") / "benchmark.parquet")
-    synthesize_benchmark(path, size=32, scale=0.02, seed=3, products="turned,knurled,coated", defects="crack,stain")
+    synthesize_benchmark(
+        path, size=32, scale=0.02, seed=3, products="turned,knurled,coated", defects="crack,stain"
+    )
     return path
 
 
@@ -130,8 +138,9 @@ def test_second_set_changes_pixels_only_inside_the_masks(second_set):
 
 def test_second_set_is_deterministic(second_set, tmp_path):
     again = str(tmp_path / "again.parquet")
-    synthesize_benchmark(again, size=32, scale=0.02, seed=3, products="turned,knurled,coated", defects="crack,stain",
-                         threads=1)
+    synthesize_benchmark(
+        again, size=32, scale=0.02, seed=3, products="turned,knurled,coated", defects="crack,stain", threads=1
+    )
     assert pq.read_table(second_set).equals(pq.read_table(again))
 
 

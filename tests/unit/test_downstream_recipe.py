@@ -33,7 +33,9 @@ def test_learning_rate_drops_tenfold_after_the_plateau_patience():
     cfg = DownstreamConfig(epochs=6, plateau_patience_epochs=1, **TINY)
     model, _ = build_classifier(cfg, num_classes=3, with_domain_head=False)
     no_val = data.val.subset(torch.zeros(0, dtype=torch.long))  # a constant val loss: never improves
-    fit = fit_classifier(model, build_training_set(data, Cell("no_aug", 8), 0), no_val, data.test, cfg, seed=0)
+    fit = fit_classifier(
+        model, build_training_set(data, Cell("no_aug", 8), 0), no_val, data.test, cfg, seed=0
+    )
     # epoch 1 sets the best; epochs 2 and 3 do not improve -> cut x0.1 (patience 1); again after 4 and 5
     assert fit["lr_per_epoch"] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005, 0.0005])
     assert fit["best_epoch"] == 1

@@ -12,8 +12,16 @@ from dtgan.downstream.arms import Cell
 from dtgan.downstream.study import markdown_table, plan_cells, plan_jobs, run_job, run_study
 from dtgan.downstream.study_data import load_study_data
 
-TINY = dict(backbone="resnet10t", img_size=32, batch_size=16, learning_rate=0.05, epochs=2, device="cpu",
-            normal_images_per_product=(12,), synthesis_sources_per_product=4)
+TINY = dict(
+    backbone="resnet10t",
+    img_size=32,
+    batch_size=16,
+    learning_rate=0.05,
+    epochs=2,
+    device="cpu",
+    normal_images_per_product=(12,),
+    synthesis_sources_per_product=4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +52,11 @@ def test_tiny_study_reports_mean_and_std_per_arm(study_data_path, tmp_path):
     for row in payload["rows"]:
         errors = [j["test_error_pct"] for j in payload["jobs"] if j["label"] == row["label"]]
         assert row["test_error_pct_mean"] == pytest.approx(sum(errors) / 2)
-        assert row["test_error_pct_std"] == pytest.approx(abs(errors[0] - errors[1]) / 2 ** 0.5)
+        assert row["test_error_pct_std"] == pytest.approx(abs(errors[0] - errors[1]) / 2**0.5)
     metrics = payload["metrics"]
-    assert set(metrics) == {f"downstream/error_{arm}_resnet10t_{s}" for arm in ("trad_aug", "mix")
-                            for s in ("mean", "std")}
+    assert set(metrics) == {
+        f"downstream/error_{arm}_resnet10t_{s}" for arm in ("trad_aug", "mix") for s in ("mean", "std")
+    }
     mix_job = next(j for j in payload["jobs"] if j["label"] == "mix_n12")
     assert mix_job["train_class_counts"] == {"normal": 24, "scratch": 24, "spot": 24}
     assert mix_job["train_synthetic_images"] == (24 - 7) + (24 - 10)
@@ -67,12 +76,18 @@ def test_jobs_are_picklable_and_any_executor_can_run_them(study_data_path):
 
     payload = run_study(cfg, study_data_path, map_fn=executor)
     assert [s.seed for s in seen] == [0, 1] and len(payload["jobs"]) == 2
-    assert run_job(seen[0])["test_error_pct"] == payload["jobs"][0]["test_error_pct"]  # a pure function of its spec
+    assert (
+        run_job(seen[0])["test_error_pct"] == payload["jobs"][0]["test_error_pct"]
+    )  # a pure function of its spec
 
 
 def test_cross_domain_sources_apply_to_reference_and_mix_only():
-    cfg = DownstreamConfig(arms=("trad_aug", "latent", "reference"), defect_sources=("all", "A"),
-                           products=("all", "B"), normal_images_per_product=(10, 20))
+    cfg = DownstreamConfig(
+        arms=("trad_aug", "latent", "reference"),
+        defect_sources=("all", "A"),
+        products=("all", "B"),
+        normal_images_per_product=(10, 20),
+    )
     cells = plan_cells(cfg)
     assert Cell("reference", 10, "B", "A") in cells and Cell("latent", 10, "B", "A") not in cells
     assert len(cells) == 2 * 2 * (1 + 1 + 2)

@@ -55,7 +55,9 @@ def test_psnr_and_ssim_of_known_images():
 def test_identity_generator_scores_perfectly(normals):
     y_defect = torch.tensor([1, 2] * 8)
     assert identity_metrics(identity_generator, normals) == {
-        keys.EVAL_IDENTITY_PSNR: PSNR_CAP_DB, keys.EVAL_IDENTITY_SSIM: pytest.approx(1.0)}
+        keys.EVAL_IDENTITY_PSNR: PSNR_CAP_DB,
+        keys.EVAL_IDENTITY_SSIM: pytest.approx(1.0),
+    }
     locality = transfer_locality_metrics(identity_generator, normals, y_defect)
     assert locality == {keys.EVAL_TRANSFER_LOCALITY: 1.0, keys.EVAL_TRANSFER_BG_PSNR: PSNR_CAP_DB}
 
@@ -87,7 +89,9 @@ def test_removal_compares_with_the_clean_background():
     assert removal_metrics(remover, x_defect, x_clean[:, :1])[keys.EVAL_REMOVAL_PSNR] == PSNR_CAP_DB
     kept = removal_metrics(identity_generator, x_defect, x_clean)[keys.EVAL_REMOVAL_PSNR]
     noisy = removal_metrics(noise_generator, x_defect, x_clean)[keys.EVAL_REMOVAL_PSNR]
-    assert noisy < 12 < kept < PSNR_CAP_DB  # leaving the scratch in is better than noise, worse than removing it
+    assert (
+        noisy < 12 < kept < PSNR_CAP_DB
+    )  # leaving the scratch in is better than noise, worse than removing it
 
 
 def test_locality_share_of_a_change_spread_evenly_is_the_fraction():
@@ -104,9 +108,11 @@ def constant_generator(x, y_trg):
 def test_input_dependence_is_one_for_identity_and_zero_for_a_generator_that_ignores_x(normals):
     from dtgan.evaluation.disentanglement import input_dependence
 
-    assert input_dependence(identity_generator, normals, [0, 1])[keys.EVAL_INPUT_DEPENDENCE] == pytest.approx(1.0)
+    assert input_dependence(identity_generator, normals, [0, 1])[keys.EVAL_INPUT_DEPENDENCE] == pytest.approx(
+        1.0
+    )
     assert input_dependence(constant_generator, normals, [0, 1])[keys.EVAL_INPUT_DEPENDENCE] == 0.0
-    half = input_dependence(lambda x, y: (x // 2 + 64), normals, [1])[keys.EVAL_INPUT_DEPENDENCE]
+    half = input_dependence(lambda x, y: x // 2 + 64, normals, [1])[keys.EVAL_INPUT_DEPENDENCE]
     assert 0.45 < half < 0.55  # halving the contrast halves the spread over sources
 
 

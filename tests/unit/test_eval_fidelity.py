@@ -37,8 +37,13 @@ def _training_images(seed: int = 0) -> LabelledImages:
 
 
 def _cfg(cache_dir, **overrides) -> EvaluationConfig:
-    fields = dict(cache_dir=str(cache_dir), feature_extractor=DEFECT_CNN, kid_subset_size_min=10, kid_subsets=20,
-                  defect_cnn=DefectCNNConfig(epochs=3, batch_size=16, min_steps=0))
+    fields = dict(
+        cache_dir=str(cache_dir),
+        feature_extractor=DEFECT_CNN,
+        kid_subset_size_min=10,
+        kid_subsets=20,
+        defect_cnn=DefectCNNConfig(epochs=3, batch_size=16, min_steps=0),
+    )
     fields.update(overrides)
     return EvaluationConfig(**fields)
 
@@ -180,7 +185,9 @@ def test_offline_extractor_training_is_deterministic(tmp_path):
 
 def test_offline_extractor_learns_the_defect_classes():
     data = _training_images()
-    _, accuracy = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0))
+    _, accuracy = defect_cnn.train_defect_cnn(
+        data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0)
+    )
     assert accuracy > 0.85
 
 
@@ -200,9 +207,18 @@ def test_fid_and_kid_from_features_equal_torch_fidelity_calculate_metrics(offlin
     x_real, _ = labelled_set(15, seed=11)  # 45 images
     x_fake, _ = labelled_set(12, seed=12)  # 36 images
     reference = torch_fidelity.calculate_metrics(
-        input1=UInt8Images(x_fake), input2=UInt8Images(x_real), fid=True, kid=True, cuda=False,
-        batch_size=cfg.batch_size, kid_subset_size=36, kid_subsets=cfg.kid_subsets, rng_seed=cfg.seed,
-        feature_extractor=spec.name, feature_extractor_weights_path=spec.weights_path, save_cpu_ram=True,
+        input1=UInt8Images(x_fake),
+        input2=UInt8Images(x_real),
+        fid=True,
+        kid=True,
+        cuda=False,
+        batch_size=cfg.batch_size,
+        kid_subset_size=36,
+        kid_subsets=cfg.kid_subsets,
+        rng_seed=cfg.seed,
+        feature_extractor=spec.name,
+        feature_extractor_weights_path=spec.weights_path,
+        save_cpu_ram=True,
         verbose=False,
     )
     result = fid_kid(x_fake, x_real, spec, cfg, CPU)
@@ -218,8 +234,11 @@ def test_each_synthetic_image_goes_through_the_extractor_once(offline, monkeypat
     reference, _ = labelled_set(4, seed=21)
     from_latent, from_reference = torch.tensor([5, 0, 7, 2, 11, 3]), torch.tensor([1, 9, 4, 8, 6, 10])
     sets = SyntheticSets(
-        images={("latent", 0, 1): latent, ("reference", 0, 1): reference,
-                ("mix", 0, 1): torch.cat([latent[from_latent], reference[from_reference]])},
+        images={
+            ("latent", 0, 1): latent,
+            ("reference", 0, 1): reference,
+            ("mix", 0, 1): torch.cat([latent[from_latent], reference[from_reference]]),
+        },
         mix_rows={(0, 1): (from_latent, from_reference)},
     )
     features = FeatureExtractor(spec, cfg, CPU)
@@ -244,7 +263,11 @@ def test_feature_writer_saves_float32_rows_atomically(tmp_path):
 
 def test_feature_file_names_are_the_ones_the_report_reads():
     for scope in ("all", "brushed"):
-        assert f"{FEATURES_ARTIFACT_DIR}/{real_features_file(scope)}" == report_keys.real_features_artifact(scope)
+        assert f"{FEATURES_ARTIFACT_DIR}/{real_features_file(scope)}" == report_keys.real_features_artifact(
+            scope
+        )
         for guidance in report_keys.GUIDANCES:
-            assert (f"{FEATURES_ARTIFACT_DIR}/{generated_features_file(guidance, scope)}"
-                    == report_keys.generated_features_artifact(guidance, scope))
+            assert (
+                f"{FEATURES_ARTIFACT_DIR}/{generated_features_file(guidance, scope)}"
+                == report_keys.generated_features_artifact(guidance, scope)
+            )

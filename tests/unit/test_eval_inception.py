@@ -36,9 +36,14 @@ def random_inception_weights(tmp_path_factory):
 
 
 def test_inception_runs_offline_from_a_local_weights_file(random_inception_weights, tmp_path):
-    cfg = EvaluationConfig(inception_weights_path=str(random_inception_weights), cache_dir=str(tmp_path),
-                           inception_weights_sha256=sha256_file(random_inception_weights),
-                           kid_subset_size_min=2, kid_subsets=5, batch_size=4)
+    cfg = EvaluationConfig(
+        inception_weights_path=str(random_inception_weights),
+        cache_dir=str(tmp_path),
+        inception_weights_sha256=sha256_file(random_inception_weights),
+        kid_subset_size_min=2,
+        kid_subsets=5,
+        batch_size=4,
+    )
     spec = resolve_extractor(cfg, training_images=lambda: pytest.fail("Inception needs no training images"))
     assert spec.name == INCEPTION and spec.weights_fingerprint == fingerprint_file(random_inception_weights)
     x_a, _ = labelled_set(1, seed=0)  # 3 images: Inception runs at about 10 images/s on a CPU
@@ -53,6 +58,8 @@ def test_auto_prefers_inception_from_the_hub_cache(random_inception_weights, tmp
     hub.mkdir(parents=True)
     (hub / "weights-inception-2015-12-05-6726825d.pth").symlink_to(random_inception_weights)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    cfg = EvaluationConfig(cache_dir=str(tmp_path / "cache"), inception_weights_sha256=sha256_file(random_inception_weights))
+    cfg = EvaluationConfig(
+        cache_dir=str(tmp_path / "cache"), inception_weights_sha256=sha256_file(random_inception_weights)
+    )
     spec = resolve_extractor(cfg, training_images=lambda: pytest.fail("Inception needs no training images"))
     assert spec.name == INCEPTION and spec.weights_path.startswith(str(hub))

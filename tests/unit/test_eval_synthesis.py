@@ -27,7 +27,9 @@ def nets():
 
 
 def _sources(n: int) -> torch.Tensor:
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(n), dtype=torch.uint8)
+    return torch.randint(
+        0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(n), dtype=torch.uint8
+    )
 
 
 def test_latent_synthesis_is_seeded_and_independent_of_the_batch_size(nets):
@@ -52,8 +54,14 @@ def test_reference_synthesis_uses_the_chosen_reference(nets):
     refs = _sources(4)
     out = synthesize(nets, x, y, "reference", references=refs, seed=1, batch_size=4)
     chosen = pick_references(y, None, 4, seed=1)
-    one_by_one = torch.cat([synthesize(nets, x[i : i + 1], y[i : i + 1], "reference",
-                                       references=refs[chosen[i] : chosen[i] + 1]) for i in range(6)])
+    one_by_one = torch.cat(
+        [
+            synthesize(
+                nets, x[i : i + 1], y[i : i + 1], "reference", references=refs[chosen[i] : chosen[i] + 1]
+            )
+            for i in range(6)
+        ]
+    )
     assert (out.int() - one_by_one.int()).abs().max() <= 1, (out.int() - one_by_one.int()).abs().max()
     other = synthesize(nets, x[:1], y[:1], "reference", references=refs[(chosen[0] + 1) % 4 :][:1])
     assert (out[:1].int() - other.int()).abs().max() > 1  # (batch size changes rounding by at most 1 level)

@@ -63,8 +63,11 @@ def test_pickle_payload_in_the_hub_cache_is_refused_by_auto(tmp_path, monkeypatc
 def test_payload_with_a_matching_configured_hash_is_still_not_unpickled(tmp_path):
     weights, marker = tmp_path / "own.pth", tmp_path / "PWNED"
     _plant(weights, marker)
-    cfg = EvaluationConfig(inception_weights_path=str(weights), inception_weights_sha256=sha256_file(weights),
-                           cache_dir=str(tmp_path / "cache"))
+    cfg = EvaluationConfig(
+        inception_weights_path=str(weights),
+        inception_weights_sha256=sha256_file(weights),
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.raises(ConfigError, match="own.pth: not a tensors-only weights file"):
         resolve_extractor(cfg, _no_training_images)
     assert not marker.exists()
@@ -85,8 +88,12 @@ def test_the_default_hash_is_the_published_one():
 
 
 def test_real_inception_weights_with_their_hash_run(random_inception_weights, tmp_path):  # noqa: F811
-    cfg = EvaluationConfig(inception_weights_path=str(random_inception_weights), cache_dir=str(tmp_path),
-                           inception_weights_sha256=sha256_file(random_inception_weights), batch_size=4)
+    cfg = EvaluationConfig(
+        inception_weights_path=str(random_inception_weights),
+        cache_dir=str(tmp_path),
+        inception_weights_sha256=sha256_file(random_inception_weights),
+        batch_size=4,
+    )
     spec = resolve_extractor(cfg, _no_training_images)
     x, _ = labelled_set(1, seed=0)
     assert spec.name == INCEPTION and FeatureExtractor(spec, cfg, CPU)(x).shape == (3, 2048)
@@ -114,6 +121,10 @@ def test_real_features_are_cached_as_npz_and_planted_pickles_are_never_read(tmp_
     # An .npz holding a pickled object array (or garbage) is not loaded: the features are computed again.
     np.savez(open(npz, "wb"), features=np.array([_Payload(str(marker))], dtype=object))
     third = fid_kid(x_fake, x_real, spec, cfg, CPU, real_key=key)
-    assert third.real_cache_hit is False and third.fid == pytest.approx(first.fid, rel=1e-6) and not marker.exists()
+    assert (
+        third.real_cache_hit is False
+        and third.fid == pytest.approx(first.fid, rel=1e-6)
+        and not marker.exists()
+    )
     npz.write_bytes(b"not a zip")
     assert fid_kid(x_fake, x_real, spec, cfg, CPU, real_key=key).real_cache_hit is False

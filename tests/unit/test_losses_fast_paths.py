@@ -69,8 +69,14 @@ def _terms_and_grads(loss_fn, config, guidance):
 
 @pytest.mark.parametrize(
     ("ablation", "ds_detach", "guidance"),
-    [("a", "none", "latent"), ("b", "none", "latent"), ("d", "all_but_first", "reference"),
-     ("e", "none", "latent"), ("g", "none", "latent"), ("g", "all_but_first", "reference")],
+    [
+        ("a", "none", "latent"),
+        ("b", "none", "latent"),
+        ("d", "all_but_first", "reference"),
+        ("e", "none", "latent"),
+        ("g", "none", "latent"),
+        ("g", "all_but_first", "reference"),
+    ],
 )
 def test_generator_loss_with_shared_passes_equals_plain_reading(ablation, ds_detach, guidance):
     config = load_config("tiny", [f"model.ablation={ablation}", f"loss.ds_detach={ds_detach}"])
@@ -125,8 +131,12 @@ def test_decode_with_background_part_equals_full_decode_with_gradients(fusion):
 
 
 def test_unified_decoder_has_no_background_part():
-    generator = build_nets(load_config("tiny", ["model.ablation=d"]).model, num_domains=K, num_products=P).generator
+    generator = build_nets(
+        load_config("tiny", ["model.ablation=d"]).model, num_domains=K, num_products=P
+    ).generator
     h = torch.randn(N, 64, 16, 16)
     assert generator.decode_background(h) is None
     with pytest.raises(ValueError, match="separate_decoders"):
-        generator.decode(h, torch.randn(N, 16), torch.randn(N, 8, 16, 16), background=torch.zeros(N, 3, 32, 32))
+        generator.decode(
+            h, torch.randn(N, 16), torch.randn(N, 8, 16, 16), background=torch.zeros(N, 3, 32, 32)
+        )

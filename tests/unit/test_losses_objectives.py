@@ -45,9 +45,15 @@ def test_each_ladder_step_uses_its_terms_and_all_are_finite(ablation, d_names, g
 @pytest.mark.parametrize(
     ("weight", "term"),
     [
-        ("lambda_reg", "d/r1"), ("lambda_fg", "d/fg_cls"), ("lambda_bg", "d/bg_cls"),
-        ("lambda_sty", "g/sty"), ("lambda_sty", "g/con_sty"), ("lambda_cyc", "g/cyc"),
-        ("lambda_con", "g/con"), ("lambda_fg", "g/fg_cls"), ("lambda_bg", "g/bg_cls"),
+        ("lambda_reg", "d/r1"),
+        ("lambda_fg", "d/fg_cls"),
+        ("lambda_bg", "d/bg_cls"),
+        ("lambda_sty", "g/sty"),
+        ("lambda_sty", "g/con_sty"),
+        ("lambda_cyc", "g/cyc"),
+        ("lambda_con", "g/con"),
+        ("lambda_fg", "g/fg_cls"),
+        ("lambda_bg", "g/bg_cls"),
     ],
 )
 def test_a_term_is_zero_when_its_weight_is_zero(weight, term):
@@ -63,12 +69,25 @@ def test_diversity_is_zero_once_lambda_ds_has_decayed():
 
 
 def test_totals_are_the_weighted_sums_of_eq_8():
-    cfg = _config("loss.lambda_reg=2", "loss.lambda_sty=3", "loss.lambda_cyc=0.5", "loss.lambda_con=4",
-                  "loss.lambda_fg=5", "loss.lambda_bg=6")
+    cfg = _config(
+        "loss.lambda_reg=2",
+        "loss.lambda_sty=3",
+        "loss.lambda_cyc=0.5",
+        "loss.lambda_con=4",
+        "loss.lambda_fg=5",
+        "loss.lambda_bg=6",
+    )
     d_total, d, g_total, g = _losses(cfg, lambda_ds=0.7)
     expected_d = d["d/adv_real"] + d["d/adv_fake"] + 2 * d["d/r1"] + 5 * d["d/fg_cls"] + 6 * d["d/bg_cls"]
-    expected_g = (g["g/adv"] + 3 * (g["g/sty"] + g["g/con_sty"]) - 0.7 * g["g/ds"] + 0.5 * g["g/cyc"]
-                  + 4 * g["g/con"] + 5 * g["g/fg_cls"] + 6 * g["g/bg_cls"])
+    expected_g = (
+        g["g/adv"]
+        + 3 * (g["g/sty"] + g["g/con_sty"])
+        - 0.7 * g["g/ds"]
+        + 0.5 * g["g/cyc"]
+        + 4 * g["g/con"]
+        + 5 * g["g/fg_cls"]
+        + 6 * g["g/bg_cls"]
+    )
     torch.testing.assert_close(d_total, expected_d)
     torch.testing.assert_close(g_total, expected_g)
     assert d["d/total"] is d_total and g["g/total"] is g_total

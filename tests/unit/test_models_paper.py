@@ -43,6 +43,7 @@ def _count(module: nn.Module) -> int:
 def _shapes(modules: Iterable[nn.Module], run) -> list[tuple[int, ...]]:
     """The output shapes (without the batch dim) of ``modules`` while ``run()`` executes, in call order."""
     seen: list[tuple[int, ...]] = []
+
     def record(_module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
         seen.append(tuple(out.shape[1:]))
 

@@ -108,7 +108,9 @@ def test_styles_and_contents_are_selected_per_sample_by_domain() -> None:
         s, c = net(inp, y)
         for k in range(K):
             s_k, c_k = net(inp[:1], torch.tensor([k]))
-            torch.testing.assert_close(s[k : k + 1], s_k, atol=1e-4, rtol=1e-4)  # batch-size dependent conv sums
+            torch.testing.assert_close(
+                s[k : k + 1], s_k, atol=1e-4, rtol=1e-4
+            )  # batch-size dependent conv sums
             torch.testing.assert_close(c[k : k + 1], c_k, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(s[0], s[1]) and not torch.allclose(c[1], c[2])
     logits_all = torch.stack([nets.discriminator(x, torch.full((K,), k)).logits for k in range(K)], dim=1)
@@ -119,12 +121,18 @@ def test_tiny_widths_follow_the_documented_rules() -> None:
     w = layer_widths(tiny())
     # one down level keeps the paper's 16 x 16 bottleneck at 32 px; content : background = 8 : 56 = 64 : 448
     assert w.bottleneck_side == 16 and w.bg == 56 and w.content == 8
-    assert [(b.dim_in, b.dim_out, b.resample) for b in w.encoder] == [(16, 32, True), (32, 64, False), (64, 64, False)]
+    assert [(b.dim_in, b.dim_out, b.resample) for b in w.encoder] == [
+        (16, 32, True),
+        (32, 64, False),
+        (64, 64, False),
+    ]
     bg = [(56, 56, False), (56, 64, False), (64, 32, False), (32, 56, True)]
     fg = [(8, 8, False), (8, 32, False), (32, 32, False), (32, 32, False), (32, 16, False), (16, 8, True)]
     assert [(b.dim_in, b.dim_out, b.resample) for b in w.bg_decoder] == bg
     assert [(b.dim_in, b.dim_out, b.resample) for b in w.fg_decoder] == fg
-    assert [(b.dim_in, b.dim_out) for b in w.trunk] == [(16, 32)]  # E/D: 32 -> 16, then 8 and 4 as StarGAN's E
+    assert [(b.dim_in, b.dim_out) for b in w.trunk] == [
+        (16, 32)
+    ]  # E/D: 32 -> 16, then 8 and 4 as StarGAN's E
     assert [(b.dim_in, b.dim_out) for b in w.adv_branch] == [(32, 64), (64, 64)] and w.adv_kernel == 4
     # M's content branch: 1 -> 2 -> 4 -> 8 -> 16 at widths 64, 64, 32, 16 (Table 10c's 512, 512, 256, 128)
     assert [(b.dim_in, b.dim_out) for b in w.mapping_content] == [(64, 64), (64, 64), (64, 32), (32, 16)]
@@ -134,11 +142,34 @@ def test_the_paper_widths_are_tables_9_to_11() -> None:
     w = layer_widths(load_config("paper", []).model)
     assert w.bottleneck_side == 16 and w.bg == 448 and w.content == 64
     assert [(b.dim_in, b.dim_out, b.resample) for b in w.encoder] == [
-        (128, 256, True), (256, 512, True), (512, 512, True), (512, 512, False), (512, 512, False)]
+        (128, 256, True),
+        (256, 512, True),
+        (512, 512, True),
+        (512, 512, False),
+        (512, 512, False),
+    ]
     assert [(b.dim_in, b.dim_out) for b in w.bg_decoder] == [
-        (448, 448), (448, 512), (512, 512), (512, 512), (512, 256), (256, 448)]
-    assert [(b.dim_in, b.dim_out) for b in w.fg_decoder] == [(64, 64), (64, 256), (256, 256), (256, 256), (256, 128), (128, 64)]
-    assert [(b.dim_in, b.dim_out) for b in w.mapping_content] == [(512, 512), (512, 512), (512, 256), (256, 128)]
+        (448, 448),
+        (448, 512),
+        (512, 512),
+        (512, 512),
+        (512, 256),
+        (256, 448),
+    ]
+    assert [(b.dim_in, b.dim_out) for b in w.fg_decoder] == [
+        (64, 64),
+        (64, 256),
+        (256, 256),
+        (256, 256),
+        (256, 128),
+        (128, 64),
+    ]
+    assert [(b.dim_in, b.dim_out) for b in w.mapping_content] == [
+        (512, 512),
+        (512, 512),
+        (512, 256),
+        (256, 128),
+    ]
 
 
 @pytest.mark.parametrize("img_size", [16, 64, 256])

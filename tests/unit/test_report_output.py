@@ -27,13 +27,25 @@ def store(tmp_path_factory) -> Store:
 
 def test_cli_prints_the_markdown_and_writes_every_format(store, tmp_path, capsys):
     out = tmp_path / "report"
-    argv = ["report", "--experiment", "ladder", "--tracking-uri", store.uri, "--out", str(out),
-            "--bootstrap-samples", "10"]
+    argv = [
+        "report",
+        "--experiment",
+        "ladder",
+        "--tracking-uri",
+        store.uri,
+        "--out",
+        str(out),
+        "--bootstrap-samples",
+        "10",
+    ]
     assert main([*argv, *[x for f in ("md", "csv", "parquet", "html") for x in ("--format", f)]]) == 0
     printed = capsys.readouterr().out
     assert "| (b) | **30.50 ± 0.71 (2 seeds)** CI — [3] |" in printed  # [1]: the ceiling's reason
     written = (out / "report.md").read_text()
-    assert "Pairwise comparisons (" in written and "Pairwise comparisons: 1 (1 significant) in report.md" in printed
+    assert (
+        "Pairwise comparisons (" in written
+        and "Pairwise comparisons: 1 (1 significant) in report.md" in printed
+    )
     cells = pd.read_csv(out / "report_cells.csv")
     assert cells.loc[cells.row == "(a)", "mean"].item() == pytest.approx(41.0)
     assert pq.read_table(out / "report_cells.parquet").num_rows == 4  # + the floor and ceiling rows
@@ -45,7 +57,10 @@ def test_cli_prints_the_markdown_and_writes_every_format(store, tmp_path, capsys
 def test_cli_on_an_empty_experiment_exits_2_with_one_line(store, tmp_path, capsys):
     assert main(["report", "--experiment", "empty", "--tracking-uri", store.uri, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == "dtgan: error: experiment 'empty' has no runs; run a study into it first (e.g. experiments/ablation.py)\n"
+    assert (
+        err
+        == "dtgan: error: experiment 'empty' has no runs; run a study into it first (e.g. experiments/ablation.py)\n"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -62,8 +77,12 @@ def test_a_failed_write_leaves_the_previous_files_whole(store, tmp_path, monkeyp
     with pytest.raises(OSError, match="disk full"):
         report.write(tmp_path, ["parquet"])
     assert (tmp_path / "report_cells.parquet").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "report.md", "report_cells.parquet",
-                                                          "report_comparisons.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plots",
+        "report.md",
+        "report_cells.parquet",
+        "report_comparisons.parquet",
+    ]
 
 
 def test_report_is_logged_to_the_parent_run_once_per_table(store):
@@ -71,9 +90,16 @@ def test_report_is_logged_to_the_parent_run_once_per_table(store):
     log_report_to_run(report, store.parent_id, store.uri)
     client = MlflowClient(store.uri)
     names = {f.path for f in client.list_artifacts(store.parent_id, "report")}
-    assert names == {"report/report.md", "report/report.html", "report/report_cells.parquet",
-                     "report/report_comparisons.parquet", "report/plots"}
-    assert {f.path for f in client.list_artifacts(store.parent_id, "report/plots")} == {"report/plots/ablation_fid.png"}
+    assert names == {
+        "report/report.md",
+        "report/report.html",
+        "report/report_cells.parquet",
+        "report/report_comparisons.parquet",
+        "report/plots",
+    }
+    assert {f.path for f in client.list_artifacts(store.parent_id, "report/plots")} == {
+        "report/plots/ablation_fid.png"
+    }
 
 
 def test_terminal_markdown_counts_the_comparisons_instead_of_listing_them(store):

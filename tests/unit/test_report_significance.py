@@ -31,7 +31,9 @@ def _gen(shift: float, seed: int, rows: int = 60) -> np.ndarray:
     return (np.random.default_rng(100 + seed).normal(size=(rows, DIM)) + shift).astype(np.float32)
 
 
-def _fid_runs(store: Store, name: str, values: dict[str, list[float]], seed_offset: dict[str, int] | None = None):
+def _fid_runs(
+    store: Store, name: str, values: dict[str, list[float]], seed_offset: dict[str, int] | None = None
+):
     experiment = store.experiment(name)
     parent = store.parent(experiment, "ablation")
     for variant, per_seed in values.items():
@@ -62,12 +64,21 @@ def store(tmp_path_factory) -> Store:
     for variant, shift in {"a": 0.6, "b": 1.0, "c": 2.95}.items():
         for seed in range(2):
             gen = _gen(shift, seed)
-            metrics = {"eval/fid_mix": fid_from_features(gen, REAL), "eval/kid_mix": kid_from_features(gen, REAL),
-                       "eval_init/fid_mix": fid_from_features(init[seed], REAL),
-                       "eval_init/kid_mix": kid_from_features(init[seed], REAL)}
+            metrics = {
+                "eval/fid_mix": fid_from_features(gen, REAL),
+                "eval/kid_mix": kid_from_features(gen, REAL),
+                "eval_init/fid_mix": fid_from_features(init[seed], REAL),
+                "eval_init/kid_mix": kid_from_features(init[seed], REAL),
+            }
             store.scale[(variant, seed)] = metrics
-            store.child(scale, parent, variant, seed, metrics=metrics,
-                        features={"gen_mix_all.npy": gen, "real_all.npy": REAL})
+            store.child(
+                scale,
+                parent,
+                variant,
+                seed,
+                metrics=metrics,
+                features={"gen_mix_all.npy": gen, "real_all.npy": REAL},
+            )
 
     # Sample sizes: (a) scored on 60 images per run, (b) on 30.
     sizes = store.experiment("sizes")
@@ -75,9 +86,17 @@ def store(tmp_path_factory) -> Store:
     for variant, (shift, rows) in {"a": (0.5, 60), "b": (1.5, 30)}.items():
         for seed in range(3):
             gen = _gen(shift, seed, rows)
-            store.child(sizes, parent, variant, seed,
-                        metrics={"eval/fid_mix": fid_from_features(gen, REAL), "eval/kid_mix": kid_from_features(gen, REAL)},
-                        features={"gen_mix_all.npy": gen, "real_all.npy": REAL})
+            store.child(
+                sizes,
+                parent,
+                variant,
+                seed,
+                metrics={
+                    "eval/fid_mix": fid_from_features(gen, REAL),
+                    "eval/kid_mix": kid_from_features(gen, REAL),
+                },
+                features={"gen_mix_all.npy": gen, "real_all.npy": REAL},
+            )
     return store
 
 
@@ -113,7 +132,9 @@ def test_two_equal_recipes_with_seed_noise_are_not_significant(store):
     se = np.std(d, ddof=1) / np.sqrt(5)
     assert comp.test.min_detectable == pytest.approx((stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * se)
     power = next(n for n in table.notes if n.startswith("smallest detectable difference"))
-    assert f"FID mix [inception-v3] {comp.test.min_detectable:.2f}" in power and "not shown, not equal" in power
+    assert (
+        f"FID mix [inception-v3] {comp.test.min_detectable:.2f}" in power and "not shown, not equal" in power
+    )
 
 
 def test_a_real_difference_over_five_seeds_is_significant_and_bold(store):
@@ -132,7 +153,9 @@ def test_holm_turns_a_borderline_raw_p_into_not_significant(store):
     table = _table(store, "holm")
     comp = _comparison(table, FID, "(a)", "(b)")
     raw = [stats.ttest_rel(x, y).pvalue for x, y in ((HOLM_A, HOLM_B), (HOLM_A, HOLM_C), (HOLM_B, HOLM_C))]
-    assert comp.test.p_value == pytest.approx(raw[0]) and comp.test.p_value < 0.05  # uncorrected: "significant"
+    assert (
+        comp.test.p_value == pytest.approx(raw[0]) and comp.test.p_value < 0.05
+    )  # uncorrected: "significant"
     assert comp.test.p_adjusted == pytest.approx(3 * raw[0]) and not comp.test.significant
     assert holm_adjust(raw)[0] == pytest.approx(3 * raw[0])
     assert not any(table.cell(r, FID).best for r in table.rows)
@@ -160,8 +183,9 @@ def test_floor_below_every_trained_row_ceiling_above_and_a_stuck_run_is_not_trai
         floor, ceiling = table.cell(FLOOR_ROW, column), table.cell(CEILING_ROW, column)
         trained = [table.cell(r, column).mean for r in table.rows]
         assert floor.mean < min(trained) and ceiling.mean > max(trained)
-        assert ceiling.mean == pytest.approx(np.mean([store.scale[("a", s)][f"eval_init/{column[:3]}_mix"]
-                                                      for s in range(2)]))
+        assert ceiling.mean == pytest.approx(
+            np.mean([store.scale[("a", s)][f"eval_init/{column[:3]}_mix"] for s in range(2)])
+        )
         assert 0.0 < table.cell("(b)", column).position < table.cell("(a)", column).position < 1.0
         assert table.cell("(c)", column).not_trained and not table.cell("(a)", column).not_trained
     floor = table.cell(FLOOR_ROW, FID)
@@ -171,15 +195,22 @@ def test_floor_below_every_trained_row_ceiling_above_and_a_stuck_run_is_not_trai
     assert table.cell("(a)", FID).text.endswith("(2 seeds, N=60)")
     assert any(n == "not trained (did not move away from its initialisation): (c)" for n in table.notes)
     # Scale rows are references: never compared, never bold; they appear in every format.
-    assert all(CEILING_ROW not in (c.row_a, c.row_b) and FLOOR_ROW not in (c.row_a, c.row_b)
-               for c in table.comparisons)
+    assert all(
+        CEILING_ROW not in (c.row_a, c.row_b) and FLOOR_ROW not in (c.row_a, c.row_b)
+        for c in table.comparisons
+    )
     markdown = report.markdown()
-    assert markdown.index(f"| {CEILING_ROW} |") < markdown.index("| (a) |") < markdown.index(f"| {FLOOR_ROW} |")
+    assert (
+        markdown.index(f"| {CEILING_ROW} |") < markdown.index("| (a) |") < markdown.index(f"| {FLOOR_ROW} |")
+    )
     assert "not trained" in markdown
     cells = report.cells()
     assert set(cells.role) == {"trained", "floor", "ceiling"}
     assert cells.loc[(cells.row == "(c)") & (cells.column == "FID mix [inception-v3]"), "not_trained"].item()
-    assert cells.loc[(cells.row == FLOOR_ROW) & (cells.column == "FID mix [inception-v3]"), "images"].item() == 40
+    assert (
+        cells.loc[(cells.row == FLOOR_ROW) & (cells.column == "FID mix [inception-v3]"), "images"].item()
+        == 40
+    )
 
 
 def test_floor_is_the_fid_of_disjoint_real_halves(store):
@@ -195,7 +226,10 @@ def test_floor_is_the_fid_of_disjoint_real_halves(store):
 def test_fid_on_different_sample_sizes_is_not_compared_but_kid_is(store):
     report = build_report("sizes", store.uri, config=CONFIG)
     table = report.table("table15_ablation")
-    assert table.cell("(a)", FID).text.endswith("(3 seeds, N=60)") and table.cell("(b)", FID).images_text == "N=30"
+    assert (
+        table.cell("(a)", FID).text.endswith("(3 seeds, N=60)")
+        and table.cell("(b)", FID).images_text == "N=30"
+    )
     fid = _comparison(table, FID, "(a)", "(b)")
     assert fid.test is None and fid.reason.startswith("FID on different N (N=60 vs N=30")
     kid = _comparison(table, KID, "(a)", "(b)")

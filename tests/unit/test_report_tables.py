@@ -52,10 +52,18 @@ def store(tmp_path_factory) -> Store:
     }
     for size, arms in errors.items():
         for seed in range(3):
-            metrics = {f"downstream/error_{arm}_resnet18": v[seed] for arm, v in arms.items() if seed < len(v)}
+            metrics = {
+                f"downstream/error_{arm}_resnet18": v[seed] for arm, v in arms.items() if seed < len(v)
+            }
             if metrics:
-                store.child(augmentation, parent, "dt_gan", seed, metrics=metrics,
-                            params={"downstream.normals_per_class": size})
+                store.child(
+                    augmentation,
+                    parent,
+                    "dt_gan",
+                    seed,
+                    metrics=metrics,
+                    params={"downstream.normals_per_class": size},
+                )
     store.experiment("empty")
     foreign = store.experiment("foreign")
     store.run(foreign, {"owner": "someone"}, metrics={"loss": 0.5})
@@ -72,7 +80,9 @@ def test_ablation_cells_are_mean_std_over_seeds_with_the_extractor_in_the_column
     assert table.rows == ["(a)", "(b)", "(c)"]
     assert table.cell("(b)", "fid_mix_all@inception-v3").text == "33.36 ± 1.20 (3 seeds, N=50)"
     assert table.cell("(a)", "fid_mix_all@inception-v3").text == "37.70 ± 0.70 (3 seeds, N=50)"
-    assert table.cell("(c)", "fid_mix_all@inception-v3").text == "27.50 ± 0.71 (2 seeds)"  # FAILED run left out; no features, no N
+    assert (
+        table.cell("(c)", "fid_mix_all@inception-v3").text == "27.50 ± 0.71 (2 seeds)"
+    )  # FAILED run left out; no features, no N
     assert table.cell("(b)", "kid_mix_all@inception-v3").text == "0.011 ± 0.001 (3 seeds, N=50)"
     assert table.column("fid_mix_all@inception-v3").label == "FID mix [inception-v3]"
     # The random-init run never shares a column with Inception numbers.
@@ -87,9 +97,14 @@ def test_missing_values_are_dashes_with_the_reason_never_zero(ablation_report):
     assert kid_c.missing_reason == "no run of (c) logged eval/kid_mix"
     # A column no run logged is dropped, and the table says so.
     assert "FID reference [inception-v3]" not in [c.label for c in table.columns]
-    assert "FID reference [inception-v3]" in table.notes[0] and table.notes[0].startswith("not logged by any run")
+    assert "FID reference [inception-v3]" in table.notes[0] and table.notes[0].startswith(
+        "not logged by any run"
+    )
     assert table.cell("(c)", "fid_mix_all@inception-v3").ci is None
-    assert "logged no eval/features/gen_mix_all.npy" in table.cell("(c)", "fid_mix_all@inception-v3").ci_missing_reason
+    assert (
+        "logged no eval/features/gen_mix_all.npy"
+        in table.cell("(c)", "fid_mix_all@inception-v3").ci_missing_reason
+    )
     markdown = ablation_report.markdown()
     assert "— [" in markdown and "no run of (c) logged eval/kid_mix" in markdown
     frame = ablation_report.cells()
@@ -111,7 +126,9 @@ def _direct_replicates(store: Store, variant: str) -> np.ndarray:
     for seed in range(3):
         run_id = store.ablation_runs[(variant, seed)]
         stream = f"{run_id}/eval/features/gen_mix_all.npy"
-        gen_idx = np.random.default_rng([0, 1, zlib.crc32(stream.encode())]).integers(0, ROWS, size=(100, ROWS))
+        gen_idx = np.random.default_rng([0, 1, zlib.crc32(stream.encode())]).integers(
+            0, ROWS, size=(100, ROWS)
+        )
         gen = _generated(variant, seed)
         per_run.append([_direct_fid(gen[gen_idx[b]], REAL[real_idx[b]]) for b in range(100)])
     return np.mean(per_run, axis=0)
@@ -124,10 +141,15 @@ def test_fid_ci_matches_a_direct_bootstrap_with_scipy_sqrtm(store, ablation_repo
     assert cell.ci[0] < cell.ci[1]
 
 
-def test_eval_ci_of_a_difference_is_the_paired_bootstrap_but_the_verdict_is_seed_level(store, ablation_report):
+def test_eval_ci_of_a_difference_is_the_paired_bootstrap_but_the_verdict_is_seed_level(
+    store, ablation_report
+):
     table = ablation_report.table("table15_ablation")
-    comparison = next(c for c in table.comparisons
-                      if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(b)"})
+    comparison = next(
+        c
+        for c in table.comparisons
+        if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(b)"}
+    )
     difference = _direct_replicates(store, "a") - _direct_replicates(store, "b")
     np.testing.assert_allclose(comparison.eval_ci, np.percentile(difference, [2.5, 97.5]), rtol=1e-6)
     assert comparison.test.ci == comparison.eval_ci and comparison.eval_ci[0] > 0
@@ -135,8 +157,11 @@ def test_eval_ci_of_a_difference_is_the_paired_bootstrap_but_the_verdict_is_seed
     assert comparison.test.significant and comparison.test.kind == "paired t"
     assert comparison.delta == pytest.approx(37.70 - 33.36)
     # (c) logged no features: no eval CI, but its 2 seeds still give a seed-level test.
-    no_features = next(c for c in table.comparisons
-                       if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(c)"})
+    no_features = next(
+        c
+        for c in table.comparisons
+        if c.column == "fid_mix_all@inception-v3" and {c.row_a, c.row_b} == {"(a)", "(c)"}
+    )
     assert no_features.eval_ci is None and no_features.test.shared_seeds == 2
 
 
@@ -175,11 +200,14 @@ def test_classifier_tables_use_percent_and_a_paired_t_test_over_shared_seeds(sto
     assert "error_vs_size_resnet18" in report.figures
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("empty", "experiment 'empty' has no runs"),
-    ("foreign", "experiment 'foreign' holds no finished dtgan runs"),
-    ("nowhere", "no MLflow experiment named 'nowhere'"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty", "experiment 'empty' has no runs"),
+        ("foreign", "experiment 'foreign' holds no finished dtgan runs"),
+        ("nowhere", "no MLflow experiment named 'nowhere'"),
+    ],
+)
 def test_empty_foreign_or_unknown_experiment_gives_one_clear_line(store, name, message):
     with pytest.raises(ReportError) as error:
         build_report(name, store.uri, config=CONFIG)

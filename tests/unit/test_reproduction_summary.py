@@ -12,8 +12,12 @@ from dtgan.evaluation.reproduction import read_run, summarise, summary_markdown,
 def _run_dir(tmp_path, name, final, initial, downstream=None):
     run = tmp_path / name
     (run / "evaluation").mkdir(parents=True)
-    curve = {"run_dir": str(run), "tags": {keys.TAG_FID_EXTRACTOR: "dtgan-defect-cnn"}, "evaluation_config": {},
-             "points": [{"step": 0, "metrics": initial}, {"step": 100, "metrics": final}]}
+    curve = {
+        "run_dir": str(run),
+        "tags": {keys.TAG_FID_EXTRACTOR: "dtgan-defect-cnn"},
+        "evaluation_config": {},
+        "points": [{"step": 0, "metrics": initial}, {"step": 100, "metrics": final}],
+    }
     (run / "evaluation" / "curve.json").write_text(json.dumps(curve))
     if downstream is not None:
         (run / "downstream").mkdir()
@@ -21,9 +25,15 @@ def _run_dir(tmp_path, name, final, initial, downstream=None):
     return run
 
 
-GOOD = {keys.fid_key("mix"): 100.0, keys.EVAL_IDENTITY_SSIM: 0.7, keys.EVAL_IDENTITY_PSNR: 26.0,
-        keys.EVAL_TRANSFER_LOCALITY: 0.6, keys.EVAL_TRANSFER_BG_PSNR: 27.0, keys.EVAL_REMOVAL_PSNR: 30.0,
-        keys.EVAL_REMOVAL_PSNR_DO_NOTHING: 28.5}
+GOOD = {
+    keys.fid_key("mix"): 100.0,
+    keys.EVAL_IDENTITY_SSIM: 0.7,
+    keys.EVAL_IDENTITY_PSNR: 26.0,
+    keys.EVAL_TRANSFER_LOCALITY: 0.6,
+    keys.EVAL_TRANSFER_BG_PSNR: 27.0,
+    keys.EVAL_REMOVAL_PSNR: 30.0,
+    keys.EVAL_REMOVAL_PSNR_DO_NOTHING: 28.5,
+}
 INIT = {keys.fid_key("mix"): 1000.0, keys.EVAL_IDENTITY_SSIM: 0.02}
 
 
@@ -39,9 +49,20 @@ def test_targets_are_checked_against_their_thresholds_and_step_zero(tmp_path):
 
 
 def test_summary_gives_mean_and_sd_over_seeds_and_counts_targets(tmp_path):
-    records = [read_run(_run_dir(tmp_path, f"g{s}", {**GOOD, keys.EVAL_IDENTITY_SSIM: v}, INIT,
-                                 {"downstream/error_mix_resnet10t_mean": e}), "g", s)
-               for s, v, e in [(0, 0.5, 30.0), (1, 0.7, 34.0)]]
+    records = [
+        read_run(
+            _run_dir(
+                tmp_path,
+                f"g{s}",
+                {**GOOD, keys.EVAL_IDENTITY_SSIM: v},
+                INIT,
+                {"downstream/error_mix_resnet10t_mean": e},
+            ),
+            "g",
+            s,
+        )
+        for s, v, e in [(0, 0.5, 30.0), (1, 0.7, 34.0)]
+    ]
     records.append(read_run(_run_dir(tmp_path, "a0", GOOD, INIT), "a", 0))
     summary = summarise(records)
     g = summary["variants"]["g"]
@@ -60,5 +81,7 @@ def test_summary_gives_mean_and_sd_over_seeds_and_counts_targets(tmp_path):
 
 def test_a_run_without_a_curve_is_refused_with_the_command_to_make_it(tmp_path):
     (tmp_path / "run").mkdir()
-    with pytest.raises(DataError, match=r"no learning curve; run `dtgan evaluate .*run --all-checkpoints` first"):
+    with pytest.raises(
+        DataError, match=r"no learning curve; run `dtgan evaluate .*run --all-checkpoints` first"
+    ):
         read_run(tmp_path / "run", "g", 0)

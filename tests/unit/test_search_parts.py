@@ -38,7 +38,11 @@ def test_invalid_trial_config_names_the_key():
 
 def test_search_space_yaml_is_checked_against_the_schema(tmp_path):
     dims = load_search_space(REPO / "experiments" / "search" / "lambdas.yaml")
-    assert dims[0].key == "loss.lambda_sty" and dims[0].type == "loguniform" and (dims[0].low, dims[0].high) == (0.1, 10)
+    assert (
+        dims[0].key == "loss.lambda_sty"
+        and dims[0].type == "loguniform"
+        and (dims[0].low, dims[0].high) == (0.1, 10)
+    )
     assert dims[-1].values == ("d", "e", "f", "g")
     bad = tmp_path / "bad.yaml"
     bad.write_text("loss.lambda_cyk: {type: uniform, low: 0, high: 1}\n")
@@ -47,41 +51,68 @@ def test_search_space_yaml_is_checked_against_the_schema(tmp_path):
     bad.write_text("loss.lambda_cyc: {type: loguniform, low: 0, high: 1}\n")
     with pytest.raises(ConfigError, match="loguniform needs low > 0"):
         load_search_space(bad)
-    bad.write_text("loss.lambda_cyc: {type: uniform, low: 0, high: 1}\nloss.lambda_cyc: {type: uniform, low: 1, high: 2}\n")
-    with pytest.raises(ConfigError, match="bad.yaml line 2: not valid YAML \\(duplicate key 'loss.lambda_cyc'\\)"):
+    bad.write_text(
+        "loss.lambda_cyc: {type: uniform, low: 0, high: 1}\nloss.lambda_cyc: {type: uniform, low: 1, high: 2}\n"
+    )
+    with pytest.raises(
+        ConfigError, match="bad.yaml line 2: not valid YAML \\(duplicate key 'loss.lambda_cyc'\\)"
+    ):
         load_search_space(bad)
 
 
 def test_sampled_params_nest_into_a_config_delta():
-    assert nest({"loss.lambda_cyc": 2.0, "model.ablation": "f"}) == {"loss": {"lambda_cyc": 2.0}, "model": {"ablation": "f"}}
+    assert nest({"loss.lambda_cyc": 2.0, "model.ablation": "f"}) == {
+        "loss": {"lambda_cyc": 2.0},
+        "model": {"ablation": "f"},
+    }
 
 
 def test_pareto_front_keeps_the_non_dominated_trials():
-    points = {"t1": (10.0, 0.30), "t2": (12.0, 0.20), "t3": (11.0, 0.35), "t4": (9.0, 0.40), "t5": (12.0, 0.25)}
+    points = {
+        "t1": (10.0, 0.30),
+        "t2": (12.0, 0.20),
+        "t3": (11.0, 0.35),
+        "t4": (9.0, 0.40),
+        "t5": (12.0, 0.25),
+    }
     assert pareto_front(points, ["min", "min"]) == ["t4", "t1", "t2"]
     assert pareto_front({"a": (1.0, 5.0), "b": (2.0, 4.0)}, ["max", "min"]) == ["b"]
 
 
 def test_asha_with_two_objectives_is_refused():
     with pytest.raises(ConfigError, match="scheduler=asha works with one objective only"):
-        load_config("smoke", ["study.objectives=[{metric: eval/fid_mix}, {metric: downstream/error_mix_resnet10t_mean}]"])
+        load_config(
+            "smoke",
+            ["study.objectives=[{metric: eval/fid_mix}, {metric: downstream/error_mix_resnet10t_mean}]"],
+        )
 
 
 def test_intermediate_fid_must_fall_on_checkpoints():
     config = load_config("smoke", ["study.intermediate_fid_every_steps=30"])
     with pytest.raises(ConfigError, match="multiple of train.checkpoint_every_steps=100"):
         check_study_config(config, early_stopping=True)
-    config = load_config("smoke", ["study.objectives=[{metric: downstream/error_mix_resnet10t_mean}]",
-                                   "study.intermediate_fid_every_steps=100"])
+    config = load_config(
+        "smoke",
+        [
+            "study.objectives=[{metric: downstream/error_mix_resnet10t_mean}]",
+            "study.intermediate_fid_every_steps=100",
+        ],
+    )
     with pytest.raises(ConfigError, match="estimates eval/fid_mix only"):
         check_study_config(config, early_stopping=True)
 
 
 def test_resume_picks_the_latest_launch_of_the_study(tmp_path):
-    for name in ("ablation-smoke-20260101-000000", "ablation-smoke-20260102-000000", "search-smoke-20270101-000000"):
+    for name in (
+        "ablation-smoke-20260101-000000",
+        "ablation-smoke-20260102-000000",
+        "search-smoke-20270101-000000",
+    ):
         (tmp_path / name).mkdir()
     assert resolve_run_name(str(tmp_path), "ablation-smoke", True) == "ablation-smoke-20260102-000000"
-    assert resolve_run_name(str(tmp_path), "ablation-smoke", "ablation-smoke-20260101-000000").endswith("0101-000000")
+    assert resolve_run_name(str(tmp_path), "ablation-smoke", "ablation-smoke-20260101-000000").endswith(
+        "0101-000000"
+    )
     with pytest.raises(ConfigError, match="no earlier launch of study 'ablation-sdi'"):
         resolve_run_name(str(tmp_path), "ablation-sdi", True)
     assert resolve_run_name(str(tmp_path), "ablation-smoke", False).startswith("ablation-smoke-2")
@@ -103,7 +134,11 @@ def test_trial_timeline_keeps_the_first_and_last_two_reports_and_ordered_marks(t
     assert [r["step"] for r in written["last_reports"]] == [4, 5]
     marks = written["marks"]
     assert list(marks) == ["trial_start", "trial_end"]
-    assert marks["trial_start"]["wall_s"] <= marks["trial_end"]["wall_s"] <= written["last_reports"][1]["wall_s"] + 1
+    assert (
+        marks["trial_start"]["wall_s"]
+        <= marks["trial_end"]["wall_s"]
+        <= written["last_reports"][1]["wall_s"] + 1
+    )
 
 
 def test_trial_timeline_with_a_single_report_uses_it_as_first_and_last():

@@ -30,7 +30,9 @@ def test_ray_working_dir_is_recognised_only_inside_a_ray_package(job_dir, tmp_pa
     assert ray_working_dir(tmp_path) is None
 
 
-def test_results_move_out_of_the_job_dir_and_the_missing_benchmark_is_synthesised_there(job_dir, tmp_path, caplog):
+def test_results_move_out_of_the_job_dir_and_the_missing_benchmark_is_synthesised_there(
+    job_dir, tmp_path, caplog
+):
     home = (tmp_path / "home").resolve()
     with caplog.at_level(logging.WARNING):
         config = preflight_study(load_config("smoke"), "ablation", False)
@@ -46,7 +48,9 @@ def test_results_move_out_of_the_job_dir_and_the_missing_benchmark_is_synthesise
 
 
 def test_another_missing_data_set_in_the_job_dir_says_why(job_dir):
-    with pytest.raises(DataError, match="no such data set in the job's working dir .*leaves out what git ignores"):
+    with pytest.raises(
+        DataError, match="no such data set in the job's working dir .*leaves out what git ignores"
+    ):
         preflight_study(load_config("smoke", ["data.path=data/mine.parquet"]), "ablation", False)
 
 

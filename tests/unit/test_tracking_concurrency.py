@@ -56,5 +56,9 @@ def test_four_trial_processes_start_runs_concurrently_after_init(tmp_path):
     seen = [(r.data.tags["trial_key"], r.info.status, r.data.metrics.get("train/loss_g")) for r in children]
     assert all(status == "FINISHED" and last == pytest.approx(0.5) for _, status, last in seen), seen
     assert all([d.dataset.name for d in r.inputs.dataset_inputs] == ["benchmark"] for r in children)
-    histories = {r.data.tags["trial_key"]: client.get_metric_history(r.info.run_id, "train/loss_g") for r in children}
-    assert all(len(h) == 5 for h in histories.values()), {k: [(m.step, m.value) for m in h] for k, h in histories.items()}
+    histories = {
+        r.data.tags["trial_key"]: client.get_metric_history(r.info.run_id, "train/loss_g") for r in children
+    }
+    assert all(len(h) == 5 for h in histories.values()), {
+        k: [(m.step, m.value) for m in h] for k, h in histories.items()
+    }

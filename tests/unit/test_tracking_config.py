@@ -40,7 +40,9 @@ def test_server_keeps_its_artifact_store_unless_one_is_configured(tmp_path):
     cfg = TrackingConfig(artifact_root="s3://bucket/dtgan/")
     assert resolve_artifact_root(cfg, "http://127.0.0.1:5000", cwd=tmp_path) == "s3://bucket/dtgan"
     cfg = TrackingConfig(artifact_root="arts")
-    assert resolve_artifact_root(cfg, "sqlite:////x.db", cwd=tmp_path) == (tmp_path.resolve() / "arts").as_uri()
+    assert (
+        resolve_artifact_root(cfg, "sqlite:////x.db", cwd=tmp_path) == (tmp_path.resolve() / "arts").as_uri()
+    )
 
 
 def test_unknown_scheme_names_the_key_and_the_allowed_schemes():

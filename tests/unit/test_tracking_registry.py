@@ -54,7 +54,9 @@ def test_best_generator_is_registered_once_with_only_the_ema_nets(store, tmp_pat
     version = client.get_model_version("registry-generator", "1")
     assert version.run_id == trial.run_id and version.status == "READY"
     tags = client.get_run(trial.run_id).data.tags
-    assert tags["registered_model_version"] == "1" and registered.source == f"models:/{tags['logged_model_id']}"
+    assert (
+        tags["registered_model_version"] == "1" and registered.source == f"models:/{tags['logged_model_id']}"
+    )
     model_id = tags["logged_model_id"]
     files = {f.path for f in client.list_logged_model_artifacts(model_id)}
     assert {"MLmodel", "artifacts", "python_env.yaml"} <= files
@@ -65,7 +67,8 @@ def test_best_generator_is_registered_once_with_only_the_ema_nets(store, tmp_pat
 
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"{client.get_logged_model(model_id).artifact_location}/artifacts/generator.pt",
-        dst_path=str(tmp_path / "dl"))
+        dst_path=str(tmp_path / "dl"),
+    )
     slim = torch.load(local, weights_only=True)
     assert set(slim) == {"format_version", "config", "vocab", "step", "nets_ema"}
     for name, weights in saved["nets_ema"]["generator"].items():
@@ -88,5 +91,7 @@ def test_registration_can_be_switched_off_and_rejects_foreign_files(store, tmp_p
     finally:
         tracker.register_best_model = True
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match=r"other.pt lacks format_version, config, vocab, step, nets_ema"):
+    with pytest.raises(
+        CheckpointError, match=r"other.pt lacks format_version, config, vocab, step, nets_ema"
+    ):
         tracker.register_generator(trial.run_id, tmp_path / "other.pt", name="custom-name")

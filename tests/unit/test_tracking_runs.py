@@ -34,7 +34,9 @@ def _children(client, study_run):
 
 def test_study_tree_has_nested_trials_with_params_tags_metrics_and_artifacts(store, smoke, tmp_path):
     tracker, client, root = store
-    study = tracker.start_study("tree", resume_key="launch-1", tags={"preset": "smoke"}, params={"num_seeds": 2})
+    study = tracker.start_study(
+        "tree", resume_key="launch-1", tags={"preset": "smoke"}, params={"num_seeds": 2}
+    )
     trial = tracker.start_trial(
         study.run_id,
         "a-seed1",
@@ -72,7 +74,9 @@ def test_study_tree_has_nested_trials_with_params_tags_metrics_and_artifacts(sto
     files = {f.path for f in client.list_artifacts(trial.run_id)}
     assert {"config.yaml", "provenance.json", "samples", "eval"} <= files
     assert client.list_artifacts(trial.run_id, "samples")[0].path == "samples/step_30.png"
-    provenance = json.loads((root / "mlartifacts" / "tree" / trial.run_id / "artifacts" / "provenance.json").read_text())
+    provenance = json.loads(
+        (root / "mlartifacts" / "tree" / trial.run_id / "artifacts" / "provenance.json").read_text()
+    )
     assert provenance["versions"] == {"torch": "2.14"}
 
 
@@ -121,7 +125,10 @@ def test_resume_finds_the_same_parent_and_children_without_duplicates(store, smo
     assert tracker.run_status(skip.run_id) == "FINISHED"
     retry = tracker.start_trial(again.run_id, "b-seed1", smoke)
     assert retry.run_id == failed.run_id and retry.resumed and not retry.finished
-    assert tracker.run_status(retry.run_id) == "RUNNING" and "error" not in client.get_run(retry.run_id).data.tags
+    assert (
+        tracker.run_status(retry.run_id) == "RUNNING"
+        and "error" not in client.get_run(retry.run_id).data.tags
+    )
     cont = tracker.start_trial(again.run_id, "c-seed1", smoke)
     assert cont.run_id == crashed.run_id and cont.resumed
 
@@ -145,7 +152,9 @@ def test_resume_with_a_changed_config_names_the_param(store, smoke):
 def test_param_over_mlflow_limits_is_a_clear_error(store):
     tracker, _, _ = store
     study = tracker.start_study("limits", resume_key="k")
-    with pytest.raises(TrackingError, match=r"param 'data.path' has a 6001-character value, MLflow allows 6000"):
+    with pytest.raises(
+        TrackingError, match=r"param 'data.path' has a 6001-character value, MLflow allows 6000"
+    ):
         tracker.start_trial(study.run_id, "x", {"data": {"path": "p" * 6001}})
     with pytest.raises(TrackingError, match="trial_key"):
         tracker.start_trial(study.run_id, "variant 'a'", {})
@@ -201,7 +210,9 @@ def test_reporter_batches_metrics_and_uploads_only_the_final_checkpoint(store, s
     assert _CountingTracker.writes == 2  # one flush per checkpoint, nothing left for close()
     history = client.get_metric_history(trial.run_id, "train/loss_g")
     assert [m.step for m in history] == list(range(1, 101)) and history[-1].value == 100.0
-    assert [f.path for f in client.list_artifacts(trial.run_id, "checkpoints")] == ["checkpoints/step_00000100.pt"]
+    assert [f.path for f in client.list_artifacts(trial.run_id, "checkpoints")] == [
+        "checkpoints/step_00000100.pt"
+    ]
     with pytest.raises(RuntimeError, match="after close"):
         reporter.report(101, {"train/loss_g": 1.0})
 

@@ -14,7 +14,9 @@ STEPS, WINDOW = 30, 5
 
 @pytest.mark.parametrize("ablation", ["a", pytest.param("g", marks=pytest.mark.slow)])
 def test_overfitting_four_images_lowers_cycle_and_reconstruction_losses(ablation):
-    cfg = load_config("tiny", [f"model.ablation={ablation}", "train.batch_size=4", "optim.lr=1e-3", "optim.mapping_lr=1e-4"])
+    cfg = load_config(
+        "tiny", [f"model.ablation={ablation}", "train.batch_size=4", "optim.lr=1e-3", "optim.mapping_lr=1e-4"]
+    )
     state = build_train_state(cfg, num_domains=3, num_products=2, env=Environment())
     g = torch.Generator().manual_seed(0)
     # smooth images (blurred noise) in [-1, 1], like textures
@@ -22,8 +24,12 @@ def test_overfitting_four_images_lowers_cycle_and_reconstruction_losses(ablation
     history = []
     for _ in range(STEPS):
         batch = Batch(
-            x_real=x, y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-            x_ref=x.flip(0), x_ref2=x.roll(1, 0), y_trg=torch.tensor([1, 2, 0, 1]),
+            x_real=x,
+            y_org=torch.tensor([0, 1, 2, 0]),
+            p_org=torch.tensor([0, 1, 0, 1]),
+            x_ref=x.flip(0),
+            x_ref2=x.roll(1, 0),
+            y_trg=torch.tensor([1, 2, 0, 1]),
             z_trg=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
             z_trg2=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
         )
@@ -69,8 +75,12 @@ def test_cpu_preset_generator_keeps_its_input_while_it_learns_to_reconstruct_it(
     before = self_reconstruction_ssim()
     for _ in range(40):
         batch = Batch(
-            x_real=x, y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-            x_ref=x.flip(0), x_ref2=x.roll(1, 0), y_trg=torch.tensor([1, 2, 0, 1]),
+            x_real=x,
+            y_org=torch.tensor([0, 1, 2, 0]),
+            p_org=torch.tensor([0, 1, 0, 1]),
+            x_ref=x.flip(0),
+            x_ref2=x.roll(1, 0),
+            y_trg=torch.tensor([1, 2, 0, 1]),
             z_trg=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
             z_trg2=torch.randn(4, cfg.model.latent_dim, generator=state.z_generator),
         )

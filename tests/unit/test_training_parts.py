@@ -43,12 +43,14 @@ class _Mapping(nn.Module):
 
 def _nets():
     torch.manual_seed(0)
-    return nn.ModuleDict({
-        "generator": nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True)),
-        "mapping_network": _Mapping(),
-        "style_encoder": nn.Linear(4, 2),
-        "discriminator": nn.Linear(4, 1),
-    })
+    return nn.ModuleDict(
+        {
+            "generator": nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True)),
+            "mapping_network": _Mapping(),
+            "style_encoder": nn.Linear(4, 2),
+            "discriminator": nn.Linear(4, 1),
+        }
+    )
 
 
 def test_ema_is_a_lerp_towards_the_trained_weights():
@@ -126,7 +128,10 @@ def test_all_reduce_gradients_averages_over_the_process_group(tmp_path):
         loss.backward()
         expected = [p.grad.clone() for p in nets.parameters() if p.grad is not None]
         all_reduce_gradients([nets["style_encoder"], nets["discriminator"]])
-        assert all(torch.equal(a, p.grad) for a, p in zip(expected, [p for p in nets.parameters() if p.grad is not None]))
+        assert all(
+            torch.equal(a, p.grad)
+            for a, p in zip(expected, [p for p in nets.parameters() if p.grad is not None])
+        )
     finally:
         dist.destroy_process_group()
 
@@ -136,7 +141,9 @@ def test_ema_rampup_follows_a_short_run_and_reaches_the_paper_beta():
     from dtgan.training.schedules import ema_beta
 
     stargan = TrainConfig()
-    assert [ema_beta(s, stargan) for s in (0, 100, 10_000)] == [0.999] * 3  # the StarGAN quirk stays available
+    assert [ema_beta(s, stargan) for s in (0, 100, 10_000)] == [
+        0.999
+    ] * 3  # the StarGAN quirk stays available
     ramped = TrainConfig(ema_rampup=0.05)
     betas = [ema_beta(s, ramped) for s in range(20_000)]
     assert betas[0] < 1e-5  # the first update copies G: the EMA never sits at its initialisation
@@ -150,7 +157,10 @@ def test_ema_with_rampup_is_close_to_the_trained_weights_after_a_short_run():
     from dtgan.training.schedules import ema_beta
 
     nets = _nets()
-    nets_ema = {"stargan": make_ema_nets(nets, "before_he_init"), "ramped": make_ema_nets(nets, "before_he_init")}
+    nets_ema = {
+        "stargan": make_ema_nets(nets, "before_he_init"),
+        "ramped": make_ema_nets(nets, "before_he_init"),
+    }
     for step in range(500):  # the weights drift linearly, as a trained network's do
         with torch.no_grad():
             for p in nets.parameters():

@@ -19,9 +19,14 @@ def _batch(seed=0):
     g = torch.Generator().manual_seed(seed)
     img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
     return Batch(
-        x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-        x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, 16, generator=g), z_trg2=torch.randn(N, 16, generator=g),
+        x_real=img(),
+        y_org=torch.tensor([0, 1, 2, 0]),
+        p_org=torch.tensor([0, 1, 0, 1]),
+        x_ref=img(),
+        x_ref2=img(),
+        y_trg=torch.tensor([1, 2, 0, 1]),
+        z_trg=torch.randn(N, 16, generator=g),
+        z_trg2=torch.randn(N, 16, generator=g),
     )
 
 
@@ -40,8 +45,11 @@ def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(mo
     assert Performance.resolve(cfg, torch.device("cuda")) == Performance(True, True, True, False)
     # (native bf16, AMX) -> bf16 autocast with native bf16; channels_last only with AMX (it cost 11-15 % on an
     # AVX512-BF16 CPU without AMX)
-    for native, amx, expected in ((False, False, Performance()), (True, False, Performance(True, False, False, False)),
-                                  (True, True, Performance(True, True, False, False))):
+    for native, amx, expected in (
+        (False, False, Performance()),
+        (True, False, Performance(True, False, False, False)),
+        (True, True, Performance(True, True, False, False)),
+    ):
         monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda native=native: native)
         monkeypatch.setattr(performance, "cpu_has_amx", lambda amx=amx: amx)
         assert Performance.resolve(cfg, torch.device("cpu")) == expected
@@ -65,7 +73,9 @@ def test_bf16_autocast_keeps_the_real_pass_and_r1_in_fp32_and_the_ema_in_fp32():
 
 def test_channels_last_and_fused_adam_do_not_change_the_first_step():
     _, plain = _first_step()
-    state, fast = _first_step("distributed.performance.channels_last=true", "distributed.performance.fused_adam=true")
+    state, fast = _first_step(
+        "distributed.performance.channels_last=true", "distributed.performance.fused_adam=true"
+    )
     assert state.optimizers["generator"].defaults["fused"] is True
     assert state.nets.generator.from_rgb.weight.is_contiguous(memory_format=torch.channels_last)
     # conv kernels in another memory order sum in another order; later sub-steps see it through Adam

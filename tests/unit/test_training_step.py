@@ -26,9 +26,14 @@ def _batch(z_generator, seed, latent_dim=_config().model.latent_dim):
     g = torch.Generator().manual_seed(seed)
     img = lambda: torch.rand(N, 3, 32, 32, generator=g) * 2 - 1  # noqa: E731
     return Batch(
-        x_real=img(), y_org=torch.tensor([0, 1, 2, 0]), p_org=torch.tensor([0, 1, 0, 1]),
-        x_ref=img(), x_ref2=img(), y_trg=torch.tensor([1, 2, 0, 1]),
-        z_trg=torch.randn(N, latent_dim, generator=z_generator), z_trg2=torch.randn(N, latent_dim, generator=z_generator),
+        x_real=img(),
+        y_org=torch.tensor([0, 1, 2, 0]),
+        p_org=torch.tensor([0, 1, 0, 1]),
+        x_ref=img(),
+        x_ref2=img(),
+        y_trg=torch.tensor([1, 2, 0, 1]),
+        z_trg=torch.randn(N, latent_dim, generator=z_generator),
+        z_trg2=torch.randn(N, latent_dim, generator=z_generator),
     )
 
 
@@ -83,7 +88,9 @@ def test_two_runs_with_the_same_seed_give_identical_weights():
     a, b = _run(cfg, 2), _run(cfg, 2)
     assert all(torch.equal(x, y) for x, y in zip(a.nets.state_dict().values(), b.nets.state_dict().values()))
     c = _run(_config("train.seed=5"), 2)
-    assert not all(torch.equal(x, y) for x, y in zip(a.nets.state_dict().values(), c.nets.state_dict().values()))
+    assert not all(
+        torch.equal(x, y) for x, y in zip(a.nets.state_dict().values(), c.nets.state_dict().values())
+    )
 
 
 def test_checkpoint_then_resume_is_bitwise_identical(tmp_path):
@@ -96,7 +103,9 @@ def test_checkpoint_then_resume_is_bitwise_identical(tmp_path):
     assert loaders == {"sources": {"epoch": 0}} and resumed.step == 1
     _run(cfg, 1, state=resumed, start=1)  # mapping noise and z come from the restored RNG states
     for part in ("nets", "nets_ema"):
-        for (k, x), y in zip(getattr(straight, part).state_dict().items(), getattr(resumed, part).state_dict().values()):
+        for (k, x), y in zip(
+            getattr(straight, part).state_dict().items(), getattr(resumed, part).state_dict().values()
+        ):
             assert torch.equal(x, y), f"{part}.{k}"
 
 
@@ -115,7 +124,9 @@ def test_checkpoint_from_another_model_configuration_is_refused(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", _run(cfg, 1), cfg, VOCAB, {})
     other = _config("model.ablation=b")
     state = build_train_state(other, K, P, Environment())
-    with pytest.raises(CheckpointError, match=r"another model configuration \(model.ablation: saved 'g' vs 'b'"):
+    with pytest.raises(
+        CheckpointError, match=r"another model configuration \(model.ablation: saved 'g' vs 'b'"
+    ):
         restore_train_state(read_checkpoint(path), state, other, VOCAB, path)
 
 
@@ -132,8 +143,13 @@ def test_missing_or_corrupt_checkpoint_gives_one_line_errors(tmp_path):
 
 
 def test_non_finite_loss_names_the_term_and_the_step(tmp_path):
-    terms = {"d/latent/total": torch.tensor(1.0), "g/latent/cyc": torch.tensor(float("nan")),
-             "g/ref/cyc": torch.tensor(float("inf"))}
-    with pytest.raises(TrainingDiverged, match=r"'g/latent/cyc' became nan at step 17; the last good checkpoint is .*c.pt"):
+    terms = {
+        "d/latent/total": torch.tensor(1.0),
+        "g/latent/cyc": torch.tensor(float("nan")),
+        "g/ref/cyc": torch.tensor(float("inf")),
+    }
+    with pytest.raises(
+        TrainingDiverged, match=r"'g/latent/cyc' became nan at step 17; the last good checkpoint is .*c.pt"
+    ):
         raise_if_not_finite(terms, 17, tmp_path / "c.pt")
     raise_if_not_finite({"a": torch.tensor(0.0)}, 1, None)

@@ -15,26 +15,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="create, import and inspect data sets")
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,import,describe}")
 
-    synth = sub.add_parser("synth", help="render the embedded SDI-like benchmark (with clean backgrounds and masks)")
-    synth.add_argument("--out", default="data/synthetic", help=f"output folder (writes {BENCHMARK_FILE}) or .parquet path")
+    synth = sub.add_parser(
+        "synth", help="render the embedded SDI-like benchmark (with clean backgrounds and masks)"
+    )
+    synth.add_argument(
+        "--out", default="data/synthetic", help=f"output folder (writes {BENCHMARK_FILE}) or .parquet path"
+    )
     synth.add_argument("--size", type=int, default=128, help="image side in pixels (native 128)")
-    synth.add_argument("--scale", type=float, default=0.1, help="fraction of SDI's image counts (1.0 = 20k images)")
+    synth.add_argument(
+        "--scale", type=float, default=0.1, help="fraction of SDI's image counts (1.0 = 20k images)"
+    )
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same file")
-    synth.add_argument("--products", default=None,
-                       help="a count or names, e.g. brushed,cast,woven (the default 3) or turned,knurled,coated")
-    synth.add_argument("--defects", default=None,
-                       help="defect shapes in order, e.g. scratch,spot (default) or crack,stain (also dent): the i-th "
-                            "takes SDI's i-th defect counts, the last product's last one has no gan_train images")
+    synth.add_argument(
+        "--products",
+        default=None,
+        help="a count or names, e.g. brushed,cast,woven (the default 3) or turned,knurled,coated",
+    )
+    synth.add_argument(
+        "--defects",
+        default=None,
+        help="defect shapes in order, e.g. scratch,spot (default) or crack,stain (also dent): the i-th "
+        "takes SDI's i-th defect counts, the last product's last one has no gan_train images",
+    )
     synth.add_argument("--threads", type=int, default=None, help="render threads (default: min(4, CPUs))")
-    synth.add_argument("--defect-boldness", type=float, default=1.0,
-                       help="wider/larger/stronger defects, e.g. 2 for the 32 px CPU presets (default 1 = SDI-like)")
+    synth.add_argument(
+        "--defect-boldness",
+        type=float,
+        default=1.0,
+        help="wider/larger/stronger defects, e.g. 2 for the 32 px CPU presets (default 1 = SDI-like)",
+    )
     synth.set_defaults(func=_synth)
 
     importer = sub.add_parser("import", help="convert real data to the Parquet format")
     kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="{folders,mvtec}")
     folders = kinds.add_parser("folders", help="ROOT/<product>/<defect>/*.png|jpg|bmp|tif (needs normal/)")
     folders.add_argument("root")
-    folders.add_argument("--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot")
+    folders.add_argument(
+        "--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot"
+    )
     _add_import_options(folders)
     folders.set_defaults(func=_import_folders)
     mvtec = kinds.add_parser("mvtec", help="MVTec AD textures, defects aggregated as in the paper's Table 17")
@@ -51,10 +69,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output .parquet path")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels; other sizes are resized")
-    parser.add_argument("--holdout", type=int, default=SDI_HOLDOUT_PER_CELL,
-                        help="val+test images per product x defect cell (3:7), at most half a cell")
-    parser.add_argument("--gan-normal", type=int, default=SDI_GAN_NORMAL_PER_PRODUCT,
-                        help="normal images per product for GAN training; the rest are synthesis sources")
+    parser.add_argument(
+        "--holdout",
+        type=int,
+        default=SDI_HOLDOUT_PER_CELL,
+        help="val+test images per product x defect cell (3:7), at most half a cell",
+    )
+    parser.add_argument(
+        "--gan-normal",
+        type=int,
+        default=SDI_GAN_NORMAL_PER_PRODUCT,
+        help="normal images per product for GAN training; the rest are synthesis sources",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
 
 
@@ -74,13 +100,22 @@ def _synth(args: argparse.Namespace) -> int:
     from dtgan.data.synth import synthesize_benchmark
 
     path = args.out if args.out.endswith(".parquet") else os.path.join(args.out, BENCHMARK_FILE)
-    summary = synthesize_benchmark(path, size=args.size, scale=args.scale, seed=args.seed,
-                                   defect_boldness=args.defect_boldness, defects=args.defects,
-                                   products=args.products, threads=args.threads)
+    summary = synthesize_benchmark(
+        path,
+        size=args.size,
+        scale=args.scale,
+        seed=args.seed,
+        defect_boldness=args.defect_boldness,
+        defects=args.defects,
+        products=args.products,
+        threads=args.threads,
+    )
     unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
-    print(f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "
-          f"{summary.images_per_second:.0f} images/s rendered+encoded "
-          f"({summary.images_per_cpu_second:.0f} per CPU-second); no gan_train images in: {unseen}")
+    print(
+        f"wrote {summary.images} images ({args.size} px) to {path} in {summary.total_seconds:.2f} s: "
+        f"{summary.images_per_second:.0f} images/s rendered+encoded "
+        f"({summary.images_per_cpu_second:.0f} per CPU-second); no gan_train images in: {unseen}"
+    )
     return 0
 
 

@@ -16,13 +16,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "downstream", help="classifier error with real, oversampled and synthetic-balanced training sets"
     )
-    parser.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT_OR_RUN",
-                        help="GAN checkpoint file or run folder; needed by the latent, reference and mix arms")
+    parser.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        metavar="CHECKPOINT_OR_RUN",
+        help="GAN checkpoint file or run folder; needed by the latent, reference and mix arms",
+    )
     add_config_arguments(parser)
     parser.add_argument("--data", default=None, help="Parquet data set; default: data.path of the config")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for downstream.json; default: the run folder of CHECKPOINT_OR_RUN, else "
-                        "TRAIN.OUT_DIR/downstream-PRESET")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for downstream.json; default: the run folder of CHECKPOINT_OR_RUN, else "
+        "TRAIN.OUT_DIR/downstream-PRESET",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the planned classifier runs and exit")
     parser.set_defaults(func=_downstream)
 
@@ -51,15 +60,19 @@ def _downstream(args: argparse.Namespace) -> int:
     run_dir = _run_folder(args.checkpoint, args.out, config.train.out_dir, config.preset)
     study_data_path = run_dir / "downstream" / "study_data.pt"
     jobs = plan_jobs(cfg, study_data_path)
-    print(f"{len(jobs) // cfg.num_seeds} cells x {cfg.num_seeds} seeds = {len(jobs)} classifier runs, "
-          f"{cfg.backbone} ({pretrained_source(cfg)} weights) at {cfg.img_size} px, {cfg.epochs} epochs")
+    print(
+        f"{len(jobs) // cfg.num_seeds} cells x {cfg.num_seeds} seeds = {len(jobs)} classifier runs, "
+        f"{cfg.backbone} ({pretrained_source(cfg)} weights) at {cfg.img_size} px, {cfg.epochs} epochs"
+    )
     if args.dry_run:
         for job in jobs[:: cfg.num_seeds]:
             print(f"  {job.cell.label()}")
         return 0
     if cfg.synthetic_arms and args.checkpoint is None:
-        raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need CHECKPOINT_OR_RUN; pass one, or "
-                          "-o 'downstream.arms=[no_aug,trad_aug]' for the real-data arms only")
+        raise ConfigError(
+            f"downstream.arms {list(cfg.synthetic_arms)} need CHECKPOINT_OR_RUN; pass one, or "
+            "-o 'downstream.arms=[no_aug,trad_aug]' for the real-data arms only"
+        )
     nets = None
     if cfg.synthetic_arms:
         from dtgan.training.checkpoint import load_inference_nets

@@ -11,13 +11,19 @@ from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_confi
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="FID/KID, disentanglement metrics and grids of a checkpoint")
+    parser = subparsers.add_parser(
+        "evaluate", help="FID/KID, disentanglement metrics and grids of a checkpoint"
+    )
     add_evaluation_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder; default: RUN/evaluation/step_XXXXXXXX")
-    parser.add_argument("--all-checkpoints", action="store_true",
-                        help="evaluate every checkpoint of the run folder and write the learning curve "
-                             "RUN/evaluation/curve.json and curve.png")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder; default: RUN/evaluation/step_XXXXXXXX"
+    )
+    parser.add_argument(
+        "--all-checkpoints",
+        action="store_true",
+        help="evaluate every checkpoint of the run folder and write the learning curve "
+        "RUN/evaluation/curve.json and curve.png",
+    )
     parser.set_defaults(func=_evaluate)
 
 
@@ -28,17 +34,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     cfg, expected_model = evaluation_config_from_args(args)
     if args.all_checkpoints:
         return _evaluate_curve(args, cfg)
-    result = evaluate(args.checkpoint, cfg, data_path=args.data, out_dir=args.out, expected_model=expected_model)
+    result = evaluate(
+        args.checkpoint, cfg, data_path=args.data, out_dir=args.out, expected_model=expected_model
+    )
     metrics = result.metrics
     extractor = f"{result.tags[keys.TAG_FID_EXTRACTOR]}@{result.tags[keys.TAG_FID_WEIGHTS]}"
     print(f"step {result.report['step']}, features {extractor}")
     for guidance in keys.GUIDANCES:
-        print(f"  {guidance:<9} FID {metrics[keys.fid_key(guidance)]:9.3f}   KID {metrics[keys.kid_key(guidance)]:9.5f}")
+        print(
+            f"  {guidance:<9} FID {metrics[keys.fid_key(guidance)]:9.3f}   KID {metrics[keys.kid_key(guidance)]:9.5f}"
+        )
     for key in keys.DISENTANGLEMENT_KEYS:
         if key in metrics:
             print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
-    print(f"  {metrics[keys.EVAL_GENERATED_IMAGES_PER_S]:.1f} generated images/s; "
-          f"{result.report['wall_s']:.1f} s in all; report: {result.report_path}")
+    print(
+        f"  {metrics[keys.EVAL_GENERATED_IMAGES_PER_S]:.1f} generated images/s; "
+        f"{result.report['wall_s']:.1f} s in all; report: {result.report_path}"
+    )
     return 0
 
 
@@ -55,8 +67,16 @@ def _evaluate_curve(args: argparse.Namespace, cfg) -> int:
     print(f"{'step':>7} {'FID mix':>9} {'KID mix':>9} {'input dep':>9} {'id SSIM':>8} {'locality':>8}")
     for point in points:
         m = point["metrics"]
-        cells = [m.get(k) for k in (keys.fid_key("mix"), keys.kid_key("mix"), keys.EVAL_INPUT_DEPENDENCE,
-                                    keys.EVAL_IDENTITY_SSIM, keys.EVAL_TRANSFER_LOCALITY)]
+        cells = [
+            m.get(k)
+            for k in (
+                keys.fid_key("mix"),
+                keys.kid_key("mix"),
+                keys.EVAL_INPUT_DEPENDENCE,
+                keys.EVAL_IDENTITY_SSIM,
+                keys.EVAL_TRANSFER_LOCALITY,
+            )
+        ]
         print(f"{point['step']:>7} " + " ".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in cells))
     print(f"curve: {path} and {path.with_name(CURVE_PLOT)}")
     return 0

@@ -13,10 +13,16 @@ from dtgan.config.model import ModelConfig
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN", help="a checkpoint .pt file or a run folder (its latest)")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT_OR_RUN", help="a checkpoint .pt file or a run folder (its latest)"
+    )
     add_config_arguments(parser)
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="Parquet data set; default: the data the run was trained on")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="Parquet data set; default: the data the run was trained on",
+    )
 
 
 def evaluation_config_from_args(args: argparse.Namespace) -> tuple[EvaluationConfig, ModelConfig | None]:

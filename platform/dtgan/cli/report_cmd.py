@@ -11,14 +11,29 @@ FORMAT_CHOICES = ("md", "csv", "parquet", "html")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="build the comparison tables of a study from MLflow")
     parser.add_argument("--experiment", required=True, metavar="NAME", help="MLflow experiment of the study")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLflow's default)")
-    parser.add_argument("--parent-run", default=None, metavar="RUN_ID",
-                        help="report on this parent run's children (default: the latest study)")
-    parser.add_argument("--format", dest="formats", action="append", choices=FORMAT_CHOICES, default=None,
-                        help="file format to write (repeatable; default: md); the plots are always written")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: reports/<experiment>)")
-    parser.add_argument("--bootstrap-samples", type=int, default=None, help="bootstrap replicates B (default 200)")
+    parser.add_argument(
+        "--tracking-uri", default=None, help="MLflow tracking URI (default: MLflow's default)"
+    )
+    parser.add_argument(
+        "--parent-run",
+        default=None,
+        metavar="RUN_ID",
+        help="report on this parent run's children (default: the latest study)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=FORMAT_CHOICES,
+        default=None,
+        help="file format to write (repeatable; default: md); the plots are always written",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: reports/<experiment>)"
+    )
+    parser.add_argument(
+        "--bootstrap-samples", type=int, default=None, help="bootstrap replicates B (default 200)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
     parser.set_defaults(func=_report)
 

@@ -18,17 +18,39 @@ def _positive(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sample", help="export synthetic defects of a checkpoint")
     add_evaluation_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="output folder (or .parquet file with --format parquet)")
-    parser.add_argument("--guidance", choices=("latent", "reference", "mix"), default="mix",
-                        help="latent (z ~ N(0, I)), reference (a training image of the defect), or half of each")
-    parser.add_argument("--per-source", type=_positive, default=1, metavar="N",
-                        help="synthetic images per source image per defect")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (or .parquet file with --format parquet)"
+    )
+    parser.add_argument(
+        "--guidance",
+        choices=("latent", "reference", "mix"),
+        default="mix",
+        help="latent (z ~ N(0, I)), reference (a training image of the defect), or half of each",
+    )
+    parser.add_argument(
+        "--per-source",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="synthetic images per source image per defect",
+    )
     parser.add_argument("--products", nargs="+", default=None, help="products to translate (default: all)")
-    parser.add_argument("--defects", nargs="+", default=None, help="defects to paint (default: all but normal)")
-    parser.add_argument("--max-sources", type=_positive, default=None, metavar="N",
-                        help="at most N normal sources per product (default: all of evaluation.source_split)")
-    parser.add_argument("--format", choices=("folders", "parquet"), default="folders",
-                        help="DIR/<product>/<defect>/*.png + manifest.csv, or the platform's Parquet format")
+    parser.add_argument(
+        "--defects", nargs="+", default=None, help="defects to paint (default: all but normal)"
+    )
+    parser.add_argument(
+        "--max-sources",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="at most N normal sources per product (default: all of evaluation.source_split)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("folders", "parquet"),
+        default="folders",
+        help="DIR/<product>/<defect>/*.png + manifest.csv, or the platform's Parquet format",
+    )
     parser.set_defaults(func=_sample)
 
 
@@ -40,8 +62,20 @@ def _sample(args: argparse.Namespace) -> int:
     cfg, expected_model = evaluation_config_from_args(args)
     nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device))
     check_model_matches(Path(args.checkpoint), nets.config.model, expected_model)
-    data = load_evaluation_data(args.data or nets.config.data.path, nets.vocab, cfg, nets.config.model.img_size)
-    result = export_samples(nets, data, cfg, args.out, args.guidance, args.per_source, products=args.products,
-                            defects=args.defects, fmt=args.format, max_sources=args.max_sources)
+    data = load_evaluation_data(
+        args.data or nets.config.data.path, nets.vocab, cfg, nets.config.model.img_size
+    )
+    result = export_samples(
+        nets,
+        data,
+        cfg,
+        args.out,
+        args.guidance,
+        args.per_source,
+        products=args.products,
+        defects=args.defects,
+        fmt=args.format,
+        max_sources=args.max_sources,
+    )
     print(f"wrote {result.images} synthetic images to {result.out_path} ({result.images_per_s:.1f} images/s)")
     return 0

@@ -9,24 +9,47 @@ from dtgan.cli.common import add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train DT-GAN (or a ladder step) in one process or on Ray workers")
+    parser = subparsers.add_parser(
+        "train", help="train DT-GAN (or a ladder step) in one process or on Ray workers"
+    )
     add_config_arguments(parser)
     parser.add_argument(
-        "--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
         help="continue the run from its latest checkpoint (or from the given .pt file; single process only)",
     )
-    parser.add_argument("--run-dir", type=Path, default=None, help="run folder; default: train.out_dir/train.run_name")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="train on N Ray Train workers (sets distributed.workers); default: one process")
-    parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker, nccl (distributed.use_gpu)")
-    parser.add_argument("--storage", default=None, metavar="PATH",
-                        help="folder or URI (s3://...) for the run's checkpoints (distributed.storage_path)")
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="run folder; default: train.out_dir/train.run_name"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N Ray Train workers (sets distributed.workers); default: one process",
+    )
+    parser.add_argument(
+        "--gpu", action="store_true", default=None, help="one GPU per worker, nccl (distributed.use_gpu)"
+    )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="PATH",
+        help="folder or URI (s3://...) for the run's checkpoints (distributed.storage_path)",
+    )
     parser.set_defaults(func=_train)
 
 
 def _with_flags(args: argparse.Namespace) -> list[str]:
     """The -o overrides plus those of --workers/--gpu/--storage (validated by the schema like any other)."""
-    flags = {"distributed.workers": args.workers, "distributed.use_gpu": args.gpu, "distributed.storage_path": args.storage}
+    flags = {
+        "distributed.workers": args.workers,
+        "distributed.use_gpu": args.gpu,
+        "distributed.storage_path": args.storage,
+    }
     return [*args.override, *(f"{key}={value}" for key, value in flags.items() if value is not None)]
 
 
@@ -49,8 +72,10 @@ def _train_distributed(args: argparse.Namespace, config) -> int:
     from dtgan.search.ray_train import DistributedTrainingFailed, fit_distributed
 
     if args.resume not in (True, False):
-        raise ConfigError("--resume CHECKPOINT works in one process; with --workers use --resume alone "
-                          "(the run continues from its latest checkpoint in the storage)")
+        raise ConfigError(
+            "--resume CHECKPOINT works in one process; with --workers use --resume alone "
+            "(the run continues from its latest checkpoint in the storage)"
+        )
     try:
         result = fit_distributed(config, resume=bool(args.resume), run_dir=args.run_dir)
     except DistributedTrainingFailed as exc:

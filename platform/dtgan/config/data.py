@@ -24,9 +24,12 @@ class DataConfig(Section):
     crop_ratio_max: float = Field(1.1, ge=1.0, description="largest aspect ratio of the crop")
     hflip: bool = Field(True, description="random horizontal flip")
     balance: Literal["defect", "product_defect"] = Field(
-        "defect", description="class balancing of the samplers: on defect labels (StarGAN) or product x defect (A13)"
+        "defect",
+        description="class balancing of the samplers: on defect labels (StarGAN) or product x defect (A13)",
     )
-    loader_workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = in the training process)")
+    loader_workers: int = Field(
+        0, ge=0, description="DataLoader worker processes (0 = in the training process)"
+    )
 
     @model_validator(mode="after")
     def _crop_ratio_ordered(self) -> DataConfig:

@@ -16,7 +16,8 @@ class PerformanceConfig(Section):
     """Speed options of the training step. R1 and the EMA always stay in fp32."""
 
     bf16_autocast: Switch = Field(
-        "auto", description="bfloat16 autocast of the forward passes (auto = on CUDA and on CPUs with AMX/AVX512-BF16)"
+        "auto",
+        description="bfloat16 autocast of the forward passes (auto = on CUDA and on CPUs with AMX/AVX512-BF16)",
     )
     channels_last: Switch = Field(
         "auto",
@@ -33,7 +34,9 @@ class PerformanceConfig(Section):
 class DistributedConfig(Section):
     """Ray Train: how many workers, where checkpoints live, how many failures to recover from."""
 
-    workers: int = Field(0, ge=0, le=4096, description="Ray Train workers; 0 = train in this process without Ray")
+    workers: int = Field(
+        0, ge=0, le=4096, description="Ray Train workers; 0 = train in this process without Ray"
+    )
     use_gpu: bool = Field(False, description="one GPU per worker (nccl); otherwise CPU workers (gloo)")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPU cores reserved per worker")
     max_failures: int = Field(

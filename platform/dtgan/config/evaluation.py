@@ -37,7 +37,8 @@ class EvaluationConfig(Section):
         4000, ge=1, description="synthetic images per product per defect domain per guidance (paper: 4000)"
     )
     source_split: Split = Field(
-        "gan_holdout", description="split whose normal images are the sources of synthesis (never seen by the GAN)"
+        "gan_holdout",
+        description="split whose normal images are the sources of synthesis (never seen by the GAN)",
     )
     reference_split: Split = Field(
         "gan_train", description="split of the real defect images: FID/KID reference set and style references"
@@ -85,10 +86,15 @@ class EvaluationConfig(Section):
         "val", description="split whose defect images with a stored clean background are used for removal"
     )
     locality_top_fraction: float = Field(
-        0.1, gt=0.0, lt=1.0, description="transfer locality: share of the change inside this most-changed fraction"
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="transfer locality: share of the change inside this most-changed fraction",
     )
     grid_num_sources: int = Field(6, ge=1, le=64, description="source rows of the sample grids")
-    grid_num_styles: int = Field(4, ge=1, le=32, description="latent samples (columns) per defect in the grids")
+    grid_num_styles: int = Field(
+        4, ge=1, le=32, description="latent samples (columns) per defect in the grids"
+    )
     grid_num_references: int = Field(4, ge=1, le=32, description="reference columns per defect in the grids")
     defect_cnn: DefectCNNConfig = Field(default_factory=DefectCNNConfig)
 

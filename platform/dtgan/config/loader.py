@@ -41,7 +41,9 @@ def find_preset(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
         if path.is_file():
             return path.resolve()
     available = sorted({p.stem for d in preset_dirs() if d.is_dir() for p in d.glob("*.yaml")})
-    raise ConfigError(f"preset '{name_or_path}' not found; available presets: {', '.join(available) or 'none'}")
+    raise ConfigError(
+        f"preset '{name_or_path}' not found; available presets: {', '.join(available) or 'none'}"
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -140,9 +142,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     return f"config error in {source}: {msg}{more}"
 
 
-def load_config(
-    preset: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> DTGANConfig:
+def load_config(preset: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DTGANConfig:
     """Resolve ``preset`` (None = embedded defaults) and ``overrides`` into a validated config."""
     data = load_preset_dict(preset) if preset is not None else {}
     for text in overrides:

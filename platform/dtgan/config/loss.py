@@ -14,7 +14,9 @@ class LossConfig(Section):
 
     lambda_reg: float = Field(1.0, ge=0.0, description="R1 penalty on real images")
     lambda_sty: float = Field(1.0, ge=0.0, description="style(-content) reconstruction, Eq. 2")
-    lambda_ds: float = Field(1.0, ge=0.0, description="initial diversity-sensitive weight, Eq. 3 (decays to 0)")
+    lambda_ds: float = Field(
+        1.0, ge=0.0, description="initial diversity-sensitive weight, Eq. 3 (decays to 0)"
+    )
     lambda_cyc: float = Field(1.0, ge=0.0, description="cycle consistency, Eq. 4")
     lambda_con: float = Field(1.0, ge=0.0, description="content consistency, Eq. 5")
     lambda_self_rec: float = Field(
@@ -29,10 +31,14 @@ class LossConfig(Section):
     ds_detach: Literal["none", "all_but_first"] = Field(
         "none", description="A2: keep gradients through all four mixes, or only through G_11 (StarGAN style)"
     )
-    ds_reduction: Literal["sum", "mean"] = Field("sum", description="A2: sum or mean of the 6 pairwise L1 terms")
+    ds_reduction: Literal["sum", "mean"] = Field(
+        "sum", description="A2: sum or mean of the 6 pairwise L1 terms"
+    )
     classifier_losses: Literal["stargan_v1", "acgan"] = Field(
-        "stargan_v1", description="A3: D learns the classifiers on reals only, or also on fakes with target labels"
+        "stargan_v1",
+        description="A3: D learns the classifiers on reals only, or also on fakes with target labels",
     )
     content_consistency_with: Literal["style_content", "anchor_normal"] = Field(
-        "style_content", description="A8: the ladder step that turns on L_con: (b) style_content or (f) anchor_normal"
+        "style_content",
+        description="A8: the ladder step that turns on L_con: (b) style_content or (f) anchor_normal",
     )

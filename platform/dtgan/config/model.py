@@ -52,27 +52,35 @@ class ModelConfig(Section):
     latent_dim: int = Field(16, ge=1, description="dimension of z")
     style_dim: int = Field(64, ge=1, description="dimension of the style code s")
     content_dim: int = Field(
-        64, ge=1, description="channels of the FG content c at G's bottleneck; BG gets max_conv_dim - content_dim"
+        64,
+        ge=1,
+        description="channels of the FG content c at G's bottleneck; BG gets max_conv_dim - content_dim",
     )
     mapping_hidden_dim: int = Field(512, ge=4, description="width of the mapping network's MLP")
     ablation: Literal["a", "b", "c", "d", "e", "f", "g"] = Field(
-        "g", description="ablation ladder step (a)=StarGAN v2 ... (g)=full DT-GAN; explicit toggles override it"
+        "g",
+        description="ablation ladder step (a)=StarGAN v2 ... (g)=full DT-GAN; explicit toggles override it",
     )
     style_content: bool | None = Field(None, description="content branches in M and E, FG slice replaced (b)")
     fg_classifier: bool | None = Field(None, description="FG classifier head in D and its losses (c)")
-    bg_classifier: bool | None = Field(None, description="BG (product) classifier head in D and its losses (d)")
+    bg_classifier: bool | None = Field(
+        None, description="BG (product) classifier head in D and its losses (d)"
+    )
     separate_decoders: bool | None = Field(None, description="separate BG (IN) and FG (AdaIN) decoders (e)")
     anchor_normal: bool | None = Field(None, description="content of the normal domain forced to zero (f)")
     mapping_noise: bool | None = Field(None, description="per-pixel noise in M's content branch (g)")
     content_heads: Literal["full", "last"] = Field(
-        "full", description="A6: a full copy of M's content branch per domain, or a shared trunk with a K-way last conv"
+        "full",
+        description="A6: a full copy of M's content branch per domain, or a shared trunk with a K-way last conv",
     )
     content_injection: Literal["replace", "concat"] = Field(
-        "replace", description="A7: c replaces G's FG slice, or is concatenated to all channels (unified decoder only)"
+        "replace",
+        description="A7: c replaces G's FG slice, or is concatenated to all channels (unified decoder only)",
     )
     stem_kernel_size: Literal[1, 3] = Field(3, description="A4: kernel of the first conv of G, E and D")
     fusion: Literal["norm_act_conv", "conv"] = Field(
-        "norm_act_conv", description="A5: fusion of the separate decoders: IN+LReLU+1x1 conv, or the 1x1 conv alone"
+        "norm_act_conv",
+        description="A5: fusion of the separate decoders: IN+LReLU+1x1 conv, or the 1x1 conv alone",
     )
     noise_strength_init: float = Field(
         0.1, ge=0.0, description="A9: initial learned per-channel noise strength (StyleGAN uses 0)"
@@ -115,5 +123,7 @@ class ModelConfig(Section):
                         f"set style_content=true or {name}=false"
                     )
         if self.content_injection == "concat" and toggles.separate_decoders:
-            raise ValueError("content_injection=concat only applies to the unified decoder (separate_decoders=false)")
+            raise ValueError(
+                "content_injection=concat only applies to the unified decoder (separate_decoders=false)"
+            )
         return self

@@ -16,7 +16,9 @@ class OptimConfig(Section):
         None, gt=0.0, description="A10: learning rate of M's content branch; null = mapping_lr"
     )
     noise_strength_lr: float | None = Field(
-        None, gt=0.0, description="A10: learning rate of M's noise strengths; null = that of the content branch"
+        None,
+        gt=0.0,
+        description="A10: learning rate of M's noise strengths; null = that of the content branch",
     )
     beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam beta1")
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="Adam beta2")

@@ -15,7 +15,9 @@ Variant = Literal["a", "b", "c", "d", "e", "f", "g"]
 class Objective(Section):
     """One metric a search optimises, read from the trial's final result."""
 
-    metric: str = Field(..., min_length=1, description="metric key, e.g. eval/fid_mix or downstream/error_mix_resnet10t_mean")
+    metric: str = Field(
+        ..., min_length=1, description="metric key, e.g. eval/fid_mix or downstream/error_mix_resnet10t_mean"
+    )
     mode: Literal["min", "max"] = Field("min", description="minimise or maximise the metric")
 
 
@@ -23,16 +25,22 @@ class StudyConfig(Section):
     """How a study runs its trials on Ray Tune; every trial is train -> evaluate -> optional downstream study."""
 
     name: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._=,+:@-]{1,120}$",
+        None,
+        pattern=r"^[A-Za-z0-9._=,+:@-]{1,120}$",
         description="study name (MLflow experiment, Ray run prefix); null = '<study kind>-<preset>'",
     )
     variants: tuple[Variant, ...] = Field(
-        LADDER_STEPS, min_length=1, description="ablation ladder steps (a)=StarGAN v2 ... (g)=DT-GAN, one trial each per seed"
+        LADDER_STEPS,
+        min_length=1,
+        description="ablation ladder steps (a)=StarGAN v2 ... (g)=DT-GAN, one trial each per seed",
     )
-    seeds: tuple[int, ...] = Field((777,), min_length=1, description="train.seed of each trial (variants x seeds)")
+    seeds: tuple[int, ...] = Field(
+        (777,), min_length=1, description="train.seed of each trial (variants x seeds)"
+    )
     max_concurrent_trials: int = Field(1, ge=1, description="trials running at once")
     gpus_per_trial: float = Field(
-        0.0, ge=0.0,
+        0.0,
+        ge=0.0,
         description="GPUs of a trial that trains in its own process (distributed.workers <= 1); fractions (0.5) "
         "pack trials onto one GPU. Multi-worker trials take distributed.use_gpu per worker instead",
     )
@@ -40,19 +48,27 @@ class StudyConfig(Section):
         0.0, ge=0.0, description="GPUs of each downstream classifier job (a Ray task); 0 = CPU"
     )
     driver_resource: str = Field(
-        "TRAIN_DRIVER", min_length=1,
+        "TRAIN_DRIVER",
+        min_length=1,
         description="custom Ray resource a trial's driver holds instead of a CPU (clusters offer it on the head node)",
     )
     local_num_cpus: int | None = Field(
         None, ge=1, description="CPUs of the local Ray started when no cluster address is given; null = all"
     )
     scheduler: Literal["fifo", "asha"] = Field(
-        "asha", description="asha stops weak trials early on the intermediate FID (single objective only); fifo runs all"
+        "asha",
+        description="asha stops weak trials early on the intermediate FID (single objective only); fifo runs all",
     )
-    asha_grace_period_reports: int = Field(1, ge=1, description="intermediate reports every trial gets before ASHA may stop it")
-    asha_reduction_factor: float = Field(2.0, gt=1.0, description="ASHA keeps 1/reduction_factor of the trials per rung")
+    asha_grace_period_reports: int = Field(
+        1, ge=1, description="intermediate reports every trial gets before ASHA may stop it"
+    )
+    asha_reduction_factor: float = Field(
+        2.0, gt=1.0, description="ASHA keeps 1/reduction_factor of the trials per rung"
+    )
     objectives: tuple[Objective, ...] = Field(
-        (Objective(metric="eval/fid_mix", mode="min"),), min_length=1, max_length=2,
+        (Objective(metric="eval/fid_mix", mode="min"),),
+        min_length=1,
+        max_length=2,
         description="one objective, or two (e.g. FID-mix and classifier error) for a Pareto front",
     )
     search_space: str | None = Field(
@@ -61,18 +77,24 @@ class StudyConfig(Section):
     num_samples: int = Field(8, ge=1, description="trials a search samples")
     search_seed: int = Field(0, ge=0, description="seed of Optuna's TPE sampler")
     intermediate_fid_every_steps: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="steps between cheap FID-mix reports for early stopping (a multiple of train.checkpoint_every_steps); null = none",
     )
     intermediate_fid_images_per_cell: int = Field(
         32, ge=2, description="synthetic images per product x defect for the cheap intermediate FID-mix"
     )
     storage_path: str | None = Field(
-        None, description="folder (or s3:// URI) of Ray Tune runs, trial run folders and checkpoints; "
+        None,
+        description="folder (or s3:// URI) of Ray Tune runs, trial run folders and checkpoints; "
         "null = $DTGAN_STORAGE_PATH, else ./ray_results",
     )
-    run_downstream: bool = Field(False, description="run the downstream classifier study (downstream section) in each trial")
-    report_bootstrap_samples: int = Field(200, ge=10, description="bootstrap replicates of the study's final report")
+    run_downstream: bool = Field(
+        False, description="run the downstream classifier study (downstream section) in each trial"
+    )
+    report_bootstrap_samples: int = Field(
+        200, ge=10, description="bootstrap replicates of the study's final report"
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -92,7 +114,9 @@ class StudyConfig(Section):
     def _consistent(self) -> StudyConfig:
         if len(self.objectives) == 2 and self.scheduler == "asha":
             # Optuna records an ASHA-stopped trial as COMPLETE with its last values, which distorts the front.
-            raise ValueError("scheduler=asha works with one objective only; set study.scheduler=fifo for two objectives")
+            raise ValueError(
+                "scheduler=asha works with one objective only; set study.scheduler=fifo for two objectives"
+            )
         if len({o.metric for o in self.objectives}) != len(self.objectives):
             raise ValueError("objectives must name distinct metrics")
         return self

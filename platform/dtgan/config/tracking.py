@@ -36,7 +36,8 @@ class TrackingConfig(Section):
         None, description="MLflow experiment of the study; null = the study's name"
     )
     log_system_metrics: bool = Field(
-        False, description="log CPU/GPU/memory/disk/network use of each trial as system/* metrics (needs psutil)"
+        False,
+        description="log CPU/GPU/memory/disk/network use of each trial as system/* metrics (needs psutil)",
     )
     register_best_model: bool = Field(
         True, description="register the best trial's EMA generator in the MLflow model registry"

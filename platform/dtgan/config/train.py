@@ -39,5 +39,7 @@ class TrainConfig(Section):
         "end of FID curves and report scales",
     )
     out_dir: str = Field("runs", description="folder (or storage URI) holding one folder per run")
-    run_name: str | None = Field(None, description="run folder name; null = derived from preset, step and seed")
+    run_name: str | None = Field(
+        None, description="run folder name; null = derived from preset, step and seed"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")

@@ -49,8 +49,10 @@ def _to_gray_uint8(image: Image.Image, where: str) -> np.ndarray:
     if image.mode in CONVERTED_MODES:  # 1-bit, palette, alpha, CMYK: to RGB (alpha dropped), then luma
         return np.asarray(image.convert("RGB").convert("L"), dtype=np.uint8)
     if image.mode not in SUPPORTED_MODES:
-        raise DataError(f"{where}: unsupported image mode {image.mode!r}; use one of "
-                        f"{', '.join(SUPPORTED_MODES + CONVERTED_MODES)}")
+        raise DataError(
+            f"{where}: unsupported image mode {image.mode!r}; use one of "
+            f"{', '.join(SUPPORTED_MODES + CONVERTED_MODES)}"
+        )
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode == "RGB":

@@ -38,28 +38,42 @@ class DefectImageDataset(Dataset):
     is reproducible. A plain int index draws from torch's global RNG.
     """
 
-    def __init__(self, path: str, splits: Sequence[str] = ("gan_train",), img_size: int = 128,
-                 products: Sequence[str] | None = None, defects: Sequence[str] | None = None,
-                 transform: Transform | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        splits: Sequence[str] = ("gan_train",),
+        img_size: int = 128,
+        products: Sequence[str] | None = None,
+        defects: Sequence[str] | None = None,
+        transform: Transform | None = None,
+    ) -> None:
         unknown = [split for split in splits if split not in SPLITS]
         if unknown or not splits:
             raise DataError(f"unknown split(s) {unknown or list(splits)}; choose from {', '.join(SPLITS)}")
         table, self.vocab = read_table(path)
         selected = pc.is_in(table["split"], pa.array(list(splits)))
-        for column, names, index_of in (("product", products, self.vocab.product_index),
-                                        ("defect", defects, self.vocab.defect_index)):
+        for column, names, index_of in (
+            ("product", products, self.vocab.product_index),
+            ("defect", defects, self.vocab.defect_index),
+        ):
             if names is not None:
                 for name in names:
                     index_of(name)  # raises a DataError naming an unknown label
                 selected = pc.and_(selected, pc.is_in(table[column], pa.array(list(names), pa.string())))
         table = table.filter(selected)
         if table.num_rows == 0:
-            raise DataError(f"{path}: no rows in split(s) {list(splits)} for products {products or 'all'} "
-                            f"and defects {defects or 'all'}")
+            raise DataError(
+                f"{path}: no rows in split(s) {list(splits)} for products {products or 'all'} "
+                f"and defects {defects or 'all'}"
+            )
         self.path, self.img_size, self.transform = path, img_size, transform or plain_transform
         self.ids: list[str] = table["id"].to_pylist()
-        self.y = torch.tensor([self.vocab.defect_index(d) for d in table["defect"].to_pylist()], dtype=torch.long)
-        self.p = torch.tensor([self.vocab.product_index(p) for p in table["product"].to_pylist()], dtype=torch.long)
+        self.y = torch.tensor(
+            [self.vocab.defect_index(d) for d in table["defect"].to_pylist()], dtype=torch.long
+        )
+        self.p = torch.tensor(
+            [self.vocab.product_index(p) for p in table["product"].to_pylist()], dtype=torch.long
+        )
         gray = self._decode(table["image"].to_pylist(), self.ids, is_mask=False)  # (N, 1, H, W)
         self.images_uint8 = gray.expand(-1, 3, -1, -1)
         # Masks and clean backgrounds are decoded on first use: training never reads them, and decoding
@@ -69,7 +83,9 @@ class DefectImageDataset(Dataset):
 
     def _optional_column(self, column: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if column not in self._optional:
-            self._optional[column] = self._decode_optional(self._optional_blobs.pop(column), is_mask=column == "mask")
+            self._optional[column] = self._decode_optional(
+                self._optional_blobs.pop(column), is_mask=column == "mask"
+            )
         return self._optional[column]
 
     @property
@@ -88,15 +104,23 @@ class DefectImageDataset(Dataset):
         """Decode PNG bytes to uint8 (N, 1, img_size, img_size), resizing other sizes with one warning."""
         what = " mask" if is_mask else ""
         with ThreadPoolExecutor(_DECODE_THREADS) as pool:
-            arrays = list(pool.map(lambda item: decode_gray(item[1], f"{self.path} row {item[0]}{what}"),
-                                   zip(ids, blobs)))
+            arrays = list(
+                pool.map(
+                    lambda item: decode_gray(item[1], f"{self.path} row {item[0]}{what}"), zip(ids, blobs)
+                )
+            )
         side = (self.img_size, self.img_size)
         resized = sum(array.shape != side for array in arrays)
         if resized:
             resize = resize_mask if is_mask else resize_gray
             arrays = [resize(array, self.img_size) for array in arrays]
-            log.warning("%s: resized %d %s to %d px", self.path, resized, "masks" if is_mask else "images",
-                        self.img_size)
+            log.warning(
+                "%s: resized %d %s to %d px",
+                self.path,
+                resized,
+                "masks" if is_mask else "images",
+                self.img_size,
+            )
         return torch.from_numpy(np.stack(arrays)[:, None])
 
     def _decode_optional(self, blobs: list[bytes | None], is_mask: bool):

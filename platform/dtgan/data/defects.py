@@ -27,7 +27,11 @@ CRACK_SEGMENTS = 14  # straight pieces of a crack's main line
 CRACK_BRANCH_SEGMENTS = 6
 MAX_CRACK_BRANCHES = 2
 MAX_STAIN_RADIUS = 0.4  # of size, after boldness
-DENT_LIP, DENT_LIP_AT, DENT_LIP_WIDTH = 0.25, 1.15, 0.2  # a dent's raised lip: height, radius, width (bowl radii)
+DENT_LIP, DENT_LIP_AT, DENT_LIP_WIDTH = (
+    0.25,
+    1.15,
+    0.2,
+)  # a dent's raised lip: height, radius, width (bowl radii)
 
 
 def _polarity(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -68,7 +72,9 @@ def scratch(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) 
     bow = (rng.normal(0, 0.12, (n, 1, 1)) * length).astype(np.float32)
     wiggle = (rng.normal(0, 0.15, (n, 1, 1)) * length).astype(np.float32)
     half_width = np.where(heavy, rng.uniform(0.008, 0.022, (n, 1, 1)), rng.uniform(0.003, 0.008, (n, 1, 1)))
-    half_width = np.maximum(half_width * size * boldness, 0.45).astype(np.float32)  # pixels, at least ~1 px wide
+    half_width = np.maximum(half_width * size * boldness, 0.45).astype(
+        np.float32
+    )  # pixels, at least ~1 px wide
     contrast = np.where(heavy, rng.uniform(0.2, 0.45, (n, 1, 1)), rng.uniform(0.08, 0.18, (n, 1, 1)))
     contrast = _bolder_contrast(contrast, boldness)
     strokes = rng.integers(1, MAX_STROKES + 1, (n, 1, 1))
@@ -87,8 +93,9 @@ def scratch(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) 
         beyond = np.sqrt((u0 - s * stroke_length) ** 2 + (v0 - curve) ** 2)
         distance = np.where((u0 >= 0) & (u0 <= stroke_length), inside, beyond)
         taper = np.clip(np.sin(np.pi * s) * 4.0, 0.0, 1.0)  # strokes fade in and out at their ends
-        profile = np.where(heavy, 1.0 / (1.0 + (distance / half_width) ** 4),
-                           np.exp(-0.5 * (distance / half_width) ** 2))
+        profile = np.where(
+            heavy, 1.0 / (1.0 + (distance / half_width) ** 4), np.exp(-0.5 * (distance / half_width) ** 2)
+        )
         alpha = np.maximum(alpha, (weight * taper * profile).astype(np.float32))
     return (_polarity(rng, n) * contrast.astype(np.float32) * _cut(alpha)).astype(np.float32)
 
@@ -115,7 +122,9 @@ def spot(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) -> 
         phi = np.arctan2(across, along)
         lobes = rng.uniform(0, 0.2, (n, 2, 1, 1)).astype(np.float32)
         phases = rng.uniform(0, 2 * np.pi, (n, 2, 1, 1)).astype(np.float32)
-        boundary = radius * (1 + lobes[:, 0] * np.cos(2 * phi + phases[:, 0]) + lobes[:, 1] * np.cos(3 * phi + phases[:, 1]))
+        boundary = radius * (
+            1 + lobes[:, 0] * np.cos(2 * phi + phases[:, 0]) + lobes[:, 1] * np.cos(3 * phi + phases[:, 1])
+        )
         edge = 1.0 / (1.0 + np.exp(np.minimum((distance - boundary) / (softness * radius + 0.3), 30.0)))
         strength = rng.uniform(0.6, 1.0, (n, 1, 1)).astype(np.float32)
         alpha = np.maximum(alpha, np.where(present, strength * edge, 0.0).astype(np.float32))
@@ -134,21 +143,33 @@ def _polyline_alpha(x, y, points: np.ndarray, width: np.ndarray, weight) -> np.n
     ``width`` (n, k, 1, 1) may change per segment; ``weight`` (n, 1, 1) scales it (0 = absent)."""
     alpha = np.zeros(np.broadcast_shapes(x.shape, points.shape[:1] + x.shape), dtype=np.float32)
     for k in range(points.shape[1] - 1):
-        distance = _segment_distance(x, y, points[:, k, 0], points[:, k, 1], points[:, k + 1, 0], points[:, k + 1, 1])
+        distance = _segment_distance(
+            x, y, points[:, k, 0], points[:, k, 1], points[:, k + 1, 0], points[:, k + 1, 1]
+        )
         alpha = np.maximum(alpha, (weight * np.exp(-0.5 * (distance / width[:, k]) ** 2)).astype(np.float32))
     return alpha
 
 
-def _walk(rng: np.random.Generator, start: np.ndarray, heading: np.ndarray, steps: int, step_px: np.ndarray,
-          jag: np.ndarray) -> np.ndarray:
+def _walk(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    heading: np.ndarray,
+    steps: int,
+    step_px: np.ndarray,
+    jag: np.ndarray,
+) -> np.ndarray:
     """A jagged random walk (n, steps+1, 2, 1, 1) from ``start`` (n, 2, 1, 1): each step turns by a normal
     angle of std ``jag`` around a slowly drifting heading (n, 1, 1)."""
     n = start.shape[0]
     drift = rng.normal(0, 0.08, (n, 1, 1)).astype(np.float32)
     turns = (rng.normal(0, 1, (n, steps, 1, 1)) * jag[:, None]).astype(np.float32)
     lengths = (step_px[:, None] * rng.uniform(0.5, 1.5, (n, steps, 1, 1))).astype(np.float32)
-    direction = heading[:, None] + drift[:, None] * np.arange(steps, dtype=np.float32)[None, :, None, None] + turns
-    moves = np.stack([np.cos(direction), np.sin(direction)], axis=2) * lengths[:, :, None]  # (n, steps, 2, 1, 1)
+    direction = (
+        heading[:, None] + drift[:, None] * np.arange(steps, dtype=np.float32)[None, :, None, None] + turns
+    )
+    moves = (
+        np.stack([np.cos(direction), np.sin(direction)], axis=2) * lengths[:, :, None]
+    )  # (n, steps, 2, 1, 1)
     return np.concatenate([start[:, None], start[:, None] + np.cumsum(moves, axis=1)], axis=1)
 
 
@@ -162,7 +183,9 @@ def crack(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
     jag = rng.uniform(0.25, 0.7, (n, 1, 1)).astype(np.float32)  # radians per piece
     main = _walk(rng, start, heading, CRACK_SEGMENTS, length / CRACK_SEGMENTS, jag)
     half_width = np.maximum(rng.uniform(0.003, 0.009, (n, 1, 1)) * size * boldness, 0.45).astype(np.float32)
-    narrowing = 1.0 - 0.6 * np.arange(CRACK_SEGMENTS, dtype=np.float32) / CRACK_SEGMENTS  # widest at the origin
+    narrowing = (
+        1.0 - 0.6 * np.arange(CRACK_SEGMENTS, dtype=np.float32) / CRACK_SEGMENTS
+    )  # widest at the origin
     width = np.maximum(half_width[:, None] * narrowing[None, :, None, None], 0.4)
     alpha = _polyline_alpha(x, y, main, width, 1.0)
     branches = rng.integers(0, MAX_CRACK_BRANCHES + 1, (n, 1, 1))
@@ -182,12 +205,13 @@ def crack(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
     return (polarity * contrast * _cut(alpha)).astype(np.float32)
 
 
-def _irregular_radius(rng: np.random.Generator, n: int, phi: np.ndarray, lobe_max: float,
-                      harmonics: tuple[int, ...]) -> np.ndarray:
+def _irregular_radius(
+    rng: np.random.Generator, n: int, phi: np.ndarray, lobe_max: float, harmonics: tuple[int, ...]
+) -> np.ndarray:
     """1 + a sum of random cosine lobes of ``phi`` (n, H, W): a wobbly outline around a unit circle."""
     shape = np.ones_like(phi)
     for harmonic in harmonics:
-        amplitude = rng.uniform(0, lobe_max / harmonic ** 0.5, (n, 1, 1)).astype(np.float32)
+        amplitude = rng.uniform(0, lobe_max / harmonic**0.5, (n, 1, 1)).astype(np.float32)
         phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
         shape = shape + amplitude * np.cos(harmonic * phi + phase)
     return shape
@@ -209,10 +233,14 @@ def stain(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
     inside = 1.0 / (1.0 + np.exp(np.minimum((distance - boundary) / edge_px, 30.0)))
     rim_width = (rng.uniform(0.04, 0.1, (n, 1, 1)) * radius + 0.6).astype(np.float32)
     rim = np.exp(-0.5 * ((distance - boundary + rim_width) / rim_width) ** 2)
-    rim_weight = np.where(rng.random((n, 1, 1)) < 0.6, rng.uniform(0.5, 1.0, (n, 1, 1)), 0.0).astype(np.float32)
+    rim_weight = np.where(rng.random((n, 1, 1)) < 0.6, rng.uniform(0.5, 1.0, (n, 1, 1)), 0.0).astype(
+        np.float32
+    )
     fill = rng.uniform(0.35, 0.8, (n, 1, 1)).astype(np.float32)
     mottle = np.clip(1.0 + 0.3 * smooth_noise(rng, n, size, 7), 0.4, 1.6)
-    alpha = np.clip(fill * mottle * inside + rim_weight * rim * (distance < boundary + 3 * rim_width), 0.0, 1.0)
+    alpha = np.clip(
+        fill * mottle * inside + rim_weight * rim * (distance < boundary + 3 * rim_width), 0.0, 1.0
+    )
     contrast = _bolder_contrast(rng.uniform(0.07, 0.18, (n, 1, 1)), boldness).astype(np.float32)
     return (_polarity(rng, n) * contrast * _cut(alpha.astype(np.float32))).astype(np.float32)
 

@@ -21,17 +21,37 @@ def describe(path: str) -> str:
     info = read_info(path)
     width = max(len(name) for name in (*vocab.products, "product", "total")) + 2
     column = max(len(name) for name in (*vocab.defects, "total")) + 2
-    lines = [f"{path}: {sum(counts.values())} images, {vocab.num_products} products, "
-             f"{vocab.num_domains} defect domains (index 0 = {vocab.defects[0]})"]
-    for key in ("generator", "seed", "size", "scale", "defect_boldness", "products", "defects", "unseen_cells"):
+    lines = [
+        f"{path}: {sum(counts.values())} images, {vocab.num_products} products, "
+        f"{vocab.num_domains} defect domains (index 0 = {vocab.defects[0]})"
+    ]
+    for key in (
+        "generator",
+        "seed",
+        "size",
+        "scale",
+        "defect_boldness",
+        "products",
+        "defects",
+        "unseen_cells",
+    ):
         if key in info:
             lines.append(f"  {key}: {info[key]}")
     for split in SPLITS:
         total = sum(n for (s, _, _), n in counts.items() if s == split)
-        lines += ["", f"[{split}] {total} images",
-                  "product".ljust(width) + "".join(d.rjust(column) for d in (*vocab.defects, "total"))]
+        lines += [
+            "",
+            f"[{split}] {total} images",
+            "product".ljust(width) + "".join(d.rjust(column) for d in (*vocab.defects, "total")),
+        ]
         for product in (*vocab.products, "total"):
-            cells = [sum(n for (s, p, d), n in counts.items()
-                         if s == split and product in (p, "total") and d == defect) for defect in vocab.defects]
+            cells = [
+                sum(
+                    n
+                    for (s, p, d), n in counts.items()
+                    if s == split and product in (p, "total") and d == defect
+                )
+                for defect in vocab.defects
+            ]
             lines.append(product.ljust(width) + "".join(str(n).rjust(column) for n in (*cells, sum(cells))))
     return "\n".join(lines)

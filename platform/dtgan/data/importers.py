@@ -75,11 +75,15 @@ def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[Im
         if not defect_dirs:
             raise DataError(f"{product_dir}: empty folder; expected <defect>/ sub-folders such as normal/")
         if NORMAL not in [d.name for d in defect_dirs]:
-            raise DataError(f"{product_dir}: product without a {NORMAL}/ folder; every product needs normal images")
+            raise DataError(
+                f"{product_dir}: product without a {NORMAL}/ folder; every product needs normal images"
+            )
         for defect_dir in defect_dirs:
             if defects is not None and defect_dir.name not in (NORMAL, *defects):
-                raise DataError(f"{defect_dir}: unknown defect label {defect_dir.name!r}; "
-                                f"allowed: {', '.join((NORMAL, *defects))}")
+                raise DataError(
+                    f"{defect_dir}: unknown defect label {defect_dir.name!r}; "
+                    f"allowed: {', '.join((NORMAL, *defects))}"
+                )
             product = check_label(product_dir.name, product_dir)
             defect = check_label(defect_dir.name, defect_dir)
             files = sorted(f for f in defect_dir.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -101,7 +105,9 @@ def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where:
     rng = np.random.default_rng(options.seed)
     split_of: dict[int, str] = {}
     for (product, defect), numbers in sorted(cells.items()):
-        plan = plan_cell(product, defect, len(numbers), options.holdout_per_cell, options.gan_normal_per_product)
+        plan = plan_cell(
+            product, defect, len(numbers), options.holdout_per_cell, options.gan_normal_per_product
+        )
         order = rng.permutation(len(numbers))
         for label, position in zip(plan.labels(), order):
             split_of[numbers[position]] = label
@@ -113,12 +119,24 @@ def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where:
     converted = Counter(mode for *_, mode in decoded if mode in CONVERTED_MODES)
     if converted:
         modes = ", ".join(f"{mode} x{n}" for mode, n in sorted(converted.items()))
-        log.warning("%s: converted %d of %d images to gray from other modes (%s; alpha dropped)", where,
-                    sum(converted.values()), len(items), modes)
+        log.warning(
+            "%s: converted %d of %d images to gray from other modes (%s; alpha dropped)",
+            where,
+            sum(converted.values()),
+            len(items),
+            modes,
+        )
     rows = Rows.empty()
     for number, (item, (image, mask, _, _)) in enumerate(zip(items, decoded)):
-        rows.append(id=item.id, product=item.product, defect=item.defect,
-                    split=split_of[number], source="real", image=image, mask=mask)
+        rows.append(
+            id=item.id,
+            product=item.product,
+            defect=item.defect,
+            split=split_of[number],
+            source="real",
+            image=image,
+            mask=mask,
+        )
     return rows, Vocab.from_labels([i.product for i in items], [i.defect for i in items])
 
 
@@ -132,14 +150,23 @@ def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool, str]:
     return encode_png_gray(resize_gray(image, size)), mask, was_resized, mode
 
 
-def import_folders(root: str, out_path: str, size: int = 128, options: SplitOptions = SplitOptions(),
-                   defects: Sequence[str] | None = None) -> Rows:
+def import_folders(
+    root: str,
+    out_path: str,
+    size: int = 128,
+    options: SplitOptions = SplitOptions(),
+    defects: Sequence[str] | None = None,
+) -> Rows:
     """Import ROOT/<product>/<defect>/* into ``out_path``; nothing is written if any input is bad."""
     items = collect_folders(Path(root), defects)
     _check_unique_ids(items, root)
     rows, vocab = build_rows(items, size, options, root)
-    write_dataset(out_path, rows, vocab, {"generator": "dtgan data import folders", "root": str(root),
-                                          "size": size, "seed": options.seed})
+    write_dataset(
+        out_path,
+        rows,
+        vocab,
+        {"generator": "dtgan data import folders", "root": str(root), "size": size, "seed": options.seed},
+    )
     return rows
 
 

@@ -38,8 +38,15 @@ def class_weights(dataset: DefectImageDataset, balance: str) -> torch.Tensor:
 class BalancedBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of (index, augmentation seed) of this rank's share of a seeded weighted draw; drop_last."""
 
-    def __init__(self, weights: torch.Tensor, batch_size: int, seed: int, stream: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        weights: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        stream: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.weights, self.batch_size, self.seed, self.stream = weights, batch_size, seed, stream
@@ -47,8 +54,10 @@ class BalancedBatchSampler(Sampler[list[tuple[int, int]]]):
         self.per_rank = len(weights) // world_size  # equal on every rank, so DDP ranks stay in step
         self.batches_per_epoch = self.per_rank // batch_size
         if self.batches_per_epoch == 0:
-            raise DataError(f"{len(weights)} images are too few for batch size {batch_size} on {world_size} "
-                            f"rank(s); lower train.batch_size or add data")
+            raise DataError(
+                f"{len(weights)} images are too few for batch size {batch_size} on {world_size} "
+                f"rank(s); lower train.batch_size or add data"
+            )
         self.epoch, self.start_batch = 0, 0
 
     def set_position(self, epoch: int, batch: int = 0) -> None:
@@ -104,16 +113,29 @@ def _loader(dataset: Dataset, sampler: BalancedBatchSampler, data_cfg: DataConfi
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
 
 
-def make_source_loader(dataset: DefectImageDataset, data_cfg: DataConfig, batch_size: int, seed: int,
-                       rank: int = 0, world_size: int = 1) -> DataLoader:
+def make_source_loader(
+    dataset: DefectImageDataset,
+    data_cfg: DataConfig,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """Batches ``(x, y, p)``: x float32 (B, 3, H, W) in [-1, 1], y and p LongTensor (B,)."""
     weights = class_weights(dataset, data_cfg.balance)
-    return _loader(dataset, BalancedBatchSampler(weights, batch_size, seed, SOURCE_STREAM, rank, world_size),
-                   data_cfg)
+    return _loader(
+        dataset, BalancedBatchSampler(weights, batch_size, seed, SOURCE_STREAM, rank, world_size), data_cfg
+    )
 
 
-def make_reference_loader(dataset: DefectImageDataset, data_cfg: DataConfig, batch_size: int, seed: int,
-                          rank: int = 0, world_size: int = 1) -> DataLoader:
+def make_reference_loader(
+    dataset: DefectImageDataset,
+    data_cfg: DataConfig,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """Batches ``(x_ref, x_ref2, y_trg)``: two images of domain y_trg each (B, 3, H, W), y_trg (B,)."""
     weights = class_weights(dataset, data_cfg.balance)
     sampler = BalancedBatchSampler(weights, batch_size, seed, REFERENCE_STREAM, rank, world_size)

@@ -36,16 +36,27 @@ def collect_mvtec(root: Path, categories: Sequence[str]) -> list[ImportItem]:
     items: list[ImportItem] = []
     for category in categories:
         if category not in mapping:
-            raise DataError(f"--categories: {category!r} is not in Table 17; choose from {', '.join(mapping)}")
+            raise DataError(
+                f"--categories: {category!r} is not in Table 17; choose from {', '.join(mapping)}"
+            )
         base = root / category
         if not base.is_dir():
-            raise DataError(f"{base}: no such folder; expected the MVTec AD layout ROOT/<category>/train/good")
-        normals = [f for sub in ("train/good", "test/good") if (base / sub).is_dir()
-                   for f in sorted((base / sub).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            raise DataError(
+                f"{base}: no such folder; expected the MVTec AD layout ROOT/<category>/train/good"
+            )
+        normals = [
+            f
+            for sub in ("train/good", "test/good")
+            if (base / sub).is_dir()
+            for f in sorted((base / sub).iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
         if not normals:
             raise DataError(f"{base}: product without normal images in train/good or test/good")
-        items += [ImportItem(f, category, NORMAL, row_id=f"{category}/{NORMAL}/{f.parent.parent.name}_{f.stem}")
-                  for f in normals]
+        items += [
+            ImportItem(f, category, NORMAL, row_id=f"{category}/{NORMAL}/{f.parent.parent.name}_{f.stem}")
+            for f in normals
+        ]
         for defect, types in mapping[category].items():
             for mvtec_type, specs in types.items():
                 for number in expand_numbers(specs):
@@ -55,16 +66,34 @@ def collect_mvtec(root: Path, categories: Sequence[str]) -> list[ImportItem]:
                         if not needed.is_file():
                             raise DataError(f"{needed}: missing; Table 17 lists it for {category}/{defect}")
                     # Table 17 lists leather glue 009 under both scratch and spot; the id keeps both rows apart.
-                    items.append(ImportItem(image, category, defect, mask,
-                                            row_id=f"{category}/{defect}/{mvtec_type}_{number}"))
+                    items.append(
+                        ImportItem(
+                            image, category, defect, mask, row_id=f"{category}/{defect}/{mvtec_type}_{number}"
+                        )
+                    )
     return items
 
 
-def import_mvtec(root: str, out_path: str, categories: Sequence[str] = DEFAULT_CATEGORIES, size: int = 128,
-                 options: SplitOptions = SplitOptions()) -> Rows:
+def import_mvtec(
+    root: str,
+    out_path: str,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    size: int = 128,
+    options: SplitOptions = SplitOptions(),
+) -> Rows:
     """Import MVTec AD categories into ``out_path``; nothing is written if any input is bad."""
     items = collect_mvtec(Path(root), categories)
     rows, vocab = build_rows(items, size, options, root)
-    write_dataset(out_path, rows, vocab, {"generator": "dtgan data import mvtec", "root": str(root),
-                                          "categories": list(categories), "size": size, "seed": options.seed})
+    write_dataset(
+        out_path,
+        rows,
+        vocab,
+        {
+            "generator": "dtgan data import mvtec",
+            "root": str(root),
+            "categories": list(categories),
+            "size": size,
+            "seed": options.seed,
+        },
+    )
     return rows

@@ -50,10 +50,28 @@ class Rows:
     def empty(cls) -> Rows:
         return cls([], [], [], [], [], [], [], [])
 
-    def append(self, *, id: str, product: str, defect: str, split: str, source: str, image: bytes,
-               mask: bytes | None = None, clean: bytes | None = None) -> None:
-        for name, value in (("id", id), ("product", product), ("defect", defect), ("split", split),
-                            ("source", source), ("image", image), ("mask", mask), ("clean", clean)):
+    def append(
+        self,
+        *,
+        id: str,
+        product: str,
+        defect: str,
+        split: str,
+        source: str,
+        image: bytes,
+        mask: bytes | None = None,
+        clean: bytes | None = None,
+    ) -> None:
+        for name, value in (
+            ("id", id),
+            ("product", product),
+            ("defect", defect),
+            ("split", split),
+            ("source", source),
+            ("image", image),
+            ("mask", mask),
+            ("clean", clean),
+        ):
             getattr(self, name).append(value)
 
     def __len__(self) -> int:
@@ -75,7 +93,9 @@ def read_schema(path: str) -> pa.Schema:
     try:
         return pq.read_schema(inner, filesystem=filesystem)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such data set; create one with `dtgan data synth` or `dtgan data import`") from None
+        raise DataError(
+            f"{path}: no such data set; create one with `dtgan data synth` or `dtgan data import`"
+        ) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
 
@@ -85,7 +105,9 @@ def read_table(path: str, columns: list[str] | None = None) -> tuple[pa.Table, V
     schema = read_schema(path)
     missing = [name for name in REQUIRED_COLUMNS if name not in schema.names]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
+        )
     vocab = Vocab.from_schema_metadata(schema.metadata, path)
     filesystem, inner = resolve(path)
     try:

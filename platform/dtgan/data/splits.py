@@ -28,8 +28,12 @@ class CellSplit:
 
     def labels(self) -> list[str]:
         """One split name per image of the cell, in a fixed order (shuffle the images, not this)."""
-        return (["val"] * self.val + ["test"] * self.test + ["gan_train"] * self.gan_train
-                + ["gan_holdout"] * self.gan_holdout)
+        return (
+            ["val"] * self.val
+            + ["test"] * self.test
+            + ["gan_train"] * self.gan_train
+            + ["gan_holdout"] * self.gan_holdout
+        )
 
 
 def split_held_out(held_out: int) -> tuple[int, int]:
@@ -38,8 +42,9 @@ def split_held_out(held_out: int) -> tuple[int, int]:
     return val, held_out - val
 
 
-def plan_cell(product: str, defect: str, count: int, holdout_per_cell: int,
-              gan_normal_per_product: int) -> CellSplit:
+def plan_cell(
+    product: str, defect: str, count: int, holdout_per_cell: int, gan_normal_per_product: int
+) -> CellSplit:
     """Split an imported cell of ``count`` images.
 
     Held out: ``min(holdout_per_cell, count // 2)`` (never more than half a cell), 3:7 into val/test.

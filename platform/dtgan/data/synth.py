@@ -68,7 +68,9 @@ def resolve_products(products: str | int | None) -> list[str]:
     chosen = [name.strip() for name in str(products).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in TEXTURES]
     if unknown or not chosen:
-        raise DataError(f"--products {products}: unknown product(s) {unknown}; choose from {', '.join(names)}")
+        raise DataError(
+            f"--products {products}: unknown product(s) {unknown}; choose from {', '.join(names)}"
+        )
     return [name for name in names if name in chosen]
 
 
@@ -77,7 +79,9 @@ def resolve_defects(defects: str | list[str] | tuple[str, ...] | None) -> list[s
     the i-th takes SDI's i-th defect counts and the last one is the unseen cell)."""
     if defects is None:
         return list(DEFAULT_DEFECTS)
-    chosen = [name.strip() for name in (defects.split(",") if isinstance(defects, str) else defects) if name.strip()]
+    chosen = [
+        name.strip() for name in (defects.split(",") if isinstance(defects, str) else defects) if name.strip()
+    ]
     unknown = [name for name in chosen if name not in DEFECTS]
     if unknown or not chosen or len(set(chosen)) != len(chosen):
         problem = f"unknown defect(s) {unknown}" if unknown else "name each defect once"
@@ -85,8 +89,9 @@ def resolve_defects(defects: str | list[str] | tuple[str, ...] | None) -> list[s
     return chosen
 
 
-def plan_benchmark(products: list[str], scale: float,
-                   defects: list[str] | None = None) -> dict[tuple[str, str], CellSplit]:
+def plan_benchmark(
+    products: list[str], scale: float, defects: list[str] | None = None
+) -> dict[tuple[str, str], CellSplit]:
     """Images per split of every (product, defect) cell: SDI's counts times ``scale``, with floors.
 
     Product i takes SDI product ``"ABC"[i % 3]``'s counts and defect j SDI defect j's (``SDI_GAN_TRAIN``,
@@ -102,7 +107,8 @@ def plan_benchmark(products: list[str], scale: float,
     plan: dict[tuple[str, str], CellSplit] = {}
     for position, product in enumerate(products):
         plan[(product, NORMAL)] = CellSplit(
-            val, test,
+            val,
+            test,
             max(2 * MIN_GAN_TRAIN, round(SDI_NORMAL_GAN_TRAIN * scale)),
             max(2 * MIN_GAN_TRAIN, round(SDI_NORMAL_GAN_HOLDOUT * scale)),
         )
@@ -115,14 +121,24 @@ def plan_benchmark(products: list[str], scale: float,
     return plan
 
 
-def render_chunk(seed: int, product: str, defect: str, chunk: int, n: int, size: int, compress_level: int = 1,
-                 defect_boldness: float = 1.0):
+def render_chunk(
+    seed: int,
+    product: str,
+    defect: str,
+    chunk: int,
+    n: int,
+    size: int,
+    compress_level: int = 1,
+    defect_boldness: float = 1.0,
+):
     """Render and encode ``n`` images of one cell: lists of (image, mask, clean) PNG bytes.
 
     The RNG is keyed by (seed, product, defect, chunk) via their registry positions, so a product's images
     do not change when other products are added or removed.
     """
-    rng = np.random.default_rng([seed, list(TEXTURES).index(product), [NORMAL, *DEFECTS].index(defect), chunk])
+    rng = np.random.default_rng(
+        [seed, list(TEXTURES).index(product), [NORMAL, *DEFECTS].index(defect), chunk]
+    )
     background = TEXTURES[product](rng, n, size)  # (n, S, S) float32
     gain, field_ = lighting(rng, n, size)
     noise = rng.standard_normal((n, size, size), dtype=np.float32)
@@ -136,8 +152,11 @@ def render_chunk(seed: int, product: str, defect: str, chunk: int, n: int, size:
     image = _quantize(background + delta + noise)
     mask = np.where(delta != 0, 255, 0).astype(np.uint8)
     return [
-        (encode_png_gray(image[i], compress_level), encode_png_gray(mask[i], compress_level),
-         encode_png_gray(clean[i], compress_level))
+        (
+            encode_png_gray(image[i], compress_level),
+            encode_png_gray(mask[i], compress_level),
+            encode_png_gray(clean[i], compress_level),
+        )
         for i in range(n)
     ]
 
@@ -147,9 +166,16 @@ def _quantize(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, seed: int = 0,
-                         products: str | int | None = None, threads: int | None = None,
-                         defect_boldness: float = 1.0, defects: str | list[str] | None = None) -> SynthSummary:
+def synthesize_benchmark(
+    out_path: str,
+    size: int = 128,
+    scale: float = 0.1,
+    seed: int = 0,
+    products: str | int | None = None,
+    threads: int | None = None,
+    defect_boldness: float = 1.0,
+    defects: str | list[str] | None = None,
+) -> SynthSummary:
     """Render the benchmark and write it atomically to ``out_path`` (a .parquet file); ``defect_boldness``
     > 1 renders wider, larger, stronger defects (``dtgan.data.defects``) for small-image presets;
     ``defects`` picks the defect shapes (``resolve_defects``; default scratch, spot)."""
@@ -164,19 +190,28 @@ def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, see
     for (product, defect), cell in plan.items():
         labels = cell.labels()
         for chunk, start in enumerate(range(0, len(labels), CHUNK)):
-            tasks.append((product, defect, chunk, labels[start:start + CHUNK]))
+            tasks.append((product, defect, chunk, labels[start : start + CHUNK]))
     summary = SynthSummary(path=out_path)
     rows = Rows.empty()
     started, started_cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=threads or min(4, os.cpu_count() or 1)) as pool:
         rendered = pool.map(
-            lambda t: render_chunk(seed, t[0], t[1], t[2], len(t[3]), size, defect_boldness=defect_boldness), tasks
+            lambda t: render_chunk(seed, t[0], t[1], t[2], len(t[3]), size, defect_boldness=defect_boldness),
+            tasks,
         )
         for (product, defect, chunk, labels), images in zip(tasks, rendered):
             for offset, (split, (image, mask, clean)) in enumerate(zip(labels, images)):
                 number = chunk * CHUNK + offset
-                rows.append(id=f"syn-{product}-{defect}-{number:06d}", product=product, defect=defect,
-                            split=split, source="synthetic", image=image, mask=mask, clean=clean)
+                rows.append(
+                    id=f"syn-{product}-{defect}-{number:06d}",
+                    product=product,
+                    defect=defect,
+                    split=split,
+                    source="synthetic",
+                    image=image,
+                    mask=mask,
+                    clean=clean,
+                )
                 key = (product, defect, split)
                 summary.counts[key] = summary.counts.get(key, 0) + 1
     summary.render_seconds = time.perf_counter() - started
@@ -184,9 +219,17 @@ def synthesize_benchmark(out_path: str, size: int = 128, scale: float = 0.1, see
     summary.images = len(rows)
     summary.unseen_cells = [key for key, cell in plan.items() if cell.gan_train == 0]
     vocab = Vocab.from_labels(names, [NORMAL, *defect_names])
-    info = {"generator": "dtgan data synth", "format_version": 1, "seed": seed, "size": size, "scale": scale,
-            "defect_boldness": defect_boldness, "products": names, "defects": defect_names,
-            "unseen_cells": [list(cell) for cell in summary.unseen_cells]}
+    info = {
+        "generator": "dtgan data synth",
+        "format_version": 1,
+        "seed": seed,
+        "size": size,
+        "scale": scale,
+        "defect_boldness": defect_boldness,
+        "products": names,
+        "defects": defect_names,
+        "unseen_cells": [list(cell) for cell in summary.unseen_cells],
+    }
     write_dataset(out_path, rows, vocab, info)
     summary.total_seconds = time.perf_counter() - started
     log.info("wrote %d images to %s in %.2f s", summary.images, out_path, summary.total_seconds)

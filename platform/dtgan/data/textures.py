@@ -146,8 +146,13 @@ def knurled(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     curvature = rng.uniform(0.3, 0.9, (n, 1, 1)).astype(np.float32)
     groove_dark = np.exp(-((np.minimum(tri_u, tri_v) / 0.08) ** 2))  # dirt and shadow in the groove bottoms
     fine = rng.standard_normal((n, size, size), dtype=np.float32)
-    return (0.52 + 0.16 * _shaded(height, light) - 0.12 * groove_dark - curvature * 0.35 * across_axis**2
-            + 0.015 * fine)
+    return (
+        0.52
+        + 0.16 * _shaded(height, light)
+        - 0.12 * groove_dark
+        - curvature * 0.35 * across_axis**2
+        + 0.015 * fine
+    )
 
 
 def coated(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -172,7 +177,8 @@ def grained(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     along them and a few darker streaks."""
     y, x = pixel_grid(size)
     theta = rng.uniform(-np.pi / 6, np.pi / 6, (n, 1, 1)).astype(np.float32) + rng.choice(
-        np.array([0.0, np.pi / 2], np.float32), (n, 1, 1))
+        np.array([0.0, np.pi / 2], np.float32), (n, 1, 1)
+    )
     across = x * np.cos(theta) + y * np.sin(theta)  # across the rings, pixels
     warp = (0.06 * size) * smooth_noise(rng, n, size, 3) + (0.015 * size) * smooth_noise(rng, n, size, 9)
     ring_width = (size / rng.uniform(5.0, 9.0, (n, 1, 1))).astype(np.float32)
@@ -180,15 +186,24 @@ def grained(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     phase = ring - np.floor(ring)  # 0..1 through one year: light early wood, then dark late wood
     late_wood = 1.0 / (1.0 + np.exp(-(phase - 0.72) / 0.05))
     fibres = profile_lookup(_smoothed_profile(rng, n, 3 * size, 1), across + 0.5 * warp + 1.5 * size)
-    streaks = profile_lookup(_smoothed_profile(rng, n, 3 * size, max(2, size // 16)), across + warp + 1.5 * size)
+    streaks = profile_lookup(
+        _smoothed_profile(rng, n, 3 * size, max(2, size // 16)), across + warp + 1.5 * size
+    )
     tone = 0.6 + 0.03 * smooth_noise(rng, n, size, 2)  # slow colour drift
     return tone - 0.2 * late_wood + 0.025 * fibres - 0.03 * np.clip(streaks, 0.0, None)
 
 
 # Product name -> texture, in the benchmark's order (the first three are the default products). Append new
 # entries at the end: a product's registry position keys its random numbers (``synth.render_chunk``).
-TEXTURES: dict[str, Texture] = {"brushed": brushed, "cast": cast, "woven": woven, "turned": turned,
-                                "knurled": knurled, "coated": coated, "grained": grained}
+TEXTURES: dict[str, Texture] = {
+    "brushed": brushed,
+    "cast": cast,
+    "woven": woven,
+    "turned": turned,
+    "knurled": knurled,
+    "coated": coated,
+    "grained": grained,
+}
 
 
 def lighting(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,9 @@ def _uniform(generator: torch.Generator | None, low: float, high: float) -> floa
     return low + (high - low) * torch.rand((), generator=generator).item()
 
 
-def _crop_box(height: int, width: int, cfg: DataConfig, generator: torch.Generator | None) -> tuple[int, int, int, int]:
+def _crop_box(
+    height: int, width: int, cfg: DataConfig, generator: torch.Generator | None
+) -> tuple[int, int, int, int]:
     """(top, left, h, w) of a random crop of area fraction [crop_scale_min, 1] and log-uniform aspect ratio."""
     area = height * width
     log_ratio = (math.log(cfg.crop_ratio_min), math.log(cfg.crop_ratio_max))

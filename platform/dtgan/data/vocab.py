@@ -27,9 +27,13 @@ class Vocab:
         if not self.defects or self.defects[0] != NORMAL:
             raise DataError(f"vocabulary defects must start with {NORMAL!r}, got {list(self.defects)}")
         if list(self.defects[1:]) != sorted(set(self.defects[1:]) - {NORMAL}):
-            raise DataError(f"vocabulary defects after {NORMAL!r} must be unique and sorted: {list(self.defects)}")
+            raise DataError(
+                f"vocabulary defects after {NORMAL!r} must be unique and sorted: {list(self.defects)}"
+            )
         if not self.products or list(self.products) != sorted(set(self.products)):
-            raise DataError(f"vocabulary products must be non-empty, unique and sorted: {list(self.products)}")
+            raise DataError(
+                f"vocabulary products must be non-empty, unique and sorted: {list(self.products)}"
+            )
 
     @classmethod
     def from_labels(cls, products: Iterable[str], defects: Iterable[str]) -> Vocab:

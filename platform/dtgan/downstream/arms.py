@@ -161,8 +161,10 @@ def build_training_set(data: StudyData, cell: Cell, seed: int) -> TrainingSet:
             pool = data.synthetic.get(key)
             if pool is None or pool.shape[0] < count:
                 have = 0 if pool is None else pool.shape[0]
-                raise DataError(f"synthetic set '{key}' has {have} images, the cell {cell.label()} needs {count}; "
-                                "prepare the study data again for this config")
+                raise DataError(
+                    f"synthetic set '{key}' has {have} images, the cell {cell.label()} needs {count}; "
+                    "prepare the study data again for this config"
+                )
             defect = key.split("/")[3]
             images.append(pool[:count])
             y.append(torch.full((count,), data.defects.index(defect), dtype=torch.long))

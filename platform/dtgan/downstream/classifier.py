@@ -63,7 +63,9 @@ def pretrained_source(cfg: DownstreamConfig) -> str:
     return "hub" if cfg.hub_download else "scratch"
 
 
-def build_classifier(cfg: DownstreamConfig, num_classes: int, with_domain_head: bool) -> tuple[DefectClassifier, str]:
+def build_classifier(
+    cfg: DownstreamConfig, num_classes: int, with_domain_head: bool
+) -> tuple[DefectClassifier, str]:
     """The configured timm backbone (+ domain head); returns the model and its :func:`pretrained_source`.
 
     Never waits on a hub: without ``hub_download`` HF_HUB_OFFLINE=1 is set before timm is asked for weights.
@@ -92,11 +94,18 @@ def build_classifier(cfg: DownstreamConfig, num_classes: int, with_domain_head: 
                 f"downstream.backbone: unknown timm model '{cfg.backbone}'; e.g. resnet50, efficientnet_b4, resnet10t"
             ) from None
         raise
-    log.info("classifier %s: %s initial weights (%s)", cfg.backbone,
-             "ImageNet" if source != "scratch" else "random", source)
+    log.info(
+        "classifier %s: %s initial weights (%s)",
+        cfg.backbone,
+        "ImageNet" if source != "scratch" else "random",
+        source,
+    )
     head = None
     if with_domain_head:
         head = DomainHead(
-            backbone.num_features, cfg.domain_head_hidden_dim, cfg.resolved_domain_head_layers, cfg.grl_coefficient
+            backbone.num_features,
+            cfg.domain_head_hidden_dim,
+            cfg.resolved_domain_head_layers,
+            cfg.grl_coefficient,
         )
     return DefectClassifier(backbone, head, cfg.in_chans), source

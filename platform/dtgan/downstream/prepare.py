@@ -48,7 +48,9 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def _load(path: str, split: str, img_size: int, defects: tuple[str, ...] | None = None) -> DefectImageDataset | None:
+def _load(
+    path: str, split: str, img_size: int, defects: tuple[str, ...] | None = None
+) -> DefectImageDataset | None:
     table, _ = read_table(path, columns=["split", "defect"])
     mask = pc.equal(table["split"], split)
     if defects is not None:
@@ -66,14 +68,23 @@ def _permuted(rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return rows[torch.randperm(rows.numel(), generator=generator)]
 
 
-def split_normals(holdout_p: torch.Tensor | None, train_p: torch.Tensor, train_normal_rows: torch.Tensor,
-                  num_products: int, sources_per_product: int, seed: int):
+def split_normals(
+    holdout_p: torch.Tensor | None,
+    train_p: torch.Tensor,
+    train_normal_rows: torch.Tensor,
+    num_products: int,
+    sources_per_product: int,
+    seed: int,
+):
     """Per product: (holdout rows that are synthesis sources, holdout rows for classifiers, gan_train rows)."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for pid in range(num_products):
-        holdout = _permuted((holdout_p == pid).nonzero().squeeze(1), generator) if holdout_p is not None \
+        holdout = (
+            _permuted((holdout_p == pid).nonzero().squeeze(1), generator)
+            if holdout_p is not None
             else torch.zeros(0, dtype=torch.long)
+        )
         train = _permuted(train_normal_rows[train_p[train_normal_rows] == pid], generator)
         out.append((holdout[:sources_per_product], holdout[sources_per_product:], train))
     return out
@@ -84,8 +95,10 @@ def _limit_defects(ds: DefectImageDataset, cfg: DownstreamConfig, generator: tor
     rows = (ds.y != NORMAL_INDEX).nonzero().squeeze(1)
     for product, limit in cfg.limit_defects_per_type.items():
         if product not in ds.vocab.products:
-            raise ConfigError(f"downstream.limit_defects_per_type: unknown product '{product}'; "
-                              f"products: {', '.join(ds.vocab.products)}")
+            raise ConfigError(
+                f"downstream.limit_defects_per_type: unknown product '{product}'; "
+                f"products: {', '.join(ds.vocab.products)}"
+            )
         pid = ds.vocab.product_index(product)
         for k in range(1, len(ds.vocab.defects)):
             cell = rows[(ds.p[rows] == pid) & (ds.y[rows] == k)]
@@ -98,11 +111,19 @@ def _check_scopes(cfg: DownstreamConfig, products: tuple[str, ...]) -> None:
     for key, names in (("products", cfg.products), ("defect_sources", cfg.defect_sources)):
         unknown = [n for n in names if n != ALL and n not in products]
         if unknown:
-            raise ConfigError(f"downstream.{key}: unknown product(s) {unknown}; use 'all' or {', '.join(products)}")
+            raise ConfigError(
+                f"downstream.{key}: unknown product(s) {unknown}; use 'all' or {', '.join(products)}"
+            )
 
 
-def synthesize_sets(nets, requirements: dict[str, int], sources: dict[int, torch.Tensor],
-                    references: LabeledImages, data: StudyData, cfg: DownstreamConfig) -> dict[str, torch.Tensor]:
+def synthesize_sets(
+    nets,
+    requirements: dict[str, int],
+    sources: dict[int, torch.Tensor],
+    references: LabeledImages,
+    data: StudyData,
+    cfg: DownstreamConfig,
+) -> dict[str, torch.Tensor]:
     """synthetic_key -> uint8 (n, 1, img_size, img_size): source j of the set is source j mod S of the product."""
     from dtgan.evaluation.synthesis import synthesize
 
@@ -120,18 +141,29 @@ def synthesize_sets(nets, requirements: dict[str, int], sources: dict[int, torch
             if defect_source != ALL:
                 mask &= references.p == data.product_index(defect_source)
             if not mask.any():
-                raise DataError(f"no gan_train '{defect}' defects of product '{defect_source}' to guide "
-                                f"synthesis of {key}; drop '{defect_source}' from downstream.defect_sources")
+                raise DataError(
+                    f"no gan_train '{defect}' defects of product '{defect_source}' to guide "
+                    f"synthesis of {key}; drop '{defect_source}' from downstream.defect_sources"
+                )
             refs = references.images[mask]
         seed = cfg.seed + zlib.crc32(key.encode())  # a set's images do not depend on which other sets exist
-        fake = synthesize(nets, product_sources[picks], torch.full((count,), k, dtype=torch.long), guidance,
-                          references=refs, seed=seed, batch_size=cfg.synthesis_batch_size)
+        fake = synthesize(
+            nets,
+            product_sources[picks],
+            torch.full((count,), k, dtype=torch.long),
+            guidance,
+            references=refs,
+            seed=seed,
+            batch_size=cfg.synthesis_batch_size,
+        )
         out[key] = _resize(_gray(fake), cfg.img_size)
         log.info("synthesized %d images for %s", count, key)
     return out
 
 
-def prepare_study_data(cfg: DownstreamConfig, data_path: str, nets=None, checkpoint: str | None = None) -> StudyData:
+def prepare_study_data(
+    cfg: DownstreamConfig, data_path: str, nets=None, checkpoint: str | None = None
+) -> StudyData:
     """Real splits at ``cfg.img_size`` and, with ``nets`` (InferenceNets), every synthetic set the study needs."""
     train_ds = DefectImageDataset(data_path, splits=("gan_train",), img_size=cfg.img_size)
     vocab = train_ds.vocab
@@ -140,8 +172,14 @@ def prepare_study_data(cfg: DownstreamConfig, data_path: str, nets=None, checkpo
     holdout_ds = _load(data_path, "gan_holdout", cfg.img_size, defects=("normal",))
     generator = torch.Generator().manual_seed(cfg.seed)
     normal_rows = (train_ds.y == NORMAL_INDEX).nonzero().squeeze(1)
-    parts = split_normals(None if holdout_ds is None else holdout_ds.p, train_ds.p, normal_rows, len(products),
-                          cfg.synthesis_sources_per_product, cfg.seed)
+    parts = split_normals(
+        None if holdout_ds is None else holdout_ds.p,
+        train_ds.p,
+        normal_rows,
+        len(products),
+        cfg.synthesis_sources_per_product,
+        cfg.seed,
+    )
     normals, source_rows = [], {}
     for pid, (sources, rest, train) in enumerate(parts):
         normals.append(_labeled(train_ds, train))
@@ -151,10 +189,13 @@ def prepare_study_data(cfg: DownstreamConfig, data_path: str, nets=None, checkpo
     defect_rows = _limit_defects(train_ds, cfg, generator)
     val_ds, test_ds = (_load(data_path, split, cfg.img_size) for split in ("val", "test"))
     if val_ds is None or test_ds is None:
-        raise DataError(f"{data_path}: the classifier study needs 'val' and 'test' rows; re-split the data set")
+        raise DataError(
+            f"{data_path}: the classifier study needs 'val' and 'test' rows; re-split the data set"
+        )
     cat = lambda xs: LabeledImages(*(torch.cat(t) for t in zip(*((x.images, x.y, x.p) for x in xs))))  # noqa: E731
     data = StudyData(
-        defects=defects, products=products,
+        defects=defects,
+        products=products,
         train_normal=cat(normals),
         train_defect=_labeled(train_ds, defect_rows),
         val=_labeled(val_ds, torch.arange(len(val_ds))),
@@ -163,8 +204,11 @@ def prepare_study_data(cfg: DownstreamConfig, data_path: str, nets=None, checkpo
             "data_path": str(data_path),
             "checkpoint": checkpoint,
             "img_size": cfg.img_size,
-            "synthesis_source_ids": {products[pid]: [holdout_ds.ids[i] for i in rows.tolist()]
-                                     for pid, rows in source_rows.items()} if holdout_ds is not None else {},
+            "synthesis_source_ids": {
+                products[pid]: [holdout_ds.ids[i] for i in rows.tolist()] for pid, rows in source_rows.items()
+            }
+            if holdout_ds is not None
+            else {},
             "train_defect_ids": [train_ds.ids[i] for i in defect_rows.tolist()],
             "limit_defects_per_type": dict(cfg.limit_defects_per_type),
         },
@@ -178,21 +222,30 @@ def prepare_study_data(cfg: DownstreamConfig, data_path: str, nets=None, checkpo
     if nets is None:
         raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need a checkpoint (CHECKPOINT_OR_RUN)")
     if tuple(nets.vocab.defects) != defects or tuple(nets.vocab.products) != products:
-        raise CheckpointError(f"{checkpoint}: trained on products {list(nets.vocab.products)} and defects "
-                              f"{list(nets.vocab.defects)}, the data set '{data_path}' has {list(products)} and "
-                              f"{list(defects)}; use the checkpoint of a GAN trained on this data")
+        raise CheckpointError(
+            f"{checkpoint}: trained on products {list(nets.vocab.products)} and defects "
+            f"{list(nets.vocab.defects)}, the data set '{data_path}' has {list(products)} and "
+            f"{list(defects)}; use the checkpoint of a GAN trained on this data"
+        )
     if holdout_ds is None or any(rows.numel() == 0 for rows in source_rows.values()):
         raise DataError(f"{data_path}: every product needs gan_holdout normals as synthesis sources")
     gan_size = nets.config.model.img_size
-    gan_holdout = DefectImageDataset(data_path, splits=("gan_holdout",), img_size=gan_size, defects=("normal",))
+    gan_holdout = DefectImageDataset(
+        data_path, splits=("gan_holdout",), img_size=gan_size, defects=("normal",)
+    )
     gan_train = DefectImageDataset(data_path, splits=("gan_train",), img_size=gan_size)
     if gan_holdout.ids != holdout_ds.ids or gan_train.ids != train_ds.ids:  # row indices are shared below
         raise DataError(f"{data_path}: rows changed while reading; prepare the study again")
     sources = {pid: gan_holdout.images_uint8[rows] for pid, rows in source_rows.items()}
-    references = LabeledImages(gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows])
+    references = LabeledImages(
+        gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows]
+    )
     requirements = synthetic_requirements(data, [c for c in cells if c.synthetic])
     synthetic = synthesize_sets(nets, requirements, sources, references, data, cfg)
-    meta = {**data.meta, "checkpoint_step": nets.step, "gan_img_size": gan_size,
-            "synthetic_counts": {k: int(v.shape[0]) for k, v in synthetic.items()}}
+    meta = {
+        **data.meta,
+        "checkpoint_step": nets.step,
+        "gan_img_size": gan_size,
+        "synthetic_counts": {k: int(v.shape[0]) for k, v in synthetic.items()},
+    }
     return dataclasses.replace(data, synthetic=synthetic, meta=meta)
-

@@ -86,7 +86,9 @@ def fit_classifier(
             out = model(x)
             loss = F.cross_entropy(out.logits, train.y[rows].to(device))
             if out.domain_logits is not None:  # the GRL flips this term's gradient into the backbone
-                loss = loss + F.binary_cross_entropy_with_logits(out.domain_logits, train.synthetic[rows].to(device))
+                loss = loss + F.binary_cross_entropy_with_logits(
+                    out.domain_logits, train.synthetic[rows].to(device)
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -97,12 +99,21 @@ def fit_classifier(
         scheduler.step(val_loss)
         score = val_loss if cfg.selection_metric == "val_loss" else val_error
         if score < best["score"]:
-            best = {"score": score, "epoch": epoch + 1, "val_loss": val_loss, "val_error": val_error,
-                    "state": copy.deepcopy(model.state_dict())}
-        log.debug("epoch %d: loss %.4f val_loss %.4f val_error %.2f%%", epoch + 1, loss.item(), val_loss, val_error)
+            best = {
+                "score": score,
+                "epoch": epoch + 1,
+                "val_loss": val_loss,
+                "val_error": val_error,
+                "state": copy.deepcopy(model.state_dict()),
+            }
+        log.debug(
+            "epoch %d: loss %.4f val_loss %.4f val_error %.2f%%", epoch + 1, loss.item(), val_loss, val_error
+        )
     if "state" not in best:
-        raise TrainingDiverged(f"classifier seed {seed}: the validation loss was NaN in every epoch; "
-                               "lower downstream.learning_rate")
+        raise TrainingDiverged(
+            f"classifier seed {seed}: the validation loss was NaN in every epoch; "
+            "lower downstream.learning_rate"
+        )
     model.load_state_dict(best["state"])
     test_loss, test_error = evaluate(model, test, cfg, device)
     return {

@@ -72,7 +72,9 @@ def run_job(spec: JobSpec) -> dict:
     product_ids = scope_product_ids(data, spec.cell.product)
     val, test = in_scope(data.val, product_ids), in_scope(data.test, product_ids)
     torch.manual_seed(spec.seed)  # classifier head and domain-head init
-    model, pretrained = build_classifier(cfg, num_classes=len(data.defects), with_domain_head=spec.cell.synthetic)
+    model, pretrained = build_classifier(
+        cfg, num_classes=len(data.defects), with_domain_head=spec.cell.synthetic
+    )
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     fit = fit_classifier(model, train, val, test, cfg, spec.seed, device)
@@ -91,8 +93,14 @@ def run_job(spec: JobSpec) -> dict:
         "wall_seconds": time.perf_counter() - t0,
         **fit,
     }
-    log.info("%s seed %d: test error %.2f%% (val %.2f%%, best epoch %d)", result["label"], spec.seed,
-             fit["test_error_pct"], fit["val_error_pct"], fit["best_epoch"])
+    log.info(
+        "%s seed %d: test error %.2f%% (val %.2f%%, best epoch %d)",
+        result["label"],
+        spec.seed,
+        fit["test_error_pct"],
+        fit["val_error_pct"],
+        fit["best_epoch"],
+    )
     return result
 
 
@@ -118,10 +126,18 @@ def summarize(results: list[dict], backbone: str, multi_size: bool) -> tuple[lis
         errors = [r["test_error_pct"] for r in runs]
         mean, std = _mean_std(errors)
         val_mean, val_std = _mean_std([r["val_error_pct"] for r in runs])
-        rows.append({**asdict(cell), "label": cell.label(), "seeds": [r["seed"] for r in runs],
-                     "test_error_pct_mean": mean, "test_error_pct_std": std,
-                     "val_error_pct_mean": val_mean, "val_error_pct_std": val_std,
-                     "pretrained": sorted({r["pretrained"] for r in runs})})
+        rows.append(
+            {
+                **asdict(cell),
+                "label": cell.label(),
+                "seeds": [r["seed"] for r in runs],
+                "test_error_pct_mean": mean,
+                "test_error_pct_std": std,
+                "val_error_pct_mean": val_mean,
+                "val_error_pct_std": val_std,
+                "pretrained": sorted({r["pretrained"] for r in runs}),
+            }
+        )
         metrics[metric_key(cell, backbone, multi_size, "mean")] = mean
         metrics[metric_key(cell, backbone, multi_size, "std")] = std
     return rows, metrics
@@ -143,12 +159,20 @@ def markdown_table(rows: list[dict], backbone: str) -> str:
 
 
 def run_study(
-    cfg: DownstreamConfig, study_data_path: str | Path, map_fn: MapFn = map, out_path: str | Path | None = None
+    cfg: DownstreamConfig,
+    study_data_path: str | Path,
+    map_fn: MapFn = map,
+    out_path: str | Path | None = None,
 ) -> dict:
     """Run every job through ``map_fn(run_job, specs)`` and aggregate; write ``out_path`` atomically if given."""
     specs = plan_jobs(cfg, study_data_path)
-    log.info("downstream study: %d cells x %d seeds = %d classifier runs (%s)",
-             len(specs) // cfg.num_seeds, cfg.num_seeds, len(specs), cfg.backbone)
+    log.info(
+        "downstream study: %d cells x %d seeds = %d classifier runs (%s)",
+        len(specs) // cfg.num_seeds,
+        cfg.num_seeds,
+        len(specs),
+        cfg.backbone,
+    )
     t0 = time.perf_counter()
     results = list(map_fn(run_job, specs))
     multi_size = len(cfg.normal_images_per_product) > 1

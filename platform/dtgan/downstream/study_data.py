@@ -26,9 +26,13 @@ class LabeledImages:
     def __post_init__(self) -> None:
         n = self.images.shape[0]
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.y.shape != (n,) or self.p.shape != (n,):
-            raise ValueError(f"y and p must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.p.shape)}")
+            raise ValueError(
+                f"y and p must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.p.shape)}"
+            )
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -74,7 +78,9 @@ class StudyData:
         try:
             return self.products.index(name)
         except ValueError:
-            raise DataError(f"product '{name}' not in the data set; products: {', '.join(self.products)}") from None
+            raise DataError(
+                f"product '{name}' not in the data set; products: {', '.join(self.products)}"
+            ) from None
 
     def save(self, path: str | Path) -> Path:
         payload = {
@@ -105,7 +111,9 @@ def load_study_data(path: str | Path) -> StudyData:
 def _load_cached(path: str, _mtime_ns: int) -> StudyData:
     d = torch.load(path, weights_only=True)
     if d.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"study data '{path}': format {d.get('format_version')} != {FORMAT_VERSION}; prepare it again")
+        raise DataError(
+            f"study data '{path}': format {d.get('format_version')} != {FORMAT_VERSION}; prepare it again"
+        )
     return StudyData(
         defects=tuple(d["defects"]),
         products=tuple(d["products"]),

@@ -49,8 +49,12 @@ def evaluate_curve(run_dir: str | Path, cfg: EvaluationConfig, data_path: str | 
         tags = result.tags
         points.append({"step": result.report["step"], "metrics": json_safe(result.metrics)})
     out_dir = run_dir / EVALUATION_DIR
-    curve = {"run_dir": str(run_dir), "tags": tags, "evaluation_config": cfg.model_dump(mode="json"),
-             "points": points}
+    curve = {
+        "run_dir": str(run_dir),
+        "tags": tags,
+        "evaluation_config": cfg.model_dump(mode="json"),
+        "points": points,
+    }
     path = write_text_atomic(out_dir / CURVE_FILE, json.dumps(curve, indent=2, allow_nan=False) + "\n")
     figure = curve_figure(points, title=f"{run_dir.name} ({tags.get(keys.TAG_FID_EXTRACTOR, '?')} features)")
     with atomic_path(out_dir / CURVE_PLOT) as tmp:

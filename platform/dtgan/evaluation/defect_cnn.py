@@ -33,7 +33,9 @@ def to_gray_input(x_uint8: torch.Tensor, input_size_px: int) -> torch.Tensor:
     """uint8 (N, 1|3, H, W) -> float (N, 1, input_size_px, input_size_px) in [-1, 1]."""
     x = x_uint8.float().mean(dim=1, keepdim=True) / 127.5 - 1.0
     if x.shape[-1] != input_size_px or x.shape[-2] != input_size_px:
-        x = F.interpolate(x, size=(input_size_px, input_size_px), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(
+            x, size=(input_size_px, input_size_px), mode="bilinear", antialias=True, align_corners=False
+        )
     return x
 
 
@@ -47,8 +49,13 @@ class DefectCNN(nn.Module):
         layers: list[nn.Module] = []
         in_ch = 1
         for width in _WIDTHS:
-            layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
-                       nn.ReLU(), nn.AvgPool2d(2)]
+            layers += [
+                nn.Conv2d(in_ch, width, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.ReLU(),
+                nn.AvgPool2d(2),
+            ]
             in_ch = width
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(_POOLED_SIDE))
         self.feature = nn.Linear(_WIDTHS[-1] * _POOLED_SIDE**2, feature_dim)
@@ -64,7 +71,9 @@ class DefectCNN(nn.Module):
         return features, self.classifier(F.relu(features))
 
 
-def weights_cache_path(cache_dir: str | Path, data_fingerprint: str, num_classes: int, cfg: DefectCNNConfig) -> Path:
+def weights_cache_path(
+    cache_dir: str | Path, data_fingerprint: str, num_classes: int, cfg: DefectCNNConfig
+) -> Path:
     """Where the weights trained on the data with this fingerprint under this config live."""
     payload = json.dumps(
         {"data": data_fingerprint, "classes": num_classes, "cfg": cfg.model_dump(), "arch": ARCH_VERSION},
@@ -74,8 +83,9 @@ def weights_cache_path(cache_dir: str | Path, data_fingerprint: str, num_classes
     return Path(cache_dir).expanduser() / "defect_cnn" / f"dtgan-defect-cnn-{key}.pt"
 
 
-def train_defect_cnn(images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     cfg: DefectCNNConfig) -> tuple[DefectCNN, float]:
+def train_defect_cnn(
+    images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: DefectCNNConfig
+) -> tuple[DefectCNN, float]:
     """Fit the CNN to ``labels`` (N,) long in [0, num_classes); seeded and deterministic on a CPU.
 
     Returns the network in eval mode and its accuracy on the training images (a sanity figure for the log).
@@ -107,7 +117,9 @@ def train_defect_cnn(images_uint8: torch.Tensor, labels: torch.Tensor, num_class
     return net, accuracy
 
 
-def save_defect_cnn(net: DefectCNN, num_classes: int, path: Path, class_names: list[str], accuracy: float) -> None:
+def save_defect_cnn(
+    net: DefectCNN, num_classes: int, path: Path, class_names: list[str], accuracy: float
+) -> None:
     """Atomically write the weights with the dimensions needed to rebuild the network."""
     payload = {
         "arch_version": ARCH_VERSION,
@@ -130,15 +142,25 @@ def load_defect_cnn(path: str | Path) -> DefectCNN:
     return net.eval()
 
 
-def ensure_defect_cnn(cache_dir: str | Path, data_fingerprint: str, images_uint8: torch.Tensor,
-                      labels: torch.Tensor, class_names: list[str], cfg: DefectCNNConfig) -> Path:
+def ensure_defect_cnn(
+    cache_dir: str | Path,
+    data_fingerprint: str,
+    images_uint8: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: list[str],
+    cfg: DefectCNNConfig,
+) -> Path:
     """The cached weights for this data, trained now if they are not there yet."""
     path = weights_cache_path(cache_dir, data_fingerprint, len(class_names), cfg)
     if path.is_file():
         log.info("offline feature extractor: cached weights %s", path)
         return path
-    log.info("offline feature extractor: training dtgan-defect-cnn on %d images, %d classes, %d epochs",
-             len(labels), len(class_names), cfg.epochs)
+    log.info(
+        "offline feature extractor: training dtgan-defect-cnn on %d images, %d classes, %d epochs",
+        len(labels),
+        len(class_names),
+        cfg.epochs,
+    )
     net, accuracy = train_defect_cnn(images_uint8, labels, len(class_names), cfg)
     save_defect_cnn(net, len(class_names), path, class_names, accuracy)
     log.info("offline feature extractor: train accuracy %.3f, saved %s", accuracy, path)

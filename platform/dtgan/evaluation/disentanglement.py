@@ -79,8 +79,10 @@ def identity_metrics(translate: Translate, x_normal: torch.Tensor) -> dict[str, 
     """normal -> normal: mean PSNR and SSIM of output vs input."""
     y_trg = torch.full((len(x_normal),), NORMAL_INDEX, dtype=torch.long)
     x_out = translate(x_normal, y_trg)
-    return {keys.EVAL_IDENTITY_PSNR: float(psnr(x_out, x_normal).mean()),
-            keys.EVAL_IDENTITY_SSIM: float(ssim(x_out, x_normal).mean())}
+    return {
+        keys.EVAL_IDENTITY_PSNR: float(psnr(x_out, x_normal).mean()),
+        keys.EVAL_IDENTITY_SSIM: float(ssim(x_out, x_normal).mean()),
+    }
 
 
 def removal_metrics(translate: Translate, x_defect: torch.Tensor, x_clean: torch.Tensor) -> dict[str, float]:
@@ -89,8 +91,10 @@ def removal_metrics(translate: Translate, x_defect: torch.Tensor, x_clean: torch
         x_clean = x_clean.expand(-1, x_defect.shape[1], -1, -1)
     y_trg = torch.full((len(x_defect),), NORMAL_INDEX, dtype=torch.long)
     x_out = translate(x_defect, y_trg)
-    return {keys.EVAL_REMOVAL_PSNR: float(psnr(x_out, x_clean).mean()),
-            keys.EVAL_REMOVAL_PSNR_DO_NOTHING: float(psnr(x_defect, x_clean).mean())}
+    return {
+        keys.EVAL_REMOVAL_PSNR: float(psnr(x_out, x_clean).mean()),
+        keys.EVAL_REMOVAL_PSNR_DO_NOTHING: float(psnr(x_defect, x_clean).mean()),
+    }
 
 
 def _spread_over_sources(images: torch.Tensor) -> torch.Tensor:
@@ -98,7 +102,9 @@ def _spread_over_sources(images: torch.Tensor) -> torch.Tensor:
     return images.float().std(dim=0).mean()
 
 
-def input_dependence(translate_shared: Translate, x_sources: torch.Tensor, domains: list[int]) -> dict[str, float]:
+def input_dependence(
+    translate_shared: Translate, x_sources: torch.Tensor, domains: list[int]
+) -> dict[str, float]:
     """The spread of outputs over sources under one shared code per target domain, over the sources' own spread.
 
     ``translate_shared(sources, y_trg)`` must give every source the same code (s, c) (one draw, expanded).
@@ -114,15 +120,20 @@ def input_dependence(translate_shared: Translate, x_sources: torch.Tensor, domai
     return {keys.EVAL_INPUT_DEPENDENCE: sum(ratios) / len(ratios)}
 
 
-def self_reconstruction_metrics(reconstruct: Callable[[torch.Tensor], torch.Tensor],
-                                x_normal: torch.Tensor) -> dict[str, float]:
+def self_reconstruction_metrics(
+    reconstruct: Callable[[torch.Tensor], torch.Tensor], x_normal: torch.Tensor
+) -> dict[str, float]:
     """G(x, E(x, normal)) vs x: mean PSNR and SSIM."""
     x_out = reconstruct(x_normal)
-    return {keys.EVAL_SELF_RECON_PSNR: float(psnr(x_out, x_normal).mean()),
-            keys.EVAL_SELF_RECON_SSIM: float(ssim(x_out, x_normal).mean())}
+    return {
+        keys.EVAL_SELF_RECON_PSNR: float(psnr(x_out, x_normal).mean()),
+        keys.EVAL_SELF_RECON_SSIM: float(ssim(x_out, x_normal).mean()),
+    }
 
 
-def change_locality(x_src: torch.Tensor, x_out: torch.Tensor, top_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def change_locality(
+    x_src: torch.Tensor, x_out: torch.Tensor, top_fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image: the share of sum |x_out - x_src| inside the most-changed ``top_fraction`` of pixels (1 when
     nothing changed), and the PSNR of the other pixels vs the source. Both (N,)."""
     n, _, h, w = x_src.shape
@@ -135,9 +146,13 @@ def change_locality(x_src: torch.Tensor, x_out: torch.Tensor, top_fraction: floa
     return share, psnr(x_out, x_src, mask=background)
 
 
-def transfer_locality_metrics(translate: Translate, x_normal: torch.Tensor, y_trg: torch.Tensor,
-                              top_fraction: float = 0.1) -> dict[str, float]:
+def transfer_locality_metrics(
+    translate: Translate, x_normal: torch.Tensor, y_trg: torch.Tensor, top_fraction: float = 0.1
+) -> dict[str, float]:
     """normal -> defect ``y_trg``: mean locality share and background PSNR (see :func:`change_locality`)."""
     x_out = translate(x_normal, y_trg)
     share, bg_psnr = change_locality(x_normal, x_out, top_fraction)
-    return {keys.EVAL_TRANSFER_LOCALITY: float(share.mean()), keys.EVAL_TRANSFER_BG_PSNR: float(bg_psnr.mean())}
+    return {
+        keys.EVAL_TRANSFER_LOCALITY: float(share.mean()),
+        keys.EVAL_TRANSFER_BG_PSNR: float(bg_psnr.mean()),
+    }

@@ -52,7 +52,9 @@ class EvaluationOutput:
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available; ``cuda`` without a GPU is a config error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("evaluation.device=cuda but no CUDA device is visible; use evaluation.device=auto or cpu")
+        raise ConfigError(
+            "evaluation.device=cuda but no CUDA device is visible; use evaluation.device=auto or cpu"
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -80,7 +82,9 @@ def _labelled(ds) -> LabelledSet:
 
 
 def _check_vocab(data_vocab, nets_vocab, data_path: str) -> None:
-    if tuple(data_vocab.products) != tuple(nets_vocab.products) or tuple(data_vocab.defects) != tuple(nets_vocab.defects):
+    if tuple(data_vocab.products) != tuple(nets_vocab.products) or tuple(data_vocab.defects) != tuple(
+        nets_vocab.defects
+    ):
         raise CheckpointError(
             f"{data_path}: products {list(data_vocab.products)} / defects {list(data_vocab.defects)} differ from the "
             f"checkpoint's {list(nets_vocab.products)} / {list(nets_vocab.defects)}; evaluate on the data the run "
@@ -107,10 +111,15 @@ def load_evaluation_data(data_path: str, nets_vocab, cfg: EvaluationConfig, img_
         rows = rows[round_robin(rm_ds.p[rows], cfg.disentanglement_num_images)] if len(rows) else rows
         removal_defects, removal_clean = rm_ds.images_uint8[rows], clean[rows]
     return EvaluationData(
-        products=tuple(nets_vocab.products), defects=tuple(nets_vocab.defects), img_size=img_size,
-        reference_split=cfg.reference_split, references=references,
+        products=tuple(nets_vocab.products),
+        defects=tuple(nets_vocab.defects),
+        img_size=img_size,
+        reference_split=cfg.reference_split,
+        references=references,
         reference_fingerprint=fingerprint_images(references.ids, references.images),
-        sources=sources, removal_defects=removal_defects, removal_clean=removal_clean,
+        sources=sources,
+        removal_defects=removal_defects,
+        removal_clean=removal_clean,
     )
 
 
@@ -134,16 +143,24 @@ def write_grids(nets, data: EvaluationData, cfg: EvaluationConfig, out_dir: Path
     """latent.png, reference.png and styles.png (Fig. 6) under ``out_dir``."""
     sources = data.sources.images[round_robin(data.sources.p, cfg.grid_num_sources)]
     refs = data.references
-    ref_rows = torch.cat([torch.nonzero(refs.y == d).flatten()[round_robin(refs.p[refs.y == d], cfg.grid_num_references)]
-                          for d in data.defect_indices])
+    ref_rows = torch.cat(
+        [
+            torch.nonzero(refs.y == d).flatten()[round_robin(refs.p[refs.y == d], cfg.grid_num_references)]
+            for d in data.defect_indices
+        ]
+    )
     tiles, cols = latent_grid(nets, sources, data.defect_indices, cfg.grid_num_styles, cfg.seed)
     written = [save_grid_png(tiles, cols, out_dir / "latent.png")]
     tiles, cols = reference_grid(nets, sources, refs.images[ref_rows], refs.y[ref_rows], cfg.batch_size)
     written.append(save_grid_png(tiles, cols, out_dir / "reference.png"))
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(sources)) % len(defects)]
-    contents = torch.stack([refs.images[torch.nonzero(refs.y == int(d)).flatten()[i % int((refs.y == d).sum())]]
-                            for i, d in enumerate(y_trg)])
+    contents = torch.stack(
+        [
+            refs.images[torch.nonzero(refs.y == int(d)).flatten()[i % int((refs.y == d).sum())]]
+            for i, d in enumerate(y_trg)
+        ]
+    )
     tiles, cols = style_grid(nets, sources, contents, y_trg, cfg.grid_num_styles, cfg.seed)
     written.append(save_grid_png(tiles, cols, out_dir / "styles.png"))
     return [str(p) for p in written]
@@ -164,8 +181,13 @@ def json_safe(obj):
     return obj
 
 
-def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | None = None,
-             out_dir: str | Path | None = None, expected_model: ModelConfig | None = None) -> EvaluationOutput:
+def evaluate(
+    checkpoint: str | Path,
+    cfg: EvaluationConfig,
+    data_path: str | None = None,
+    out_dir: str | Path | None = None,
+    expected_model: ModelConfig | None = None,
+) -> EvaluationOutput:
     """Evaluate a checkpoint (or a run folder's latest) and write ``evaluation.json`` and the grids.
 
     ``data_path`` defaults to the data the run was trained on; ``expected_model`` (a preset's model section)
@@ -182,7 +204,11 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
     data = load_evaluation_data(data_path, nets.vocab, cfg, nets.config.model.img_size)
     if not data.defect_indices:
         raise DataError(f"{data_path}: no defect domains besides normal; nothing to synthesise")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir_of(checkpoint) / EVALUATION_DIR / f"step_{nets.step:08d}"
+    out_dir = (
+        Path(out_dir)
+        if out_dir is not None
+        else run_dir_of(checkpoint) / EVALUATION_DIR / f"step_{nets.step:08d}"
+    )
     check_kid_feasible(data, cfg)
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
 
@@ -203,23 +229,46 @@ def evaluate(checkpoint: str | Path, cfg: EvaluationConfig, data_path: str | Non
     report = {
         "checkpoint": str(checkpoint),
         "step": nets.step,
-        "data": {"path": str(data_path), "reference_split": cfg.reference_split,
-                 "reference_fingerprint": data.reference_fingerprint, "source_split": cfg.source_split,
-                 "sources": len(data.sources), "products": list(data.products), "defects": list(data.defects)},
+        "data": {
+            "path": str(data_path),
+            "reference_split": cfg.reference_split,
+            "reference_fingerprint": data.reference_fingerprint,
+            "source_split": cfg.source_split,
+            "sources": len(data.sources),
+            "products": list(data.products),
+            "defects": list(data.defects),
+        },
         "feature_extractor": extractor.as_dict(),
         "metrics": {k: _finite(v) for k, v in metrics.items()},
         "tags": tags,
         "fidelity": fidelity,
         "features": features.summary() if features is not None else None,
         "disentanglement": disentanglement,
-        "throughput": {"generated_images": sets.generated_images, "generation_s": sets.generation_s,
-                       "generated_images_per_s": _finite(sets.images_per_s), "device": str(device)},
+        "throughput": {
+            "generated_images": sets.generated_images,
+            "generation_s": sets.generation_s,
+            "generated_images_per_s": _finite(sets.images_per_s),
+            "device": str(device),
+        },
         "grids": grids,
         "evaluation_config": cfg.model_dump(mode="json"),
         "wall_s": time.perf_counter() - started,
     }
-    report_path = write_text_atomic(out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
-    log.info("evaluation of %s (step %d) written to %s in %.1f s", checkpoint, nets.step, report_path,
-             report["wall_s"])
-    return EvaluationOutput(out_dir=out_dir, report_path=report_path, metrics=metrics, tags=tags, report=report,
-                            feature_paths=tuple(features.paths()) if features is not None else ())
+    report_path = write_text_atomic(
+        out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    )
+    log.info(
+        "evaluation of %s (step %d) written to %s in %.1f s",
+        checkpoint,
+        nets.step,
+        report_path,
+        report["wall_s"],
+    )
+    return EvaluationOutput(
+        out_dir=out_dir,
+        report_path=report_path,
+        metrics=metrics,
+        tags=tags,
+        report=report,
+        feature_paths=tuple(features.paths()) if features is not None else (),
+    )

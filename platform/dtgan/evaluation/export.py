@@ -46,13 +46,17 @@ def png_bytes(image_uint8: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def select_names(requested: list[str] | None, available: tuple[str, ...], what: str, option: str) -> list[str]:
+def select_names(
+    requested: list[str] | None, available: tuple[str, ...], what: str, option: str
+) -> list[str]:
     """The requested products/defects (all when None), each checked against the data."""
     if requested is None:
         return list(available)
     unknown = [name for name in requested if name not in available]
     if unknown:
-        raise DataError(f"{what} {', '.join(map(repr, unknown))} not in the data; {option} takes: {', '.join(available)}")
+        raise DataError(
+            f"{what} {', '.join(map(repr, unknown))} not in the data; {option} takes: {', '.join(available)}"
+        )
     return list(requested)
 
 
@@ -67,14 +71,27 @@ def check_output(out: Path, fmt: Literal["folders", "parquet"]) -> None:
     """A one-line error before any image is generated when ``--out`` cannot take the output."""
     parquet_file = fmt == "parquet" and out.suffix == ".parquet"
     if parquet_file and out.is_dir():
-        raise DataError(f"--out {out}: is a folder; name a .parquet file, or a folder without the .parquet suffix")
+        raise DataError(
+            f"--out {out}: is a folder; name a .parquet file, or a folder without the .parquet suffix"
+        )
     if not parquet_file and out.exists() and not out.is_dir():
-        raise DataError(f"--out {out}: exists and is not a folder; --format {fmt} writes into a folder (pick a new name)")
+        raise DataError(
+            f"--out {out}: exists and is not a folder; --format {fmt} writes into a folder (pick a new name)"
+        )
 
 
-def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance: ExportGuidance, per_source: int,
-                   products: list[str] | None = None, defects: list[str] | None = None,
-                   fmt: Literal["folders", "parquet"] = "folders", max_sources: int | None = None) -> ExportResult:
+def export_samples(
+    nets,
+    data,
+    cfg: EvaluationConfig,
+    out: str | Path,
+    guidance: ExportGuidance,
+    per_source: int,
+    products: list[str] | None = None,
+    defects: list[str] | None = None,
+    fmt: Literal["folders", "parquet"] = "folders",
+    max_sources: int | None = None,
+) -> ExportResult:
     """Translate every normal source of the selected products (``max_sources`` per product at most) into each
     selected defect ``per_source`` times. ``data`` is a :class:`dtgan.evaluation.protocol.EvaluationData`."""
     product_names = select_names(products, data.products, "product", "--products")
@@ -88,7 +105,9 @@ def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance:
         p = data.products.index(product)
         rows = torch.nonzero(data.sources.p == p).flatten()[:max_sources]
         if len(rows) == 0:
-            raise DataError(f"no normal '{product}' images in split {cfg.source_split}; set evaluation.source_split")
+            raise DataError(
+                f"no normal '{product}' images in split {cfg.source_split}; set evaluation.source_split"
+            )
         x_src = data.sources.images[rows]
         source_ids = [data.sources.ids[i] for i in rows.tolist()]
         for defect in defect_names:
@@ -99,18 +118,28 @@ def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance:
                 how = _guidance_of(k, guidance)
                 seed = cell_seed(cfg.seed, 5, p, d, k)
                 if how == "reference" and len(ref_rows) == 0:
-                    raise DataError(f"no '{defect}' images in split {data.reference_split} to use as references")
+                    raise DataError(
+                        f"no '{defect}' images in split {data.reference_split} to use as references"
+                    )
                 refs = data.references.images[ref_rows] if how == "reference" else None
-                x_fake = synthesize(nets, x_src, y_trg, how, references=refs, seed=seed, batch_size=cfg.batch_size)
+                x_fake = synthesize(
+                    nets, x_src, y_trg, how, references=refs, seed=seed, batch_size=cfg.batch_size
+                )
                 ref_index = pick_references(y_trg, None, len(ref_rows), seed) if how == "reference" else None
                 generated += len(x_fake)
                 for i, image in enumerate(x_fake):
                     name = f"{safe_name(source_ids[i])}_{how}_{k}.png"
                     record = {
-                        "file": f"{safe_name(product)}/{safe_name(defect)}/{name}", "product": product,
-                        "defect": defect, "source_id": source_ids[i], "guidance": how, "seed": seed,
+                        "file": f"{safe_name(product)}/{safe_name(defect)}/{name}",
+                        "product": product,
+                        "defect": defect,
+                        "source_id": source_ids[i],
+                        "guidance": how,
+                        "seed": seed,
                         "z_index": i if how == "latent" else "",
-                        "reference_id": data.references.ids[int(ref_rows[ref_index[i]])] if how == "reference" else "",
+                        "reference_id": data.references.ids[int(ref_rows[ref_index[i]])]
+                        if how == "reference"
+                        else "",
                     }
                     encoded.append((record, png_bytes(image)))
                     manifest.append(record)
@@ -125,8 +154,12 @@ def export_samples(nets, data, cfg: EvaluationConfig, out: str | Path, guidance:
         out_path = out
     else:
         out_path = _write_parquet(out, encoded, data, cfg.source_split)
-    log.info("exported %d synthetic images to %s (%.1f generated images/s)", generated, out_path,
-             generated / elapsed if elapsed > 0 else float("nan"))
+    log.info(
+        "exported %d synthetic images to %s (%.1f generated images/s)",
+        generated,
+        out_path,
+        generated / elapsed if elapsed > 0 else float("nan"),
+    )
     return ExportResult(out_path, generated, generated / elapsed if elapsed > 0 else float("nan"))
 
 
@@ -138,9 +171,14 @@ def _write_parquet(out: Path, encoded: list[tuple[dict, bytes]], data, split: st
     path = out / PARQUET_FILE if out.suffix != ".parquet" else out
     rows = Rows.empty()
     for record, image in encoded:
-        rows.append(id=f"synthetic/{record['file'].removesuffix('.png')}", product=record["product"],
-                    defect=record["defect"], split=split, source="synthetic", image=image)
+        rows.append(
+            id=f"synthetic/{record['file'].removesuffix('.png')}",
+            product=record["product"],
+            defect=record["defect"],
+            split=split,
+            source="synthetic",
+            image=image,
+        )
     info = {"generator": "dtgan sample", "manifest": [r for r, _ in encoded]}
     write_dataset(str(path), rows, Vocab(products=data.products, defects=data.defects), info=info)
     return path
-

@@ -46,8 +46,11 @@ class ExtractorSpec:
         return FEATURE_LAYER[self.name]
 
     def as_dict(self) -> dict[str, str]:
-        return {"extractor": self.name, "weights_fingerprint": self.weights_fingerprint,
-                "weights_path": self.weights_path}
+        return {
+            "extractor": self.name,
+            "weights_fingerprint": self.weights_fingerprint,
+            "weights_path": self.weights_path,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,14 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
     the ``feature_dim`` features (and the class logits) out. Weights come from
     ``feature_extractor_weights_path``; there is nothing to download."""
 
-    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs
+    ) -> None:
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
-            raise ValueError(f"{DEFECT_CNN} needs feature_extractor_weights_path (it is trained per data set)")
+            raise ValueError(
+                f"{DEFECT_CNN} needs feature_extractor_weights_path (it is trained per data set)"
+            )
         self.net = load_defect_cnn(feature_extractor_weights_path)
         self.requires_grad_(False)
 
@@ -111,7 +117,9 @@ def read_inception_state_dict(path: str | Path, expected_sha256: str) -> dict[st
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # foreign bytes raise many types
-        raise ConfigError(f"{path}: not a tensors-only weights file ({type(exc).__name__}); use {INCEPTION_WEIGHTS_FILE}") from None
+        raise ConfigError(
+            f"{path}: not a tensors-only weights file ({type(exc).__name__}); use {INCEPTION_WEIGHTS_FILE}"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{path}: not a state dict of tensors; use {INCEPTION_WEIGHTS_FILE}")
     return state
@@ -131,12 +139,16 @@ class VerifiedInceptionV3(FeatureExtractorInceptionV3):
         try:
             super().__init__(name, features_list, feature_extractor_weights_path=buffer)
         except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
-            raise ConfigError(f"the Inception weights do not fit {name} ({str(exc).splitlines()[0]})") from None
+            raise ConfigError(
+                f"the Inception weights do not fit {name} ({str(exc).splitlines()[0]})"
+            ) from None
 
 
 def build_inception(spec: ExtractorSpec, expected_sha256: str, cuda: bool) -> VerifiedInceptionV3:
     """The Inception extractor of ``spec`` in eval mode, its weights checked against ``expected_sha256``."""
-    net = VerifiedInceptionV3(spec.name, [spec.feature_layer], read_inception_state_dict(spec.weights_path, expected_sha256))
+    net = VerifiedInceptionV3(
+        spec.name, [spec.feature_layer], read_inception_state_dict(spec.weights_path, expected_sha256)
+    )
     net.requires_grad_(False).eval()
     return net.cuda() if cuda else net
 
@@ -181,7 +193,9 @@ def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], Label
         weights = find_inception_weights(cfg)
         if weights is not None:
             spec = ExtractorSpec(INCEPTION, str(weights), fingerprint_file(weights))
-            build_inception(spec, cfg.inception_weights_sha256, cuda=False)  # bad weights fail before any work
+            build_inception(
+                spec, cfg.inception_weights_sha256, cuda=False
+            )  # bad weights fail before any work
             return spec
         if name == INCEPTION:
             raise ConfigError(
@@ -192,9 +206,11 @@ def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], Label
         log.warning(
             "FID/KID: no Inception weights (%s, evaluation.inception_weights_path unset); using the offline "
             "extractor %s. Its numbers are NOT comparable with Inception FIDs or the paper's.",
-            hub_inception_weights(), DEFECT_CNN,
+            hub_inception_weights(),
+            DEFECT_CNN,
         )
     data = training_images()
-    path = ensure_defect_cnn(cfg.cache_dir, data.fingerprint, data.images_uint8, data.labels, data.class_names,
-                             cfg.defect_cnn)
+    path = ensure_defect_cnn(
+        cfg.cache_dir, data.fingerprint, data.images_uint8, data.labels, data.class_names, cfg.defect_cnn
+    )
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))

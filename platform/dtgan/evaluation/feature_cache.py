@@ -89,10 +89,17 @@ def read_cached_features(path: Path) -> torch.Tensor | None:
         with np.load(path, allow_pickle=False) as npz:
             array = npz[CACHE_ARRAY]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        log.warning("feature cache %s is unreadable (%s); computing the features again", path, type(exc).__name__)
+        log.warning(
+            "feature cache %s is unreadable (%s); computing the features again", path, type(exc).__name__
+        )
         return None
     if array.ndim != 2 or array.dtype != np.float32:
-        log.warning("feature cache %s holds %s %s, not (N, D) float32; computing again", path, array.dtype, array.shape)
+        log.warning(
+            "feature cache %s holds %s %s, not (N, D) float32; computing again",
+            path,
+            array.dtype,
+            array.shape,
+        )
         return None
     return torch.from_numpy(array)
 
@@ -101,4 +108,6 @@ def write_cached_features(path: Path, features: torch.Tensor) -> None:
     """Save (N, D) features as ``.npz`` atomically (a reader never sees half a file)."""
     array = features.detach().cpu().numpy().astype(np.float32, copy=False)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{CACHE_ARRAY: array})  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez(
+            fh, **{CACHE_ARRAY: array}
+        )  # a file object: np.savez would append ".npz" to the temporary name

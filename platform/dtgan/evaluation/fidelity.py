@@ -40,8 +40,14 @@ class UInt8Images(Dataset):
     """torch-fidelity's input: items are bare uint8 (3, H, W) tensors; gray images are repeated to 3 channels."""
 
     def __init__(self, images_uint8: torch.Tensor) -> None:
-        if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4 or images_uint8.shape[1] not in (1, 3):
-            raise ValueError(f"expected uint8 (N, 1|3, H, W), got {images_uint8.dtype} {tuple(images_uint8.shape)}")
+        if (
+            images_uint8.dtype != torch.uint8
+            or images_uint8.dim() != 4
+            or images_uint8.shape[1] not in (1, 3)
+        ):
+            raise ValueError(
+                f"expected uint8 (N, 1|3, H, W), got {images_uint8.dtype} {tuple(images_uint8.shape)}"
+            )
         self.images = images_uint8
 
     def __len__(self) -> int:
@@ -108,8 +114,13 @@ class FeatureExtractor:
         if spec.name == INCEPTION:  # weights hash-checked and read with weights_only=True
             self.net = build_inception(spec, cfg.inception_weights_sha256, self.cuda)
         else:  # dtgan-defect-cnn: our class, reads its weights with weights_only=True
-            self.net = create_feature_extractor(spec.name, [spec.feature_layer], cuda=self.cuda,
-                                                feature_extractor_weights_path=spec.weights_path, verbose=False)
+            self.net = create_feature_extractor(
+                spec.name,
+                [spec.feature_layer],
+                cuda=self.cuda,
+                feature_extractor_weights_path=spec.weights_path,
+                verbose=False,
+            )
 
     def cache_file(self, cache_name: str) -> Path:
         return cached_feature_file(self.cache_root, cache_name, self.spec.name, self.spec.feature_layer)
@@ -130,7 +141,10 @@ class FeatureExtractor:
         if cached is not None:
             return cached
         featuresdict = get_featuresdict_from_dataset(
-            UInt8Images(images_uint8), self.net, self.cfg.batch_size, self.cuda,
+            UInt8Images(images_uint8),
+            self.net,
+            self.cfg.batch_size,
+            self.cuda,
             True,  # save_cpu_ram: no DataLoader worker processes
             False,  # verbose
         )
@@ -148,17 +162,32 @@ class FeatureExtractor:
         return RealFeatures(features, fid_features_to_statistics(features), cache_name, hit)
 
 
-def fid_kid_from_features(f_fake: torch.Tensor, real: RealFeatures, spec: ExtractorSpec, cfg: EvaluationConfig,
-                          what: str = "set") -> FidelityResult:
+def fid_kid_from_features(
+    f_fake: torch.Tensor, real: RealFeatures, spec: ExtractorSpec, cfg: EvaluationConfig, what: str = "set"
+) -> FidelityResult:
     """FID and KID between synthetic features ``f_fake`` (N, D) and a real set's features (M, D)."""
     n_fake, n_real = f_fake.shape[0], real.features.shape[0]
     subset_size = choose_kid_subset_size(cfg, n_fake, n_real, what)
     fid = fid_statistics_to_metric(fid_features_to_statistics(f_fake), real.statistics, verbose=False)
-    kid = kid_features_to_metric(f_fake, real.features, kid_subsets=cfg.kid_subsets, kid_subset_size=subset_size,
-                                 rng_seed=cfg.seed, verbose=False)
-    log.info("FID/KID %s: %d synthetic vs %d real, KID subset size %d x %d subsets, %s@%s, real features %s",
-             what, n_fake, n_real, subset_size, cfg.kid_subsets, spec.name, spec.weights_fingerprint,
-             "cached" if real.cache_hit else "computed")
+    kid = kid_features_to_metric(
+        f_fake,
+        real.features,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=subset_size,
+        rng_seed=cfg.seed,
+        verbose=False,
+    )
+    log.info(
+        "FID/KID %s: %d synthetic vs %d real, KID subset size %d x %d subsets, %s@%s, real features %s",
+        what,
+        n_fake,
+        n_real,
+        subset_size,
+        cfg.kid_subsets,
+        spec.name,
+        spec.weights_fingerprint,
+        "cached" if real.cache_hit else "computed",
+    )
     return FidelityResult(
         fid=float(fid[KEY_METRIC_FID]),
         kid_mean=float(kid[KEY_METRIC_KID_MEAN]),
@@ -174,8 +203,15 @@ def fid_kid_from_features(f_fake: torch.Tensor, real: RealFeatures, spec: Extrac
     )
 
 
-def fid_kid(x_fake: torch.Tensor, x_real: torch.Tensor, extractor: ExtractorSpec, cfg: EvaluationConfig,
-            device: torch.device, real_key: RealSetKey | None = None, what: str = "set") -> FidelityResult:
+def fid_kid(
+    x_fake: torch.Tensor,
+    x_real: torch.Tensor,
+    extractor: ExtractorSpec,
+    cfg: EvaluationConfig,
+    device: torch.device,
+    real_key: RealSetKey | None = None,
+    what: str = "set",
+) -> FidelityResult:
     """FID and KID between synthetic ``x_fake`` and real ``x_real`` (uint8 (N, 1|3, H, W)).
 
     With ``real_key`` the real features are read from / written to ``cfg.cache_dir``; ``what`` names the

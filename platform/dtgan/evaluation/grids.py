@@ -16,7 +16,9 @@ GRID_PADDING_PX = 1
 
 
 @torch.inference_mode()
-def latent_grid(nets, sources: torch.Tensor, defects: list[int], num_styles: int, seed: int) -> tuple[torch.Tensor, int]:
+def latent_grid(
+    nets, sources: torch.Tensor, defects: list[int], num_styles: int, seed: int
+) -> tuple[torch.Tensor, int]:
     """Rows: sources; columns: [source | num_styles latent samples for each defect], one z per column shared
     by every row, so a column shows one style on every source. Returns uint8 tiles (rows * cols, 3, H, W) in
     row-major order and the column count."""
@@ -30,27 +32,39 @@ def latent_grid(nets, sources: torch.Tensor, defects: list[int], num_styles: int
         for i, d in enumerate(defects):
             y = torch.full((n,), d, dtype=torch.long, device=device)
             for k in range(num_styles):
-                s_trg, c_trg = nets.mapping_network(z[i * num_styles + k : i * num_styles + k + 1].expand(n, -1), y)
+                s_trg, c_trg = nets.mapping_network(
+                    z[i * num_styles + k : i * num_styles + k + 1].expand(n, -1), y
+                )
                 columns.append(to_uint8(nets.generator(x_src, s_trg, c_trg).clamp(-1.0, 1.0)).cpu())
     return torch.stack(columns, dim=1).flatten(0, 1), len(columns)
 
 
-def reference_grid(nets, sources: torch.Tensor, references: torch.Tensor, y_ref: torch.Tensor,
-                   batch_size: int = 64) -> tuple[torch.Tensor, int]:
+def reference_grid(
+    nets, sources: torch.Tensor, references: torch.Tensor, y_ref: torch.Tensor, batch_size: int = 64
+) -> tuple[torch.Tensor, int]:
     """A header row [blank | references], then [source | source in the style of each reference]."""
     n = len(sources)
     columns = [sources]
     for j in range(len(references)):
-        columns.append(synthesize(nets, sources, y_ref[j].repeat(n), "reference", references=references[j : j + 1],
-                                  batch_size=batch_size))
+        columns.append(
+            synthesize(
+                nets,
+                sources,
+                y_ref[j].repeat(n),
+                "reference",
+                references=references[j : j + 1],
+                batch_size=batch_size,
+            )
+        )
     header = torch.cat([torch.zeros_like(sources[:1]), references])  # (1 + M, 3, H, W)
     body = torch.stack(columns, dim=1).flatten(0, 1)
     return torch.cat([header, body]), len(columns)
 
 
 @torch.inference_mode()
-def style_grid(nets, sources: torch.Tensor, contents: torch.Tensor, y_trg: torch.Tensor, num_styles: int,
-               seed: int) -> tuple[torch.Tensor, int]:
+def style_grid(
+    nets, sources: torch.Tensor, contents: torch.Tensor, y_trg: torch.Tensor, num_styles: int, seed: int
+) -> tuple[torch.Tensor, int]:
     """Fig. 6: rows [source | content reference | G(source, s_k, c(content)) for num_styles random s_k].
 
     The content code c comes from the style encoder on the content reference (domain ``y_trg``); the style

@@ -127,11 +127,20 @@ def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> S
             y_trg = torch.full((count,), d, dtype=torch.long)
             refs = data.references.images[data.references.y == d]  # that defect's images, any product
             if len(refs) == 0:
-                raise DataError(f"no '{data.defects[d]}' images in split {data.reference_split} to use as references")
+                raise DataError(
+                    f"no '{data.defects[d]}' images in split {data.reference_split} to use as references"
+                )
             for g, guidance in enumerate(("latent", "reference")):
                 started = time.perf_counter()
-                x_fake = synthesize(nets, x_src, y_trg, guidance, references=refs if guidance == "reference" else None,
-                                    seed=cell_seed(cfg.seed, g + 1, p, d), batch_size=cfg.batch_size)
+                x_fake = synthesize(
+                    nets,
+                    x_src,
+                    y_trg,
+                    guidance,
+                    references=refs if guidance == "reference" else None,
+                    seed=cell_seed(cfg.seed, g + 1, p, d),
+                    batch_size=cfg.batch_size,
+                )
                 sets.generation_s += time.perf_counter() - started
                 sets.generated_images += count
                 sets.images[(guidance, p, d)] = x_fake
@@ -143,8 +152,12 @@ def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> S
             sets.images[("mix", p, d)] = torch.cat(
                 [sets.images[("latent", p, d)][from_latent], sets.images[("reference", p, d)][from_reference]]
             )
-    log.info("generated %d images in %.1f s (%.1f images/s)", sets.generated_images, sets.generation_s,
-             sets.images_per_s)
+    log.info(
+        "generated %d images in %.1f s (%.1f images/s)",
+        sets.generated_images,
+        sets.generation_s,
+        sets.images_per_s,
+    )
     return sets
 
 
@@ -177,11 +190,17 @@ def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
         n_fake = cfg.images_per_product_per_defect * len(products) * len(defects)
         product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
         defect_name = POOLED if d_sel is None else data.defects[d_sel]
-        choose_kid_subset_size(cfg, n_fake, n_real, f"product {product_name}, defect {defect_name} "
-                               f"(real: split {data.reference_split})")
+        choose_kid_subset_size(
+            cfg,
+            n_fake,
+            n_real,
+            f"product {product_name}, defect {defect_name} (real: split {data.reference_split})",
+        )
 
 
-def synthetic_features(sets: SyntheticSets, features: FeatureExtractor) -> dict[tuple[str, int, int], torch.Tensor]:
+def synthetic_features(
+    sets: SyntheticSets, features: FeatureExtractor
+) -> dict[tuple[str, int, int], torch.Tensor]:
     """(N, D) features of every synthetic cell, each image through the extractor once: the mix set's rows
     are taken from the latent and reference sets' features (the same images)."""
     out = {cell: features(images) for cell, images in sets.images.items() if cell[0] != "mix"}
@@ -193,8 +212,9 @@ def synthetic_features(sets: SyntheticSets, features: FeatureExtractor) -> dict[
             out[cell] = features(images)
         else:
             from_latent, from_reference = rows
-            out[cell] = torch.cat([out[("latent", *cell[1:])][from_latent],
-                                   out[("reference", *cell[1:])][from_reference]])
+            out[cell] = torch.cat(
+                [out[("latent", *cell[1:])][from_latent], out[("reference", *cell[1:])][from_reference]]
+            )
     return out
 
 
@@ -203,8 +223,14 @@ def scope_name(product: str) -> str:
     return product if product == ALL_PRODUCTS else keys.safe_name(product)
 
 
-def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig,
-                    device: torch.device, feature_sink: FeatureSink | None = None) -> list[dict]:
+def fidelity_scores(
+    sets: SyntheticSets,
+    data: EvaluationData,
+    extractor: ExtractorSpec,
+    cfg: EvaluationConfig,
+    device: torch.device,
+    feature_sink: FeatureSink | None = None,
+) -> list[dict]:
     """FID/KID of every guidance x (all products, each product) [x each defect], as report records.
 
     ``feature_sink`` receives the features of the pooled scopes (all products and each product, the defect
@@ -224,9 +250,12 @@ def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: Extrac
             log.warning("no real '%s' images of product %s: no per-defect score", defect_name, product_name)
             continue
         real_key = RealSetKey(
-            data_fingerprint=data.reference_fingerprint, split=data.reference_split,
-            selection=f"product={product_name};defect={defect_name}", img_size=data.img_size,
-            extractor=extractor.name, weights_fingerprint=extractor.weights_fingerprint,
+            data_fingerprint=data.reference_fingerprint,
+            split=data.reference_split,
+            selection=f"product={product_name};defect={defect_name}",
+            img_size=data.img_size,
+            extractor=extractor.name,
+            weights_fingerprint=extractor.weights_fingerprint,
         )
         real = features.real(x_real, real_key)
         sink = feature_sink if d_sel is None else None
@@ -241,12 +270,16 @@ def fidelity_scores(sets: SyntheticSets, data: EvaluationData, extractor: Extrac
                 sink(generated_features_file(guidance, scope), f_fake)
             key_product = None if p_sel is None else data.products[p_sel]
             key_defect = None if d_sel is None else data.defects[d_sel]
-            records.append({
-                "guidance": guidance, "product": product_name, "defect": defect_name,
-                "fid_key": keys.fid_key(guidance, key_product, key_defect),
-                "kid_key": keys.kid_key(guidance, key_product, key_defect),
-                **result.as_dict(),
-            })
+            records.append(
+                {
+                    "guidance": guidance,
+                    "product": product_name,
+                    "defect": defect_name,
+                    "fid_key": keys.fid_key(guidance, key_product, key_defect),
+                    "kid_key": keys.kid_key(guidance, key_product, key_defect),
+                    **result.as_dict(),
+                }
+            )
     return records
 
 
@@ -257,19 +290,35 @@ def disentanglement_scores(nets, data: EvaluationData, cfg: EvaluationConfig) ->
     x_normal = data.sources.images[rows]
     out: dict[str, dict] = {
         "identity": {**identity_metrics(translate, x_normal), "n": len(rows)},
-        "input_dependence": {**input_dependence(shared_code_translator(nets, cell_seed(cfg.seed, 5), cfg.batch_size),
-                                                x_normal, [NORMAL_INDEX, *data.defect_indices]), "n": len(rows)},
-        "self_reconstruction": {**self_reconstruction_metrics(self_reconstructor(nets, NORMAL_INDEX, cfg.batch_size),
-                                                              x_normal), "n": len(rows)},
+        "input_dependence": {
+            **input_dependence(
+                shared_code_translator(nets, cell_seed(cfg.seed, 5), cfg.batch_size),
+                x_normal,
+                [NORMAL_INDEX, *data.defect_indices],
+            ),
+            "n": len(rows),
+        },
+        "self_reconstruction": {
+            **self_reconstruction_metrics(self_reconstructor(nets, NORMAL_INDEX, cfg.batch_size), x_normal),
+            "n": len(rows),
+        },
     }
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
-    out["transfer"] = {**transfer_locality_metrics(translate, x_normal, y_trg, cfg.locality_top_fraction),
-                       "n": len(rows), "top_fraction": cfg.locality_top_fraction}
+    out["transfer"] = {
+        **transfer_locality_metrics(translate, x_normal, y_trg, cfg.locality_top_fraction),
+        "n": len(rows),
+        "top_fraction": cfg.locality_top_fraction,
+    }
     if data.removal_defects is not None and len(data.removal_defects):
         n = min(len(data.removal_defects), cfg.disentanglement_num_images)
-        out["removal"] = {**removal_metrics(translate, data.removal_defects[:n], data.removal_clean[:n]), "n": n,
-                          "split": cfg.removal_split}
+        out["removal"] = {
+            **removal_metrics(translate, data.removal_defects[:n], data.removal_clean[:n]),
+            "n": n,
+            "split": cfg.removal_split,
+        }
     else:
-        log.info("removal not scored: no defect images with a clean background in split %s", cfg.removal_split)
+        log.info(
+            "removal not scored: no defect images with a clean background in split %s", cfg.removal_split
+        )
     return out

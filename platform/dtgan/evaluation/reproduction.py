@@ -32,9 +32,17 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 TABLE_METRICS = (
-    keys.fid_key("mix"), keys.kid_key("mix"), keys.EVAL_IDENTITY_SSIM, keys.EVAL_IDENTITY_PSNR,
-    keys.EVAL_TRANSFER_LOCALITY, keys.EVAL_TRANSFER_BG_PSNR, keys.EVAL_REMOVAL_PSNR, keys.EVAL_REMOVAL_PSNR_DO_NOTHING,
-    keys.EVAL_INPUT_DEPENDENCE, keys.EVAL_SELF_RECON_SSIM, keys.EVAL_SELF_RECON_PSNR,
+    keys.fid_key("mix"),
+    keys.kid_key("mix"),
+    keys.EVAL_IDENTITY_SSIM,
+    keys.EVAL_IDENTITY_PSNR,
+    keys.EVAL_TRANSFER_LOCALITY,
+    keys.EVAL_TRANSFER_BG_PSNR,
+    keys.EVAL_REMOVAL_PSNR,
+    keys.EVAL_REMOVAL_PSNR_DO_NOTHING,
+    keys.EVAL_INPUT_DEPENDENCE,
+    keys.EVAL_SELF_RECON_SSIM,
+    keys.EVAL_SELF_RECON_PSNR,
 )
 
 
@@ -67,7 +75,9 @@ def read_run(run_dir: str | Path, variant: str, seed: int) -> RunRecord:
     run_dir = Path(run_dir)
     curve_path = run_dir / "evaluation" / CURVE_FILE
     if not curve_path.is_file():
-        raise DataError(f"{curve_path}: no learning curve; run `dtgan evaluate {run_dir} --all-checkpoints` first")
+        raise DataError(
+            f"{curve_path}: no learning curve; run `dtgan evaluate {run_dir} --all-checkpoints` first"
+        )
     curve = json.loads(curve_path.read_text())
     points = {int(p["step"]): {k: float(v) for k, v in p["metrics"].items()} for p in curve["points"]}
     if not points:
@@ -75,7 +85,9 @@ def read_run(run_dir: str | Path, variant: str, seed: int) -> RunRecord:
     downstream_path = run_dir / "downstream" / DOWNSTREAM_FILE
     downstream = {}
     if downstream_path.is_file():
-        downstream = {k: float(v) for k, v in json.loads(downstream_path.read_text()).get("metrics", {}).items()}
+        downstream = {
+            k: float(v) for k, v in json.loads(downstream_path.read_text()).get("metrics", {}).items()
+        }
     tags = curve.get("tags", {})
     extractor = f"{tags.get(keys.TAG_FID_EXTRACTOR, '?')}@{tags.get(keys.TAG_FID_WEIGHTS, '?')}"
     return RunRecord(variant, seed, str(run_dir), points, downstream, extractor)
@@ -101,11 +113,17 @@ def target_checks(record: RunRecord) -> dict[str, bool]:
     for label, key, _, threshold in TARGETS:
         checks[label] = key in final and final[key] >= threshold
     removal, bar = final.get(keys.EVAL_REMOVAL_PSNR), final.get(keys.EVAL_REMOVAL_PSNR_DO_NOTHING)
-    checks["removal PSNR >= do-nothing + 1 dB"] = removal is not None and bar is not None and removal >= bar + 1.0
+    checks["removal PSNR >= do-nothing + 1 dB"] = (
+        removal is not None and bar is not None and removal >= bar + 1.0
+    )
     initial = record.initial
     fid = keys.fid_key("mix")
-    checks["FID-mix <= half of step 0's"] = (initial is not None and fid in initial and fid in record.final
-                                             and record.final[fid] <= 0.5 * initial[fid])
+    checks["FID-mix <= half of step 0's"] = (
+        initial is not None
+        and fid in initial
+        and fid in record.final
+        and record.final[fid] <= 0.5 * initial[fid]
+    )
     return checks
 
 
@@ -122,9 +140,13 @@ def summarise(records: Sequence[RunRecord]) -> dict:
             "final_steps": [r.final_step for r in runs],
             "run_dirs": [r.run_dir for r in runs],
             "final": {k: [r.final[k] for r in runs if k in r.final] for k in metrics_final},
-            "initial": {k: [r.initial[k] for r in runs if r.initial and k in r.initial] for k in metrics_final},
-            "downstream": {k: [r.downstream[k] for r in runs if k in r.downstream]
-                           for k in sorted({k for r in runs for k in r.downstream})},
+            "initial": {
+                k: [r.initial[k] for r in runs if r.initial and k in r.initial] for k in metrics_final
+            },
+            "downstream": {
+                k: [r.downstream[k] for r in runs if k in r.downstream]
+                for k in sorted({k for r in runs for k in r.downstream})
+            },
             "targets_met": {},
         }
         for run in runs:
@@ -143,31 +165,60 @@ def summary_markdown(summary: dict) -> str:
     """The summary as Markdown: final and step-0 values (mean ± sd over seeds), downstream errors, targets."""
     variants = summary["variants"]
     names = list(variants)
-    lines = [f"Features (extractor@weights): {', '.join(summary['extractors'])}. Values are mean ± sample sd over the seeds listed;"
-             " step 0 is the same networks before training.", "",
-             "| metric | " + " | ".join(f"({v}) final | ({v}) step 0" for v in names) + " |",
-             "|---|" + "---|---|" * len(names)]
+    lines = [
+        f"Features (extractor@weights): {', '.join(summary['extractors'])}. Values are mean ± sample sd over the seeds listed;"
+        " step 0 is the same networks before training.",
+        "",
+        "| metric | " + " | ".join(f"({v}) final | ({v}) step 0" for v in names) + " |",
+        "|---|" + "---|---|" * len(names),
+    ]
     for key in TABLE_METRICS:
         cells = []
         for v in names:
-            cells += [format_mean_sd(variants[v]["final"].get(key, [])), format_mean_sd(variants[v]["initial"].get(key, []))]
+            cells += [
+                format_mean_sd(variants[v]["final"].get(key, [])),
+                format_mean_sd(variants[v]["initial"].get(key, [])),
+            ]
         lines.append(f"| {_short(key)} | " + " | ".join(cells) + " |")
-    lines += ["", "| | " + " | ".join(f"({v})" for v in names) + " |", "|---|" + "---|" * len(names),
-              "| seeds | " + " | ".join(", ".join(map(str, variants[v]["seeds"])) for v in names) + " |",
-              "| steps | " + " | ".join(", ".join(map(str, sorted(set(variants[v]["final_steps"])))) for v in names) + " |"]
+    lines += [
+        "",
+        "| | " + " | ".join(f"({v})" for v in names) + " |",
+        "|---|" + "---|" * len(names),
+        "| seeds | " + " | ".join(", ".join(map(str, variants[v]["seeds"])) for v in names) + " |",
+        "| steps | "
+        + " | ".join(", ".join(map(str, sorted(set(variants[v]["final_steps"])))) for v in names)
+        + " |",
+    ]
     downstream_keys = sorted({k for v in names for k in variants[v]["downstream"] if k.endswith("_mean")})
     for key in downstream_keys:
-        lines.append(f"| {_short(key)} (%) | "
-                     + " | ".join(format_mean_sd(variants[v]["downstream"].get(key, [])) for v in names) + " |")
+        lines.append(
+            f"| {_short(key)} (%) | "
+            + " | ".join(format_mean_sd(variants[v]["downstream"].get(key, [])) for v in names)
+            + " |"
+        )
     for label in next(iter(variants.values()))["targets_met"] if variants else []:
-        lines.append(f"| target: {label} | " + " | ".join(
-            f"{variants[v]['targets_met'].get(label, 0)} of {len(variants[v]['seeds'])} seeds" for v in names) + " |")
+        lines.append(
+            f"| target: {label} | "
+            + " | ".join(
+                f"{variants[v]['targets_met'].get(label, 0)} of {len(variants[v]['seeds'])} seeds"
+                for v in names
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def curves_figure(records: Sequence[RunRecord], metrics: Sequence[str] = (
-        keys.fid_key("mix"), keys.EVAL_IDENTITY_SSIM, keys.EVAL_IDENTITY_PSNR, keys.EVAL_TRANSFER_LOCALITY,
-        keys.EVAL_INPUT_DEPENDENCE, keys.EVAL_SELF_RECON_SSIM)):
+def curves_figure(
+    records: Sequence[RunRecord],
+    metrics: Sequence[str] = (
+        keys.fid_key("mix"),
+        keys.EVAL_IDENTITY_SSIM,
+        keys.EVAL_IDENTITY_PSNR,
+        keys.EVAL_TRANSFER_LOCALITY,
+        keys.EVAL_INPUT_DEPENDENCE,
+        keys.EVAL_SELF_RECON_SSIM,
+    ),
+):
     """One panel per metric, one line per run (colour = variant), against the step."""
     import matplotlib
 
@@ -183,13 +234,19 @@ def curves_figure(records: Sequence[RunRecord], metrics: Sequence[str] = (
         for record in records:
             colour = colours.setdefault(record.variant, palette[len(colours) % len(palette)])
             steps = sorted(s for s, m in record.points.items() if key in m)
-            axis.plot(steps, [record.points[s][key] for s in steps], marker="o", ms=3, color=colour,
-                      label=f"({record.variant}) seed {record.seed}")
+            axis.plot(
+                steps,
+                [record.points[s][key] for s in steps],
+                marker="o",
+                ms=3,
+                color=colour,
+                label=f"({record.variant}) seed {record.seed}",
+            )
         axis.set_title(_short(key))
         axis.set_xlabel("step")
         if key.startswith("eval/fid") or key.startswith("eval/kid"):
             axis.set_yscale("log")
-    for axis in list(axes.flat)[len(metrics):]:
+    for axis in list(axes.flat)[len(metrics) :]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=7)
     figure.tight_layout()
@@ -201,8 +258,10 @@ def write_summary(records: Sequence[RunRecord], out_dir: str | Path) -> dict[str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarise(records)
-    paths = {"json": write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
-             "markdown": write_text_atomic(out_dir / "summary.md", summary_markdown(summary))}
+    paths = {
+        "json": write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n"),
+        "markdown": write_text_atomic(out_dir / "summary.md", summary_markdown(summary)),
+    }
     with atomic_path(out_dir / "curves.png") as tmp:
         curves_figure(records).savefig(tmp, format="png", dpi=110)
     paths["curves"] = out_dir / "curves.png"

@@ -24,7 +24,9 @@ def latent_codes(num: int, latent_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(num, latent_dim, generator=torch.Generator().manual_seed(seed))
 
 
-def pick_references(y_trg: torch.Tensor, y_ref: torch.Tensor | None, num_references: int, seed: int) -> torch.Tensor:
+def pick_references(
+    y_trg: torch.Tensor, y_ref: torch.Tensor | None, num_references: int, seed: int
+) -> torch.Tensor:
     """For each target i a seeded random reference index among those of domain ``y_trg[i]`` (among all
     references when ``y_ref`` is None, i.e. all references are of the target domain). (N,) long."""
     g = torch.Generator().manual_seed(seed)
@@ -43,9 +45,16 @@ def pick_references(y_trg: torch.Tensor, y_ref: torch.Tensor | None, num_referen
 
 
 @torch.inference_mode()
-def synthesize(nets, sources: torch.Tensor, y_trg: torch.Tensor, guidance: SynthesisGuidance,
-               references: torch.Tensor | None = None, seed: int = 0, batch_size: int = 64,
-               y_ref: torch.Tensor | None = None) -> torch.Tensor:
+def synthesize(
+    nets,
+    sources: torch.Tensor,
+    y_trg: torch.Tensor,
+    guidance: SynthesisGuidance,
+    references: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    y_ref: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Translate each source (uint8 (N, 3, H, W)) to its target domain ``y_trg`` (N,) long.
 
     Latent guidance draws z ~ N(0, I) per image; reference guidance encodes a seeded random reference of
@@ -82,7 +91,9 @@ def synthesize(nets, sources: torch.Tensor, y_trg: torch.Tensor, guidance: Synth
     return torch.cat(outputs) if outputs else torch.empty(0, *sources.shape[1:], dtype=torch.uint8)
 
 
-def latent_translator(nets, seed: int, batch_size: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def latent_translator(
+    nets, seed: int, batch_size: int
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``translate(sources, y_trg)`` with latent guidance, for the disentanglement metrics."""
 
     def translate(sources: torch.Tensor, y_trg: torch.Tensor) -> torch.Tensor:
@@ -92,20 +103,23 @@ def latent_translator(nets, seed: int, batch_size: int) -> Callable[[torch.Tenso
 
 
 @torch.inference_mode()
-def _translate_with_codes(nets, sources: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None,
-                          batch_size: int) -> torch.Tensor:
+def _translate_with_codes(
+    nets, sources: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None, batch_size: int
+) -> torch.Tensor:
     """G(x_i, s, c) for every source with one code (s (1, S), c (1, C, B, B) or None) -> uint8 (N, 3, H, W)."""
     device = nets_device(nets)
     outputs = []
     for start in range(0, len(sources), batch_size):
-        x_real = from_uint8(sources[start:start + batch_size]).to(device)
+        x_real = from_uint8(sources[start : start + batch_size]).to(device)
         n = len(x_real)
         x_fake = nets.generator(x_real, s.expand(n, -1), None if c is None else c.expand(n, -1, -1, -1))
         outputs.append(to_uint8(x_fake.clamp(-1.0, 1.0)).cpu())
     return torch.cat(outputs)
 
 
-def shared_code_translator(nets, seed: int, batch_size: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def shared_code_translator(
+    nets, seed: int, batch_size: int
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``translate(sources, y_trg)`` giving every source of one call the same latent code: one z, one pass of M
     (so the same per-pixel noise in step g) per target domain; for the input-dependence metric."""
 
@@ -132,7 +146,7 @@ def self_reconstructor(nets, domain: int, batch_size: int) -> Callable[[torch.Te
         device = nets_device(nets)
         outputs = []
         for start in range(0, len(sources), batch_size):
-            x_real = from_uint8(sources[start:start + batch_size]).to(device)
+            x_real = from_uint8(sources[start : start + batch_size]).to(device)
             y = torch.full((len(x_real),), domain, dtype=torch.long, device=device)
             s, c = nets.style_encoder(x_real, y)
             outputs.append(to_uint8(nets.generator(x_real, s, c).clamp(-1.0, 1.0)).cpu())

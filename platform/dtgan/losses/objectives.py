@@ -81,7 +81,9 @@ def discriminator_loss(
     with torch.autocast(x_real.device.type, enabled=False):  # R1 stays in fp32 under bf16 autocast
         out_real = nets.discriminator(x_real, batch.y_org)
         terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
-        terms["d/r1"] = r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
+        terms["d/r1"] = (
+            r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
+        )
 
     with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)
@@ -92,8 +94,24 @@ def discriminator_loss(
 
     acgan = loss_cfg.classifier_losses == "acgan"
     heads = (
-        ("fg", toggles.fg_classifier, loss_cfg.lambda_fg, fg_classification_loss, "fg_logits", batch.y_org, batch.y_trg),
-        ("bg", toggles.bg_classifier, loss_cfg.lambda_bg, bg_classification_loss, "bg_logits", batch.p_org, batch.p_org),
+        (
+            "fg",
+            toggles.fg_classifier,
+            loss_cfg.lambda_fg,
+            fg_classification_loss,
+            "fg_logits",
+            batch.y_org,
+            batch.y_trg,
+        ),
+        (
+            "bg",
+            toggles.bg_classifier,
+            loss_cfg.lambda_bg,
+            bg_classification_loss,
+            "bg_logits",
+            batch.p_org,
+            batch.p_org,
+        ),
     )
     for name, enabled, weight, loss_fn, attr, label_real, label_fake in heads:
         if not enabled:
@@ -102,7 +120,9 @@ def discriminator_loss(
         terms[f"d/{name}_cls"] = loss_fn(real_logits, label_real) if weight > 0 else _zero(real_logits)
         total = total + weight * terms[f"d/{name}_cls"]
         if acgan:  # A3 alternative: D also learns the classes of fakes (target FG label, source product)
-            terms[f"d/{name}_cls_fake"] = loss_fn(fake_logits, label_fake) if weight > 0 else _zero(fake_logits)
+            terms[f"d/{name}_cls_fake"] = (
+                loss_fn(fake_logits, label_fake) if weight > 0 else _zero(fake_logits)
+            )
             total = total + weight * terms[f"d/{name}_cls_fake"]
     terms["d/total"] = total
     return total, terms
@@ -130,7 +150,9 @@ def generator_loss(
     mixes = None  # G_12, G_21, G_22 of Eq. 3
     if mixed and lambda_ds > 0:
         s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
-        x_fake, mixes = _decode_mixes(generator, h_real, background, (s_trg, c_trg), (s_trg2, c_trg2), loss_cfg)
+        x_fake, mixes = _decode_mixes(
+            generator, h_real, background, (s_trg, c_trg), (s_trg2, c_trg2), loss_cfg
+        )
     else:
         x_fake = generator.decode(h_real, s_trg, c_trg, background=background)  # G_11
     out_fake = nets.discriminator(x_fake, batch.y_trg)
@@ -181,9 +203,13 @@ def generator_loss(
 
     # Eq. 6-7 on the fake: target defect, source product (the background must be kept).
     if toggles.fg_classifier:
-        terms["g/fg_cls"] = fg_classification_loss(out_fake.fg_logits, batch.y_trg) if loss_cfg.lambda_fg > 0 else zero
+        terms["g/fg_cls"] = (
+            fg_classification_loss(out_fake.fg_logits, batch.y_trg) if loss_cfg.lambda_fg > 0 else zero
+        )
     if toggles.bg_classifier:
-        terms["g/bg_cls"] = bg_classification_loss(out_fake.bg_logits, batch.p_org) if loss_cfg.lambda_bg > 0 else zero
+        terms["g/bg_cls"] = (
+            bg_classification_loss(out_fake.bg_logits, batch.p_org) if loss_cfg.lambda_bg > 0 else zero
+        )
 
     weights = {
         "g/adv": 1.0,
@@ -231,4 +257,3 @@ def _decode_batched(generator, h_real, background, codes) -> list[torch.Tensor]:
     c = torch.cat([c for _, c in codes])  # (k*N, C, B, B)
     bg = background.repeat(k, 1, 1, 1) if background is not None else None  # (k*N, 3, H, W)
     return list(generator.decode(h_real.repeat(k, 1, 1, 1), s, c, background=bg).chunk(k))
-

@@ -89,7 +89,9 @@ class Generator(nn.Module):
         """The fusion applied to the ``channels`` slice of its input alone: (N, |channels|, H, W) -> (N, 3, H, W)."""
         if isinstance(self.fusion, nn.Sequential):  # A5 norm_act_conv: IN(affine) -> LReLU -> conv1x1
             norm, _, conv = self.fusion
-            feats = F.instance_norm(feats, weight=norm.weight[channels], bias=norm.bias[channels], eps=norm.eps)
+            feats = F.instance_norm(
+                feats, weight=norm.weight[channels], bias=norm.bias[channels], eps=norm.eps
+            )
             feats = F.leaky_relu(feats, LRELU_SLOPE)
         else:  # A5 conv
             conv = self.fusion

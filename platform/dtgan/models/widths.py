@@ -117,9 +117,7 @@ def layer_widths(cfg: ModelConfig) -> Widths:
         Block(ups[-1].dim_in, bg, True),
     )
     fg = [min(m * c, cap) for m in FG_DECODER_MULTIPLES]
-    fg_decoder = tuple(
-        Block(fg[i - 1] if i else c, fg[i], i >= len(fg) - levels) for i in range(len(fg))
-    )
+    fg_decoder = tuple(Block(fg[i - 1] if i else c, fg[i], i >= len(fg) - levels) for i in range(len(fg)))
 
     trunk = tuple(_down_chain(stem, cap, levels))
     n_adv = max(_log2(side) - _log2(ADV_BRANCH_SIDE), 0)

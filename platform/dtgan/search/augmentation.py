@@ -53,17 +53,24 @@ def _group_metrics(results: list[dict], backbone: str) -> dict[str, float]:
     return {keys.downstream_key(r["cell"]["arm"], backbone): r["test_error_pct"] / 100.0 for r in results}
 
 
-def run_augmentation(config: DTGANConfig, checkpoint: str | None, method: str | None = None,
-                     resume: bool | str = False, address: str | None = None,
-                     temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+def run_augmentation(
+    config: DTGANConfig,
+    checkpoint: str | None,
+    method: str | None = None,
+    resume: bool | str = False,
+    address: str | None = None,
+    temp_dir: str | None = None,
+) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
     """Run (or resume) the study; rows per (size, seed) and the printed text."""
     from dtgan.downstream.study import markdown_table, plan_jobs, summarize
     from dtgan.search import ray_tune
 
     cfg = config.downstream
     if cfg.products != (ALL,) or cfg.defect_sources != (ALL,):
-        raise ConfigError("experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
-                          "defect_sources=[all]); run cross-domain studies with `dtgan downstream`")
+        raise ConfigError(
+            "experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
+            "defect_sources=[all]); run cross-domain studies with `dtgan downstream`"
+        )
     if cfg.synthetic_arms and checkpoint is None:
         raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need --checkpoint CHECKPOINT_OR_RUN")
     generator_config = config
@@ -72,7 +79,9 @@ def run_augmentation(config: DTGANConfig, checkpoint: str | None, method: str | 
 
         generator_config = load_inference_nets(checkpoint).config
     method = method or method_name(generator_config)
-    launch = launch_study(config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method})
+    launch = launch_study(
+        config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method}
+    )
     tracker = launch.tracker
     started = ray_tune.start_ray(launch.config.study, address=address, temp_dir=temp_dir)
     map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
@@ -84,17 +93,24 @@ def run_augmentation(config: DTGANConfig, checkpoint: str | None, method: str | 
             groups.setdefault((spec.cell.normal_images_per_product, spec.seed), []).append(spec)
         for (size, seed), group in groups.items():
             trial_key = f"n{size}-seed{seed}"
-            run = tracker.start_trial(launch.parent_run_id, trial_key, launch.config,
-                                      tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name})
+            run = tracker.start_trial(
+                launch.parent_run_id,
+                trial_key,
+                launch.config,
+                tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name},
+            )
             if run.finished:
-                rows.append({"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id})
+                rows.append(
+                    {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
+                )
                 continue
             try:
                 tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
                 results = list(map_fn(_job, group))
                 tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
-                tracker.log_dict(run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]},
-                                 "downstream/jobs.json")
+                tracker.log_dict(
+                    run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"
+                )
                 tracker.end_run(run.run_id)
             except BaseException as exc:
                 tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)

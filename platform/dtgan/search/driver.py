@@ -34,14 +34,33 @@ DEFAULT_STORAGE_PATH = "ray_results"
 def study_arguments(description: str, default_preset: str) -> argparse.ArgumentParser:
     """``--preset``, ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--preset", "-c", default=default_preset,
-                        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset})")
-    parser.add_argument("-o", "--override", metavar="KEY=VALUE", action="append", default=[],
-                        help="dotted config override, e.g. -o study.seeds=[1,2] (repeatable)")
-    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_NAME",
-                        help="continue the latest (or the named) launch of this study: Tune restore, same MLflow runs")
-    parser.add_argument("--address", default=None,
-                        help="Ray cluster address; default $RAY_ADDRESS (set by `ray job submit`), else a local Ray")
+    parser.add_argument(
+        "--preset",
+        "-c",
+        default=default_preset,
+        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset})",
+    )
+    parser.add_argument(
+        "-o",
+        "--override",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="dotted config override, e.g. -o study.seeds=[1,2] (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_NAME",
+        help="continue the latest (or the named) launch of this study: Tune restore, same MLflow runs",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address; default $RAY_ADDRESS (set by `ray job submit`), else a local Ray",
+    )
     parser.add_argument("--ray-temp-dir", default=None, help="temp folder of the local Ray (default Ray's)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -49,6 +68,7 @@ def study_arguments(description: str, default_preset: str) -> argparse.ArgumentP
 
 def absolute_paths(config: DTGANConfig) -> DTGANConfig:
     """Relative data, storage and cache paths made absolute against the driver's cwd (trials chdir)."""
+
     def absolute(path: str) -> str:
         return path if "://" in path else str(Path(path).expanduser().resolve())
 
@@ -73,7 +93,9 @@ def resolve_run_name(storage_path: str, study_name: str, resume: bool | str) -> 
     if resume:
         launches = sorted(p.name for p in Path(storage_path).glob(f"{study_name}-*") if p.is_dir())
         if not launches:
-            raise ConfigError(f"--resume: no earlier launch of study '{study_name}' under {storage_path}; run without --resume")
+            raise ConfigError(
+                f"--resume: no earlier launch of study '{study_name}' under {storage_path}; run without --resume"
+            )
         return launches[-1]
     return f"{study_name}-{time.strftime(RUN_NAME_TIME_FORMAT)}"
 
@@ -124,8 +146,14 @@ class StudyLaunch:
         return self.run_path / "runs"
 
 
-def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[str, str] | None = None,
-                 varied: tuple[str, ...] = (), description: str | None = None) -> StudyLaunch:
+def launch_study(
+    config: DTGANConfig,
+    kind: str,
+    resume: bool | str,
+    tags: dict[str, str] | None = None,
+    varied: tuple[str, ...] = (),
+    description: str | None = None,
+) -> StudyLaunch:
     """Resolve names, create the MLflow store, experiment and parent run (found again on ``--resume``).
 
     The parent run logs the study: the config's params except the ``varied`` keys, which each trial sets
@@ -144,13 +172,32 @@ def launch_study(config: DTGANConfig, kind: str, resume: bool | str, tags: dict[
     Path(storage, run_name).mkdir(parents=True, exist_ok=True)
     tracker = init_tracking(config.tracking, study=study_name)
     params = {k: v for k, v in config_params(config).items() if k not in varied}
-    study_run = tracker.start_study(study_name, resume_key=run_name,
-                                    tags={TAG_STUDY_KIND: kind, NOTE: description, **(tags or {})},
-                                    params=params, provenance=collect_provenance(config.train.seed))
-    log.info("%s study '%s' (%s), MLflow %s, parent run %s", "resuming" if study_run.resumed else "starting",
-             study_name, run_name, tracker.tracking_uri, study_run.run_id)
-    return StudyLaunch(config, kind, study_name, run_name, tracker, study_run.run_id, study_run.experiment_name,
-                       storage, study_run.resumed)
+    study_run = tracker.start_study(
+        study_name,
+        resume_key=run_name,
+        tags={TAG_STUDY_KIND: kind, NOTE: description, **(tags or {})},
+        params=params,
+        provenance=collect_provenance(config.train.seed),
+    )
+    log.info(
+        "%s study '%s' (%s), MLflow %s, parent run %s",
+        "resuming" if study_run.resumed else "starting",
+        study_name,
+        run_name,
+        tracker.tracking_uri,
+        study_run.run_id,
+    )
+    return StudyLaunch(
+        config,
+        kind,
+        study_name,
+        run_name,
+        tracker,
+        study_run.run_id,
+        study_run.experiment_name,
+        storage,
+        study_run.resumed,
+    )
 
 
 def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | None = None) -> None:
@@ -176,7 +223,9 @@ def study_report(launch: StudyLaunch):
 
     config = ReportConfig(bootstrap_samples=launch.config.study.report_bootstrap_samples)
     try:
-        report = build_report(launch.experiment_name, launch.tracker.tracking_uri, launch.parent_run_id, config)
+        report = build_report(
+            launch.experiment_name, launch.tracker.tracking_uri, launch.parent_run_id, config
+        )
     except ReportError as exc:
         log.warning("no report: %s", exc)
         return None
@@ -186,8 +235,10 @@ def study_report(launch: StudyLaunch):
 
 def runs_table_url(base: str, experiment_id: str, parent_run_id: str) -> str:
     """The study's runs table in the MLflow UI (not MLflow 3's GenAI overview), the parent's runs only."""
-    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            f"&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27{parent_run_id}%27")
+    return (
+        f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27{parent_run_id}%27"
+    )
 
 
 def where_to_look(launch: StudyLaunch) -> str:
@@ -198,15 +249,20 @@ def where_to_look(launch: StudyLaunch) -> str:
         start, base = "", uri
     else:
         start, base = f"`mlflow ui --backend-store-uri {uri}`, then ", "http://127.0.0.1:5000"
-    return (f"MLflow: {start}{runs_table_url(base, experiment_id, launch.parent_run_id)} "
-            f"(experiment '{launch.experiment_name}', study run {launch.parent_run_id}: its description holds "
-            f"the summary); resume with --resume {launch.run_name}")
+    return (
+        f"MLflow: {start}{runs_table_url(base, experiment_id, launch.parent_run_id)} "
+        f"(experiment '{launch.experiment_name}', study run {launch.parent_run_id}: its description holds "
+        f"the summary); resume with --resume {launch.run_name}"
+    )
 
 
-def main_guard(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
-               argv: list[str] | None = None) -> int:
+def main_guard(
+    body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None = None
+) -> int:
     """Parse, set up logging, run ``body``; user errors exit 2 with one line, Ctrl-C 130."""
-    return run_entry_point(body, parser.parse_args(argv), prefix="", interrupted="interrupted; continue with --resume")
+    return run_entry_point(
+        body, parser.parse_args(argv), prefix="", interrupted="interrupted; continue with --resume"
+    )
 
 
 def load_study_config(args: argparse.Namespace) -> DTGANConfig:

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 RAY_PACKAGE_PREFIX = "_ray_pkg_"  # Ray names each unpacked working_dir package so
 DURABLE_HOME_ENV = "DTGAN_HOME"
 DEFAULT_DURABLE_HOME = "~/dtgan"
-EMBEDDED_BENCHMARK = "data/synthetic/benchmark.parquet"  # `dtgan data synth`'s default output, smoke's data.path
+EMBEDDED_BENCHMARK = (
+    "data/synthetic/benchmark.parquet"  # `dtgan data synth`'s default output, smoke's data.path
+)
 BENCHMARK_IN_STORAGE = "data/benchmark.parquet"
 
 
@@ -73,12 +75,19 @@ def move_out_of_ray_working_dir(config: DTGANConfig, cwd: str | Path | None = No
         move("tracking", "artifact_root", home / "mlartifacts")
     if not moved:
         return config
-    log.warning("running in Ray's temporary working dir %s, deleted when the job ends: %s (set $%s, "
-                "MLFLOW_TRACKING_URI or DTGAN_STORAGE_PATH to choose)", job_dir, ", ".join(moved), DURABLE_HOME_ENV)
+    log.warning(
+        "running in Ray's temporary working dir %s, deleted when the job ends: %s (set $%s, "
+        "MLFLOW_TRACKING_URI or DTGAN_STORAGE_PATH to choose)",
+        job_dir,
+        ", ".join(moved),
+        DURABLE_HOME_ENV,
+    )
     return apply_overrides(config, delta)
 
 
-def ensure_embedded_benchmark(config: DTGANConfig, given_path: str, cwd: str | Path | None = None) -> DTGANConfig:
+def ensure_embedded_benchmark(
+    config: DTGANConfig, given_path: str, cwd: str | Path | None = None
+) -> DTGANConfig:
     """Synthesise the embedded benchmark where ``data.path`` names it (``given_path``, as the preset wrote it)
     and it is missing: in place, or in the study storage when the place is Ray's temporary working dir.
     A missing data set inside that dir is an error saying why it is missing."""
@@ -106,6 +115,8 @@ def ensure_embedded_benchmark(config: DTGANConfig, given_path: str, cwd: str | P
             )
         target = Path(storage) / BENCHMARK_IN_STORAGE
     if not target.is_file():
-        log.warning("%s is missing: synthesising the embedded benchmark there (`dtgan data synth`, seed 0)", target)
+        log.warning(
+            "%s is missing: synthesising the embedded benchmark there (`dtgan data synth`, seed 0)", target
+        )
         synthesize_benchmark(str(target))
     return apply_overrides(config, {"data": {"path": str(target)}})

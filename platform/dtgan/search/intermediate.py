@@ -29,8 +29,9 @@ class IntermediateFID:
 
     def __init__(self, cfg: EvaluationConfig, data_path: str, images_per_cell: int) -> None:
         # Few images: the KID subset must fit them (KID is computed alongside FID and ignored here).
-        self.cfg = cfg.model_copy(update={"images_per_product_per_defect": images_per_cell,
-                                          "kid_subset_size_min": 2})
+        self.cfg = cfg.model_copy(
+            update={"images_per_product_per_defect": images_per_cell, "kid_subset_size_min": 2}
+        )
         self.data_path = data_path
         self.device = resolve_device(cfg.device)
         self._data = None
@@ -42,19 +43,38 @@ class IntermediateFID:
         started = time.perf_counter()
         nets = load_inference_nets(checkpoint_path, device=self.device)
         if self._data is None:
-            self._data = load_evaluation_data(self.data_path, nets.vocab, self.cfg, nets.config.model.img_size)
+            self._data = load_evaluation_data(
+                self.data_path, nets.vocab, self.cfg, nets.config.model.img_size
+            )
             self._extractor = resolve_extractor(self.cfg, lambda: offline_training_images(self._data))
         data = self._data
         sets = build_synthetic_sets(nets, data, self.cfg)
-        x_fake = torch.cat([sets.images[("mix", p, d)] for p in range(len(data.products)) for d in data.defect_indices])
+        x_fake = torch.cat(
+            [sets.images[("mix", p, d)] for p in range(len(data.products)) for d in data.defect_indices]
+        )
         real_rows = torch.isin(data.references.y, torch.tensor(data.defect_indices))
         real_key = RealSetKey(
-            data_fingerprint=data.reference_fingerprint, split=data.reference_split,
-            selection=f"product={ALL_PRODUCTS};defect={POOLED}", img_size=data.img_size,
-            extractor=self._extractor.name, weights_fingerprint=self._extractor.weights_fingerprint,
+            data_fingerprint=data.reference_fingerprint,
+            split=data.reference_split,
+            selection=f"product={ALL_PRODUCTS};defect={POOLED}",
+            img_size=data.img_size,
+            extractor=self._extractor.name,
+            weights_fingerprint=self._extractor.weights_fingerprint,
         )
-        result = fid_kid(x_fake, data.references.images[real_rows], self._extractor, self.cfg, self.device,
-                         real_key=real_key, what="intermediate mix, all products")
-        log.info("intermediate FID-mix %.2f at %s (%d images, %.1f s)", result.fid, checkpoint_path,
-                 len(x_fake), time.perf_counter() - started)
+        result = fid_kid(
+            x_fake,
+            data.references.images[real_rows],
+            self._extractor,
+            self.cfg,
+            self.device,
+            real_key=real_key,
+            what="intermediate mix, all products",
+        )
+        log.info(
+            "intermediate FID-mix %.2f at %s (%d images, %.1f s)",
+            result.fid,
+            checkpoint_path,
+            len(x_fake),
+            time.perf_counter() - started,
+        )
         return result.fid

@@ -43,12 +43,22 @@ def ladder_trials(variants: tuple[str, ...], seeds: tuple[int, ...]) -> list[Tri
                 "model": {"ablation": variant, **{t: getattr(toggles, t) for t in TOGGLES}},
                 "train": {"seed": seed},
             }
-            specs.append(TrialSpec(ladder_key(variant, seed), variant, seed, overrides,
-                                   variant_run_name(variant, seed), variant_description(variant, seed)))
+            specs.append(
+                TrialSpec(
+                    ladder_key(variant, seed),
+                    variant,
+                    seed,
+                    overrides,
+                    variant_run_name(variant, seed),
+                    variant_description(variant, seed),
+                )
+            )
     return specs
 
 
-def apply_overrides(config: DTGANConfig, overrides: dict[str, Any], run_name: str | None = None) -> DTGANConfig:
+def apply_overrides(
+    config: DTGANConfig, overrides: dict[str, Any], run_name: str | None = None
+) -> DTGANConfig:
     """``config`` with a nested delta merged in (and ``train.run_name``), validated again."""
     data = deep_merge(config.model_dump(mode="json"), overrides)
     if run_name is not None:
@@ -56,4 +66,6 @@ def apply_overrides(config: DTGANConfig, overrides: dict[str, Any], run_name: st
     try:
         return DTGANConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, DTGANConfig, f"trial {run_name or overrides}")) from None
+        raise ConfigError(
+            format_validation_error(exc, DTGANConfig, f"trial {run_name or overrides}")
+        ) from None

@@ -20,6 +20,8 @@ def pareto_front(points: dict[str, Sequence[float]], modes: Sequence[str]) -> li
             by the caller (e.g. stopped or failed trials).
         modes: ``"min"`` or ``"max"`` per objective.
     """
-    front = [i for i, v in points.items() if not any(dominates(w, v, modes) for j, w in points.items() if j != i)]
+    front = [
+        i for i, v in points.items() if not any(dominates(w, v, modes) for j, w in points.items() if j != i)
+    ]
     sign = 1.0 if modes[0] == "min" else -1.0
     return sorted(front, key=lambda i: sign * points[i][0])

@@ -74,8 +74,11 @@ def stored_checkpoints(storage_path: str, run_name: str) -> list[str]:
     fs, base = _filesystem(storage_path)
     selector = pyarrow.fs.FileSelector(f"{base}/{run_name}", allow_not_found=True)
     infos = fs.get_file_info(selector)
-    return sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory
-                  and i.base_name.startswith(CHECKPOINT_PREFIX))
+    return sorted(
+        i.base_name
+        for i in infos
+        if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(CHECKPOINT_PREFIX)
+    )
 
 
 def _marker(storage_path: str, run_name: str) -> tuple[Any, str]:
@@ -124,12 +127,23 @@ class RayTrainReporter(Reporter):
     the aggregate rate and ``train/worker_images_per_s`` the rate of one worker.
     """
 
-    def __init__(self, rank: int, world_size: int, device: torch.device, run_dir: Path,
-                 total_steps: int, start_step: int, fail_at_step: int | None = None) -> None:
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+        run_dir: Path,
+        total_steps: int,
+        start_step: int,
+        fail_at_step: int | None = None,
+    ) -> None:
         self.rank, self.world_size, self.device, self.run_dir = rank, world_size, device, run_dir
         self.fail_at_step = fail_at_step
-        self._history = ConsoleReporter(run_dir / METRICS_FILE, total_steps, start_step, show_progress=False) \
-            if rank == 0 else None
+        self._history = (
+            ConsoleReporter(run_dir / METRICS_FILE, total_steps, start_step, show_progress=False)
+            if rank == 0
+            else None
+        )
 
     def _average(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.world_size == 1:
@@ -152,7 +166,9 @@ class RayTrainReporter(Reporter):
         import ray.train
 
         if self.fail_at_step == step and self.rank == self.world_size - 1:
-            raise InjectedFailure(f"distributed.fail_at_step={step}: injected failure of rank {self.rank} (test only)")
+            raise InjectedFailure(
+                f"distributed.fail_at_step={step}: injected failure of rank {self.rank} (test only)"
+            )
         metrics = self._average(metrics)
         if "train/images_per_s" in metrics:
             metrics[WORKER_IMAGES_PER_S] = metrics["train/images_per_s"] / self.world_size
@@ -163,8 +179,11 @@ class RayTrainReporter(Reporter):
                 folder = self._checkpoint_folder(checkpoint_path)
         try:
             checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
-            ray.train.report({"step": step, **metrics}, checkpoint=checkpoint,
-                             checkpoint_dir_name=f"{CHECKPOINT_PREFIX}{step:08d}" if folder else None)
+            ray.train.report(
+                {"step": step, **metrics},
+                checkpoint=checkpoint,
+                checkpoint_dir_name=f"{CHECKPOINT_PREFIX}{step:08d}" if folder else None,
+            )
         finally:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -202,7 +221,9 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
     if diverged is not None:  # an earlier attempt diverged: finish without training, the driver raises
         return {"diverged": diverged}
     env = Environment(
-        rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
+        rank=rank,
+        world_size=world_size,
+        device=ray.train.torch.get_device(),
         sync_gradients=all_reduce_gradients if world_size > 1 else no_gradient_sync,
     )
     checkpoint = ray.train.get_checkpoint()
@@ -219,8 +240,9 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
             _rewind_run_dir(run_dir, restored, start_step)
         # Failure injection (test only) in the first attempt, the one that starts without a checkpoint.
         fail_at_step = config.distributed.fail_at_step if restored is None else None
-        reporter = RayTrainReporter(rank, world_size, env.device, run_dir, config.train.total_steps, start_step,
-                                    fail_at_step)
+        reporter = RayTrainReporter(
+            rank, world_size, env.device, run_dir, config.train.total_steps, start_step, fail_at_step
+        )
         try:
             result = train(config, reporter, run_dir, resume, env=env)
         except TrainingDiverged as exc:
@@ -254,7 +276,9 @@ def _progress_callback(total_steps: int, on_report: Callable[[int, dict], None] 
             if step <= self.last_step:  # steps repeated after a recovery are not shown twice
                 return
             self.last_step = step
-            shown = "  ".join(f"{short} {rank0[key]:.3g}" for key, short in PROGRESS_TERMS.items() if key in rank0)
+            shown = "  ".join(
+                f"{short} {rank0[key]:.3g}" for key, short in PROGRESS_TERMS.items() if key in rank0
+            )
             log.warning("step %d/%d  %s%s", step, total_steps, shown, "  (checkpoint)" if checkpoint else "")
             if on_report is not None:
                 on_report(step, rank0)
@@ -286,11 +310,15 @@ def check_distributed(config: DTGANConfig) -> None:
     d, t = config.distributed, config.train
     workers = max(d.workers, 1)
     if t.batch_size % workers:
-        raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by distributed.workers={workers}; "
-                          "choose a multiple of the worker count")
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} is not divisible by distributed.workers={workers}; "
+            "choose a multiple of the worker count"
+        )
     if d.fail_at_step is not None and not _is_report_step(d.fail_at_step, config):
-        raise ConfigError(f"distributed.fail_at_step={d.fail_at_step} is not a reported step "
-                          f"(a multiple of train.log_every_steps={t.log_every_steps})")
+        raise ConfigError(
+            f"distributed.fail_at_step={d.fail_at_step} is not a reported step "
+            f"(a multiple of train.log_every_steps={t.log_every_steps})"
+        )
 
 
 def ensure_ray(workers: int, cpus_per_worker: float) -> None:
@@ -307,8 +335,12 @@ def ensure_ray(workers: int, cpus_per_worker: float) -> None:
     needed = int(workers * cpus_per_worker + 0.999)
     # The dashboard (State API) lets Ray Train's placement-group cleaner free the workers' CPUs when a
     # controller dies (e.g. a Tune trial stopped early); without it the CPUs leak.
-    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=True,
-             dashboard_host="127.0.0.1")
+    ray.init(
+        address="local",
+        num_cpus=max(os.cpu_count() or 1, needed),
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+    )
 
 
 def fit_distributed(
@@ -351,14 +383,19 @@ def fit_distributed(
     storage = resolve_storage(config, storage_path)
     stored = stored_checkpoints(storage, run_name)
     if resume is False and stored:
-        raise ConfigError(f"{storage}/{run_name} already holds checkpoints; pass --resume to continue it "
-                          "or set train.run_name to start another run")
+        raise ConfigError(
+            f"{storage}/{run_name} already holds checkpoints; pass --resume to continue it "
+            "or set train.run_name to start another run"
+        )
     if resume is True and not stored:
-        raise CheckpointError(f"{storage}/{run_name}: nothing to resume (no {CHECKPOINT_PREFIX}* folders); "
-                              "run without --resume")
+        raise CheckpointError(
+            f"{storage}/{run_name}: nothing to resume (no {CHECKPOINT_PREFIX}* folders); run without --resume"
+        )
     local_storage = "://" not in storage
     if run_dir is None:
-        run_dir = Path(storage) / run_name if local_storage else Path(config.train.out_dir).resolve() / run_name
+        run_dir = (
+            Path(storage) / run_name if local_storage else Path(config.train.out_dir).resolve() / run_name
+        )
     run_dir = Path(run_dir).resolve()
     if local_storage and resume is False and list_checkpoints(run_dir):
         raise ConfigError(f"{run_dir} already holds {CHECKPOINT_DIR}/; pass --resume or set train.run_name")
@@ -371,12 +408,20 @@ def fit_distributed(
         all_callbacks.append(_progress_callback(config.train.total_steps, on_report))
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "storage_path": storage,
-                           "run_name": run_name, "run_dir": str(run_dir)},
+        train_loop_config={
+            "config": config.model_dump(mode="json"),
+            "storage_path": storage,
+            "run_name": run_name,
+            "run_dir": str(run_dir),
+        },
         torch_config=TorchConfig(backend="nccl" if d.use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=d.use_gpu, resources_per_worker=resources),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=workers, use_gpu=d.use_gpu, resources_per_worker=resources
+        ),
         run_config=ray.train.RunConfig(
-            name=run_name, storage_path=storage, callbacks=all_callbacks,
+            name=run_name,
+            storage_path=storage,
+            callbacks=all_callbacks,
             failure_config=ray.train.FailureConfig(max_failures=d.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.train.keep_checkpoints),
         ),
@@ -403,7 +448,9 @@ def fit_distributed(
             if metrics_file.exists():
                 history = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
     return DistributedResult(
-        run_name=run_name, storage_path=storage, run_dir=Path(returned.get("run_dir", run_dir)),
+        run_name=run_name,
+        storage_path=storage,
+        run_dir=Path(returned.get("run_dir", run_dir)),
         step=int(returned.get("step", history[-1]["step"] if history else 0)),
         metrics={k: v for k, v in (result.metrics or {}).items() if k.startswith("train/")},
         checkpoint_uri=result.checkpoint.path if result.checkpoint is not None else None,

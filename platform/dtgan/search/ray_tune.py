@@ -71,8 +71,14 @@ def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | No
         ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
         return True
     slots = max(_MIN_LOCAL_DRIVER_SLOTS, 2 * study.max_concurrent_trials)
-    ray.init(num_cpus=study.local_num_cpus, resources={study.driver_resource: slots}, include_dashboard=True,
-             runtime_env=runtime_env(), _temp_dir=temp_dir, log_to_driver=True)
+    ray.init(
+        num_cpus=study.local_num_cpus,
+        resources={study.driver_resource: slots},
+        include_dashboard=True,
+        runtime_env=runtime_env(),
+        _temp_dir=temp_dir,
+        log_to_driver=True,
+    )
     return True
 
 
@@ -89,8 +95,11 @@ def check_cluster_resources(config: DTGANConfig) -> None:
         )
     short = {k: v for k, v in needed.items() if k != slot and offered.get(k, 0.0) < v}
     if short:
-        log.warning("a trial needs %s but the cluster offers %s now; trials wait until the autoscaler adds nodes",
-                    short, {k: offered.get(k, 0.0) for k in short})
+        log.warning(
+            "a trial needs %s but the cluster offers %s now; trials wait until the autoscaler adds nodes",
+            short,
+            {k: offered.get(k, 0.0) for k in short},
+        )
 
 
 def stop_ray() -> None:
@@ -120,7 +129,9 @@ def downstream_map_fn(gpus_per_job: float) -> Callable:
     """``map_fn`` for ``dtgan.downstream.run_study``: each classifier job a Ray task (one GPU each when set)."""
 
     def map_fn(fn, specs):
-        remote = ray.remote(num_gpus=gpus_per_job, num_cpus=1)(fn) if gpus_per_job else ray.remote(num_cpus=1)(fn)
+        remote = (
+            ray.remote(num_gpus=gpus_per_job, num_cpus=1)(fn) if gpus_per_job else ray.remote(num_cpus=1)(fn)
+        )
         return ray.get([remote.remote(spec) for spec in specs])
 
     return map_fn
@@ -167,8 +178,13 @@ class TuneHooks:
         if trains_in_process(config):
             from dtgan.training.environment import Environment, resolve_device
 
-            return train(config, reporter=reporter, run_dir=run_dir, resume=resume,
-                         env=Environment(device=resolve_device(config.train.device)))
+            return train(
+                config,
+                reporter=reporter,
+                run_dir=run_dir,
+                resume=resume,
+                env=Environment(device=resolve_device(config.train.device)),
+            )
         from dtgan.search import ray_train
         from dtgan.training.checkpoint import latest_checkpoint
 
@@ -176,16 +192,26 @@ class TuneHooks:
         # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
         # controller runs elsewhere); multi-worker trials report no intermediate FID.
         result = ray_train.fit_distributed(
-            config, run_name=f"train-{run_dir.name}", storage_path=str(run_dir.parent.parent / "train"),
-            resume="auto", run_dir=run_dir, progress=False,
+            config,
+            run_name=f"train-{run_dir.name}",
+            storage_path=str(run_dir.parent.parent / "train"),
+            resume="auto",
+            run_dir=run_dir,
+            progress=False,
         )
         try:
             for row in result.metrics_history:
-                reporter.report(int(row["step"]), {k: v for k, v in row.items() if k.startswith("train/")}, None)
+                reporter.report(
+                    int(row["step"]), {k: v for k, v in row.items() if k.startswith("train/")}, None
+                )
         finally:
             reporter.close()
-        return TrainResult(run_dir=result.run_dir, step=result.step, checkpoint_path=latest_checkpoint(result.run_dir),
-                           metrics=result.metrics)
+        return TrainResult(
+            run_dir=result.run_dir,
+            step=result.step,
+            checkpoint_path=latest_checkpoint(result.run_dir),
+            metrics=result.metrics,
+        )
 
     def downstream_map_fn(self):
         if self.study.gpus_per_classifier:
@@ -228,7 +254,10 @@ def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
 
     every = study.intermediate_fid_every_steps or total_steps
     return ASHAScheduler(
-        time_attr=STEP_KEY, metric=INTERMEDIATE_FID_KEY, mode="min", max_t=total_steps,
+        time_attr=STEP_KEY,
+        metric=INTERMEDIATE_FID_KEY,
+        mode="min",
+        max_t=total_steps,
         grace_period=min(total_steps, study.asha_grace_period_reports * every),
         reduction_factor=study.asha_reduction_factor,
     )
@@ -241,14 +270,21 @@ def _searcher(study: StudyConfig, space: list[Dimension]):
     metrics = [o.metric for o in study.objectives]
     modes = [o.mode for o in study.objectives]
     one = len(metrics) == 1
-    searcher = OptunaSearch(metric=metrics[0] if one else metrics, mode=modes[0] if one else modes,
-                            seed=study.search_seed)
+    searcher = OptunaSearch(
+        metric=metrics[0] if one else metrics, mode=modes[0] if one else modes, seed=study.search_seed
+    )
     return ConcurrencyLimiter(searcher, max_concurrent=study.max_concurrent_trials)
 
 
 def run_tune(
-    trainable: Callable[[dict], None], config: DTGANConfig, run_name: str, storage_path: str,
-    *, param_space: dict[str, Any] | None = None, space: list[Dimension] | None = None, resume: bool = False,
+    trainable: Callable[[dict], None],
+    config: DTGANConfig,
+    run_name: str,
+    storage_path: str,
+    *,
+    param_space: dict[str, Any] | None = None,
+    space: list[Dimension] | None = None,
+    resume: bool = False,
     early_stopping: bool = False,
 ) -> list[TrialOutcome]:
     """Run (or, with ``resume``, restore and continue) the study's trials; every trial's outcome.
@@ -282,7 +318,8 @@ def run_tune(
         if searching:
             param_space["search"] = {dim.key: tune_distribution(dim) for dim in space}
         run_config = tune.RunConfig(
-            name=run_name, storage_path=storage_path,
+            name=run_name,
+            storage_path=storage_path,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=1,
@@ -294,12 +331,19 @@ def run_tune(
         metrics = dict(result.metrics or {})
         params = dict((result.config or {}).get("search", {}))
         completed = result.error is None and metrics.get(TRIAL_DONE_KEY) == 1.0
-        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")  # see trial_dirname
-        outcomes.append(TrialOutcome(
-            trial_id=str(trial_id), params=params, metrics=metrics, completed=completed,
-            error=None if result.error is None else _error_line(result.error),
-            extra={"config": result.config or {}},
-        ))
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix(
+            "trial_"
+        )  # see trial_dirname
+        outcomes.append(
+            TrialOutcome(
+                trial_id=str(trial_id),
+                params=params,
+                metrics=metrics,
+                completed=completed,
+                error=None if result.error is None else _error_line(result.error),
+                extra={"config": result.config or {}},
+            )
+        )
     return outcomes
 
 
@@ -319,9 +363,18 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     from dtgan.search.study import run_trial
 
     spec = params["trial"]
-    config = apply_overrides(DTGANConfig.model_validate(base_config), spec["overrides"], run_name=spec["trial_key"])
-    run_trial(config, spec["trial_key"], spec["variant"], ctx, TuneHooks(config.study),
-              run_name=spec.get("run_name") or None, description=spec.get("description") or None)
+    config = apply_overrides(
+        DTGANConfig.model_validate(base_config), spec["overrides"], run_name=spec["trial_key"]
+    )
+    run_trial(
+        config,
+        spec["trial_key"],
+        spec["variant"],
+        ctx,
+        TuneHooks(config.study),
+        run_name=spec.get("run_name") or None,
+        description=spec.get("description") or None,
+    )
 
 
 def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
@@ -335,8 +388,14 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     hooks = TuneHooks(base.study)
     trial_key = f"trial-{hooks.trial_id}"
     config = apply_overrides(base, nest(params["search"]), run_name=trial_key)
-    run_trial(config, trial_key, trial_key, ctx, hooks,
-              description=search_description(params["search"], config.model.ablation))
+    run_trial(
+        config,
+        trial_key,
+        trial_key,
+        ctx,
+        hooks,
+        description=search_description(params["search"], config.model.ablation),
+    )
 
 
 def bind(trainable: Callable, base_config: DTGANConfig, ctx) -> Callable:

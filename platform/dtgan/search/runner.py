@@ -36,15 +36,24 @@ SUMMARY_ARTIFACT = "study/trials.json"
 PARETO_ARTIFACT = "study/pareto_front.json"
 # What each ladder trial sets itself: the parent run logs the study's other params, not these.
 LADDER_VARIED = ("model.ablation", *(f"model.{t}" for t in TOGGLES), "train.seed", "train.run_name")
-SUMMARY_METRICS = (keys.fid_key("mix"), keys.fid_key("latent"), keys.fid_key("reference"), keys.kid_key("mix"))
+SUMMARY_METRICS = (
+    keys.fid_key("mix"),
+    keys.fid_key("latent"),
+    keys.fid_key("reference"),
+    keys.kid_key("mix"),
+)
 
 
 def _context(launch: StudyLaunch) -> TrialContext:
     study = launch.config.study
     return TrialContext(
-        tracker=launch.tracker, parent_run_id=launch.parent_run_id, study=launch.study_name,
-        runs_dir=str(launch.runs_dir), intermediate_fid_every_steps=study.intermediate_fid_every_steps,
-        intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell, git_state=git_state(),
+        tracker=launch.tracker,
+        parent_run_id=launch.parent_run_id,
+        study=launch.study_name,
+        runs_dir=str(launch.runs_dir),
+        intermediate_fid_every_steps=study.intermediate_fid_every_steps,
+        intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell,
+        git_state=git_state(),
     )
 
 
@@ -61,7 +70,11 @@ def trials_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A Markdown table of the trials: key, status and the chosen metrics."""
     lines = ["| trial | status | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for row in rows:
-        lines.append(f"| {row['trial']} | {row['status']} | " + " | ".join(_fmt(row['metrics'].get(c)) for c in columns) + " |")
+        lines.append(
+            f"| {row['trial']} | {row['status']} | "
+            + " | ".join(_fmt(row["metrics"].get(c)) for c in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -72,8 +85,9 @@ def _best(rows: list[dict[str, Any]], objective) -> dict[str, Any] | None:
     return min(scored, key=lambda r: sign * r["metrics"][objective.metric]) if scored else None
 
 
-def _summarise(launch: StudyLaunch, outcomes, trial_key_of,
-               described_by=None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _summarise(
+    launch: StudyLaunch, outcomes, trial_key_of, described_by=None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rows per trial and the best completed one (primary objective); the best generator is registered.
 
     ``described_by(outcome)`` adds the trial's ``variant`` and ``run_name`` to its row (the summary's table).
@@ -83,20 +97,35 @@ def _summarise(launch: StudyLaunch, outcomes, trial_key_of,
     for outcome in outcomes:
         status = "completed" if outcome.completed else ("failed" if outcome.error else "stopped")
         numeric = {k: v for k, v in outcome.metrics.items() if _value(outcome.metrics, k) is not None}
-        rows.append({"trial": trial_key_of(outcome), "trial_id": outcome.trial_id, "status": status,
-                     "error": outcome.error, "params": outcome.params, "metrics": numeric,
-                     "run_id": outcome.metrics.get(RUN_ID_KEY), "checkpoint": outcome.metrics.get(CHECKPOINT_KEY),
-                     **(described_by(outcome) if described_by else {})})
+        rows.append(
+            {
+                "trial": trial_key_of(outcome),
+                "trial_id": outcome.trial_id,
+                "status": status,
+                "error": outcome.error,
+                "params": outcome.params,
+                "metrics": numeric,
+                "run_id": outcome.metrics.get(RUN_ID_KEY),
+                "checkpoint": outcome.metrics.get(CHECKPOINT_KEY),
+                **(described_by(outcome) if described_by else {}),
+            }
+        )
     best = _best(rows, objective)
     tracker = launch.tracker
     if best is not None:
-        tracker.log_metrics(launch.parent_run_id, {f"best/{objective.metric}": best["metrics"][objective.metric]}, 0)
+        tracker.log_metrics(
+            launch.parent_run_id, {f"best/{objective.metric}": best["metrics"][objective.metric]}, 0
+        )
         tracker.set_tags(launch.parent_run_id, {"best_trial": best["trial"], "best_run_id": best["run_id"]})
         if best["run_id"] and best["checkpoint"]:
             registered = tracker.log_best_checkpoint(best["run_id"], best["checkpoint"])
             if registered is not None:
-                log.info("best generator (%s) registered as %s version %s", best["trial"], registered.name,
-                         registered.version)
+                log.info(
+                    "best generator (%s) registered as %s version %s",
+                    best["trial"],
+                    registered.name,
+                    registered.version,
+                )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "stopped", "failed")}
     tracker.log_metrics(launch.parent_run_id, {f"trials_{s}": n for s, n in counts.items()}, 0)
     tracker.log_text(launch.parent_run_id, json.dumps(rows, indent=2, default=str), SUMMARY_ARTIFACT)
@@ -121,8 +150,14 @@ def _tune(launch: StudyLaunch, trainable, param_space, space, resume: bool, earl
     from dtgan.search import ray_tune
 
     return ray_tune.run_tune(
-        ray_tune.bind(trainable, launch.config, _context(launch)), launch.config, launch.run_name,
-        launch.storage_path, param_space=param_space, space=space, resume=resume, early_stopping=early_stopping,
+        ray_tune.bind(trainable, launch.config, _context(launch)),
+        launch.config,
+        launch.run_name,
+        launch.storage_path,
+        param_space=param_space,
+        space=space,
+        resume=resume,
+        early_stopping=early_stopping,
     )
 
 
@@ -137,11 +172,22 @@ def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> 
         tracker.log_table(launch.parent_run_id, table, VARIANTS_TABLE_ARTIFACT)
     objective = study.objective
     best = _best(rows, objective)
-    extractor = tracker.run_tag(best["run_id"], keys.TAG_FID_EXTRACTOR) if best and best.get("run_id") else None
+    extractor = (
+        tracker.run_tag(best["run_id"], keys.TAG_FID_EXTRACTOR) if best and best.get("run_id") else None
+    )
     experiment_id = tracker.experiment_id(launch.experiment_name)
-    note = study_note(kind=launch.kind, study=launch.study_name, experiment_id=experiment_id, table=table,
-                      rows=rows, best=best, objective=objective.metric, seeds=study.seeds,
-                      total_steps=launch.config.train.total_steps, fid_extractor=extractor)
+    note = study_note(
+        kind=launch.kind,
+        study=launch.study_name,
+        experiment_id=experiment_id,
+        table=table,
+        rows=rows,
+        best=best,
+        objective=objective.metric,
+        seeds=study.seeds,
+        total_steps=launch.config.train.total_steps,
+        fid_extractor=extractor,
+    )
     tracker.set_tags(launch.parent_run_id, {NOTE: note})
 
 
@@ -159,8 +205,12 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
         finish_study(launch, "FINISHED")
     else:
         finish_study(launch, "FAILED", error=failed[0]["error"] if failed else "no trial completed")
-    text = [f"## {launch.study_name}: {completed}/{len(rows)} trials completed", "",
-            trials_table(rows, table_columns), ""]
+    text = [
+        f"## {launch.study_name}: {completed}/{len(rows)} trials completed",
+        "",
+        trials_table(rows, table_columns),
+        "",
+    ]
     for row in failed:
         text.append(f"- {row['trial']} failed: {row['error']}")
     if markdown:
@@ -169,8 +219,9 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
     return "\n".join(text)
 
 
-def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str | None = None,
-                 temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+def run_ablation(
+    config: DTGANConfig, resume: bool | str = False, address: str | None = None, temp_dir: str | None = None
+) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
     """The ladder (a)-(g) x seeds, every trial to the end (no early stopping); rows and the printed text.
 
     Config, data and cluster are checked before the launch folder and the MLflow parent run exist."""
@@ -179,17 +230,29 @@ def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str |
     check_study_config(config, early_stopping=False)
     config = preflight_study(config, "ablation", resume)
     study = config.study
-    described = f"Ablation ladder ({', '.join(study.variants)}) x seed(s) {', '.join(map(str, study.seeds))}: " \
-                "one child run per variant and seed; the summary replaces this line when the study ends."
+    described = (
+        f"Ablation ladder ({', '.join(study.variants)}) x seed(s) {', '.join(map(str, study.seeds))}: "
+        "one child run per variant and seed; the summary replaces this line when the study ends."
+    )
     with _ray_session(config, address, temp_dir):
         launch = launch_study(config, "ablation", resume, varied=LADDER_VARIED, description=described)
         specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
         names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
         try:
-            outcomes = _tune(launch, ray_tune.ladder_trainable, {"trial": ray_tune.grid([asdict(s) for s in specs])},
-                             None, bool(resume), False)
-            rows, _ = _summarise(launch, outcomes, lambda o: o.extra["config"]["trial"]["trial_key"],
-                                 lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}))
+            outcomes = _tune(
+                launch,
+                ray_tune.ladder_trainable,
+                {"trial": ray_tune.grid([asdict(s) for s in specs])},
+                None,
+                bool(resume),
+                False,
+            )
+            rows, _ = _summarise(
+                launch,
+                outcomes,
+                lambda o: o.extra["config"]["trial"]["trial_key"],
+                lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}),
+            )
         except BaseException as exc:
             finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
             raise
@@ -198,25 +261,36 @@ def run_ablation(config: DTGANConfig, resume: bool | str = False, address: str |
     return launch, rows, _conclude(launch, rows, list(SUMMARY_METRICS))
 
 
-def run_search(config: DTGANConfig, resume: bool | str = False, address: str | None = None,
-               temp_dir: str | None = None) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+def run_search(
+    config: DTGANConfig, resume: bool | str = False, address: str | None = None, temp_dir: str | None = None
+) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
     """Optuna TPE (through Tune) over the YAML space; ASHA on one objective, a Pareto front on two."""
     from dtgan.errors import ConfigError
     from dtgan.search import ray_tune
 
     study = config.study
     if study.search_space is None:
-        raise ConfigError("study.search_space is not set; pass -o study.search_space=experiments/search/lambdas.yaml")
+        raise ConfigError(
+            "study.search_space is not set; pass -o study.search_space=experiments/search/lambdas.yaml"
+        )
     check_study_config(config, early_stopping=True)
     config = preflight_study(config, "search", resume)
     objectives = ",".join(f"{o.metric}:{o.mode}" for o in study.objectives)
     space = load_search_space(absolute_paths(config).study.search_space)
     varied = (*(dim.key for dim in space), "train.run_name")
-    described = f"Search over {', '.join(d.key for d in space)} ({study.num_samples} trials, objectives {objectives}); " \
-                "the summary replaces this line when the study ends."
+    described = (
+        f"Search over {', '.join(d.key for d in space)} ({study.num_samples} trials, objectives {objectives}); "
+        "the summary replaces this line when the study ends."
+    )
     with _ray_session(config, address, temp_dir):
-        launch = launch_study(config, "search", resume, tags={TAG_SEARCH_OBJECTIVES: objectives}, varied=varied,
-                              description=described)
+        launch = launch_study(
+            config,
+            "search",
+            resume,
+            tags={TAG_SEARCH_OBJECTIVES: objectives},
+            varied=varied,
+            description=described,
+        )
         try:
             outcomes = _tune(launch, ray_tune.search_trainable, None, space, bool(resume), True)
             rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
@@ -228,13 +302,26 @@ def run_search(config: DTGANConfig, resume: bool | str = False, address: str | N
     text_extra = []
     if len(metrics) == 2:
         # Only trials that ran to the end: a stopped trial's last values are not its final ones.
-        points = {r["trial"]: [r["metrics"][m] for m in metrics] for r in rows
-                  if r["status"] == "completed" and all(m in r["metrics"] for m in metrics)}
+        points = {
+            r["trial"]: [r["metrics"][m] for m in metrics]
+            for r in rows
+            if r["status"] == "completed" and all(m in r["metrics"] for m in metrics)
+        }
         front = pareto_front(points, [o.mode for o in study.objectives])
-        front_rows = [{"trial": t, **dict(zip(metrics, points[t])),
-                       "params": next(r["params"] for r in rows if r["trial"] == t)} for t in front]
-        launch.tracker.log_text(launch.parent_run_id, json.dumps(front_rows, indent=2, default=str), PARETO_ARTIFACT)
+        front_rows = [
+            {
+                "trial": t,
+                **dict(zip(metrics, points[t])),
+                "params": next(r["params"] for r in rows if r["trial"] == t),
+            }
+            for t in front
+        ]
+        launch.tracker.log_text(
+            launch.parent_run_id, json.dumps(front_rows, indent=2, default=str), PARETO_ARTIFACT
+        )
         text_extra = ["", f"Pareto front ({' vs '.join(metrics)}): " + (", ".join(front) or "empty")]
-    text_extra += ["", "Sampled parameters:"] + [f"- {r['trial']}: {json.dumps(r['params'], default=str)}" for r in rows]
+    text_extra += ["", "Sampled parameters:"] + [
+        f"- {r['trial']}: {json.dumps(r['params'], default=str)}" for r in rows
+    ]
     text = _conclude(launch, rows, columns)
     return launch, rows, text + "\n".join(text_extra)

@@ -40,7 +40,9 @@ class Dimension:
 def _dimension(path: Path, key: str, spec: Any, known: set[str]) -> Dimension:
     where = f"{path}: '{key}'"
     if key not in known:
-        raise ConfigError(f"{where} is not a config key; use dotted keys such as loss.lambda_cyc or model.ablation")
+        raise ConfigError(
+            f"{where} is not a config key; use dotted keys such as loss.lambda_cyc or model.ablation"
+        )
     if not isinstance(spec, dict) or spec.get("type") not in DISTRIBUTION_TYPES:
         raise ConfigError(f"{where}: needs 'type' one of {', '.join(DISTRIBUTION_TYPES)}, got {spec!r}")
     extra = set(spec) - ({"type", "values"} if spec["type"] == "choice" else {"type", "low", "high"})
@@ -73,6 +75,8 @@ def load_search_space(path: str | Path) -> list[Dimension]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{path}: a search space is a non-empty mapping of dotted config keys to distributions")
+        raise ConfigError(
+            f"{path}: a search space is a non-empty mapping of dotted config keys to distributions"
+        )
     known = set(flatten(DTGANConfig()))
     return [_dimension(path, str(key), spec, known) for key, spec in data.items()]

@@ -79,22 +79,36 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
             f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
         )
     objectives = config.study.objectives
-    if early_stopping and every is not None and len(objectives) == 1 and objectives[0].metric != keys.fid_key("mix"):
+    if (
+        early_stopping
+        and every is not None
+        and len(objectives) == 1
+        and objectives[0].metric != keys.fid_key("mix")
+    ):
         # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
         raise ConfigError(
             f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
             f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
         )
     if early_stopping and config.study.scheduler == "asha" and every is None:
-        raise ConfigError("study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)")
+        raise ConfigError(
+            "study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)"
+        )
 
 
 class StudyReporter(Reporter):
     """The loop's reporter inside a trial: MLflow metrics, plus the cheap FID and a checkpoint to the scheduler."""
 
-    def __init__(self, mlflow_reporter: Reporter, hooks: TrialHooks, total_steps: int,
-                 fid: Callable[[str], float] | None, every_steps: int | None, stand_in_for: tuple[str, ...] = (),
-                 timeline: TrialTimeline | None = None) -> None:
+    def __init__(
+        self,
+        mlflow_reporter: Reporter,
+        hooks: TrialHooks,
+        total_steps: int,
+        fid: Callable[[str], float] | None,
+        every_steps: int | None,
+        stand_in_for: tuple[str, ...] = (),
+        timeline: TrialTimeline | None = None,
+    ) -> None:
         self.mlflow_reporter = mlflow_reporter
         self.timeline = timeline  # arrival times of the training reports (meaningful for in-process training)
         self.hooks = hooks
@@ -111,20 +125,24 @@ class StudyReporter(Reporter):
             return  # the final checkpoint is reported with the evaluation
         fid = self.fid(checkpoint_path)
         self.mlflow_reporter.report(step, {INTERMEDIATE_FID_KEY: fid}, None)
-        self.hooks.report({STEP_KEY: step, INTERMEDIATE_FID_KEY: fid, **dict.fromkeys(self.stand_in_for, fid)},
-                          checkpoint_path)
+        self.hooks.report(
+            {STEP_KEY: step, INTERMEDIATE_FID_KEY: fid, **dict.fromkeys(self.stand_in_for, fid)},
+            checkpoint_path,
+        )
 
     def close(self) -> None:
         self.mlflow_reporter.close()
-
 
 
 def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> None:
     """The evaluation folder under ``eval/<folder name>/`` (JSON, grids) and its feature arrays under
     ``eval/features/``, where the report's bootstrap reads them (uploaded once, not also inside the folder)."""
     out_dir = evaluation.out_dir
-    tracker.log_artifacts(run_id, [p for p in sorted(out_dir.iterdir()) if p.name != FEATURES_DIR],
-                          f"{EVALUATION_ARTIFACT_DIR}/{out_dir.name}")
+    tracker.log_artifacts(
+        run_id,
+        [p for p in sorted(out_dir.iterdir()) if p.name != FEATURES_DIR],
+        f"{EVALUATION_ARTIFACT_DIR}/{out_dir.name}",
+    )
     if evaluation.feature_paths:
         tracker.log_artifacts(run_id, list(evaluation.feature_paths), FEATURES_ARTIFACT_DIR)
 
@@ -141,11 +159,15 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
     initial = checkpoint_path(run_dir, 0)
     if not config.train.checkpoint_at_start or not initial.is_file():
         return {}
-    evaluation = evaluate(initial, config.evaluation, data_path=config.data.path,
-                          out_dir=run_dir / "evaluation" / "init")
+    evaluation = evaluate(
+        initial, config.evaluation, data_path=config.data.path, out_dir=run_dir / "evaluation" / "init"
+    )
     tracker.log_artifacts(run_id, [evaluation.report_path], INIT_PREFIX.rstrip("/"))
-    return {INIT_PREFIX + k.removeprefix(keys.EVAL_PREFIX): v for k, v in _finite(evaluation.metrics).items()
-            if k.startswith(keys.EVAL_PREFIX)}
+    return {
+        INIT_PREFIX + k.removeprefix(keys.EVAL_PREFIX): v
+        for k, v in _finite(evaluation.metrics).items()
+        if k.startswith(keys.EVAL_PREFIX)
+    }
 
 
 def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
@@ -163,7 +185,9 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
 
 
-def _downstream(config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn) -> tuple[dict[str, float], Path]:
+def _downstream(
+    config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn
+) -> tuple[dict[str, float], Path]:
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import resolve_device, run_study
@@ -179,8 +203,16 @@ def _downstream(config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: Ma
     return payload["metrics"], out_path
 
 
-def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialContext, hooks: TrialHooks, *,
-              run_name: str | None = None, description: str | None = None) -> dict[str, Any]:
+def run_trial(
+    config: DTGANConfig,
+    trial_key: str,
+    variant: str,
+    ctx: TrialContext,
+    hooks: TrialHooks,
+    *,
+    run_name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
     """Train, evaluate and (optionally) run the downstream study of one trial; its final metrics.
 
     ``run_name`` and ``description`` are what the MLflow UI shows for the run (default: the trial key, none).
@@ -200,13 +232,24 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
     timeline.mark("imported")
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
-    run = tracker.start_trial(ctx.parent_run_id, trial_key, config, tags=tags,
-                              provenance={**collect_provenance(config.train.seed), **ctx.git_state},
-                              run_name=run_name, description=description)
+    run = tracker.start_trial(
+        ctx.parent_run_id,
+        trial_key,
+        config,
+        tags=tags,
+        provenance={**collect_provenance(config.train.seed), **ctx.git_state},
+        run_name=run_name,
+        description=description,
+    )
     if run.finished:
         earlier = tracker.client.get_run(run.run_id).data
-        final = {**_finite(dict(earlier.metrics)), TRIAL_DONE_KEY: 1.0, STEP_KEY: config.train.total_steps,
-                 RUN_ID_KEY: run.run_id, CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, "")}
+        final = {
+            **_finite(dict(earlier.metrics)),
+            TRIAL_DONE_KEY: 1.0,
+            STEP_KEY: config.train.total_steps,
+            RUN_ID_KEY: run.run_id,
+            CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, ""),
+        }
         hooks.report(final, None)
         log.info("trial %s finished in an earlier launch (run %s); not run again", trial_key, run.run_id)
         return final
@@ -222,23 +265,35 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
         with MLflowReporter(tracker, run.run_id, checkpoints="never") as mlflow_reporter:
             objectives = [o.metric for o in config.study.objectives]
             stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
-            reporter = StudyReporter(mlflow_reporter, hooks, config.train.total_steps, fid,
-                                     ctx.intermediate_fid_every_steps, stand_in, timeline)
+            reporter = StudyReporter(
+                mlflow_reporter,
+                hooks,
+                config.train.total_steps,
+                fid,
+                ctx.intermediate_fid_every_steps,
+                stand_in,
+                timeline,
+            )
             timeline.mark("train_start")
             result = hooks.train(config, reporter, run_dir, resume)
             timeline.mark("train_end")
         timeline.mark("metrics_flushed")  # the MLflow reporter's last batch
         checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
-        evaluation = evaluate(checkpoint, config.evaluation, data_path=config.data.path,
-                              out_dir=run_dir / "evaluation" / "final")
+        evaluation = evaluate(
+            checkpoint,
+            config.evaluation,
+            data_path=config.data.path,
+            out_dir=run_dir / "evaluation" / "final",
+        )
         timeline.mark("evaluation_end")
         tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
         final = _finite(evaluation.metrics)
         log_evaluation(tracker, run.run_id, evaluation)
         final.update(_evaluate_initial(config, run_dir, tracker, run.run_id))
         if config.study.run_downstream:
-            downstream_metrics, downstream_json = _downstream(config, Path(checkpoint), run_dir,
-                                                              hooks.downstream_map_fn())
+            downstream_metrics, downstream_json = _downstream(
+                config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+            )
             final.update(_finite(downstream_metrics))
             tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
             timeline.mark("downstream_end")
@@ -250,8 +305,13 @@ def run_trial(config: DTGANConfig, trial_key: str, variant: str, ctx: TrialConte
             tracker.log_sample_grids(run.run_id, samples)
         if keys.fid_key("mix") in final:
             final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
-        report = {**final, STEP_KEY: result.step, TRIAL_DONE_KEY: 1.0, RUN_ID_KEY: run.run_id,
-                  CHECKPOINT_KEY: str(checkpoint)}
+        report = {
+            **final,
+            STEP_KEY: result.step,
+            TRIAL_DONE_KEY: 1.0,
+            RUN_ID_KEY: run.run_id,
+            CHECKPOINT_KEY: str(checkpoint),
+        }
         tracker.end_run(run.run_id)  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)

@@ -40,8 +40,11 @@ class TrialTimeline:
         self.reports.append(record)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"marks": self.marks, "first_report": self.reports[0] if self.reports else None,
-                "last_reports": self.reports[1:] if len(self.reports) > 1 else self.reports[:1]}
+        return {
+            "marks": self.marks,
+            "first_report": self.reports[0] if self.reports else None,
+            "last_reports": self.reports[1:] if len(self.reports) > 1 else self.reports[:1],
+        }
 
     def write(self, run_dir: Path) -> Path:
         path = Path(run_dir) / TIMELINE_FILE

@@ -53,7 +53,9 @@ def resolve_tracking_uri(cfg: TrackingConfig, cwd: str | Path | None = None) -> 
     return uri
 
 
-def resolve_artifact_root(cfg: TrackingConfig, tracking_uri: str, cwd: str | Path | None = None) -> str | None:
+def resolve_artifact_root(
+    cfg: TrackingConfig, tracking_uri: str, cwd: str | Path | None = None
+) -> str | None:
     """Absolute artifact root URI for new experiments, or None to let a tracking server choose.
 
     MLflow puts the artifacts of a local store relative to the *current* directory unless the experiment

@@ -170,8 +170,10 @@ def _data_digest(path: str) -> str:
         files = sorted(local.rglob("*.parquet")) if local.is_dir() else [local]
         for file in files:
             stat = file.stat()
-            digest.update(f"{file.relative_to(local) if local.is_dir() else file.name}:{stat.st_size}:"
-                          f"{stat.st_mtime_ns}".encode())
+            digest.update(
+                f"{file.relative_to(local) if local.is_dir() else file.name}:{stat.st_size}:"
+                f"{stat.st_mtime_ns}".encode()
+            )
     return digest.hexdigest()[:16]
 
 
@@ -252,7 +254,9 @@ class Tracker:
         try:
             self.client.search_experiments(max_results=1)  # creates the tables of a fresh database
         except MlflowException as exc:
-            raise TrackingError(f"cannot open the tracking store {self.tracking_uri}: {error_line(exc)}") from None
+            raise TrackingError(
+                f"cannot open the tracking store {self.tracking_uri}: {error_line(exc)}"
+            ) from None
         if study is not None:
             self.experiment_id(self.experiment_name_for(study))
         return self.tracking_uri
@@ -270,8 +274,9 @@ class Tracker:
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
                 location = f"{self.artifact_root}/{safe}"
             try:
-                return self.client.create_experiment(name, artifact_location=location,
-                                                     tags={T.EXPERIMENT_KIND: T.EXPERIMENT_KIND_ML})
+                return self.client.create_experiment(
+                    name, artifact_location=location, tags={T.EXPERIMENT_KIND: T.EXPERIMENT_KIND_ML}
+                )
             except MlflowException as exc:
                 experiment = self.client.get_experiment_by_name(name)  # created meanwhile by another process
                 if experiment is None:
@@ -381,12 +386,16 @@ class Tracker:
             base_tags = {T.PARENT_RUN_ID: parent_run_id, T.RUN_KIND: T.RUN_KIND_TRIAL, T.TRIAL_KEY: trial_key}
             if study is not None:
                 base_tags[T.STUDY] = study
-            run_id = self.client.create_run(experiment_id, run_name=run_name or trial_key, tags=base_tags).info.run_id
+            run_id = self.client.create_run(
+                experiment_id, run_name=run_name or trial_key, tags=base_tags
+            ).info.run_id
         described: dict[str, Any] = {T.NOTE: description}
         if found and run_name:
             described[T.RUN_NAME] = run_name
         if isinstance(config, DTGANConfig):
-            described.update({T.PRESET: config.preset, T.SEED: config.train.seed, **toggle_tags(config.model.toggles)})
+            described.update(
+                {T.PRESET: config.preset, T.SEED: config.train.seed, **toggle_tags(config.model.toggles)}
+            )
         self.set_tags(run_id, {**described, **(tags or {})})
         self.log_params(run_id, config_params(config))
         if isinstance(config, DTGANConfig):
@@ -511,7 +520,9 @@ class Tracker:
                 self.log_artifacts(run_id, [path], Path(folder).name)
                 continue
             with Image.open(path) as image:
-                self.client.log_image(run_id, image.copy(), key=f"samples/{match['kind']}", step=int(match["step"]))
+                self.client.log_image(
+                    run_id, image.copy(), key=f"samples/{match['kind']}", step=int(match["step"])
+                )
             logged += 1
         return logged
 
@@ -579,7 +590,9 @@ class Tracker:
             try:
                 TrackingConfig(registered_model_name=name)
             except ValueError:
-                raise TrackingError(f"'{name}' is not a registry name; use letters, digits, '.', '_', '-'") from None
+                raise TrackingError(
+                    f"'{name}' is not a registry name; use letters, digits, '.', '_', '-'"
+                ) from None
         else:
             experiment = self.client.get_experiment(run.info.experiment_id).name
             name = self.registered_model_name or f"{experiment}-generator"
@@ -594,14 +607,18 @@ class Tracker:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         missing = [k for k in _GENERATOR_KEYS if k not in checkpoint]
         if missing:
-            raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?")
+            raise CheckpointError(
+                f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?"
+            )
         config = DTGANConfig.model_validate(checkpoint["config"])
         vocab = checkpoint["vocab"]
-        description = (f"dtgan generator (EMA G, M, E) of run {run.info.run_name} at step {checkpoint['step']}: "
-                       f"ablation ({config.model.ablation}), {config.model.img_size} px, products "
-                       f"{', '.join(vocab['products'])}, target defects {', '.join(vocab['defects'])}. "
-                       "predict(sources uint8 (N,3,H,W), y_trg int64 (N,) defect indices, references uint8 "
-                       "(M,3,H,W) for reference guidance; params guidance='latent'|'reference', seed) -> uint8 (N,3,H,W).")
+        description = (
+            f"dtgan generator (EMA G, M, E) of run {run.info.run_name} at step {checkpoint['step']}: "
+            f"ablation ({config.model.ablation}), {config.model.img_size} px, products "
+            f"{', '.join(vocab['products'])}, target defects {', '.join(vocab['defects'])}. "
+            "predict(sources uint8 (N,3,H,W), y_trg int64 (N,) defect indices, references uint8 "
+            "(M,3,H,W) for reference guidance; params guidance='latent'|'reference', seed) -> uint8 (N,3,H,W)."
+        )
         previous_status = run.info.status
         with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
             slim = Path(tmp) / GENERATOR_FILE
@@ -621,16 +638,26 @@ class Tracker:
             if previous_status != RunStatus.to_string(RunStatus.FINISHED):
                 self.client.update_run(run_id, status=previous_status)  # start_run's exit marked it FINISHED
         try:
-            self.client.create_registered_model(name, description="dtgan generators (EMA networks) of a study")
+            self.client.create_registered_model(
+                name, description="dtgan generators (EMA networks) of a study"
+            )
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise TrackingError(f"cannot create registered model '{name}': {error_line(exc)}") from None
-        with _fluent_store(self.tracking_uri):  # the registry resolves models:/<id> through the default client
+        with _fluent_store(
+            self.tracking_uri
+        ):  # the registry resolves models:/<id> through the default client
             # register_model also tags the logged model with its versions: the UI links the two through it.
             version = mlflow.register_model(info.model_uri, name)
         self.client.update_model_version(name, version.version, description=description)
-        self.set_tags(run_id, {T.REGISTERED_MODEL_NAME: name, T.REGISTERED_MODEL_VERSION: version.version,
-                               T.LOGGED_MODEL_ID: info.model_id})
+        self.set_tags(
+            run_id,
+            {
+                T.REGISTERED_MODEL_NAME: name,
+                T.REGISTERED_MODEL_VERSION: version.version,
+                T.LOGGED_MODEL_ID: info.model_id,
+            },
+        )
         return RegisteredGenerator(name, int(version.version), info.model_uri)
 
     # -- system metrics -----------------------------------------------------------------------------------
@@ -676,7 +703,9 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
             torch.as_tensor(np.asarray(model_input["sources"]), dtype=torch.uint8),
             torch.as_tensor(np.asarray(model_input["y_trg"]), dtype=torch.long),
             guidance=guidance,
-            references=None if references is None else torch.as_tensor(np.asarray(references), dtype=torch.uint8),
+            references=None
+            if references is None
+            else torch.as_tensor(np.asarray(references), dtype=torch.uint8),
             seed=int(options.get("seed", 0)),
         )
         return x_fake.numpy()
@@ -690,11 +719,13 @@ def generator_signature(img_size: int):
 
     image = (-1, 3, img_size, img_size)
     return ModelSignature(
-        inputs=Schema([
-            TensorSpec(np.dtype(np.uint8), image, "sources"),
-            TensorSpec(np.dtype(np.int64), (-1,), "y_trg"),
-            TensorSpec(np.dtype(np.uint8), image, "references"),
-        ]),
+        inputs=Schema(
+            [
+                TensorSpec(np.dtype(np.uint8), image, "sources"),
+                TensorSpec(np.dtype(np.int64), (-1,), "y_trg"),
+                TensorSpec(np.dtype(np.uint8), image, "references"),
+            ]
+        ),
         outputs=Schema([TensorSpec(np.dtype(np.uint8), image)]),
         params=ParamSchema([ParamSpec("guidance", "string", "latent"), ParamSpec("seed", "long", 0)]),
     )
@@ -704,7 +735,10 @@ def generator_input_example(img_size: int, num_defects: int) -> tuple[dict[str, 
     """Two mid-grey sources translated to the last defect, one reference; latent guidance, seed 0."""
     image = np.full((2, 3, img_size, img_size), 128, dtype=np.uint8)
     target = np.full((2,), num_defects - 1, dtype=np.int64)
-    return {"sources": image, "y_trg": target, "references": image[:1].copy()}, {"guidance": "latent", "seed": 0}
+    return {"sources": image, "y_trg": target, "references": image[:1].copy()}, {
+        "guidance": "latent",
+        "seed": 0,
+    }
 
 
 @contextlib.contextmanager

@@ -40,7 +40,9 @@ def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
-        return mlflow.search_runs(experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"])
+        return mlflow.search_runs(
+            experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"]
+        )
     finally:
         mlflow.set_tracking_uri(previous)
 

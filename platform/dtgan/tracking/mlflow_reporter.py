@@ -59,7 +59,10 @@ class MLflowReporter:
             self.flush()
             if self.checkpoints == "every":
                 self.tracker.log_artifacts(self.run_id, [checkpoint_path], CHECKPOINT_ARTIFACT_PATH)
-        elif self._buffered >= _MAX_BUFFERED_METRICS or time.monotonic() - self._last_flush >= self.flush_every_s:
+        elif (
+            self._buffered >= _MAX_BUFFERED_METRICS
+            or time.monotonic() - self._last_flush >= self.flush_every_s
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -74,7 +77,11 @@ class MLflowReporter:
         if self._closed:
             return
         self.flush()
-        if self.checkpoints == "final" and self.last_checkpoint_path and Path(self.last_checkpoint_path).is_file():
+        if (
+            self.checkpoints == "final"
+            and self.last_checkpoint_path
+            and Path(self.last_checkpoint_path).is_file()
+        ):
             self.tracker.log_artifacts(self.run_id, [self.last_checkpoint_path], CHECKPOINT_ARTIFACT_PATH)
         if self._monitor is not None:
             self._monitor.finish()

@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 # Distributions whose versions change results or behaviour.
-LIBRARIES = ("torch", "torchvision", "numpy", "pyarrow", "pydantic", "ray", "mlflow", "optuna", "torch-fidelity", "timm")
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "pyarrow",
+    "pydantic",
+    "ray",
+    "mlflow",
+    "optuna",
+    "torch-fidelity",
+    "timm",
+)
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout holding platform/dtgan
 _GIT_TIMEOUT_S = 10
 
@@ -20,7 +31,12 @@ _GIT_TIMEOUT_S = 10
 def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=_SOURCE_ROOT, capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=True
+            ["git", *args],
+            cwd=_SOURCE_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -33,7 +33,11 @@ def _mean(values: Sequence[float]) -> float | None:
 def _report_cis(cells: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float | None, float | None]]:
     """(variant, "fid_mix"|"kid_mix") -> (ci_low, ci_high) from the report's Table 15 cells, when it has them."""
     found: dict[tuple[str, str], tuple[float | None, float | None]] = {}
-    if cells is None or cells.empty or not {"table", "row", "column", "metric", "ci_low", "ci_high"} <= set(cells):
+    if (
+        cells is None
+        or cells.empty
+        or not {"table", "row", "column", "metric", "ci_low", "ci_high"} <= set(cells)
+    ):
         return found
     table = cells[cells["table"] == _REPORT_TABLE]
     for _, cell in table.iterrows():
@@ -56,8 +60,14 @@ def variants_table(rows: Sequence[Mapping[str, Any]], cells: pd.DataFrame | None
     by_variant: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         by_variant.setdefault(str(row.get("variant") or row["trial"]), []).append(row)
-    error_keys = sorted({k for r in rows for k in r.get("metrics", {})
-                         if k.startswith(keys.DOWNSTREAM_PREFIX) and k.endswith("_mean")})
+    error_keys = sorted(
+        {
+            k
+            for r in rows
+            for k in r.get("metrics", {})
+            if k.startswith(keys.DOWNSTREAM_PREFIX) and k.endswith("_mean")
+        }
+    )
     records = []
     for variant in sorted(by_variant, key=lambda v: (LADDER_STEPS.index(v) if v in LADDER_STEPS else 99, v)):
         trials = by_variant[variant]
@@ -96,27 +106,45 @@ def run_link(experiment_id: str, run_id: str) -> str:
 
 
 def study_note(
-    *, kind: str, study: str, experiment_id: str, table: pd.DataFrame, rows: Sequence[Mapping[str, Any]],
-    best: Mapping[str, Any] | None, objective: str, seeds: Sequence[int], total_steps: int,
+    *,
+    kind: str,
+    study: str,
+    experiment_id: str,
+    table: pd.DataFrame,
+    rows: Sequence[Mapping[str, Any]],
+    best: Mapping[str, Any] | None,
+    objective: str,
+    seeds: Sequence[int],
+    total_steps: int,
     fid_extractor: str | None,
 ) -> str:
     """The parent run's description (Markdown): the table, the best variant with a link to its run, what
     the comparison does and does not establish."""
     completed = sum(r.get("status") == "completed" for r in rows)
-    lines = [f"**{kind} study `{study}`**: {completed}/{len(rows)} trials completed, "
-             f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {total_steps} training steps each.", ""]
+    lines = [
+        f"**{kind} study `{study}`**: {completed}/{len(rows)} trials completed, "
+        f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {total_steps} training steps each.",
+        "",
+    ]
     errors = [c for c in table.columns if c.startswith("error_")] if not table.empty else []
     header = ["variant", "what it is", "FID mix [95% CI]", "KID mix [95% CI]", *errors]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in table.to_dict("records"):
-        cells = [record["variant"], str(record["description"]).split(";")[0], _with_ci(record, "fid_mix"),
-                 _with_ci(record, "kid_mix"), *(_number(record.get(e)) for e in errors)]
+        cells = [
+            record["variant"],
+            str(record["description"]).split(";")[0],
+            _with_ci(record, "fid_mix"),
+            _with_ci(record, "kid_mix"),
+            *(_number(record.get(e)) for e in errors),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
     if best is not None and best.get("run_id"):
         value = _number(best["metrics"].get(objective))
-        lines.append(f"**Best by {objective}**: [{best.get('run_name') or best['trial']}]"
-                     f"({run_link(experiment_id, best['run_id'])}) ({value}); its generator is the logged model.")
+        lines.append(
+            f"**Best by {objective}**: [{best.get('run_name') or best['trial']}]"
+            f"({run_link(experiment_id, best['run_id'])}) ({value}); its generator is the logged model."
+        )
     else:
         lines.append(f"**Best by {objective}**: none (no completed trial has it).")
     lines += [
@@ -126,9 +154,17 @@ def study_note(
         "the evaluated images of each variant. A difference counts only where the report's pairwise comparison "
         "(report/report.md) calls it significant.",
         "**What it does not**: "
-        + ("with one seed, nothing about training variance (rerun with more study.seeds); " if len(seeds) < 2 else "")
+        + (
+            "with one seed, nothing about training variance (rerun with more study.seeds); "
+            if len(seeds) < 2
+            else ""
+        )
         + "nothing about longer training or other data; numbers from another feature extractor (or the paper's "
         "Inception FID) are not comparable.",
     ]
     text = "\n".join(lines)
-    return text if len(text) <= NOTE_MAX_CHARS else text[: NOTE_MAX_CHARS - 40] + "\n\n(truncated: see report/report.md)"
+    return (
+        text
+        if len(text) <= NOTE_MAX_CHARS
+        else text[: NOTE_MAX_CHARS - 40] + "\n\n(truncated: see report/report.md)"
+    )

@@ -56,7 +56,9 @@ def first_non_finite(tree: Any, name: str = "") -> str | None:
         children = ((f"{name}.{i}", v) for i, v in enumerate(tree))
     else:
         return None
-    return next((found for child_name, child in children if (found := first_non_finite(child, child_name))), None)
+    return next(
+        (found for child_name, child in children if (found := first_non_finite(child, child_name))), None
+    )
 
 
 def _non_finite_in(payload: dict[str, Any]) -> str | None:
@@ -110,7 +112,9 @@ def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
     if path.is_dir():
         latest = latest_checkpoint(path)
         if latest is None:
-            raise CheckpointError(f"{path}: no checkpoints/step_*.pt in this run folder; train first or pass a .pt file")
+            raise CheckpointError(
+                f"{path}: no checkpoints/step_*.pt in this run folder; train first or pass a .pt file"
+            )
         return latest
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file or run folder")
@@ -123,10 +127,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file raises many different types
-        raise CheckpointError(f"{path}: not a readable dtgan checkpoint ({type(exc).__name__}); delete it or pick another") from None
+        raise CheckpointError(
+            f"{path}: not a readable dtgan checkpoint ({type(exc).__name__}); delete it or pick another"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else None
-        raise CheckpointError(f"{path}: checkpoint format_version {found!r}, this dtgan reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {found!r}, this dtgan reads {FORMAT_VERSION}"
+        )
     bad = _non_finite_in(payload)
     if bad is not None:
         raise CheckpointError(
@@ -150,9 +158,21 @@ def _load_module(module: nn.Module, state_dict: dict, path: Path, name: str) -> 
 # steps 1..k computed. Any other difference is refused (the optimiser, losses and schedules would silently
 # disagree with config.yaml). Prefixes end with "."; the changes are recorded (run_dir.CONFIG_CHANGES_FILE).
 RESUMABLE_KEYS = (
-    "preset", "train.total_steps", "train.log_every_steps", "train.sample_every_steps",
-    "train.checkpoint_every_steps", "train.keep_checkpoints", "train.out_dir", "train.run_name", "train.device",
-    "data.loader_workers", "tracking.", "evaluation.", "downstream.", "study.", "distributed.",
+    "preset",
+    "train.total_steps",
+    "train.log_every_steps",
+    "train.sample_every_steps",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.out_dir",
+    "train.run_name",
+    "train.device",
+    "data.loader_workers",
+    "tracking.",
+    "evaluation.",
+    "downstream.",
+    "study.",
+    "distributed.",
 )
 
 
@@ -174,7 +194,9 @@ def _check_same_model(payload: dict[str, Any], config: DTGANConfig, path: Path) 
     current = config.model.model_dump(mode="json")
     differing = sorted(k for k in current.keys() | saved_model.keys() if current.get(k) != saved_model.get(k))
     if differing:
-        diffs = ", ".join(f"model.{k}: saved {saved_model.get(k)!r} vs {current.get(k)!r}" for k in differing[:3])
+        diffs = ", ".join(
+            f"model.{k}: saved {saved_model.get(k)!r} vs {current.get(k)!r}" for k in differing[:3]
+        )
         raise CheckpointError(f"{path}: checkpoint from another model configuration ({diffs})")
 
 
@@ -200,7 +222,9 @@ def check_compatible(payload: dict[str, Any], config: DTGANConfig, vocab: Any, p
     resume_changes(payload, config, path)
     saved_vocab = payload["vocab"]
     if list(vocab.defects) != saved_vocab["defects"] or list(vocab.products) != saved_vocab["products"]:
-        raise CheckpointError(f"{path}: checkpoint labels {saved_vocab} differ from the data set's; use the same data")
+        raise CheckpointError(
+            f"{path}: checkpoint labels {saved_vocab} differ from the data set's; use the same data"
+        )
 
 
 def restore_train_state(
@@ -241,7 +265,9 @@ def load_inference_nets(path_or_run_dir: str | Path, device: str | torch.device 
     try:
         config = config_from_dict(payload["config"])
     except ConfigError:
-        raise CheckpointError(f"{path}: its saved config no longer validates (a checkpoint from another dtgan version)") from None
+        raise CheckpointError(
+            f"{path}: its saved config no longer validates (a checkpoint from another dtgan version)"
+        ) from None
     vocab = Vocab(products=tuple(payload["vocab"]["products"]), defects=tuple(payload["vocab"]["defects"]))
     nets = build_nets(config.model, num_domains=len(vocab.defects), num_products=len(vocab.products))
     loaded = {}

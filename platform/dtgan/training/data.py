@@ -48,9 +48,14 @@ class TrainingData:
         z_trg2 = torch.randn(n, latent_dim, generator=z_generator)[share]
         move = {"device": device, "non_blocking": True}
         return Batch(
-            x_real=x_real.to(**move), y_org=y_org.to(**move), p_org=p_org.to(**move),
-            x_ref=x_ref.to(**move), x_ref2=x_ref2.to(**move), y_trg=y_trg.to(**move),
-            z_trg=z_trg.to(**move), z_trg2=z_trg2.to(**move),
+            x_real=x_real.to(**move),
+            y_org=y_org.to(**move),
+            p_org=p_org.to(**move),
+            x_ref=x_ref.to(**move),
+            x_ref2=x_ref2.to(**move),
+            y_trg=y_trg.to(**move),
+            z_trg=z_trg.to(**move),
+            z_trg2=z_trg2.to(**move),
         )
 
 
@@ -72,7 +77,9 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
 
     batch_size = per_rank_batch_size(config, env)
     dataset = DefectImageDataset(
-        config.data.path, splits=("gan_train",), img_size=config.model.img_size,
+        config.data.path,
+        splits=("gan_train",),
+        img_size=config.model.img_size,
         transform=stargan_transform(config.data, config.model.img_size),
     )
     common = {"rank": env.rank, "world_size": env.world_size}
@@ -80,6 +87,10 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)
     references = make_reference_loader(dataset, config.data, batch_size, seed, **common)
     return TrainingData(
-        dataset=dataset, vocab=dataset.vocab, sources=InfiniteBatches(sources), references=InfiniteBatches(references),
-        rank=env.rank, world_size=env.world_size,
+        dataset=dataset,
+        vocab=dataset.vocab,
+        sources=InfiniteBatches(sources),
+        references=InfiniteBatches(references),
+        rank=env.rank,
+        world_size=env.world_size,
     )

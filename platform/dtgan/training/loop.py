@@ -78,7 +78,11 @@ def raise_if_not_finite(terms: dict[str, torch.Tensor], step: int, last_checkpoi
 
 
 def _kept(last_checkpoint: Path | None) -> str:
-    return f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    return (
+        f"the last good checkpoint is {last_checkpoint}"
+        if last_checkpoint
+        else "no checkpoint was written yet"
+    )
 
 
 def _resume_path(run_dir: Path, resume: bool | str | Path) -> Path | None:
@@ -87,7 +91,9 @@ def _resume_path(run_dir: Path, resume: bool | str | Path) -> Path | None:
     if resume is True:
         path = latest_checkpoint(run_dir)
         if path is None:
-            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoints/step_*.pt); run without --resume")
+            raise CheckpointError(
+                f"{run_dir}: nothing to resume (no checkpoints/step_*.pt); run without --resume"
+            )
         return path
     return Path(resume)
 
@@ -107,12 +113,16 @@ class _Run:
     last_checkpoint: Path | None
 
 
-def _start(config: DTGANConfig, run_dir: str | Path | None, resume: bool | str | Path, env: Environment) -> _Run:
+def _start(
+    config: DTGANConfig, run_dir: str | Path | None, resume: bool | str | Path, env: Environment
+) -> _Run:
     """Run folder (rank 0), data, seeded state, and the checkpoint to resume from."""
     run_dir = resolve_run_dir(config, run_dir)
     resume_from = _resume_path(run_dir, resume)
     payload = read_checkpoint(resume_from) if resume_from is not None else None
-    changes = resume_changes(payload, config, resume_from) if payload is not None else {}  # before config.yaml
+    changes = (
+        resume_changes(payload, config, resume_from) if payload is not None else {}
+    )  # before config.yaml
     data = build_training_data(config, env)  # bad data fails before the run folder exists
     if env.is_main:
         prepare_run_dir(run_dir, config, resuming=resume_from is not None)
@@ -140,9 +150,13 @@ def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | N
     if not _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
         return None
     try:
-        saved = save_checkpoint(checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict())
+        saved = save_checkpoint(
+            checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict()
+        )
     except TrainingDiverged as exc:  # finite losses, non-finite weights: never written, never pruned over
-        raise TrainingDiverged(f"{exc}; {_kept(run.last_checkpoint)} (lower optim.lr or a loss weight)") from None
+        raise TrainingDiverged(
+            f"{exc}; {_kept(run.last_checkpoint)} (lower optim.lr or a loss weight)"
+        ) from None
     prune_checkpoints(run.run_dir, tcfg.keep_checkpoints)
     run.last_checkpoint = saved
     return saved
@@ -166,7 +180,11 @@ def train(
     run = _start(config, run_dir, resume, env)
     state = run.state
     if reporter is None:
-        reporter = ConsoleReporter(run.run_dir / METRICS_FILE, tcfg.total_steps, state.step) if env.is_main else NullReporter()
+        reporter = (
+            ConsoleReporter(run.run_dir / METRICS_FILE, tcfg.total_steps, state.step)
+            if env.is_main
+            else NullReporter()
+        )
     meter, metrics = TermMeter(), {}
     if env.is_main and tcfg.checkpoint_at_start and state.step == 0:
         run.last_checkpoint = save_checkpoint(
@@ -181,7 +199,9 @@ def train(
             meter.add(terms, time.perf_counter() - started)
             saved = _write_outputs(run, config, env)
             step = state.step
-            if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(step, tcfg.log_every_steps, tcfg.total_steps):
+            if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(
+                step, tcfg.log_every_steps, tcfg.total_steps
+            ):
                 metrics = meter.flush(tcfg.batch_size) | {
                     "train/lambda_ds": lambda_ds(step - 1, config.loss),
                     "train/ema_beta": ema_beta(step - 1, tcfg),
@@ -189,4 +209,6 @@ def train(
                 reporter.report(step, metrics, str(saved) if saved is not None else None)
     finally:
         reporter.close()
-    return TrainResult(run_dir=run.run_dir, step=state.step, checkpoint_path=run.last_checkpoint, metrics=metrics)
+    return TrainResult(
+        run_dir=run.run_dir, step=state.step, checkpoint_path=run.last_checkpoint, metrics=metrics
+    )

@@ -21,7 +21,11 @@ def _mapping_param_groups(mapping_network: nn.Module, cfg: OptimConfig) -> list[
     content = [p for p in mapping_network.content_parameters() if id(p) not in noise_ids]
     special = noise_ids | {id(p) for p in content}
     base = [p for p in mapping_network.parameters() if id(p) not in special]
-    groups = [{"params": base, "lr": cfg.mapping_lr}, {"params": content, "lr": content_lr}, {"params": noise, "lr": noise_lr}]
+    groups = [
+        {"params": base, "lr": cfg.mapping_lr},
+        {"params": content, "lr": content_lr},
+        {"params": noise, "lr": noise_lr},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -30,9 +34,14 @@ def build_optimizers(
 ) -> dict[str, torch.optim.Adam]:
     """Adam with betas (beta1, beta2) and L2 weight decay (not AdamW) for each of G, M, E, D; ``fused``
     selects the fused kernels (same update rule)."""
+
     def adam(params) -> torch.optim.Adam:
         return torch.optim.Adam(
-            params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, fused=fused or None
+            params,
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            weight_decay=cfg.weight_decay,
+            fused=fused or None,
         )
 
     return {

@@ -37,10 +37,14 @@ class NullReporter(Reporter):
 class ConsoleReporter(Reporter):
     """A tqdm progress bar with the main losses and images/s, and one JSON line per report in metrics.jsonl."""
 
-    def __init__(self, metrics_path: str | Path, total_steps: int, start_step: int = 0, show_progress: bool = True):
+    def __init__(
+        self, metrics_path: str | Path, total_steps: int, start_step: int = 0, show_progress: bool = True
+    ):
         self.metrics_path = Path(metrics_path)
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        self._bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, disable=not show_progress)
+        self._bar = tqdm(
+            total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, disable=not show_progress
+        )
         self._shown = start_step
 
     def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
@@ -50,7 +54,8 @@ class ConsoleReporter(Reporter):
         with self.metrics_path.open("a") as f:  # appending whole lines: a crash loses at most the last line
             f.write(json.dumps(record) + "\n")
         self._bar.set_postfix(
-            {short: f"{metrics[key]:.3g}" for key, short in PROGRESS_TERMS.items() if key in metrics}, refresh=False
+            {short: f"{metrics[key]:.3g}" for key, short in PROGRESS_TERMS.items() if key in metrics},
+            refresh=False,
         )
         self._bar.update(step - self._shown)
         self._shown = step

@@ -30,8 +30,11 @@ def capture_rng_state(z_generator: torch.Generator) -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": {"version": py_version, "state": list(py_state), "gauss_next": py_gauss},
         "numpy": {
-            "kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss),
+            "kind": np_kind,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
         },
         "torch": torch.get_rng_state(),
         "z_generator": z_generator.get_state(),
@@ -47,7 +50,13 @@ def restore_rng_state(state: dict[str, Any], z_generator: torch.Generator) -> No
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     npy = state["numpy"]
     np.random.set_state(
-        (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+        (
+            npy["kind"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
     )
     torch.set_rng_state(state["torch"])
     z_generator.set_state(state["z_generator"])

@@ -43,7 +43,9 @@ def prepare_run_dir(run_dir: Path, config: DTGANConfig, resuming: bool) -> None:
     if swept:
         log.info("%s: removed %d unfinished checkpoint write(s) (%s)", run_dir, len(swept), swept[0].name)
     write_text_atomic(run_dir / "config.yaml", to_yaml(config))
-    write_text_atomic(run_dir / "provenance.json", json.dumps(collect_provenance(config.train.seed), indent=2) + "\n")
+    write_text_atomic(
+        run_dir / "provenance.json", json.dumps(collect_provenance(config.train.seed), indent=2) + "\n"
+    )
 
 
 def record_config_changes(run_dir: Path, step: int, changes: dict[str, dict]) -> None:

@@ -31,7 +31,9 @@ class SampleInputs:
     z_per_domain: torch.Tensor  # (K, latent_dim)
 
 
-def sample_inputs_from_data(train_set, data_path: str, img_size: int, latent_dim: int, seed: int) -> SampleInputs:
+def sample_inputs_from_data(
+    train_set, data_path: str, img_size: int, latent_dim: int, seed: int
+) -> SampleInputs:
     """Sources from gan_holdout normal of ``data_path`` (gan_train normal when there is none), references
     from ``train_set`` (the decoded gan_train DefectImageDataset)."""
     from dtgan.data.dataset import DefectImageDataset
@@ -56,9 +58,15 @@ def sample_inputs_from_data(train_set, data_path: str, img_size: int, latent_dim
 
 
 @torch.no_grad()
-def translate_grids(nets_ema: nn.ModuleDict, inputs: SampleInputs, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def translate_grids(
+    nets_ema: nn.ModuleDict, inputs: SampleInputs, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(latent grid, reference grid) images in [-1, 1], each (rows * cols, 3, H, W) in row-major order."""
-    generator, mapping, encoder = nets_ema["generator"], nets_ema["mapping_network"], nets_ema["style_encoder"]
+    generator, mapping, encoder = (
+        nets_ema["generator"],
+        nets_ema["mapping_network"],
+        nets_ema["style_encoder"],
+    )
     x = inputs.sources.to(device)  # (N, 3, H, W)
     n, k = len(x), len(inputs.references)
     latent_cols, ref_cols = [x], [x]
@@ -75,7 +83,12 @@ def translate_grids(nets_ema: nn.ModuleDict, inputs: SampleInputs, device: torch
 
 
 def write_sample_grids(
-    run_dir: str | Path, step: int, nets_ema: nn.ModuleDict, inputs: SampleInputs, device: torch.device, seed: int
+    run_dir: str | Path,
+    step: int,
+    nets_ema: nn.ModuleDict,
+    inputs: SampleInputs,
+    device: torch.device,
+    seed: int,
 ) -> list[Path]:
     """samples/step_XXXXXXXX_{latent,reference}.png, written atomically; mapping noise is seeded by ``seed``."""
     devices = [device] if device.type == "cuda" else []

@@ -27,7 +27,9 @@ class TrainState:
     step: int = 0
 
 
-def build_train_state(config: DTGANConfig, num_domains: int, num_products: int, env: Environment) -> TrainState:
+def build_train_state(
+    config: DTGANConfig, num_domains: int, num_products: int, env: Environment
+) -> TrainState:
     """Seed, build the He-initialised nets (identical on every rank), their EMA copies and the optimisers."""
     from dtgan.models import build_nets
 
@@ -36,7 +38,10 @@ def build_train_state(config: DTGANConfig, num_domains: int, num_products: int, 
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
     perf = Performance.resolve(config.distributed.performance, env.device)
     nets = nn.ModuleDict(
-        {name: env.prepare_model(apply_performance(name, m.to(env.device), perf)) for name, m in built.items()}
+        {
+            name: env.prepare_model(apply_performance(name, m.to(env.device), perf))
+            for name, m in built.items()
+        }
     )
     optimizers = build_optimizers(nets, config.optim, fused=perf.fused_adam)
     # From here on each rank draws its own mapping noise. z comes from one stream shared by all ranks, of

@@ -61,7 +61,9 @@ def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_
         opt.step()
 
 
-def d_step(state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync) -> Terms:
+def d_step(
+    state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync
+) -> Terms:
     """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference)."""
     nets = state.nets
     with frozen([nets.generator, nets.mapping_network, nets.style_encoder]), _autocast(config, batch):
@@ -85,7 +87,9 @@ def g_step(
     return _tag(terms, guidance)
 
 
-def train_step(state: TrainState, batch: Batch, config: DTGANConfig, sync_gradients=no_gradient_sync) -> Terms:
+def train_step(
+    state: TrainState, batch: Batch, config: DTGANConfig, sync_gradients=no_gradient_sync
+) -> Terms:
     """One iteration; returns every named term (detached) and advances ``state.step`` by one."""
     terms: Terms = {}
     terms.update(d_step(state, batch, "latent", config, sync_gradients))

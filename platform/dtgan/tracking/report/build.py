@@ -100,7 +100,9 @@ def build_report_from_runs(
     tables += arms_backbones_tables(runs, config)
     for table in size_arms_tables(runs, config):
         tables.append(table)
-        figures[f"error_vs_size_{table.table_id.removeprefix('table3_size_arms_')}"] = error_vs_size_figure(table)
+        figures[f"error_vs_size_{table.table_id.removeprefix('table3_size_arms_')}"] = error_vs_size_figure(
+            table
+        )
     tables += cross_domain_tables(runs, config)
     parent_tags = study.parent.tags if study.parent else {}
     if keys.TAG_SEARCH_OBJECTIVES in parent_tags or parent_tags.get(keys.TAG_STUDY, "").startswith("search"):
@@ -108,7 +110,8 @@ def build_report_from_runs(
     preamble = [
         f"Study: {parent_tags.get(keys.TAG_STUDY, 'unknown')}; parent run: "
         f"{study.parent.run_id if study.parent else 'none'}; finished runs: {len(runs)}"
-        + (f"; left out (not FINISHED): {study.skipped_unfinished}" if study.skipped_unfinished else "") + ".",
+        + (f"; left out (not FINISHED): {study.skipped_unfinished}" if study.skipped_unfinished else "")
+        + ".",
         f"Eval CI: bootstrap over the evaluation images, B={config.bootstrap_samples}, seed={config.bootstrap_seed}, "
         f"{100 * (1 - config.significance_alpha):.0f}% percentile intervals (precision of one score, not evidence "
         f"between recipes). Significance: seed-level tests only, Holm-corrected per column, "
@@ -123,7 +126,9 @@ def build_report_from_runs(
 
 
 def build_report(
-    experiment_name: str, tracking_uri: str | None = None, parent_run_id: str | None = None,
+    experiment_name: str,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
     config: ReportConfig | None = None,
 ) -> Report:
     """Read the study from MLflow (``mlflow.search_runs``) and build its report.

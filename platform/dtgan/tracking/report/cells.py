@@ -65,8 +65,11 @@ class Cell:
         if self.role == ROLE_FLOOR:
             return f"{self.mean:.{d}f} (real halves, {self.images_text} vs {self.n_real})"
         spread = f" ± {self.std:.{d}f}" if self.std is not None else ""
-        what = f"{self.n} run{'s' if self.n != 1 else ''} at step 0" if self.role == ROLE_CEILING else (
-            f"{self.n} seed{'s' if self.n != 1 else ''}")
+        what = (
+            f"{self.n} run{'s' if self.n != 1 else ''} at step 0"
+            if self.role == ROLE_CEILING
+            else (f"{self.n} seed{'s' if self.n != 1 else ''}")
+        )
         size = f", {self.images_text}" if self.images else ""
         return f"{self.mean:.{d}f}{spread} ({what}{size})"
 

@@ -37,8 +37,13 @@ def _is_cross_domain(run: RunRecord) -> bool:
 
 
 def error_table(
-    table_id: str, title: str, runs: Sequence[RunRecord], rows: list[str], columns: list[Column],
-    source: CellSource, config: ReportConfig,
+    table_id: str,
+    title: str,
+    runs: Sequence[RunRecord],
+    rows: list[str],
+    columns: list[Column],
+    source: CellSource,
+    config: ReportConfig,
 ) -> Table:
     """Cells from ``source(run, row, column_key) -> metric key`` (None: the run is not in that cell)."""
     cells = {}
@@ -84,8 +89,17 @@ def arms_backbones_tables(runs: Sequence[RunRecord], config: ReportConfig) -> li
 
         suffix = f" at {size} normals per class" if size is not None else ""
         table_id = "table2_arms_backbones" + (f"_{size}" if size is not None and len(sizes) > 1 else "")
-        tables.append(error_table(table_id, f"Table 2: classifier error (%), arms x backbones{suffix}",
-                                  sized, rows, columns, source, config))
+        tables.append(
+            error_table(
+                table_id,
+                f"Table 2: classifier error (%), arms x backbones{suffix}",
+                sized,
+                rows,
+                columns,
+                source,
+                config,
+            )
+        )
     return tables
 
 
@@ -105,9 +119,17 @@ def size_arms_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list[Ta
             return keys.error_key(column_key, backbone) if _size(run) == row else None
 
         name = f"{backbone}" + (f", {variant}" if len(variants) > 1 else "")
-        tables.append(error_table(f"table3_size_arms_{backbone}" + (f"_{variant}" if len(variants) > 1 else ""),
-                                  f"Tables 3/8: classifier error (%) vs normals per class ({name})",
-                                  selected, sizes, columns, source, config))
+        tables.append(
+            error_table(
+                f"table3_size_arms_{backbone}" + (f"_{variant}" if len(variants) > 1 else ""),
+                f"Tables 3/8: classifier error (%) vs normals per class ({name})",
+                selected,
+                sizes,
+                columns,
+                source,
+                config,
+            )
+        )
     return tables
 
 
@@ -122,6 +144,7 @@ def cross_domain_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list
     columns += [Column(key=f"v{s}", label=f"v{s}", metric="error") for s in sources]
     tables = []
     for backbone in _backbones(runs):
+
         def source(run: RunRecord, row: str, column_key: str, backbone=backbone) -> str | None:
             if run.params[keys.PARAM_TARGET_PRODUCT] != row:
                 return None
@@ -130,7 +153,15 @@ def cross_domain_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list
             matches = column_key == f"v{run.params[keys.PARAM_DEFECT_SOURCE]}"
             return keys.error_key("reference", backbone) if matches else None
 
-        tables.append(error_table(f"table4_cross_domain_{backbone}",
-                                  f"Table 4: cross-domain classifier error (%), {backbone}",
-                                  runs, targets, columns, source, config))
+        tables.append(
+            error_table(
+                f"table4_cross_domain_{backbone}",
+                f"Table 4: cross-domain classifier error (%), {backbone}",
+                runs,
+                targets,
+                columns,
+                source,
+                config,
+            )
+        )
     return tables

@@ -45,7 +45,9 @@ class FidelityBootstrap:
         self._load = load_features
         self._config = config
         self._cache: dict[tuple[str, str, str], Replicates | str] = {}
-        self.sizes: dict[tuple[str, str, str], tuple[int, int]] = {}  # (run, guidance, scope) -> (N gen, N real)
+        self.sizes: dict[
+            tuple[str, str, str], tuple[int, int]
+        ] = {}  # (run, guidance, scope) -> (N gen, N real)
         self._floors: dict[tuple[str, str], tuple[Replicates, int, int] | None] = {}
 
     def replicates(self, run: RunRecord, guidance: str, scope: str) -> Replicates | str:
@@ -61,12 +63,18 @@ class FidelityBootstrap:
             else:
                 self.sizes[key] = (len(gen), len(real))
                 self._cache[key] = bootstrap_fidelity(
-                    gen, real, stream=f"{run.run_id}/{gen_path}", samples=self._config.bootstrap_samples,
-                    seed=self._config.bootstrap_seed, kid_subset_rows=self._config.kid_subset_rows,
+                    gen,
+                    real,
+                    stream=f"{run.run_id}/{gen_path}",
+                    samples=self._config.bootstrap_samples,
+                    seed=self._config.bootstrap_seed,
+                    kid_subset_rows=self._config.kid_subset_rows,
                 )
         return self._cache[key]
 
-    def floor(self, runs: Sequence[RunRecord], extractor: str, scope: str) -> tuple[Replicates, int, int] | None:
+    def floor(
+        self, runs: Sequence[RunRecord], extractor: str, scope: str
+    ) -> tuple[Replicates, int, int] | None:
         """FID/KID of disjoint real halves over ``floor_splits`` random splits, with the half sizes; from the
         real features of the first run (by id) of ``extractor`` that logged them; None when none did."""
         key = (extractor, scope)
@@ -86,7 +94,7 @@ def _real_halves(real: np.ndarray, config: ReportConfig) -> tuple[Replicates, in
     fid, kid = np.empty(config.floor_splits), np.empty(config.floor_splits)
     for i in range(config.floor_splits):
         order = rng.permutation(len(real))
-        a, b = real[order[:half]], real[order[half:2 * half]]
+        a, b = real[order[:half]], real[order[half : 2 * half]]
         fid[i] = fid_from_features(a, b)
         kid[i] = kid_from_features(a[: config.kid_subset_rows], b[: config.kid_subset_rows])
     return Replicates(fid, kid), half, half
@@ -114,17 +122,31 @@ def fidelity_table(
         metrics: (metric "fid"|"kid", guidance, scope) per column, repeated for each extractor.
     """
     # Only runs with FID/KID count: classifier-only runs of the same variant carry no extractor.
-    members = [r for r in runs if row_of(r) is not None and any(keys.parse_fidelity_key(k) for k in r.metrics)]
+    members = [
+        r for r in runs if row_of(r) is not None and any(keys.parse_fidelity_key(k) for k in r.metrics)
+    ]
     columns, cells = [], {}
     for (metric, guidance, scope), extractor in itertools.product(metrics, _extractors(members)):
         name = f"{metric.upper()} {guidance}" + ("" if scope == keys.SCOPE_ALL else f" {scope}")
-        column = Column(key=f"{metric}_{guidance}_{scope}@{extractor}", label=f"{name} [{extractor}]",
-                        metric=metric, extractor=extractor, guidance=guidance, scope=scope)
+        column = Column(
+            key=f"{metric}_{guidance}_{scope}@{extractor}",
+            label=f"{name} [{extractor}]",
+            metric=metric,
+            extractor=extractor,
+            guidance=guidance,
+            scope=scope,
+        )
         columns.append(column)
         for row in rows:
             cells[(row, column.key)] = _fidelity_cell(
                 [r for r in members if row_of(r) == row and r.extractor == extractor],
-                row, metric, guidance, scope, extractor, bootstrap, config,
+                row,
+                metric,
+                guidance,
+                scope,
+                extractor,
+                bootstrap,
+                config,
             )
     table = Table(table_id, title, rows, columns, cells)
     table.drop_empty_columns()
@@ -134,8 +156,13 @@ def fidelity_table(
     return table
 
 
-def _add_scale_rows(table: Table, members: Sequence[RunRecord], row_of: Callable[[RunRecord], str | None],
-                    bootstrap: FidelityBootstrap, config: ReportConfig) -> None:
+def _add_scale_rows(
+    table: Table,
+    members: Sequence[RunRecord],
+    row_of: Callable[[RunRecord], str | None],
+    bootstrap: FidelityBootstrap,
+    config: ReportConfig,
+) -> None:
     """The floor and ceiling rows of every column, each trained cell's position between them, the notes."""
     for column in table.columns:
         metric, guidance, scope = column.metric, column.guidance, column.scope
@@ -143,7 +170,9 @@ def _add_scale_rows(table: Table, members: Sequence[RunRecord], row_of: Callable
         floor = Cell(decimals=DECIMALS[metric], role=ROLE_FLOOR)
         found = bootstrap.floor(runs, column.extractor, scope)
         if found is None:
-            floor.missing_reason = f"no run measured with {column.extractor} logged {keys.real_features_artifact(scope)}"
+            floor.missing_reason = (
+                f"no run measured with {column.extractor} logged {keys.real_features_artifact(scope)}"
+            )
         else:
             splits, half_a, half_b = found
             values = getattr(splits, metric)
@@ -152,10 +181,15 @@ def _add_scale_rows(table: Table, members: Sequence[RunRecord], row_of: Callable
             floor.images, floor.n_real = {"real halves": half_a}, half_b
         table.cells[(FLOOR_ROW, column.key)] = floor
         init_key = keys.init_fidelity_key(metric, guidance, scope)
-        ceiling = Cell(decimals=DECIMALS[metric], role=ROLE_CEILING,
-                       values={r.run_id: r.metrics[init_key] for r in runs if init_key in r.metrics})
+        ceiling = Cell(
+            decimals=DECIMALS[metric],
+            role=ROLE_CEILING,
+            values={r.run_id: r.metrics[init_key] for r in runs if init_key in r.metrics},
+        )
         if not ceiling.values:
-            ceiling.missing_reason = (f"no run logged {init_key} (study trials do with train.checkpoint_at_start=true)")
+            ceiling.missing_reason = (
+                f"no run logged {init_key} (study trials do with train.checkpoint_at_start=true)"
+            )
         else:
             ceiling.ci_missing_reason = "no eval CI for the ceiling: the step-0 features are not logged"
         table.cells[(CEILING_ROW, column.key)] = ceiling
@@ -168,15 +202,19 @@ def _add_scale_rows(table: Table, members: Sequence[RunRecord], row_of: Callable
         f"({config.floor_splits} random splits; what a perfect generator scores at that N), '{CEILING_ROW}' = "
         "the same evaluation of the initialised networks (eval_init/*). 'pos' = how far a row moved from its "
         "ceiling (0; its own runs' step 0 where logged) to the floor (1); "
-        f"'not trained' = pos < {config.not_trained_below:g}.")
+        f"'not trained' = pos < {config.not_trained_below:g}."
+    )
     if any(table.cell(r, c.key).not_trained for r in table.rows for c in table.columns):
-        flagged = sorted({r for r in table.rows for c in table.columns if table.cell(r, c.key).not_trained},
-                         key=table.rows.index)
+        flagged = sorted(
+            {r for r in table.rows for c in table.columns if table.cell(r, c.key).not_trained},
+            key=table.rows.index,
+        )
         table.notes.append("not trained (did not move away from its initialisation): " + ", ".join(flagged))
 
 
-def _place(cell: Cell, own_runs: Sequence[RunRecord], init_key: str, ceiling: Cell, floor: Cell,
-           config: ReportConfig) -> None:
+def _place(
+    cell: Cell, own_runs: Sequence[RunRecord], init_key: str, ceiling: Cell, floor: Cell, config: ReportConfig
+) -> None:
     if not cell.values or not floor.values:
         return
     top = float(np.mean([r.metrics[init_key] for r in own_runs])) if own_runs else ceiling.mean
@@ -187,8 +225,14 @@ def _place(cell: Cell, own_runs: Sequence[RunRecord], init_key: str, ceiling: Ce
 
 
 def _fidelity_cell(
-    runs: list[RunRecord], row: str, metric: str, guidance: str, scope: str, extractor: str,
-    bootstrap: FidelityBootstrap, config: ReportConfig,
+    runs: list[RunRecord],
+    row: str,
+    metric: str,
+    guidance: str,
+    scope: str,
+    extractor: str,
+    bootstrap: FidelityBootstrap,
+    config: ReportConfig,
 ) -> Cell:
     cell = Cell(decimals=DECIMALS[metric])
     metric_key = keys.fidelity_key(metric, guidance, scope)
@@ -218,7 +262,9 @@ def _seed_label(run: RunRecord) -> str:
     return run.seed if run.seed is not None else run.run_id
 
 
-def ablation_table(runs: Sequence[RunRecord], bootstrap: FidelityBootstrap, config: ReportConfig) -> Table | None:
+def ablation_table(
+    runs: Sequence[RunRecord], bootstrap: FidelityBootstrap, config: ReportConfig
+) -> Table | None:
     """Table 15: ladder steps (a)..(last present) x FID and KID for latent, reference and mix (all products)."""
     steps = [s for s in keys.LADDER_STEPS if any(r.variant == s for r in runs)]
     if not steps:
@@ -226,8 +272,14 @@ def ablation_table(runs: Sequence[RunRecord], bootstrap: FidelityBootstrap, conf
     rows = [f"({s})" for s in keys.LADDER_STEPS[: keys.LADDER_STEPS.index(steps[-1]) + 1]]
     metrics = [(m, g, keys.SCOPE_ALL) for m in ("fid", "kid") for g in keys.GUIDANCES]
     return fidelity_table(
-        "table15_ablation", "Table 15: ablation ladder, FID and KID (all products)", runs, rows,
-        lambda r: f"({r.variant})" if r.variant in keys.LADDER_STEPS else None, metrics, bootstrap, config,
+        "table15_ablation",
+        "Table 15: ablation ladder, FID and KID (all products)",
+        runs,
+        rows,
+        lambda r: f"({r.variant})" if r.variant in keys.LADDER_STEPS else None,
+        metrics,
+        bootstrap,
+        config,
     )
 
 
@@ -235,15 +287,27 @@ def methods_products_table(
     runs: Sequence[RunRecord], bootstrap: FidelityBootstrap, config: ReportConfig, guidance: str = "mix"
 ) -> Table | None:
     """Table 1: methods (variants) x FID and KID per product and for all products, for one guidance."""
-    products = sorted({
-        parsed[2] for r in runs for k in r.metrics
-        if (parsed := keys.parse_fidelity_key(k)) and parsed[1] == guidance and parsed[2] != keys.SCOPE_ALL
-    })
+    products = sorted(
+        {
+            parsed[2]
+            for r in runs
+            for k in r.metrics
+            if (parsed := keys.parse_fidelity_key(k))
+            and parsed[1] == guidance
+            and parsed[2] != keys.SCOPE_ALL
+        }
+    )
     if not products:
         return None
     variants = sorted({r.variant for r in runs if r.variant is not None})
     metrics = [(m, guidance, scope) for m in ("fid", "kid") for scope in [*products, keys.SCOPE_ALL]]
     return fidelity_table(
-        "table1_methods_products", f"Table 1: methods x products, FID and KID ({guidance} set)", runs,
-        variants, lambda r: r.variant, metrics, bootstrap, config,
+        "table1_methods_products",
+        f"Table 1: methods x products, FID and KID ({guidance} set)",
+        runs,
+        variants,
+        lambda r: r.variant,
+        metrics,
+        bootstrap,
+        config,
     )

@@ -21,13 +21,19 @@ def ablation_fid_figure(table: Table) -> Figure:
         # The CI is of the bootstrap replicates; clip in case it does not bracket the logged mean.
         low = np.array([max(c.mean - c.ci[0], 0.0) if c.ci else 0.0 for c in cells])
         high = np.array([max(c.ci[1] - c.mean, 0.0) if c.ci else 0.0 for c in cells])
-        line = axes.errorbar(x + offset, means, yerr=np.vstack([low, high]), marker="o", capsize=3,
-                             label=column.label)
+        line = axes.errorbar(
+            x + offset, means, yerr=np.vstack([low, high]), marker="o", capsize=3, label=column.label
+        )
         for row, role in table.scale_rows.items():  # the scale: dashed floor, dotted ceiling
             scale = table.cells.get((row, column.key))
             if scale is not None and scale.mean is not None:
-                axes.axhline(scale.mean, color=line[0].get_color(), linestyle="--" if role == "floor" else ":",
-                             linewidth=1, label=f"{row} ({column.label})")
+                axes.axhline(
+                    scale.mean,
+                    color=line[0].get_color(),
+                    linestyle="--" if role == "floor" else ":",
+                    linewidth=1,
+                    label=f"{row} ({column.label})",
+                )
     axes.set_xticks(x, table.rows)
     axes.set_xlabel("ablation step")
     axes.set_ylabel("FID (lower is better)")

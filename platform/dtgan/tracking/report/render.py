@@ -35,7 +35,9 @@ def _display_rows(table: Table, bold: tuple[str, str]) -> tuple[list[str], list[
             if cell.best:
                 text = f"{bold[0]}{text}{bold[1]}"
             if column.metric in ("fid", "kid") and cell.values:
-                text += f" {cell.ci_text}" if cell.ci else f" CI {MISSING} {notes.mark(cell.ci_missing_reason)}"
+                text += (
+                    f" {cell.ci_text}" if cell.ci else f" CI {MISSING} {notes.mark(cell.ci_missing_reason)}"
+                )
             if cell.position is not None:
                 text += f" pos {cell.position:.2f}" + (" not trained" if cell.not_trained else "")
             line.append(text)
@@ -45,8 +47,10 @@ def _display_rows(table: Table, bold: tuple[str, str]) -> tuple[list[str], list[
 
 def _legend(table: Table) -> str:
     fidelity = any(c.metric in ("fid", "kid") for c in table.columns)
-    legend = ("Bold: lowest mean, significantly lower (seed-level, Holm-corrected) than every other cell of its "
-              "column. Cells: mean ± sample std over training seeds (seeds")
+    legend = (
+        "Bold: lowest mean, significantly lower (seed-level, Holm-corrected) than every other cell of its "
+        "column. Cells: mean ± sample std over training seeds (seeds"
+    )
     if fidelity:
         return legend + "; N = generated images scored per run), [eval CI: bootstrap over images]."
     return legend + ")."
@@ -54,23 +58,57 @@ def _legend(table: Table) -> str:
 
 def _comparison_rows(table: Table) -> tuple[list[str], list[list[str]], list[str]]:
     notes = Footnotes()
-    header = ["column", "A", "B", "mean A - B", "eval CI of A - B", "seed test", "p (Holm)",
-              "smallest detectable", "significant"]
+    header = [
+        "column",
+        "A",
+        "B",
+        "mean A - B",
+        "eval CI of A - B",
+        "seed test",
+        "p (Holm)",
+        "smallest detectable",
+        "significant",
+    ]
     body = []
     for comp in table.comparisons:
         decimals = table.cell(comp.row_a, comp.column).decimals
         label = table.column(comp.column).label
         delta = f"{comp.delta:+.{decimals}f}" if comp.delta is not None else MISSING
-        eval_ci = (f"[{comp.eval_ci[0]:.{decimals}f}, {comp.eval_ci[1]:.{decimals}f}]" if comp.eval_ci is not None
-                   else MISSING)
+        eval_ci = (
+            f"[{comp.eval_ci[0]:.{decimals}f}, {comp.eval_ci[1]:.{decimals}f}]"
+            if comp.eval_ci is not None
+            else MISSING
+        )
         if comp.test is None:
-            body.append([label, comp.row_a, comp.row_b, delta, eval_ci, f"n/a {notes.mark(comp.reason or '')}",
-                         MISSING, MISSING, "n/a"])
+            body.append(
+                [
+                    label,
+                    comp.row_a,
+                    comp.row_b,
+                    delta,
+                    eval_ci,
+                    f"n/a {notes.mark(comp.reason or '')}",
+                    MISSING,
+                    MISSING,
+                    "n/a",
+                ]
+            )
             continue
         t = comp.test
         seeds = f"n={t.shared_seeds}" if t.kind == "paired t" else f"n={t.seeds[0]}/{t.seeds[1]}"
-        body.append([label, comp.row_a, comp.row_b, delta, eval_ci, f"{t.kind} p={t.p_value:.3g} ({seeds})",
-                     f"{t.p_adjusted:.3g}", f"{t.min_detectable:.{decimals}f}", comp.significant_text])
+        body.append(
+            [
+                label,
+                comp.row_a,
+                comp.row_b,
+                delta,
+                eval_ci,
+                f"{t.kind} p={t.p_value:.3g} ({seeds})",
+                f"{t.p_adjusted:.3g}",
+                f"{t.min_detectable:.{decimals}f}",
+                comp.significant_text,
+            ]
+        )
     return header, body, notes.reasons
 
 
@@ -82,7 +120,11 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def markdown(
-    title: str, preamble: Sequence[str], tables: Sequence[Table], plots: Sequence[str], comparisons: bool = True
+    title: str,
+    preamble: Sequence[str],
+    tables: Sequence[Table],
+    plots: Sequence[str],
+    comparisons: bool = True,
 ) -> str:
     """The whole report as Markdown: each table, its footnotes, then (``comparisons``) its pairwise comparisons.
 
@@ -96,7 +138,10 @@ def markdown(
         lines += [_legend(table), ""]
         if table.comparisons and not comparisons:
             significant = sum(1 for c in table.comparisons if c.test is not None and c.test.significant)
-            lines += [f"Pairwise comparisons: {len(table.comparisons)} ({significant} significant) in report.md.", ""]
+            lines += [
+                f"Pairwise comparisons: {len(table.comparisons)} ({significant} significant) in report.md.",
+                "",
+            ]
         elif table.comparisons:
             header, body, reasons = _comparison_rows(table)
             lines += [f"Pairwise comparisons ({table.test_name}):", "", *_markdown_table(header, body), ""]
@@ -119,9 +164,15 @@ def _html_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 def html_page(title: str, preamble: Sequence[str], tables: Sequence[Table], plots: Sequence[str]) -> str:
     """A self-contained HTML page with the same content as the Markdown report."""
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
-             "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}</style>",
-             "</head><body>", f"<h1>{html.escape(title)}</h1>", *[f"<p>{html.escape(p)}</p>" for p in preamble]]
+    parts = [
+        "<!DOCTYPE html>",
+        "<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *[f"<p>{html.escape(p)}</p>" for p in preamble],
+    ]
     for table in tables:
         header, body, reasons = _display_rows(table, ("<b>", "</b>"))
         parts += [f"<h2>{html.escape(table.title)}</h2>", *_html_table(header, body)]
@@ -130,7 +181,10 @@ def html_page(title: str, preamble: Sequence[str], tables: Sequence[Table], plot
         parts += [f"<p>{html.escape(_legend(table))}</p>"]
         if table.comparisons:
             header, body, reasons = _comparison_rows(table)
-            parts += [f"<p>Pairwise comparisons ({html.escape(table.test_name)}):</p>", *_html_table(header, body)]
+            parts += [
+                f"<p>Pairwise comparisons ({html.escape(table.test_name)}):</p>",
+                *_html_table(header, body),
+            ]
             parts += [f"<p>[{i}] {html.escape(r)}</p>" for i, r in enumerate(reasons, 1)]
     parts += [f"<p><img src='plots/{p}.png' alt='{p}'></p>" for p in plots]
     return "\n".join([*parts, "</body></html>"]) + "\n"
@@ -143,19 +197,55 @@ def cells_frame(tables: Sequence[Table]) -> pd.DataFrame:
         for row in table.display_rows:
             for column in table.columns:
                 cell = table.cell(row, column.key)
-                records.append({
-                    "table": table.table_id, "row": row, "column": column.label, "metric": column.metric,
-                    "extractor": column.extractor, "mean": cell.mean, "std": cell.std, "n": cell.n,
-                    "seeds": ",".join(cell.values), "ci_low": cell.ci[0] if cell.ci else None,
-                    "ci_high": cell.ci[1] if cell.ci else None, "best": cell.best, "text": cell.text,
-                    "missing_reason": cell.missing_reason, "ci_missing_reason": cell.ci_missing_reason,
-                    "role": cell.role, "images": cell.n_images,
-                    "n_real": cell.n_real, "position": cell.position, "not_trained": cell.not_trained,
-                })
-    return pd.DataFrame.from_records(records, columns=[
-        "table", "row", "column", "metric", "extractor", "mean", "std", "n", "seeds", "ci_low", "ci_high",
-        "best", "text", "missing_reason", "ci_missing_reason", "role", "images", "n_real", "position",
-        "not_trained"])
+                records.append(
+                    {
+                        "table": table.table_id,
+                        "row": row,
+                        "column": column.label,
+                        "metric": column.metric,
+                        "extractor": column.extractor,
+                        "mean": cell.mean,
+                        "std": cell.std,
+                        "n": cell.n,
+                        "seeds": ",".join(cell.values),
+                        "ci_low": cell.ci[0] if cell.ci else None,
+                        "ci_high": cell.ci[1] if cell.ci else None,
+                        "best": cell.best,
+                        "text": cell.text,
+                        "missing_reason": cell.missing_reason,
+                        "ci_missing_reason": cell.ci_missing_reason,
+                        "role": cell.role,
+                        "images": cell.n_images,
+                        "n_real": cell.n_real,
+                        "position": cell.position,
+                        "not_trained": cell.not_trained,
+                    }
+                )
+    return pd.DataFrame.from_records(
+        records,
+        columns=[
+            "table",
+            "row",
+            "column",
+            "metric",
+            "extractor",
+            "mean",
+            "std",
+            "n",
+            "seeds",
+            "ci_low",
+            "ci_high",
+            "best",
+            "text",
+            "missing_reason",
+            "ci_missing_reason",
+            "role",
+            "images",
+            "n_real",
+            "position",
+            "not_trained",
+        ],
+    )
 
 
 def comparisons_frame(tables: Sequence[Table]) -> pd.DataFrame:
@@ -164,17 +254,44 @@ def comparisons_frame(tables: Sequence[Table]) -> pd.DataFrame:
     for table in tables:
         for comp in table.comparisons:
             t = comp.test
-            records.append({
-                "table": table.table_id, "column": table.column(comp.column).label, "row_a": comp.row_a,
-                "row_b": comp.row_b, "delta": comp.delta,
-                "ci_low": comp.eval_ci[0] if comp.eval_ci else None,
-                "ci_high": comp.eval_ci[1] if comp.eval_ci else None,
-                "p_value": t.p_value if t else None, "shared_seeds": t.shared_seeds if t else None,
-                "significant": comp.significant_text, "reason": comp.reason,
-                "test": t.kind if t else None, "p_holm": t.p_adjusted if t else None,
-                "min_detectable": t.min_detectable if t else None,
-                "seeds_a": t.seeds[0] if t else None, "seeds_b": t.seeds[1] if t else None,
-            })
-    return pd.DataFrame.from_records(records, columns=[
-        "table", "column", "row_a", "row_b", "delta", "ci_low", "ci_high", "p_value", "shared_seeds",
-        "significant", "reason", "test", "p_holm", "min_detectable", "seeds_a", "seeds_b"])
+            records.append(
+                {
+                    "table": table.table_id,
+                    "column": table.column(comp.column).label,
+                    "row_a": comp.row_a,
+                    "row_b": comp.row_b,
+                    "delta": comp.delta,
+                    "ci_low": comp.eval_ci[0] if comp.eval_ci else None,
+                    "ci_high": comp.eval_ci[1] if comp.eval_ci else None,
+                    "p_value": t.p_value if t else None,
+                    "shared_seeds": t.shared_seeds if t else None,
+                    "significant": comp.significant_text,
+                    "reason": comp.reason,
+                    "test": t.kind if t else None,
+                    "p_holm": t.p_adjusted if t else None,
+                    "min_detectable": t.min_detectable if t else None,
+                    "seeds_a": t.seeds[0] if t else None,
+                    "seeds_b": t.seeds[1] if t else None,
+                }
+            )
+    return pd.DataFrame.from_records(
+        records,
+        columns=[
+            "table",
+            "column",
+            "row_a",
+            "row_b",
+            "delta",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "shared_seeds",
+            "significant",
+            "reason",
+            "test",
+            "p_holm",
+            "min_detectable",
+            "seeds_a",
+            "seeds_b",
+        ],
+    )

@@ -64,7 +64,9 @@ def _records(frame: pd.DataFrame) -> list[RunRecord]:
                 params[column[7:]] = str(value)
             elif column.startswith("metrics."):
                 metrics[column[8:]] = float(value)
-        records.append(RunRecord(str(row["run_id"]), str(row.get("status", "FINISHED")), tags, params, metrics))
+        records.append(
+            RunRecord(str(row["run_id"]), str(row.get("status", "FINISHED")), tags, params, metrics)
+        )
     return records
 
 
@@ -88,7 +90,9 @@ def select_study_runs(
     parent_ids = [r.tags[keys.TAG_PARENT] for r in records if keys.TAG_PARENT in r.tags]
     if parent_run_id is not None:
         if parent_run_id not in by_id:
-            raise ReportError(f"run {parent_run_id!r} is not in experiment {experiment_name!r}; pass one of its parent runs")
+            raise ReportError(
+                f"run {parent_run_id!r} is not in experiment {experiment_name!r}; pass one of its parent runs"
+            )
         chosen = parent_run_id
     elif parent_ids:
         chosen = parent_ids[-1]  # the parent of the most recently started child: the latest study
@@ -104,8 +108,12 @@ def select_study_runs(
             f"experiment {experiment_name!r} holds no finished dtgan runs (no eval/ or downstream/ metrics with a "
             "variant tag); is it a dtgan study?"
         )
-    return StudyRuns(experiment_name, by_id.get(chosen) if chosen else None, tuple(finished),
-                     len(candidates) - len(finished))
+    return StudyRuns(
+        experiment_name,
+        by_id.get(chosen) if chosen else None,
+        tuple(finished),
+        len(candidates) - len(finished),
+    )
 
 
 def _is_dtgan_run(record: RunRecord) -> bool:

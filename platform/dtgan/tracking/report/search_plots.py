@@ -35,7 +35,8 @@ def trials_frame(runs: Sequence[RunRecord], objectives: Sequence[tuple[str, str]
     """One row per trial that logged every objective: the varied params (numeric where possible) + objectives."""
     rows = [
         {**r.params, **{key: r.metrics[key] for key, _ in objectives}}
-        for r in runs if all(key in r.metrics for key, _ in objectives)
+        for r in runs
+        if all(key in r.metrics for key, _ in objectives)
     ]
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -122,10 +123,10 @@ def search_figures(runs: Sequence[RunRecord], objectives_tag: str | None) -> dic
         return {}
     figures = {
         "search_param_importance": importance_figure(frame, objective),
-        "search_parallel_coordinates": parallel_coordinates_figure(frame.drop(
-            columns=[k for k, _ in objectives[1:]]), objective),
+        "search_parallel_coordinates": parallel_coordinates_figure(
+            frame.drop(columns=[k for k, _ in objectives[1:]]), objective
+        ),
     }
     if len(objectives) >= 2:
         figures["search_pareto_front"] = pareto_figure(frame, objectives)
     return figures
-

@@ -81,7 +81,9 @@ def real_indices(seed: int, n_real: int, samples: int) -> np.ndarray:
 
 def generated_indices(seed: int, stream: str, n_gen: int, samples: int) -> np.ndarray:
     """(B, n_gen) resample indices of a generated set; ``stream`` names the run and set (e.g. "RUNID/gen_mix_all")."""
-    return np.random.default_rng([seed, 1, zlib.crc32(stream.encode())]).integers(0, n_gen, size=(samples, n_gen))
+    return np.random.default_rng([seed, 1, zlib.crc32(stream.encode())]).integers(
+        0, n_gen, size=(samples, n_gen)
+    )
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,12 @@ class Replicates:
 
 
 def bootstrap_fidelity(
-    features_gen: np.ndarray, features_real: np.ndarray, stream: str, samples: int, seed: int, kid_subset_rows: int
+    features_gen: np.ndarray,
+    features_real: np.ndarray,
+    stream: str,
+    samples: int,
+    seed: int,
+    kid_subset_rows: int,
 ) -> Replicates:
     """Replicates of FID (full resampled sets) and KID (the first ``kid_subset_rows`` resampled rows of each)."""
     real_idx = real_indices(seed, len(features_real), samples)
@@ -169,10 +176,19 @@ def seed_test(values_a: dict[str, float], values_b: dict[str, float], alpha: flo
         if np.allclose(d, d[0]):
             p_value = _p_from_constant(float(d[0]))
         else:
-            p_value = float(stats.ttest_rel([values_a[s] for s in shared], [values_b[s] for s in shared]).pvalue)
+            p_value = float(
+                stats.ttest_rel([values_a[s] for s in shared], [values_b[s] for s in shared]).pvalue
+            )
         mdd = min_detectable(sd / np.sqrt(n), n - 1, alpha)
-        return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=n,
-                          kind="paired t", min_detectable=mdd, seeds=(len(a_all), len(b_all)))
+        return PairedTest(
+            delta=delta,
+            significant=p_value < alpha,
+            p_value=p_value,
+            shared_seeds=n,
+            kind="paired t",
+            min_detectable=mdd,
+            seeds=(len(a_all), len(b_all)),
+        )
     if len(a_all) < MIN_SEEDS or len(b_all) < MIN_SEEDS:
         lonely = " and ".join(name for name, v in (("A", a_all), ("B", b_all)) if len(v) < MIN_SEEDS)
         return f"one seed in {lonely}: no seed-level test (the eval CI is not evidence between recipes)"
@@ -183,8 +199,15 @@ def seed_test(values_a: dict[str, float], values_b: dict[str, float], alpha: flo
     else:
         p_value = float(stats.ttest_ind(a_all, b_all, equal_var=False).pvalue)
         df = float((var_a + var_b) ** 2 / (var_a**2 / (len(a_all) - 1) + var_b**2 / (len(b_all) - 1)))
-    return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=len(shared),
-                      kind="Welch t", min_detectable=min_detectable(se, df, alpha), seeds=(len(a_all), len(b_all)))
+    return PairedTest(
+        delta=delta,
+        significant=p_value < alpha,
+        p_value=p_value,
+        shared_seeds=len(shared),
+        kind="Welch t",
+        min_detectable=min_detectable(se, df, alpha),
+        seeds=(len(a_all), len(b_all)),
+    )
 
 
 def holm_adjust(p_values: list[float]) -> list[float]:
