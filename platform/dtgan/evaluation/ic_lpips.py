@@ -207,9 +207,9 @@ class _Embedded:
 
 
 def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(Na, Nb) squared Euclidean distances, computed without the ||a||^2 + ||b||^2 - 2ab shortcut (exact 0 for
-    identical rows)."""
-    return torch.cdist(a.double(), b.double(), compute_mode="donot_use_mm_for_euclid_dist").pow(2)
+    """(Na, Nb) float64 squared Euclidean distances, computed without the ||a||^2 + ||b||^2 - 2ab shortcut
+    (exact 0 for identical rows); float32 inputs, so a chunk is never copied at twice its size."""
+    return torch.cdist(a.float(), b.float(), compute_mode="donot_use_mm_for_euclid_dist").double().pow(2)
 
 
 def _blocks(n: int, size: int) -> list[torch.Tensor]:
