@@ -84,3 +84,38 @@ def test_not_computed_ic_lpips_shows_its_reason_not_a_number():
     row = frame[(frame.table == "field_is_ic_lpips") & (frame.metric == "ic_lpips")].iloc[0]
     assert row["mean"] is None or row["mean"] != row["mean"]  # null
     assert row["missing_reason"] == NO_WEIGHTS
+
+
+def test_from_mlflow_the_values_and_the_not_computed_reason_reach_the_report(tmp_path):
+    from report_store import Store
+
+    from dtgan.tracking.report import build_report
+
+    store = Store(tmp_path)
+    experiment = store.experiment("field")
+    parent = store.parent(experiment, "field")
+    metrics = {
+        eval_keys.fid_key("mix"): 30.0,
+        eval_keys.is_key("mix"): 1.6,
+        eval_keys.ic_lpips_key("mix"): 0.25,
+    }
+    computed = {
+        eval_keys.TAG_LPIPS_BACKBONE: "vgg/fedcba9876543210",
+        eval_keys.TAG_IC_LPIPS_STATUS: "computed",
+    }
+    run = store.child(experiment, parent, "dt_gan", 0, metrics=metrics)
+    store.client.set_tag(run, eval_keys.TAG_LPIPS_BACKBONE, computed[eval_keys.TAG_LPIPS_BACKBONE])
+    offline = store.child(
+        experiment,
+        parent,
+        "crop_paste",
+        0,
+        metrics={eval_keys.fid_key("mix"): 40.0, eval_keys.is_key("mix"): 1.4},
+    )
+    store.client.set_tag(offline, eval_keys.TAG_IC_LPIPS_STATUS, NO_WEIGHTS)
+    table = build_report("field", store.uri, config=ReportConfig(bootstrap_samples=10)).table(
+        "field_is_ic_lpips"
+    )
+    assert table.cell("dt_gan", "ic_lpips_mix_all@vgg/fedcba9876543210").mean == pytest.approx(0.25)
+    assert table.cell("crop_paste", "ic_lpips_mix_all@not computed").missing_reason == NO_WEIGHTS
+    assert table.cell("crop_paste", "is_mix_all@inception-v3").mean == pytest.approx(1.4)
