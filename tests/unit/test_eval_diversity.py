@@ -8,6 +8,7 @@ never a value to report.
 from __future__ import annotations
 
 import hashlib
+import socket
 
 import pytest
 import torch
@@ -118,6 +119,11 @@ def test_weights_with_the_published_hash_prefix_are_loaded_into_the_trunk(trunk_
     hub.mkdir(parents=True)
     (hub / ic.LPIPS_WEIGHTS_FILES["alex"]).symlink_to(path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("LPIPS tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     spec = ic.resolve_lpips(EvaluationConfig())
     assert isinstance(spec, ic.LpipsSpec) and spec.label == f"alex/{digest[:16]}"
     embed = ic.LpipsEmbedder(spec, CPU)
