@@ -289,3 +289,51 @@ def test_all_checkpoints_writes_a_learning_curve_from_the_initialised_networks(r
     assert (run_dir / "evaluation" / "curve.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "FID mix" in out and "curve.png" in out
+
+
+def test_is_and_ic_lpips_beside_fid_and_not_computed_offline(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no LPIPS trunk weights anywhere
+    out = tmp_path / "offline"
+    assert main(["evaluate", str(run["run_dir"]), *EVAL_OPTS, *run["cache"], "--out", str(out)]) == 0
+    assert "IC-LPIPS not computed" in capsys.readouterr().out
+    report = json.loads((out / "evaluation.json").read_text())
+    reason = f"not computed: no LPIPS weights at {tmp_path / 'torch' / 'hub' / 'checkpoints'}/alexnet-owt-7be5be79.pth"
+    assert report["tags"][keys.TAG_IC_LPIPS_STATUS] == reason == report["lpips"]["status"]
+    assert keys.TAG_LPIPS_BACKBONE not in report["tags"]
+    assert not any(k.startswith("eval/ic_lpips") for k in report["metrics"])
+    for guidance in keys.GUIDANCES:
+        for product in (None, *report["data"]["products"]):
+            assert report["metrics"][keys.is_key(guidance, product)] >= 1.0
+    for record in report["diversity"]:
+        assert record["extractor"] == "dtgan-defect-cnn" and record["ic_lpips_status"] == reason
+
+
+@pytest.mark.slow
+def test_ic_lpips_with_trunk_weights_per_product_x_defect_and_averaged(run, tmp_path, monkeypatch):
+    import hashlib
+
+    from torchvision.models import alexnet
+
+    from dtgan.evaluation import ic_lpips
+
+    torch.manual_seed(0)  # an untrained trunk: the plumbing, never a value to report
+    path = tmp_path / "alexnet-untrained.pth"
+    torch.save({k: v for k, v in alexnet().state_dict().items() if k.startswith("features.")}, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(ic_lpips.LPIPS_WEIGHTS_FILES, "alex", f"alexnet-test-{digest[:8]}.pth")
+    out = tmp_path / "with_lpips"
+    opts = ["-o", f"evaluation.lpips_weights_path={path}", "--out", str(out)]
+    assert main(["evaluate", str(run["run_dir"]), *EVAL_OPTS, *run["cache"], *opts]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["tags"][keys.TAG_LPIPS_BACKBONE] == f"alex/{digest[:16]}"
+    metrics, products = report["metrics"], report["data"]["products"]
+    for guidance in keys.GUIDANCES:
+        cells = [
+            metrics[k]
+            for p in products
+            for d in ("scratch", "spot")
+            if (k := keys.ic_lpips_key(guidance, p, d)) in metrics
+        ]
+        assert len(cells) >= 4 and all(v > 0 for v in cells)
+        assert metrics[keys.ic_lpips_key(guidance)] == pytest.approx(sum(cells) / len(cells))
+    assert all(r["ic_lpips_backbone"] == f"alex/{digest[:16]}" for r in report["diversity"] if r["ic_lpips"])

@@ -62,9 +62,18 @@ def test_final_metrics_rename_the_headline_results_and_drop_the_rest():
             "downstream/error_mix_resnet18_mean": 0.1,
             "downstream/error_mix_resnet18_std": 0.01,
             "eval/fid_latent": float("nan"),
+            "eval/is_mix": 1.7,
+            "eval/ic_lpips_mix": 0.3,
+            "eval/ic_lpips_mix_bottle": 0.2,
         }
     )
-    assert final == {"final/fid_mix": 30.0, "final/kid_latent": 0.01, "final/error_mix_resnet18": 0.1}
+    assert final == {
+        "final/fid_mix": 30.0,
+        "final/kid_latent": 0.01,
+        "final/error_mix_resnet18": 0.1,
+        "final/is_mix": 1.7,
+        "final/ic_lpips_mix": 0.3,
+    }
 
 
 def test_trial_run_logs_resolved_toggles_a_name_a_note_and_the_git_commit(store):

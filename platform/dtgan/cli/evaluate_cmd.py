@@ -1,5 +1,5 @@
-"""``dtgan evaluate``: FID/KID (latent/reference/mix, per product and over all), disentanglement metrics and
-sample grids of a checkpoint, written as JSON and PNG into the run folder."""
+"""``dtgan evaluate``: FID/KID, IS and IC-LPIPS (latent/reference/mix, per product and over all), disentanglement
+metrics and sample grids of a checkpoint, written as JSON and PNG into the run folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_confi
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="FID/KID, disentanglement metrics and grids of a checkpoint"
+        "evaluate", help="FID/KID, IS, IC-LPIPS, disentanglement metrics and grids of a checkpoint"
     )
     add_evaluation_arguments(parser)
     parser.add_argument(
@@ -40,9 +40,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = result.metrics
     extractor = f"{result.tags[keys.TAG_FID_EXTRACTOR]}@{result.tags[keys.TAG_FID_WEIGHTS]}"
     print(f"step {result.report['step']}, features {extractor}")
+    lpips = result.tags.get(keys.TAG_LPIPS_BACKBONE) or result.tags[keys.TAG_IC_LPIPS_STATUS]
+    print(f"IS on {result.tags[keys.TAG_FID_EXTRACTOR]} logits; IC-LPIPS: {lpips}")
     for guidance in keys.GUIDANCES:
+        ic_lpips = metrics.get(keys.ic_lpips_key(guidance))
         print(
             f"  {guidance:<9} FID {metrics[keys.fid_key(guidance)]:9.3f}   KID {metrics[keys.kid_key(guidance)]:9.5f}"
+            f"   IS {metrics[keys.is_key(guidance)]:7.3f}   IC-LPIPS "
+            + (f"{ic_lpips:6.4f}" if ic_lpips is not None else "not computed")
         )
     for key in keys.DISENTANGLEMENT_KEYS:
         if key in metrics:

@@ -1,4 +1,5 @@
-"""Config of the evaluation: synthesis set sizes, FID/KID feature extractor and cache, disentanglement, grids."""
+"""Config of the evaluation: synthesis set sizes, FID/KID/IS feature extractor and cache, IC-LPIPS, disentanglement,
+grids."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ Split = Literal["gan_train", "gan_holdout", "val", "test"]
 # weights-inception-2015-12-05-6726825d.pth (95,628,359 bytes), torch-fidelity v0.2.0 = pytorch-fid's pt_inception;
 # torch hub names files by the first 8 hex digits of this hash.
 INCEPTION_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+LpipsBackbone = Literal["alex", "vgg"]
 
 
 class DefectCNNConfig(Section):
@@ -76,6 +78,32 @@ class EvaluationConfig(Section):
         20, ge=2, description="smallest acceptable KID subset; fewer real images is an error naming the set"
     )
     kid_subsets: int = Field(100, ge=1, description="A15: number of KID subsets")
+    is_splits: int = Field(
+        10,
+        ge=1,
+        description="Inception Score splits (torch-fidelity's default 10); fewer on small sets, at least 10 "
+        "images per split",
+    )
+    ic_lpips: bool = Field(
+        True, description="score IC-LPIPS (DFMGAN's intra-cluster LPIPS) per product x defect and averaged"
+    )
+    lpips_backbone: LpipsBackbone = Field(
+        "alex",
+        description="LPIPS trunk: alex (DFMGAN, AnomalyDiffusion) or vgg (SeaS); recorded with every value",
+    )
+    lpips_weights_path: str | None = Field(
+        None,
+        description="torchvision ImageNet weights of the LPIPS trunk; null = $TORCH_HOME/hub/checkpoints/"
+        "alexnet-owt-7be5be79.pth (alex) or vgg16-397923af.pth (vgg); nothing is downloaded",
+    )
+    ic_lpips_max_images: int = Field(
+        1000,
+        ge=2,
+        description="IC-LPIPS: at most this many synthetic images per product x defect (field: 1000)",
+    )
+    ic_lpips_max_per_cluster: int = Field(
+        200, ge=2, description="IC-LPIPS: images kept per cluster, first assigned first (DFMGAN's code: 200)"
+    )
     batch_size: int = Field(64, ge=1, description="images per batch for generation and feature extraction")
     seed: int = Field(0, ge=0, description="seed of sources, latent codes, references and the mix draw")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")

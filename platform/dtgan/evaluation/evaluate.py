@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -17,10 +17,12 @@ from dtgan.data.selection import round_robin
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import NORMAL_INDEX
+from dtgan.evaluation.diversity import COMPUTED, diversity_scores
 from dtgan.evaluation.extractors import LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images
 from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
 from dtgan.evaluation.grids import latent_grid, reference_grid, save_grid_png, style_grid
+from dtgan.evaluation.ic_lpips import LpipsEmbedder, LpipsSpec, resolve_lpips
 from dtgan.evaluation.protocol import (
     EvaluationData,
     LabelledSet,
@@ -181,6 +183,33 @@ def json_safe(obj):
     return obj
 
 
+def score_diversity(
+    images: dict, logits: dict, data: EvaluationData, extractor, lpips: LpipsSpec | str, cfg, device
+) -> list[dict]:
+    """IS and IC-LPIPS of every synthetic set (``dtgan.evaluation.diversity``)."""
+    refs = data.references
+    embed = LpipsEmbedder(lpips, device) if isinstance(lpips, LpipsSpec) else None
+    return diversity_scores(
+        images,
+        logits,
+        (refs.images, refs.y, refs.p),
+        data.products,
+        data.defects,
+        data.defect_indices,
+        extractor,
+        lpips,
+        embed,
+        cfg,
+    )
+
+
+def lpips_tags(lpips: LpipsSpec | str) -> dict[str, str]:
+    """``lpips_backbone`` (trunk/weights fingerprint) when IC-LPIPS was computed, and ``ic_lpips_status``."""
+    if isinstance(lpips, LpipsSpec):
+        return {keys.TAG_LPIPS_BACKBONE: lpips.label, keys.TAG_IC_LPIPS_STATUS: COMPUTED}
+    return {keys.TAG_IC_LPIPS_STATUS: lpips}
+
+
 def evaluate(
     checkpoint: str | Path,
     cfg: EvaluationConfig,
@@ -211,10 +240,13 @@ def evaluate(
     )
     check_kid_feasible(data, cfg)
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
+    lpips = resolve_lpips(cfg)  # bad LPIPS weights fail before generation; none offline: a reason
 
     sets = build_synthetic_sets(nets, data, cfg)
     features = FeatureWriter(out_dir / FEATURES_DIR) if cfg.save_features else None
-    fidelity = fidelity_scores(sets, data, extractor, cfg, device, feature_sink=features)
+    logits: dict = {}
+    fidelity = fidelity_scores(sets, data, extractor, cfg, device, feature_sink=features, logits=logits)
+    diversity = score_diversity(sets.images, logits, data, extractor, lpips, cfg, device)
     disentanglement = disentanglement_scores(nets, data, cfg)
     grids = write_grids(nets, data, cfg, out_dir)
 
@@ -222,10 +254,18 @@ def evaluate(
     for record in fidelity:
         metrics[record["fid_key"]] = record["fid"]
         metrics[record["kid_key"]] = record["kid_mean"]
+    for record in diversity:
+        metrics[record["is_key"]] = record["is_mean"]
+        if record["ic_lpips"] is not None:
+            metrics[record["ic_lpips_key"]] = record["ic_lpips"]
     for scores in disentanglement.values():
         metrics.update({k: v for k, v in scores.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
-    tags = {keys.TAG_FID_EXTRACTOR: extractor.name, keys.TAG_FID_WEIGHTS: extractor.weights_fingerprint}
+    tags = {
+        keys.TAG_FID_EXTRACTOR: extractor.name,
+        keys.TAG_FID_WEIGHTS: extractor.weights_fingerprint,
+        **lpips_tags(lpips),
+    }
     report = {
         "checkpoint": str(checkpoint),
         "step": nets.step,
@@ -242,6 +282,10 @@ def evaluate(
         "metrics": {k: _finite(v) for k, v in metrics.items()},
         "tags": tags,
         "fidelity": fidelity,
+        "lpips": {**asdict(lpips), "label": lpips.label}
+        if isinstance(lpips, LpipsSpec)
+        else {"status": lpips},
+        "diversity": diversity,
         "features": features.summary() if features is not None else None,
         "disentanglement": disentanglement,
         "throughput": {

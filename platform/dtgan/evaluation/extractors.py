@@ -31,6 +31,8 @@ INCEPTION = "inception-v3-compat"
 DEFECT_CNN = "dtgan-defect-cnn"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features"}
+# The logits the Inception Score is computed on (torch-fidelity's default layer for "isc" of each extractor).
+LOGITS_LAYER = {INCEPTION: "logits_unbiased", DEFECT_CNN: "logits"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class ExtractorSpec:
     @property
     def feature_layer(self) -> str:
         return FEATURE_LAYER[self.name]
+
+    @property
+    def logits_layer(self) -> str:
+        return LOGITS_LAYER[self.name]
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -144,10 +150,15 @@ class VerifiedInceptionV3(FeatureExtractorInceptionV3):
             ) from None
 
 
-def build_inception(spec: ExtractorSpec, expected_sha256: str, cuda: bool) -> VerifiedInceptionV3:
-    """The Inception extractor of ``spec`` in eval mode, its weights checked against ``expected_sha256``."""
+def build_inception(
+    spec: ExtractorSpec, expected_sha256: str, cuda: bool, layers: list[str] | None = None
+) -> VerifiedInceptionV3:
+    """The Inception extractor of ``spec`` in eval mode (``layers``: default the FID feature), its weights
+    checked against ``expected_sha256``."""
     net = VerifiedInceptionV3(
-        spec.name, [spec.feature_layer], read_inception_state_dict(spec.weights_path, expected_sha256)
+        spec.name,
+        layers or [spec.feature_layer],
+        read_inception_state_dict(spec.weights_path, expected_sha256),
     )
     net.requires_grad_(False).eval()
     return net.cuda() if cuda else net

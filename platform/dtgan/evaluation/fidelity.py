@@ -102,21 +102,25 @@ def choose_kid_subset_size(cfg: EvaluationConfig, n_fake: int, n_real: int, what
 
 
 class FeatureExtractor:
-    """The torch-fidelity extractor of ``spec``, built once: uint8 image sets in, (N, D) float32 features out."""
+    """The torch-fidelity extractor of ``spec``, built once: uint8 image sets in, (N, D) float32 features out;
+    ``with_logits`` also gives the logits the Inception Score needs, from the same forward pass."""
 
-    def __init__(self, spec: ExtractorSpec, cfg: EvaluationConfig, device: torch.device) -> None:
+    def __init__(
+        self, spec: ExtractorSpec, cfg: EvaluationConfig, device: torch.device, with_logits: bool = False
+    ) -> None:
         register_extractors()
         self.spec = spec
         self.cfg = cfg
+        self.layers = [spec.feature_layer, *([spec.logits_layer] if with_logits else [])]
         # torch-fidelity ignores unknown keys (device= does nothing) and defaults cuda to True.
         self.cuda = device.type == "cuda"
         self.cache_root = Path(cfg.cache_dir).expanduser() / "fidelity"
         if spec.name == INCEPTION:  # weights hash-checked and read with weights_only=True
-            self.net = build_inception(spec, cfg.inception_weights_sha256, self.cuda)
+            self.net = build_inception(spec, cfg.inception_weights_sha256, self.cuda, self.layers)
         else:  # dtgan-defect-cnn: our class, reads its weights with weights_only=True
             self.net = create_feature_extractor(
                 spec.name,
-                [spec.feature_layer],
+                self.layers,
                 cuda=self.cuda,
                 feature_extractor_weights_path=spec.weights_path,
                 verbose=False,
@@ -140,7 +144,14 @@ class FeatureExtractor:
         cached = self.cached(cache_name, images_uint8.shape[0])
         if cached is not None:
             return cached
-        featuresdict = get_featuresdict_from_dataset(
+        features = self.extract(images_uint8)[self.spec.feature_layer]
+        if cache_name is not None:
+            write_cached_features(self.cache_file(cache_name), features)
+        return features
+
+    def extract(self, images_uint8: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer of ``self.layers`` of uint8 (N, 1|3, H, W) images (never cached)."""
+        return get_featuresdict_from_dataset(
             UInt8Images(images_uint8),
             self.net,
             self.cfg.batch_size,
@@ -148,10 +159,6 @@ class FeatureExtractor:
             True,  # save_cpu_ram: no DataLoader worker processes
             False,  # verbose
         )
-        features = featuresdict[self.spec.feature_layer]
-        if cache_name is not None:
-            write_cached_features(self.cache_file(cache_name), features)
-        return features
 
     def real(self, x_real: torch.Tensor, real_key: RealSetKey | None) -> RealFeatures:
         """Features and FID statistics of a real set, cached under ``real_key`` when given."""

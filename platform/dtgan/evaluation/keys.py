@@ -52,6 +52,9 @@ TAG_SEED = "seed"
 TAG_STUDY = "study"
 TAG_FID_EXTRACTOR = "fid_extractor"
 TAG_FID_WEIGHTS = "fid_weights"
+# IC-LPIPS: the trunk and its weights fingerprint ("alex/7be5be79..."), or why no value was computed.
+TAG_LPIPS_BACKBONE = "lpips_backbone"
+TAG_IC_LPIPS_STATUS = "ic_lpips_status"
 TAG_RAY_TRIAL_ID = "ray_trial_id"
 
 # MLflow accepts alphanumerics, "_", "-", ".", " " and "/" in keys; anything else in a product or defect name
@@ -90,6 +93,18 @@ def fid_key(guidance: Guidance, product: str | None = None, defect: str | None =
 def kid_key(guidance: Guidance, product: str | None = None, defect: str | None = None) -> str:
     """The KID counterpart of :func:`fid_key` (the mean over subsets)."""
     return _fidelity_key("kid", guidance, product, defect)
+
+
+def is_key(guidance: Guidance, product: str | None = None, defect: str | None = None) -> str:
+    """``eval/is_{guidance}[_{product}][.{defect}]``: the Inception Score (mean over splits) of a synthetic set,
+    computed with the FID extractor's logits (tag ``fid_extractor`` says which network)."""
+    return _fidelity_key("is", guidance, product, defect)
+
+
+def ic_lpips_key(guidance: Guidance, product: str | None = None, defect: str | None = None) -> str:
+    """``eval/ic_lpips_{guidance}[_{product}][.{defect}]``: intra-cluster LPIPS of a product x defect cell, or
+    the mean over the cells of a product / of all products (tag ``lpips_backbone`` says which trunk)."""
+    return _fidelity_key("ic_lpips", guidance, product, defect)
 
 
 def downstream_key(arm: str, backbone: str, stat: Literal["", "mean", "std"] = "") -> str:

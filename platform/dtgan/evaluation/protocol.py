@@ -199,23 +199,28 @@ def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
 
 
 def synthetic_features(
-    sets: SyntheticSets, features: FeatureExtractor
+    sets: SyntheticSets, features: FeatureExtractor, logits: dict | None = None
 ) -> dict[tuple[str, int, int], torch.Tensor]:
     """(N, D) features of every synthetic cell, each image through the extractor once: the mix set's rows
-    are taken from the latent and reference sets' features (the same images)."""
-    out = {cell: features(images) for cell, images in sets.images.items() if cell[0] != "mix"}
+    are taken from the latent and reference sets' features (the same images). With ``logits`` (a dict to
+    fill) the extractor's logits of every cell go there, for the Inception Score."""
+    layers = {cell: features.extract(images) for cell, images in sets.images.items() if cell[0] != "mix"}
     for cell, images in sets.images.items():
         if cell[0] != "mix":
             continue
         rows = sets.mix_rows.get(cell[1:])
         if rows is None:
-            out[cell] = features(images)
+            layers[cell] = features.extract(images)
         else:
             from_latent, from_reference = rows
-            out[cell] = torch.cat(
-                [out[("latent", *cell[1:])][from_latent], out[("reference", *cell[1:])][from_reference]]
-            )
-    return out
+            latent, reference = layers[("latent", *cell[1:])], layers[("reference", *cell[1:])]
+            layers[cell] = {
+                name: torch.cat([latent[name][from_latent], reference[name][from_reference]])
+                for name in latent
+            }
+    if logits is not None:
+        logits.update({cell: out[features.spec.logits_layer] for cell, out in layers.items()})
+    return {cell: out[features.spec.feature_layer] for cell, out in layers.items()}
 
 
 def scope_name(product: str) -> str:
@@ -230,17 +235,19 @@ def fidelity_scores(
     cfg: EvaluationConfig,
     device: torch.device,
     feature_sink: FeatureSink | None = None,
+    logits: dict | None = None,
 ) -> list[dict]:
     """FID/KID of every guidance x (all products, each product) [x each defect], as report records.
 
     ``feature_sink`` receives the features of the pooled scopes (all products and each product, the defect
     types pooled) as ``gen_{guidance}_{scope}.npy`` and ``real_{scope}.npy``: exactly the rows FID/KID were
-    computed on.
+    computed on. ``logits`` (a dict to fill) receives the extractor's logits of every synthetic cell, from
+    the same forward pass (the Inception Score's input).
     """
     records = []
     reals = data.references
-    features = FeatureExtractor(extractor, cfg, device)
-    fake = synthetic_features(sets, features)
+    features = FeatureExtractor(extractor, cfg, device, with_logits=logits is not None)
+    fake = synthetic_features(sets, features, logits)
     for p_sel, d_sel in _groups(data, cfg.per_defect):
         products, defects = _selection(data, p_sel, d_sel)
         x_real = reals.images[_real_rows(reals, products, defects)]

@@ -35,6 +35,8 @@ TAG_EVALUATED_STEP = "evaluated_step"
 _FINAL_SOURCES = (
     *(keys.fid_key(g) for g in keys.GUIDANCES),
     *(keys.kid_key(g) for g in keys.GUIDANCES),
+    *(keys.is_key(g) for g in keys.GUIDANCES),
+    *(keys.ic_lpips_key(g) for g in keys.GUIDANCES),
 )
 
 
@@ -82,7 +84,7 @@ def _short(value: object) -> str:
 
 
 def final_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
-    """The headline results renamed under ``final/`` (FID/KID per guidance over all products, the downstream
+    """The headline results renamed under ``final/`` (FID/KID/IS/IC-LPIPS per guidance over all products, the downstream
     classifier errors' means over seeds); non-finite values are left out."""
     out = {}
     for key, value in metrics.items():

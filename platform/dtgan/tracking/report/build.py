@@ -15,6 +15,7 @@ from dtgan.tracking.report import keys, render
 from dtgan.tracking.report.cells import Table
 from dtgan.tracking.report.classifier import arms_backbones_tables, cross_domain_tables, size_arms_tables
 from dtgan.tracking.report.config import ReportConfig
+from dtgan.tracking.report.diversity import diversity_table
 from dtgan.tracking.report.errors import ReportError
 from dtgan.tracking.report.fidelity import FidelityBootstrap, ablation_table, methods_products_table
 from dtgan.tracking.report.plots import ablation_fid_figure, error_vs_size_figure
@@ -97,6 +98,9 @@ def build_report_from_runs(
     methods = methods_products_table(runs, bootstrap, config)
     if methods is not None:
         tables.append(methods)
+    diversity = diversity_table(runs, config)
+    if diversity is not None:
+        tables.append(diversity)
     tables += arms_backbones_tables(runs, config)
     for table in size_arms_tables(runs, config):
         tables.append(table)

@@ -84,7 +84,7 @@ class Column:
 
     key: str
     label: str
-    metric: str  # "fid", "kid" or "error"
+    metric: str  # "fid", "kid", "is", "ic_lpips" or "error"
     extractor: str | None = None
     guidance: str | None = None  # FID/KID columns
     scope: str | None = None  # FID/KID columns: "all" or a product
@@ -122,6 +122,7 @@ class Table:
     test_name: str = ""
     notes: list[str] = field(default_factory=list)
     scale_rows: dict[str, str] = field(default_factory=dict)  # row label -> ROLE_CEILING | ROLE_FLOOR
+    higher_is_better: bool = False  # IS, IC-LPIPS; FID, KID and errors are lower-is-better
 
     @property
     def display_rows(self) -> list[str]:
@@ -145,15 +146,19 @@ class Table:
         return next(c for c in self.columns if c.key == key)
 
     def mark_significant_best(self) -> None:
-        """Mark the lowest mean of each column, only when it is significantly lower than every other cell."""
+        """Mark the best mean of each column (the lowest; the highest with ``higher_is_better``), only when it
+        is significantly better than every other cell."""
+        pick = max if self.higher_is_better else min
         for column in self.columns:
             present = [r for r in self.rows if self.cells[(r, column.key)].values]
             if len(present) < 2:
                 continue
-            best = min(present, key=lambda r: self.cells[(r, column.key)].mean)
+            best = pick(present, key=lambda r: self.cells[(r, column.key)].mean)
             wins = [c for c in self.comparisons if c.column == column.key and best in (c.row_a, c.row_b)]
             lower = [
-                c.test is not None and c.test.significant and (c.test.delta < 0) == (c.row_a == best)
+                c.test is not None
+                and c.test.significant
+                and ((c.test.delta > 0) if self.higher_is_better else (c.test.delta < 0)) == (c.row_a == best)
                 for c in wins
             ]
             self.cells[(best, column.key)].best = len(wins) == len(present) - 1 and all(lower)

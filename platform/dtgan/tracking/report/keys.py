@@ -19,6 +19,8 @@ TAG_VARIANT = "variant"
 TAG_SEED = "seed"
 TAG_FID_EXTRACTOR = "fid_extractor"
 TAG_FID_WEIGHTS = "fid_weights"
+TAG_LPIPS_BACKBONE = "lpips_backbone"  # "alex/<weights fingerprint>" when IC-LPIPS was computed
+TAG_IC_LPIPS_STATUS = "ic_lpips_status"  # "computed" or "not computed: <why>"
 TAG_SEARCH_OBJECTIVES = "search_objectives"  # on a search's parent run: "eval/fid_mix:min,..."
 
 # Params (the flattened config).
@@ -62,6 +64,22 @@ _ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix)_(
 def parse_fidelity_key(key: str) -> tuple[str, str, str] | None:
     """``eval/kid_mix_B`` -> ("kid", "mix", "B"); ``eval/fid_mix`` -> ("fid", "mix", "all"); else None."""
     match = _FIDELITY.match(key)
+    if match is None:
+        return None
+    return match.group(1), match.group(2), match.group(3) or SCOPE_ALL
+
+
+_DIVERSITY = re.compile(r"^eval/(is|ic_lpips)_(latent|reference|mix)(?:_(.+))?$")
+
+
+def diversity_key(metric: str, guidance: str, scope: str = SCOPE_ALL) -> str:
+    """``eval/is_mix`` / ``eval/ic_lpips_mix_A``: the field's IS and IC-LPIPS (higher is better)."""
+    return fidelity_key(metric, guidance, scope)
+
+
+def parse_diversity_key(key: str) -> tuple[str, str, str] | None:
+    """``eval/ic_lpips_mix_B`` -> ("ic_lpips", "mix", "B"); ``eval/is_mix`` -> ("is", "mix", "all"); else None."""
+    match = _DIVERSITY.match(key)
     if match is None:
         return None
     return match.group(1), match.group(2), match.group(3) or SCOPE_ALL

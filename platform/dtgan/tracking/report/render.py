@@ -47,9 +47,10 @@ def _display_rows(table: Table, bold: tuple[str, str]) -> tuple[list[str], list[
 
 def _legend(table: Table) -> str:
     fidelity = any(c.metric in ("fid", "kid") for c in table.columns)
+    best = ("highest", "higher") if table.higher_is_better else ("lowest", "lower")
     legend = (
-        "Bold: lowest mean, significantly lower (seed-level, Holm-corrected) than every other cell of its "
-        "column. Cells: mean ± sample std over training seeds (seeds"
+        f"Bold: {best[0]} mean, significantly {best[1]} (seed-level, Holm-corrected) than every other cell of "
+        "its column. Cells: mean ± sample std over training seeds (seeds"
     )
     if fidelity:
         return legend + "; N = generated images scored per run), [eval CI: bootstrap over images]."
