@@ -4,6 +4,7 @@ tables are in its ``markdown`` entry; ``--markdown`` prints only those).
 
     python benchmarks/field_table.py --experiment ablation-mvtec_textures              # MLflow ($MLFLOW_TRACKING_URI
     python benchmarks/field_table.py --experiment E --tracking-uri sqlite:///mlflow.db  #  or ./mlflow.db)
+    python benchmarks/field_table.py --experiment ablation-mvtec_carpet --experiment ablation-mvtec_leather ...
     python benchmarks/field_table.py --evaluation RUN/evaluation/final/evaluation.json --markdown
 
 The platform's figures are the metrics ``eval/is_{guidance}[_{product}]``, ``eval/ic_lpips_{guidance}[_{product}]``
@@ -167,13 +168,39 @@ def _variant_label(variant: str | None, presets: set[str] | None) -> str:
 
 
 def rows_from_mlflow(
-    experiment: str,
+    experiments: list[str],
     tracking_uri: str | None,
     guidance: keys.Guidance,
     parent_run: str | None = None,
     variants: list[str] | None = None,
 ) -> list[PlatformRow]:
-    """One row per ``variant`` of the finished child runs of the latest parent run (or ``parent_run``)."""
+    """One row per ``variant`` of the finished child runs of each experiment's latest parent run (or
+    ``parent_run``), merged over the experiments: per-category studies (mvtec_carpet, mvtec_leather, ...) give one
+    row whose categories come from their own studies."""
+    merged: dict[str, PlatformRow] = {}
+    for experiment in experiments:
+        for variant, row in _experiment_rows(
+            experiment, tracking_uri, guidance, parent_run, variants
+        ).items():
+            into = merged.setdefault(variant, PlatformRow("", ""))
+            into.runs += row.runs
+            into.metrics += row.metrics
+            for name, values in row.tags.items():
+                into.tags.setdefault(name, set()).update(values)
+    source = "MLflow experiment" + ("s " if len(experiments) > 1 else " ") + ", ".join(map(repr, experiments))
+    for variant, row in merged.items():
+        row.label = _variant_label(None if variant == "run" else variant, row.tags.get(keys.TAG_PRESET))
+        row.source = source
+    return [merged[k] for k in sorted(merged)]
+
+
+def _experiment_rows(
+    experiment: str,
+    tracking_uri: str | None,
+    guidance: keys.Guidance,
+    parent_run: str | None,
+    variants: list[str] | None,
+) -> dict[str, PlatformRow]:
     from dtgan.tracking.mlflow_read import search_experiment_runs
     from dtgan.tracking.report.errors import ReportError
 
@@ -209,15 +236,13 @@ def rows_from_mlflow(
         if key not in rows:
             rows[key] = PlatformRow("", f"MLflow experiment {experiment!r}")
         rows[key].add(str(run["run_id"]), metrics, tags)
-    for variant, row in rows.items():
-        row.label = _variant_label(None if variant == "run" else variant, row.tags.get(keys.TAG_PRESET))
     if not rows:
         raise FieldTableError(
             f"experiment {experiment!r}: no finished run has a metric {' / '.join(p + '*' for p in prefixes)}"
             + (f" for variant(s) {', '.join(variants)}" if variants else "")
             + "; evaluate the runs first (dtgan evaluate, or a study with evaluation)"
         )
-    return [rows[k] for k in sorted(rows)]
+    return rows
 
 
 def row_from_evaluation(path: Path) -> PlatformRow:
@@ -362,7 +387,12 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--experiment", help="MLflow experiment of the study (e.g. ablation-mvtec_textures)")
+    source.add_argument(
+        "--experiment",
+        action="append",
+        help="MLflow experiment of a study, e.g. ablation-mvtec_textures (repeatable: per-category studies "
+        "ablation-mvtec_carpet, ablation-mvtec_leather, ... merge into one row per variant)",
+    )
     source.add_argument(
         "--evaluation", type=Path, action="append", help="evaluation.json of dtgan evaluate (repeatable)"
     )

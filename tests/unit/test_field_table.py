@@ -47,6 +47,13 @@ def store(tmp_path_factory):
     s.child(exp, parent, "a", 0, metrics=kid_only)
     s.child(exp, parent, "b", 0, metrics=_scores(7.0, 0.7, 0.7), status="FAILED")  # not finished: left out
     s.child(exp, parent, "c", 0, metrics={"eval/fid_latent": 30.0})  # no field metric: no row
+    # a per-category study (mvtec_leather): one product, its own experiment
+    leather = s.experiment("ablation-mvtec_leather")
+    leather_parent = s.parent(leather, "ablation-mvtec_leather")
+    scores = {
+        k.replace("_carpet", "_leather"): v for k, v in _scores(1.2, 0.1, 0.3).items() if "_carpet" in k
+    }
+    s.child(leather, leather_parent, "g", 0, metrics=scores)
     return s, old
 
 
@@ -129,6 +136,29 @@ def test_mlflow_rows_average_seeds_then_categories_and_say_not_computed(store, c
         capsys, "--experiment", "ablation-mvtec_textures", "--tracking-uri", s.uri, "--variant", "a"
     )
     assert [r["label"] for r in json.loads(out)["platform"]] == ["this platform: StarGAN v2 (a)"]
+
+
+def test_per_category_studies_merge_into_one_row_per_variant(store, capsys):
+    s, _ = store
+    code, out, _ = _run(
+        capsys,
+        "--experiment",
+        "ablation-mvtec_textures",
+        "--experiment",
+        "ablation-mvtec_leather",
+        "--tracking-uri",
+        s.uri,
+        "--variant",
+        "g",
+    )
+    assert code == 0
+    result = json.loads(out)
+    (row,) = result["platform"]
+    assert result["categories"] == ["carpet", "grid", "leather"] and len(row["runs"]) == 3
+    assert row["cells"]["leather"]["is"] == {"value": 1.2, "seeds": 1, "text": "1.20"}
+    assert row["cells"]["carpet"]["is"]["seeds"] == 2  # the leather run has no carpet key: not counted there
+    assert row["cells"]["average"]["is"]["value"] == pytest.approx((1.7 + 1.6 + 1.2) / 3)
+    assert row["source"] == "MLflow experiments 'ablation-mvtec_textures', 'ablation-mvtec_leather'"
 
 
 def test_evaluation_json_rows_and_markdown_output(tmp_path, capsys):
