@@ -55,9 +55,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_import_options(folders)
     folders.set_defaults(func=_import_folders)
-    mvtec = kinds.add_parser("mvtec", help="MVTec AD textures, defects aggregated as in the paper's Table 17")
+    mvtec = kinds.add_parser(
+        "mvtec",
+        help="MVTec AD: the paper's Table 17 labels and split, or the field's protocol (--protocol field)",
+    )
     mvtec.add_argument("root")
-    mvtec.add_argument("--categories", default="carpet,leather,tile,wood", help="comma-separated categories")
+    mvtec.add_argument(
+        "--protocol",
+        choices=("paper", "field"),
+        default="paper",
+        help="paper: Table 17's scratch/spot, Appendix A split; field: MVTec's own defect types, 1/3 of each "
+        "type's anomalies gan_train (floor, at least 1), the rest test (DFMGAN, AnomalyDiffusion, SeaS)",
+    )
+    mvtec.add_argument(
+        "--categories",
+        default=None,
+        help="comma-separated categories (default: carpet,leather,tile,wood for paper; "
+        "carpet,grid,leather,tile,wood for field)",
+    )
     _add_import_options(mvtec)
     mvtec.set_defaults(func=_import_mvtec)
 
@@ -72,8 +87,9 @@ def _add_import_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--holdout",
         type=int,
-        default=SDI_HOLDOUT_PER_CELL,
-        help="val+test images per product x defect cell (3:7), at most half a cell",
+        default=None,
+        help=f"val+test images per product x defect cell (3:7), at most half a cell (default "
+        f"{SDI_HOLDOUT_PER_CELL}; not with mvtec --protocol field)",
     )
     parser.add_argument(
         "--gan-normal",
@@ -87,6 +103,8 @@ def _add_import_options(parser: argparse.ArgumentParser) -> None:
 def _split_options(args: argparse.Namespace):
     from dtgan.data.importers import SplitOptions
 
+    if args.holdout is None:
+        args.holdout = SDI_HOLDOUT_PER_CELL
     if args.holdout < 2:
         raise DataError(f"--holdout {args.holdout}: at least 2 (one val and one test image per cell)")
     if args.gan_normal < 1:
@@ -131,8 +149,13 @@ def _import_folders(args: argparse.Namespace) -> int:
 def _import_mvtec(args: argparse.Namespace) -> int:
     from dtgan.data.mvtec import import_mvtec
 
-    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
-    rows = import_mvtec(args.root, args.out, categories, args.size, _split_options(args))
+    if args.protocol == "field" and args.holdout is not None:
+        raise DataError(
+            "--holdout: the field protocol holds out no val set (1/3 of each defect type gan_train, the rest "
+            "test); leave --holdout out or use --protocol paper"
+        )
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
+    rows = import_mvtec(args.root, args.out, categories, args.size, _split_options(args), args.protocol)
     print(f"wrote {len(rows)} images to {args.out}")
     return 0
 

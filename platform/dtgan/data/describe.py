@@ -27,6 +27,9 @@ def describe(path: str) -> str:
     ]
     for key in (
         "generator",
+        "protocol",
+        "split_rule",
+        "categories",
         "seed",
         "size",
         "scale",

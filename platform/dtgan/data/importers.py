@@ -97,20 +97,20 @@ def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[Im
     return items
 
 
-def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where: str) -> tuple[Rows, Vocab]:
-    """Decode, resize and split the items; every error names the file or the cell."""
-    cells: dict[tuple[str, str], list[int]] = {}
-    for number, item in enumerate(items):
-        cells.setdefault((item.product, item.defect), []).append(number)
-    rng = np.random.default_rng(options.seed)
-    split_of: dict[int, str] = {}
-    for (product, defect), numbers in sorted(cells.items()):
-        plan = plan_cell(
-            product, defect, len(numbers), options.holdout_per_cell, options.gan_normal_per_product
-        )
-        order = rng.permutation(len(numbers))
-        for label, position in zip(plan.labels(), order):
-            split_of[numbers[position]] = label
+def build_rows(
+    items: list[ImportItem],
+    size: int,
+    options: SplitOptions,
+    where: str,
+    splits: Sequence[str] | None = None,
+) -> tuple[Rows, Vocab]:
+    """Decode, resize and split the items; every error names the file or the cell.
+
+    ``splits`` (one split name per item) replaces the Appendix A assignment, e.g. the MVTec field protocol's.
+    """
+    if splits is not None and len(splits) != len(items):
+        raise ValueError(f"{len(splits)} split names for {len(items)} items")
+    split_of = dict(enumerate(splits)) if splits is not None else _appendix_a_splits(items, options)
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         decoded = list(pool.map(lambda item: _read(item, size), items))
     resized = sum(was_resized for _, _, was_resized, _ in decoded)
@@ -138,6 +138,23 @@ def build_rows(items: list[ImportItem], size: int, options: SplitOptions, where:
             mask=mask,
         )
     return rows, Vocab.from_labels([i.product for i in items], [i.defect for i in items])
+
+
+def _appendix_a_splits(items: list[ImportItem], options: SplitOptions) -> dict[int, str]:
+    """Item number -> split: per (product, defect) cell, ``plan_cell``'s counts over a seeded shuffle."""
+    cells: dict[tuple[str, str], list[int]] = {}
+    for number, item in enumerate(items):
+        cells.setdefault((item.product, item.defect), []).append(number)
+    rng = np.random.default_rng(options.seed)
+    split_of: dict[int, str] = {}
+    for (product, defect), numbers in sorted(cells.items()):
+        plan = plan_cell(
+            product, defect, len(numbers), options.holdout_per_cell, options.gan_normal_per_product
+        )
+        order = rng.permutation(len(numbers))
+        for label, position in zip(plan.labels(), order):
+            split_of[numbers[position]] = label
+    return split_of
 
 
 def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool, str]:

@@ -65,3 +65,37 @@ def plan_cell(
         return CellSplit(val, test, rest)
     gan_train = min(gan_normal_per_product, rest // 2)
     return CellSplit(val, test, gan_train, rest - gan_train)
+
+
+# The field's MVTec AD protocol (DFMGAN, AAAI 2023; AnomalyDiffusion, AAAI 2024; SeaS, ICCV 2025): of each
+# category x defect type, one third of the anomalies (with their masks) trains the generator, the rest is the test
+# set. "One third" is floor(n / 3), at least 1; the test set gets the other n - floor(n / 3) (at least 1).
+FIELD_TRAIN_DIVISOR = 3
+FIELD_SPLIT_RULE = (
+    "field protocol: per category x MVTec defect type of n anomalies, gan_train = max(1, floor(n / 3)), "
+    "test = the rest; train/good: gan_train = min(gan_normal, floor(n / 2)), gan_holdout = the rest "
+    "(synthesis sources); test/good: test; no val split; seeded shuffle within each cell"
+)
+
+
+def field_defect_split(product: str, defect: str, count: int) -> CellSplit:
+    """One category x defect type under the field protocol: ``max(1, count // 3)`` gan_train, the rest test."""
+    if count < 2:
+        raise DataError(
+            f"cell (product {product!r}, defect type {defect!r}) has {count} anomaly image(s); the field "
+            f"protocol needs at least 2 (one third for gan_train, the rest for test) — add images or leave it out"
+        )
+    gan_train = max(1, count // FIELD_TRAIN_DIVISOR)
+    return CellSplit(val=0, test=count - gan_train, gan_train=gan_train)
+
+
+def field_normal_split(product: str, count: int, gan_normal_per_product: int) -> CellSplit:
+    """A category's normal training images (MVTec train/good): ``min(gan_normal_per_product, count // 2)``
+    gan_train, the rest gan_holdout (sources for synthesis, never seen by the GAN)."""
+    if count < 2:
+        raise DataError(
+            f"product {product!r} has {count} normal training image(s) (train/good); it needs at least 2 "
+            f"(gan_train and gan_holdout)"
+        )
+    gan_train = min(gan_normal_per_product, count // 2)
+    return CellSplit(val=0, test=0, gan_train=gan_train, gan_holdout=count - gan_train)
