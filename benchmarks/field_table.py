@@ -37,30 +37,14 @@ AVERAGE = "average"
 NOT_COMPUTED = "not computed"
 NOT_QUOTED = "not quoted"
 TAG_LPIPS_BACKBONE = (
-    "lpips_backbone"  # the IC-LPIPS trunk and weights (issue 16: AlexNet in DFMGAN, VGG in SeaS)
-)
-TAG_IC_LPIPS_STATUS = "ic_lpips_status"  # why no IC-LPIPS was computed, where none was
+    keys.TAG_LPIPS_BACKBONE
+)  # the IC-LPIPS trunk and weights (AlexNet in DFMGAN, VGG in SeaS)
+TAG_IC_LPIPS_STATUS = keys.TAG_IC_LPIPS_STATUS  # why no IC-LPIPS was computed, where none was
 INCEPTION = "inception-v3-compat"
 VARIANT_NAMES = {"a": "StarGAN v2 (a)", "g": "DT-GAN (g)"}
 
 
-def is_key(guidance: keys.Guidance, product: str | None = None) -> str:
-    """``eval/is_{guidance}[_{product}]`` (the Inception Score key of issue 16)."""
-    return _eval_key("is", guidance, product)
-
-
-def ic_lpips_key(guidance: keys.Guidance, product: str | None = None) -> str:
-    """``eval/ic_lpips_{guidance}[_{product}]`` (the intra-cluster LPIPS key of issue 16)."""
-    return _eval_key("ic_lpips", guidance, product)
-
-
-def _eval_key(metric: str, guidance: keys.Guidance, product: str | None) -> str:
-    if guidance not in keys.GUIDANCES:
-        raise ValueError(f"guidance must be one of {keys.GUIDANCES}, got {guidance!r}")
-    return f"{keys.EVAL_PREFIX}{metric}_{guidance}" + (f"_{keys.safe_name(product)}" if product else "")
-
-
-KEY_BUILDERS = {"is": is_key, "ic_lpips": ic_lpips_key, "kid": keys.kid_key}
+KEY_BUILDERS = {"is": keys.is_key, "ic_lpips": keys.ic_lpips_key, "kid": keys.kid_key}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from report_store import Store
 
+from dtgan.evaluation import keys
+
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("field_table", REPO / "benchmarks" / "field_table.py")
 field_table = importlib.util.module_from_spec(_spec)
@@ -64,13 +66,13 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_key_builders_write_the_issue_16_key_names():
-    assert field_table.is_key("latent") == "eval/is_latent"
-    assert field_table.is_key("mix", "carpet") == "eval/is_mix_carpet"
-    assert field_table.ic_lpips_key("reference", "grid") == "eval/ic_lpips_reference_grid"
+    assert keys.is_key("latent") == "eval/is_latent"
+    assert keys.is_key("mix", "carpet") == "eval/is_mix_carpet"
+    assert keys.ic_lpips_key("reference", "grid") == "eval/ic_lpips_reference_grid"
     assert field_table.KEY_BUILDERS["kid"]("latent", "tile") == "eval/kid_latent_tile"
-    assert field_table.is_key("latent", "metal contamination") == "eval/is_latent_metal-contamination"
+    assert keys.is_key("latent", "metal contamination") == "eval/is_latent_metal-contamination"
     with pytest.raises(ValueError):
-        field_table.is_key("noise")
+        keys.is_key("noise")
 
 
 def test_mlflow_rows_average_seeds_then_categories_and_say_not_computed(store, capsys):
