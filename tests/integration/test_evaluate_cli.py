@@ -171,6 +171,31 @@ def test_per_defect_option_adds_per_defect_keys(run):
     assert keys.fid_key("mix", last, "spot") not in report["metrics"]
 
 
+def test_synthetic_cells_with_real_defects_scores_a_product_on_its_own_defect_types(run):
+    """MVTec-style protocol: a product is scored only on the cells it has real defects of. On the benchmark the
+    last product has no gan_train spots, so its pooled score is its scratch score; with the default ("all") the
+    unseen spot cell is synthesised and pooled in too."""
+    both = {}
+    for cells in ("all", "with_real_defects"):
+        report = _evaluate(
+            run, "-o", "evaluation.per_defect=true", "-o", f"evaluation.synthetic_cells={cells}"
+        )
+        both[cells] = report["metrics"]
+    last = report["data"]["products"][-1]
+    only_own = both["with_real_defects"]
+    assert only_own[keys.fid_key("mix", last)] == pytest.approx(
+        only_own[keys.fid_key("mix", last, "scratch")]
+    )
+    assert both["all"][keys.fid_key("mix", last)] != pytest.approx(
+        both["all"][keys.fid_key("mix", last, "scratch")]
+    )
+    # products with both defect types score the same cells either way
+    first = report["data"]["products"][0]
+    assert only_own[keys.fid_key("mix", first, "spot")] == pytest.approx(
+        both["all"][keys.fid_key("mix", first, "spot")]
+    )
+
+
 def test_sample_writes_the_importer_layout_with_a_manifest(run):
     out = run["root"] / "exported"
     assert (

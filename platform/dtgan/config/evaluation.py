@@ -48,6 +48,14 @@ class EvaluationConfig(Section):
     per_defect: bool = Field(
         False, description="A14: also score each defect type separately (the default pools the defect types)"
     )
+    synthetic_cells: Literal["all", "with_real_defects"] = Field(
+        "all",
+        description=(
+            "which product x defect cells are synthesised and scored: all (spec: every product gets every "
+            "defect domain, unseen cells included) or with_real_defects (only cells with real defect images in "
+            "reference_split: the field's per-category protocol, e.g. MVTec, where most types belong to one category)"
+        ),
+    )
     feature_extractor: Literal["auto", "inception-v3-compat", "dtgan-defect-cnn"] = Field(
         "auto",
         description="FID/KID features: auto = Inception when its weights are found locally, else dtgan-defect-cnn",

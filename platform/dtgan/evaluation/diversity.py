@@ -68,6 +68,8 @@ def diversity_scores(
     for guidance in keys.GUIDANCES:
         for p in range(len(products)):
             for d in defect_indices:
+                if (guidance, p, d) not in images:
+                    continue  # not synthesised (evaluation.synthetic_cells)
                 rows = (real_y == d) & (real_p == p)
                 if isinstance(lpips, str):
                     cells[(guidance, p, d)] = lpips
@@ -85,7 +87,10 @@ def diversity_scores(
                 (p, d)
                 for p in (range(len(products)) if p_sel is None else [p_sel])
                 for d in (defect_indices if d_sel is None else [d_sel])
+                if (guidance, p, d) in images
             ]
+            if not members:
+                continue  # no synthesised cell in this scope (evaluation.synthetic_cells)
             product = None if p_sel is None else products[p_sel]
             defect = None if d_sel is None else defects[d_sel]
             record = {

@@ -95,6 +95,16 @@ class SyntheticSets:
         return self.generated_images / self.generation_s if self.generation_s > 0 else float("nan")
 
 
+def synthetic_cells(data: EvaluationData, cfg: EvaluationConfig) -> list[tuple[int, int]]:
+    """The (product, defect) cells that are synthesised and scored (``evaluation.synthetic_cells``): every
+    product x defect domain, or only those with real defect images in the reference split."""
+    cells = [(p, d) for p in range(len(data.products)) for d in data.defect_indices]
+    if cfg.synthetic_cells == "all":
+        return cells
+    refs = data.references
+    return [(p, d) for p, d in cells if bool(((refs.p == p) & (refs.y == d)).any())]
+
+
 def cell_seed(seed: int, *parts: int) -> int:
     """A distinct, reproducible seed per (guidance, product, defect) cell."""
     out = seed
@@ -115,6 +125,7 @@ def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> S
     from each (spec §4)."""
     count = cfg.images_per_product_per_defect
     sets = SyntheticSets()
+    cells = synthetic_cells(data, cfg)
     for p, product in enumerate(data.products):
         if not bool((data.sources.p == p).any()):
             raise DataError(
@@ -122,6 +133,8 @@ def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> S
                 f"set evaluation.source_split to a split that has some"
             )
         for d in data.defect_indices:
+            if (p, d) not in cells:
+                continue
             rows = _source_rows(data.sources, p, count, cell_seed(cfg.seed, 0, p, d))
             x_src = data.sources.images[rows]
             y_trg = torch.full((count,), d, dtype=torch.long)
@@ -187,7 +200,11 @@ def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
         n_real = int(_real_rows(data.references, products, defects).sum())
         if d_sel is not None and n_real == 0:
             continue  # no per-defect score for an unseen cell (see fidelity_scores)
-        n_fake = cfg.images_per_product_per_defect * len(products) * len(defects)
+        cells = synthetic_cells(data, cfg)
+        n_cells = sum((p, d) in cells for p in products for d in defects)
+        if n_cells == 0:
+            continue
+        n_fake = cfg.images_per_product_per_defect * n_cells
         product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
         defect_name = POOLED if d_sel is None else data.defects[d_sel]
         choose_kid_subset_size(
@@ -269,8 +286,14 @@ def fidelity_scores(
         scope = scope_name(product_name)
         if sink is not None:
             sink(real_features_file(scope), real.features)
+        present = [(p, d) for p in products for d in defects if ("mix", p, d) in fake]
+        if not present:
+            log.warning(
+                "no synthetic cells of product %s (evaluation.synthetic_cells): no score", product_name
+            )
+            continue
         for guidance in keys.GUIDANCES:
-            f_fake = torch.cat([fake[(guidance, p, d)] for p in products for d in defects])
+            f_fake = torch.cat([fake[(guidance, p, d)] for p, d in present])
             what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
             result = fid_kid_from_features(f_fake, real, extractor, cfg, what=what)
             if sink is not None:

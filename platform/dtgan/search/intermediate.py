@@ -50,7 +50,12 @@ class IntermediateFID:
         data = self._data
         sets = build_synthetic_sets(nets, data, self.cfg)
         x_fake = torch.cat(
-            [sets.images[("mix", p, d)] for p in range(len(data.products)) for d in data.defect_indices]
+            [
+                sets.images[("mix", p, d)]
+                for p in range(len(data.products))
+                for d in data.defect_indices
+                if ("mix", p, d) in sets.images
+            ]
         )
         real_rows = torch.isin(data.references.y, torch.tensor(data.defect_indices))
         real_key = RealSetKey(
