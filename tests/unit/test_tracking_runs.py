@@ -230,3 +230,11 @@ def test_system_metrics_are_logged_while_the_reporter_is_open(store, smoke, monk
             time.sleep(0.1)
     monitored.end_run(trial.run_id)
     assert client.get_metric_history(trial.run_id, "system/cpu_utilization_percentage")[0].value >= 0.0
+
+
+def test_checkpoint_artifact_folder_is_the_run_folders_checkpoint_folder():
+    from dtgan.tracking.mlflow_backend import CHECKPOINT_ARTIFACT_PATH
+    from dtgan.training.checkpoint import CHECKPOINT_DIR
+
+    # written out in tracking so that reading the store needs no torch
+    assert CHECKPOINT_ARTIFACT_PATH == CHECKPOINT_DIR

@@ -41,10 +41,10 @@ def _run_folder(checkpoint: str | None, out: Path | None, out_dir: str, preset: 
         return out
     if checkpoint is None:
         return Path(out_dir) / f"downstream-{preset or 'default'}"
+    from dtgan.training.checkpoint import run_dir_of
+
     path = Path(checkpoint)
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path if path.is_dir() else run_dir_of(path)
 
 
 def _downstream(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ import torch
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
-from dtgan.training.checkpoint import CHECKPOINT_DIR, list_checkpoints
+from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoints_in, list_checkpoints
 from dtgan.training.reporter import PROGRESS_TERMS, ConsoleReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, default_run_name
 from dtgan.utils.atomic import atomic_path
@@ -201,7 +201,7 @@ def _rewind_run_dir(run_dir: Path, restored: Path | None, step: int) -> None:
         source = restored / METRICS_FILE if restored is not None else None
         Path(tmp).write_text(source.read_text() if source is not None and source.exists() else "")
     for path in list_checkpoints(run_dir):
-        if int(path.stem.split("_")[1]) > step or restored is None:
+        if checkpoint_step(path) > step or restored is None:
             path.unlink(missing_ok=True)
 
 
@@ -232,10 +232,10 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
         resume: bool | Path = False
         start_step = 0
         if restored is not None:
-            found = sorted(restored.glob("step_[0-9]*.pt"))
+            found = checkpoints_in(restored)
             if not found:
                 raise CheckpointError(f"{restored}: Ray checkpoint without a step_*.pt file")
-            resume, start_step = found[-1], int(found[-1].stem.split("_")[1])
+            resume, start_step = found[-1], checkpoint_step(found[-1])
         if env.is_main:
             _rewind_run_dir(run_dir, restored, start_step)
         # Failure injection (test only) in the first attempt, the one that starts without a checkpoint.

@@ -28,6 +28,7 @@ from dtgan.config.study import StudyConfig
 from dtgan.errors import ConfigError
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
+from dtgan.training.checkpoint import checkpoints_in
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class TuneHooks:
         if checkpoint is None:
             return None
         folder = Path(checkpoint.to_directory())
-        files = sorted(folder.glob("step_*.pt"))
+        files = checkpoints_in(folder)
         return str(files[-1]) if files else None
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):

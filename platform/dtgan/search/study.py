@@ -22,6 +22,7 @@ from dtgan.evaluation.feature_files import FEATURES_DIR
 from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
 from dtgan.search.timeline import TrialTimeline
 from dtgan.tracking.describe import FINAL_STEP, TAG_EVALUATED_STEP, final_metrics
+from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -154,7 +155,6 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
     """With ``train.checkpoint_at_start``: the same evaluation of the step-0 checkpoint, as ``eval_init/...``
     metrics (its JSON under ``eval_init/``); nothing when the option is off or the checkpoint is gone."""
     from dtgan.evaluation.evaluate import evaluate
-    from dtgan.training.checkpoint import checkpoint_path
 
     initial = checkpoint_path(run_dir, 0)
     if not config.train.checkpoint_at_start or not initial.is_file():
@@ -172,11 +172,9 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
 
 def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
     """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
-    from dtgan.training.checkpoint import latest_checkpoint
-
     if restored is None or latest_checkpoint(run_dir) is not None:
         return
-    target = run_dir / "checkpoints" / Path(restored).name
+    target = run_dir / CHECKPOINT_DIR / Path(restored).name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(restored, target)
 
@@ -191,7 +189,6 @@ def _downstream(
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import resolve_device, run_study
-    from dtgan.training.checkpoint import load_inference_nets
 
     cfg = config.downstream
     nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
@@ -227,7 +224,6 @@ def run_trial(
     from dtgan.evaluation.evaluate import evaluate
     from dtgan.tracking import MLflowReporter
     from dtgan.tracking.provenance import collect_provenance
-    from dtgan.training.checkpoint import latest_checkpoint
 
     timeline.mark("imported")
     tracker = ctx.tracker

@@ -55,8 +55,9 @@ _ERROR_TAG_MAX_CHARS = 500
 DATASET_LOG_ATTEMPTS = 4  # concurrent trials logging one data set: see MLflowTracker.log_dataset
 _SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
-# What register_generator keeps of a training checkpoint: the EMA nets and what explains them.
-_GENERATOR_KEYS = ("format_version", "config", "vocab", "step", "nets_ema")
+# The artifact folder of a run's checkpoints: training.checkpoint.CHECKPOINT_DIR (a test pins the two equal),
+# written out so that reading the store never imports torch.
+CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 GENERATOR_ARTIFACT_PATH = "generator"
 GENERATOR_FILE = "generator.pt"
 # The models-from-code file MLflow stores with the logged generator and runs when loading it.
@@ -566,7 +567,7 @@ class Tracker:
 
     def log_best_checkpoint(self, run_id: str, checkpoint_path: str | Path) -> RegisteredGenerator | None:
         """Upload the best checkpoint to ``checkpoints/best`` and, if configured, register its generator."""
-        self.log_artifacts(run_id, [checkpoint_path], "checkpoints/best")
+        self.log_artifacts(run_id, [checkpoint_path], f"{CHECKPOINT_ARTIFACT_PATH}/best")
         if not self.register_best_model:
             return None
         return self.register_generator(run_id, checkpoint_path)
@@ -584,6 +585,8 @@ class Tracker:
         discriminator, no optimizer state).
         """
         import torch
+
+        from dtgan.training.checkpoint import inference_payload
 
         run = self.client.get_run(run_id)
         if name is not None:
@@ -604,12 +607,7 @@ class Tracker:
         path = Path(checkpoint_path)
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; nothing to register")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        missing = [k for k in _GENERATOR_KEYS if k not in checkpoint]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?"
-            )
+        checkpoint = inference_payload(torch.load(path, map_location="cpu", weights_only=True), path)
         config = DTGANConfig.model_validate(checkpoint["config"])
         vocab = checkpoint["vocab"]
         description = (
@@ -622,7 +620,7 @@ class Tracker:
         previous_status = run.info.status
         with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
             slim = Path(tmp) / GENERATOR_FILE
-            torch.save({k: checkpoint[k] for k in _GENERATOR_KEYS}, slim)
+            torch.save(checkpoint, slim)
             with _fluent_store(self.tracking_uri), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # MLflow's notes on pip requirements and hints
                 with mlflow.start_run(run_id=run_id):
