@@ -8,10 +8,11 @@ orphaned trial runs, registers the best generator, logs the report to the parent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,16 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
     if closed:
         log.info("closed %d trial run(s) left RUNNING (stopped trials) as KILLED", len(closed))
     launch.tracker.end_run(launch.parent_run_id, status, error=error)
+
+
+@contextlib.contextmanager
+def failing_study(launch: StudyLaunch) -> Iterator[None]:
+    """The body of a launched study: when it raises, ``finish_study`` FAILED (KILLED on Ctrl-C/SystemExit) with
+    the error, then the error goes on. Ending it FINISHED stays with the caller (after its report)."""
+    from dtgan.tracking.mlflow_backend import ended_on_error  # MLflow: loaded by launch_study already
+
+    with ended_on_error(lambda status, exc: finish_study(launch, status, error=exc)):
+        yield
 
 
 def log_study_report(launch: StudyLaunch) -> str | None:

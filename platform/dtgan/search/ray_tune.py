@@ -8,12 +8,13 @@ supported pattern). The dashboard stays on: it frees the workers of trials ASHA 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from dtgan.config.study import StudyConfig
 from dtgan.errors import ConfigError
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
-from dtgan.training.checkpoint import checkpoints_in
+from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,19 @@ def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | No
         log_to_driver=True,
     )
     return True
+
+
+@contextlib.contextmanager
+def ray_session(
+    study: StudyConfig, address: str | None = None, temp_dir: str | None = None
+) -> Iterator[None]:
+    """Ray connected for the block (``start_ray``); stopped at its end when the block started it."""
+    started = start_ray(study, address=address, temp_dir=temp_dir)
+    try:
+        yield
+    finally:
+        if started:
+            stop_ray()
 
 
 def check_cluster_resources(config: DTGANConfig) -> None:
@@ -187,7 +201,6 @@ class TuneHooks:
                 env=Environment(device=resolve_device(config.train.device)),
             )
         from dtgan.search import ray_train
-        from dtgan.training.checkpoint import latest_checkpoint
 
         # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
         # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train

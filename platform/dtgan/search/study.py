@@ -228,7 +228,7 @@ def run_trial(
     timeline.mark("imported")
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
-    run = tracker.start_trial(
+    with tracker.trial(
         ctx.parent_run_id,
         trial_key,
         config,
@@ -236,33 +236,38 @@ def run_trial(
         provenance={**collect_provenance(config.train.seed), **ctx.git_state},
         run_name=run_name,
         description=description,
-    )
-    if run.finished:
-        earlier = tracker.client.get_run(run.run_id).data
-        final = {
-            **_finite(dict(earlier.metrics)),
-            TRIAL_DONE_KEY: 1.0,
-            STEP_KEY: config.train.total_steps,
-            RUN_ID_KEY: run.run_id,
-            CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, ""),
-        }
-        hooks.report(final, None)
-        log.info("trial %s finished in an earlier launch (run %s); not run again", trial_key, run.run_id)
-        return final
-    run_dir = Path(ctx.runs_dir) / trial_key
-    timeline.mark("mlflow_run_started")
-    try:
-        tracker.log_dataset(run.run_id, config.data.path)
+    ) as trial:
+        if trial.finished:
+            earlier = tracker.client.get_run(trial.run_id).data
+            final = {
+                **_finite(dict(earlier.metrics)),
+                TRIAL_DONE_KEY: 1.0,
+                STEP_KEY: config.train.total_steps,
+                RUN_ID_KEY: trial.run_id,
+                CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, ""),
+            }
+            hooks.report(final, None)
+            log.info(
+                "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
+            )
+            return final
+        run_dir = Path(ctx.runs_dir) / trial_key
+        timeline.mark("mlflow_run_started")
+        tracker.log_dataset(trial.run_id, config.data.path)
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
         resume = latest_checkpoint(run_dir) is not None
         fid = None
         if ctx.intermediate_fid_every_steps is not None:
             fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
-        with MLflowReporter(tracker, run.run_id, checkpoints="never") as mlflow_reporter:
+        # metrics_flushed: once the MLflow reporter has written its last batch
+        with (
+            timeline.phase(end="metrics_flushed"),
+            MLflowReporter(tracker, trial.run_id, checkpoints="never") as sink,
+        ):
             objectives = [o.metric for o in config.study.objectives]
             stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
             reporter = StudyReporter(
-                mlflow_reporter,
+                sink,
                 hooks,
                 config.train.total_steps,
                 fid,
@@ -270,50 +275,44 @@ def run_trial(
                 stand_in,
                 timeline,
             )
-            timeline.mark("train_start")
-            result = hooks.train(config, reporter, run_dir, resume)
-            timeline.mark("train_end")
-        timeline.mark("metrics_flushed")  # the MLflow reporter's last batch
+            with timeline.phase("train_start", "train_end"):
+                result = hooks.train(config, reporter, run_dir, resume)
         checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
-        evaluation = evaluate(
-            checkpoint,
-            config.evaluation,
-            data_path=config.data.path,
-            out_dir=run_dir / "evaluation" / "final",
-        )
-        timeline.mark("evaluation_end")
-        tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
-        final = _finite(evaluation.metrics)
-        log_evaluation(tracker, run.run_id, evaluation)
-        final.update(_evaluate_initial(config, run_dir, tracker, run.run_id))
-        if config.study.run_downstream:
-            downstream_metrics, downstream_json = _downstream(
-                config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+        with timeline.phase(end="evaluation_end"):
+            evaluation = evaluate(
+                checkpoint,
+                config.evaluation,
+                data_path=config.data.path,
+                out_dir=run_dir / "evaluation" / "final",
             )
-            final.update(_finite(downstream_metrics))
-            tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
-            timeline.mark("downstream_end")
-        tracker.log_metrics(run.run_id, final, step=result.step)
-        tracker.log_metrics(run.run_id, final_metrics(final), step=FINAL_STEP)
-        tracker.set_tags(run.run_id, {TAG_EVALUATED_STEP: result.step})
+        tracker.set_tags(trial.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
+        final = _finite(evaluation.metrics)
+        log_evaluation(tracker, trial.run_id, evaluation)
+        final.update(_evaluate_initial(config, run_dir, tracker, trial.run_id))
+        if config.study.run_downstream:
+            with timeline.phase(end="downstream_end"):
+                downstream_metrics, downstream_json = _downstream(
+                    config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+                )
+                final.update(_finite(downstream_metrics))
+                tracker.log_artifacts(trial.run_id, [downstream_json], "downstream")
+        tracker.log_metrics(trial.run_id, final, step=result.step)
+        tracker.log_metrics(trial.run_id, final_metrics(final), step=FINAL_STEP)
+        tracker.set_tags(trial.run_id, {TAG_EVALUATED_STEP: result.step})
         samples = run_dir / "samples"
         if samples.is_dir():
-            tracker.log_sample_grids(run.run_id, samples)
+            tracker.log_sample_grids(trial.run_id, samples)
         if keys.fid_key("mix") in final:
             final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
         report = {
             **final,
             STEP_KEY: result.step,
             TRIAL_DONE_KEY: 1.0,
-            RUN_ID_KEY: run.run_id,
+            RUN_ID_KEY: trial.run_id,
             CHECKPOINT_KEY: str(checkpoint),
         }
-        tracker.end_run(run.run_id)  # before the last report: a scheduler may end the process right after it
+        trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)
         hooks.report(report, str(checkpoint))
         return report
-    except BaseException as exc:
-        # KeyboardInterrupt/SystemExit too: a stopped trial process must not leave its run RUNNING.
-        tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise

@@ -13,7 +13,7 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +90,31 @@ class TrialRun:
     finished: bool
 
 
+@dataclass
+class OpenTrial:
+    """The run of a trial inside ``with tracker.trial(...)``; ``finish()`` ends it FINISHED before the block
+    does (e.g. before a last report after which a scheduler may end the process)."""
+
+    tracker: Tracker
+    run: TrialRun
+    ended: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def finished(self) -> bool:
+        """An earlier launch completed this trial: skip it (its run stays untouched)."""
+        return self.run.finished
+
+    def finish(self) -> None:
+        """End the run FINISHED now; idempotent (the block's normal exit then ends nothing)."""
+        if not self.ended and not self.run.finished:
+            self.tracker.end_run(self.run.run_id)
+        self.ended = True
+
+
 @dataclass(frozen=True)
 class RegisteredGenerator:
     """A generator version in the MLflow model registry (load it with ``models:/<name>/<version>``)."""
@@ -116,6 +141,22 @@ def error_line(error: BaseException | str) -> str:
         text = str(error).strip()
     first = next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")
     return first if len(first) <= _ERROR_TAG_MAX_CHARS else first[: _ERROR_TAG_MAX_CHARS - 3] + "..."
+
+
+def end_status(error: BaseException) -> EndStatus:
+    """How a run that ``error`` stopped ends: FAILED for an Exception, KILLED for KeyboardInterrupt/SystemExit
+    (a stopped process must not leave its run RUNNING)."""
+    return "FAILED" if isinstance(error, Exception) else "KILLED"
+
+
+@contextlib.contextmanager
+def ended_on_error(end: Callable[[EndStatus, BaseException], None]) -> Iterator[None]:
+    """When the block raises anything: ``end(end_status(exc), exc)``, then the error goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        end(end_status(exc), exc)
+        raise
 
 
 def _tag_values(tags: Mapping[str, Any] | None) -> dict[str, str]:
@@ -404,6 +445,23 @@ class Tracker:
         if provenance:
             self.log_provenance(run_id, provenance)
         return TrialRun(run_id, trial_key, resumed=bool(found), finished=False)
+
+    @contextlib.contextmanager
+    def trial(
+        self, parent_run_id: str, trial_key: str, config: DTGANConfig | Mapping[str, Any], **start: Any
+    ) -> Iterator[OpenTrial]:
+        """A trial's life cycle: ``start_trial`` (same arguments), then the run ends FINISHED when the block
+        exits normally (or at ``trial.finish()``), FAILED when it raises an Exception, KILLED on
+        KeyboardInterrupt/SystemExit, the error as the one-line ``error`` tag; an error after ``finish()``
+        still ends it FAILED/KILLED. A trial an earlier launch finished (``trial.finished``) is left as it is.
+        """
+        trial = OpenTrial(self, self.start_trial(parent_run_id, trial_key, config, **start))
+        if trial.finished:
+            yield trial
+            return
+        with ended_on_error(lambda status, exc: self.end_run(trial.run_id, status, error=exc)):
+            yield trial
+        trial.finish()
 
     def _reopen(self, run) -> None:
         """Mark an earlier run RUNNING again and drop the error of its previous attempt."""
