@@ -121,7 +121,15 @@ def _job(args, variant: str, seed: int, data_path: str) -> tuple[str, int, Path]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu32", help="training and evaluation preset (default cpu32)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        "--preset",
+        dest="preset",
+        metavar="PRESET",
+        default="cpu32",
+        help="training and evaluation preset (default cpu32), as `dtgan -c`",
+    )
     parser.add_argument("--downstream-preset", default="downstream_cpu", help="'' skips the downstream study")
     parser.add_argument("--data-set", choices=sorted(DATA_SETS), default="benchmark")
     parser.add_argument("--variants", default="a,g")

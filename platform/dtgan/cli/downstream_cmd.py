@@ -50,7 +50,7 @@ def _run_folder(checkpoint: str | None, out: Path | None, out_dir: str, preset: 
 def _downstream(args: argparse.Namespace) -> int:
     from dtgan.downstream.classifier import pretrained_source
     from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import markdown_table, plan_jobs, resolve_device, run_study
+    from dtgan.downstream.study import markdown_table, plan_jobs, run_study
     from dtgan.errors import ConfigError
 
     config = config_from_args(args)
@@ -76,8 +76,9 @@ def _downstream(args: argparse.Namespace) -> int:
     nets = None
     if cfg.synthetic_arms:
         from dtgan.training.checkpoint import load_inference_nets
+        from dtgan.training.environment import resolve_device
 
-        nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device))
+        nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     data_path = args.data or config.data.path
     data = prepare_study_data(cfg, data_path, nets=nets, checkpoint=args.checkpoint)
     data.save(study_data_path)

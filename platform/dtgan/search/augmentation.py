@@ -43,14 +43,16 @@ def method_name(config: DTGANConfig) -> str:
 def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
     """Write the study data once per launch (a resumed launch reuses it)."""
     from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import resolve_device
     from dtgan.training.checkpoint import load_inference_nets
+    from dtgan.training.environment import resolve_device
 
     path = launch.run_path / STUDY_DATA_FILE
     if path.is_file():
         return path
     cfg = launch.config.downstream
-    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    nets = None
+    if cfg.synthetic_arms:
+        nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     prepare_study_data(cfg, launch.config.data.path, nets=nets, checkpoint=checkpoint).save(path)
     return path
 

@@ -33,13 +33,16 @@ DEFAULT_STORAGE_PATH = "ray_results"
 
 
 def study_arguments(description: str, default_preset: str) -> argparse.ArgumentParser:
-    """``--preset``, ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
+    """``-c/--config`` (``--preset`` too), ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
-        "--preset",
         "-c",
+        "--config",
+        "--preset",  # the studies' earlier name, kept: `--preset smoke` still works
+        dest="config",
+        metavar="PRESET",
         default=default_preset,
-        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset})",
+        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset}), as `dtgan -c`",
     )
     parser.add_argument(
         "-o",
@@ -277,4 +280,4 @@ def main_guard(
 
 
 def load_study_config(args: argparse.Namespace) -> DTGANConfig:
-    return load_config(args.preset, args.override)
+    return load_config(args.config, args.override)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from typing import Any, Literal
 
 import torch
 
+import dtgan
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -39,6 +41,9 @@ from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoin
 from dtgan.training.reporter import PROGRESS_TERMS, ConsoleReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, default_run_name
 from dtgan.utils.atomic import atomic_path
+
+# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 log = logging.getLogger(__name__)
 
@@ -321,26 +326,66 @@ def check_distributed(config: DTGANConfig) -> None:
         )
 
 
-def ensure_ray(workers: int, cpus_per_worker: float) -> None:
-    """Connect to the Ray cluster of RAY_ADDRESS / ``ray job submit``, or start a private local one."""
-    import os
+def dtgan_package_dir() -> Path:
+    """``platform/dtgan`` of the code running now: shipped to every worker as a py_module."""
+    return Path(dtgan.__file__).resolve().parent
 
+
+def runtime_env() -> dict[str, Any]:
+    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
+
+    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
+    merge a field the job and ``ray.init`` both set.
+    """
+    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
+    if "py_modules" in job_env:
+        return {}
+    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
+    if "excludes" not in job_env:
+        env["excludes"] = ["__pycache__", "*.pyc"]
+    return env
+
+
+def connect_ray(
+    *,
+    address: str | None = None,
+    num_cpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    temp_dir: str | None = None,
+) -> bool:
+    """The one Ray connection policy (studies and ``dtgan train`` alike): nothing when this process is connected
+    already (returns False: the caller leaves Ray running); else ``address`` or ``$RAY_ADDRESS`` (set by
+    ``ray job submit``), else a private local Ray (never one a ``ray start`` left on this machine) with
+    ``num_cpus`` (None: Ray counts them) and ``resources``. Workers get ``runtime_env()``; the local
+    dashboard stays on: its State API lets Ray Train's placement-group cleaner free the workers' CPUs when a
+    controller dies (e.g. a Tune trial stopped early); without it the CPUs leak. Returns True when it
+    connected (the caller may stop Ray)."""
     import ray
 
     if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
-        return
-    needed = int(workers * cpus_per_worker + 0.999)
-    # The dashboard (State API) lets Ray Train's placement-group cleaner free the workers' CPUs when a
-    # controller dies (e.g. a Tune trial stopped early); without it the CPUs leak.
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
+        return True
     ray.init(
         address="local",
-        num_cpus=max(os.cpu_count() or 1, needed),
+        num_cpus=num_cpus,
+        resources=resources,
         include_dashboard=True,
         dashboard_host="127.0.0.1",
+        runtime_env=runtime_env(),
+        _temp_dir=temp_dir,
+        log_to_driver=True,
     )
+    return True
+
+
+def ensure_ray(workers: int, cpus_per_worker: float) -> None:
+    """Connected to Ray for ``workers`` x ``cpus_per_worker`` (``connect_ray``); a local Ray has at least that
+    many CPUs, so a laptop runs more workers than cores."""
+    needed = int(workers * cpus_per_worker + 0.999)
+    connect_ray(num_cpus=max(os.cpu_count() or 1, needed))
 
 
 def fit_distributed(

@@ -9,7 +9,6 @@ supported pattern). The dashboard stays on: it frees the workers of trials ASHA 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -23,10 +22,10 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-import dtgan
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
-from dtgan.errors import ConfigError
+from dtgan.errors import ConfigError, error_line
+from dtgan.search import ray_train
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
 from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
@@ -34,54 +33,23 @@ from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
 
-# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
-_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # Driver slots offered by a local Ray: trial drivers hold one each, never a CPU.
 _MIN_LOCAL_DRIVER_SLOTS = 4
 
 
-def dtgan_package_dir() -> Path:
-    """``platform/dtgan`` of the code running now: shipped to every worker as a py_module."""
-    return Path(dtgan.__file__).resolve().parent
-
-
-def runtime_env() -> dict[str, Any]:
-    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
-
-    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
-    merge a field the job and ``ray.init`` both set.
-    """
-    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
-    if "py_modules" in job_env:
-        return {}
-    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
-    if "excludes" not in job_env:
-        env["excludes"] = ["__pycache__", "*.pyc"]
-    return env
-
-
 def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | None = None) -> bool:
-    """Connect to ``address`` (or ``$RAY_ADDRESS``, set by ``ray job submit``), else start a local Ray.
+    """Connect to Ray for a study (``ray_train.connect_ray``: ``address``, ``$RAY_ADDRESS``, else a local Ray).
 
-    The local Ray offers ``study.driver_resource`` slots for trial drivers and keeps the dashboard on.
-    Returns False when this process was already connected (the caller then leaves Ray running).
+    The local Ray has ``study.local_num_cpus`` CPUs and offers ``study.driver_resource`` slots for trial
+    drivers. Returns False when this process was already connected (the caller then leaves Ray running).
     """
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
-        return True
     slots = max(_MIN_LOCAL_DRIVER_SLOTS, 2 * study.max_concurrent_trials)
-    ray.init(
+    return ray_train.connect_ray(
+        address=address,
         num_cpus=study.local_num_cpus,
         resources={study.driver_resource: slots},
-        include_dashboard=True,
-        runtime_env=runtime_env(),
-        _temp_dir=temp_dir,
-        log_to_driver=True,
+        temp_dir=temp_dir,
     )
-    return True
 
 
 @contextlib.contextmanager
@@ -200,7 +168,6 @@ class TuneHooks:
                 resume=resume,
                 env=Environment(device=resolve_device(config.train.device)),
             )
-        from dtgan.search import ray_train
 
         # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
         # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
@@ -354,16 +321,11 @@ def run_tune(
                 params=params,
                 metrics=metrics,
                 completed=completed,
-                error=None if result.error is None else _error_line(result.error),
+                error=None if result.error is None else error_line(result.error, last=True),
                 extra={"config": result.config or {}},
             )
         )
     return outcomes
-
-
-def _error_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[-1][:300] if lines else ''}"
 
 
 def grid(values: list[Any]):

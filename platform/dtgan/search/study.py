@@ -23,6 +23,7 @@ from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
 from dtgan.search.timeline import TrialTimeline
 from dtgan.tracking.describe import FINAL_STEP, TAG_EVALUATED_STEP, final_metrics
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
+from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -188,10 +189,12 @@ def _downstream(
 ) -> tuple[dict[str, float], Path]:
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
     from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import resolve_device, run_study
+    from dtgan.downstream.study import run_study
 
     cfg = config.downstream
-    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    nets = None
+    if cfg.synthetic_arms:
+        nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     study_data_path = run_dir / "downstream" / "study_data.pt"
     prepare_study_data(cfg, config.data.path, nets=nets, checkpoint=str(checkpoint)).save(study_data_path)
     del nets

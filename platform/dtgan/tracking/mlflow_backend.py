@@ -36,7 +36,7 @@ from mlflow.utils.validation import (
 from dtgan.config import DTGANConfig, flatten, to_yaml
 from dtgan.config.model import TOGGLES
 from dtgan.config.tracking import TrackingConfig
-from dtgan.errors import CheckpointError, TrackingError
+from dtgan.errors import CheckpointError, TrackingError, error_line
 from dtgan.tracking import tags as T
 from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
@@ -51,7 +51,6 @@ END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
 _KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
-_ERROR_TAG_MAX_CHARS = 500
 DATASET_LOG_ATTEMPTS = 4  # concurrent trials logging one data set: see MLflowTracker.log_dataset
 _SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
@@ -131,16 +130,6 @@ def _check_key(kind: str, value: str) -> str:
             "(no quotes or spaces: it is matched in MLflow search filters)"
         )
     return value
-
-
-def error_line(error: BaseException | str) -> str:
-    """One line that says what went wrong: ``TypeName: first line of the message``, capped."""
-    if isinstance(error, BaseException):
-        text = f"{type(error).__name__}: {error}".strip()
-    else:
-        text = str(error).strip()
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")
-    return first if len(first) <= _ERROR_TAG_MAX_CHARS else first[: _ERROR_TAG_MAX_CHARS - 3] + "..."
 
 
 def end_status(error: BaseException) -> EndStatus:
