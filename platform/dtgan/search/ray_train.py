@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 
 import dtgan
+from dtgan.config.distributed import FAIL_AT_STEP_ENV
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -53,7 +54,7 @@ WORKER_IMAGES_PER_S = "train/worker_images_per_s"  # aggregate images/s divided 
 
 
 class InjectedFailure(RuntimeError):
-    """The test-only failure of ``distributed.fail_at_step``."""
+    """The test-only failure of ``$DTGAN_TEST_FAIL_AT_STEP`` (``injected_failure_step``)."""
 
 
 class DistributedTrainingFailed(RuntimeError):
@@ -119,6 +120,17 @@ def _clear_marker(storage_path: str, run_name: str) -> None:
 # --------------------------------------------------------------------------------------------- workers
 
 
+def injected_failure_step() -> int | None:
+    """TEST ONLY: ``$DTGAN_TEST_FAIL_AT_STEP`` (a reported step): the last rank raises there once, in the attempt
+    that did not start from a checkpoint, to exercise recovery. Not a config key: users never set it."""
+    raw = os.environ.get(FAIL_AT_STEP_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{FAIL_AT_STEP_ENV}={raw!r} must be a step >= 1 (a test hook); unset it")
+    return int(raw)
+
+
 def _is_report_step(step: int, config: DTGANConfig) -> bool:
     t = config.train
     return step % t.log_every_steps == 0 or step % t.checkpoint_every_steps == 0 or step == t.total_steps
@@ -172,7 +184,7 @@ class RayTrainReporter(Reporter):
 
         if self.fail_at_step == step and self.rank == self.world_size - 1:
             raise InjectedFailure(
-                f"distributed.fail_at_step={step}: injected failure of rank {self.rank} (test only)"
+                f"{FAIL_AT_STEP_ENV}={step}: injected failure of rank {self.rank} (test only)"
             )
         metrics = self._average(metrics)
         if "train/images_per_s" in metrics:
@@ -244,7 +256,7 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
         if env.is_main:
             _rewind_run_dir(run_dir, restored, start_step)
         # Failure injection (test only) in the first attempt, the one that starts without a checkpoint.
-        fail_at_step = config.distributed.fail_at_step if restored is None else None
+        fail_at_step = params.get("fail_at_step") if restored is None else None
         reporter = RayTrainReporter(
             rank, world_size, env.device, run_dir, config.train.total_steps, start_step, fail_at_step
         )
@@ -319,9 +331,10 @@ def check_distributed(config: DTGANConfig) -> None:
             f"train.batch_size={t.batch_size} is not divisible by distributed.workers={workers}; "
             "choose a multiple of the worker count"
         )
-    if d.fail_at_step is not None and not _is_report_step(d.fail_at_step, config):
+    fail_at_step = injected_failure_step()
+    if fail_at_step is not None and not _is_report_step(fail_at_step, config):
         raise ConfigError(
-            f"distributed.fail_at_step={d.fail_at_step} is not a reported step "
+            f"{FAIL_AT_STEP_ENV}={fail_at_step} is not a reported step "
             f"(a multiple of train.log_every_steps={t.log_every_steps})"
         )
 
@@ -458,6 +471,7 @@ def fit_distributed(
             "storage_path": storage,
             "run_name": run_name,
             "run_dir": str(run_dir),
+            "fail_at_step": injected_failure_step(),  # read here: the workers do not see this environment
         },
         torch_config=TorchConfig(backend="nccl" if d.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(

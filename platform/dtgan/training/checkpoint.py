@@ -208,6 +208,7 @@ RESUMABLE_KEYS = (
     "train.out_dir",
     "train.run_name",
     "train.device",
+    "train.performance.",  # speed options (distributed.performance before issue 17)
     "data.loader_workers",
     "tracking.",
     "evaluation.",

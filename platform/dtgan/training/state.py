@@ -36,7 +36,7 @@ def build_train_state(
     seed_everything(config.train.seed)
     built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
-    perf = Performance.resolve(config.distributed.performance, env.device)
+    perf = Performance.resolve(config.train.performance, env.device)
     nets = nn.ModuleDict(
         {
             name: env.prepare_model(apply_performance(name, m.to(env.device), perf))
