@@ -168,6 +168,8 @@ def test_resume_finds_the_same_parent_and_children_without_duplicates(store, smo
     skip = tracker.start_trial(again.run_id, "a-seed1", smoke)
     assert skip.run_id == finished.run_id and skip.finished and skip.resumed
     assert tracker.run_status(skip.run_id) == "FINISHED"
+    metrics, tags = tracker.run_results(skip.run_id)  # what a skipped trial reports again
+    assert metrics == {"eval/fid_latent": 50.0} and tags["trial_key"] == "a-seed1"
     retry = tracker.start_trial(again.run_id, "b-seed1", smoke)
     assert retry.run_id == failed.run_id and retry.resumed and not retry.finished
     assert (

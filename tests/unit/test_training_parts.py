@@ -9,7 +9,7 @@ from torch import nn
 
 from dtgan.config.loss import LossConfig
 from dtgan.config.optim import OptimConfig
-from dtgan.tracking.provenance import collect_provenance
+from dtgan.provenance import collect_provenance
 from dtgan.training.ema import EMA_NETS, ema_update, make_ema_nets
 from dtgan.training.optimizers import build_optimizers
 from dtgan.training.rng import capture_rng_state, restore_rng_state

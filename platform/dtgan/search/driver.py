@@ -164,9 +164,9 @@ def launch_study(
     (e.g. ``model.ablation`` and the toggles of a ladder), and ``description`` as its note until the study
     ends and the summary replaces it.
     """
+    from dtgan.provenance import collect_provenance
     from dtgan.tracking import init_tracking
     from dtgan.tracking.mlflow_backend import config_params
-    from dtgan.tracking.provenance import collect_provenance
     from dtgan.tracking.tags import NOTE
 
     config = absolute_paths(config)
@@ -230,7 +230,7 @@ def log_study_report(launch: StudyLaunch) -> str | None:
 
 def study_report(launch: StudyLaunch):
     """Build the comparison tables from MLflow and log them to the parent run; the Report, or None."""
-    from dtgan.tracking.mlflow_read import log_report_to_run
+    from dtgan.tracking.mlflow_backend import log_report_to_run
     from dtgan.tracking.report.build import build_report
     from dtgan.tracking.report.config import ReportConfig
     from dtgan.tracking.report.errors import ReportError

@@ -13,6 +13,7 @@ from typing import Any
 from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
 from dtgan.evaluation import keys
+from dtgan.provenance import git_state
 from dtgan.search.driver import (
     TAG_SEARCH_OBJECTIVES,
     StudyLaunch,
@@ -28,7 +29,6 @@ from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
-from dtgan.tracking.provenance import git_state
 from dtgan.tracking.tags import NOTE
 
 log = logging.getLogger(__name__)

@@ -225,8 +225,8 @@ def run_trial(
     """
     timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.provenance import collect_provenance
     from dtgan.tracking import MLflowReporter
-    from dtgan.tracking.provenance import collect_provenance
 
     timeline.mark("imported")
     tracker = ctx.tracker
@@ -241,13 +241,13 @@ def run_trial(
         description=description,
     ) as trial:
         if trial.finished:
-            earlier = tracker.client.get_run(trial.run_id).data
+            metrics, tags = tracker.run_results(trial.run_id)
             final = {
-                **_finite(dict(earlier.metrics)),
+                **_finite(metrics),
                 TRIAL_DONE_KEY: 1.0,
                 STEP_KEY: config.train.total_steps,
                 RUN_ID_KEY: trial.run_id,
-                CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, ""),
+                CHECKPOINT_KEY: tags.get(TAG_CHECKPOINT, ""),
             }
             hooks.report(final, None)
             log.info(

@@ -1,6 +1,7 @@
-"""MLflow write side: one experiment per study, a parent run per study, a nested run per trial, resumable.
+"""The MLflow adapter: one experiment per study, a parent run per study, a nested run per trial, resumable;
+and the reports' reading side (a study's runs, their feature artifacts, a report logged to a run).
 
-The only module that imports MLflow for writing. Every call goes through an explicit ``MlflowClient``
+The only module that imports MLflow (a test guards it). Every call goes through an explicit ``MlflowClient``
 bound to one tracking URI (never the process-global default), so a ``Tracker`` can be pickled into Ray
 trial processes and talks to the same store there.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -21,6 +23,7 @@ from typing import Any, Literal
 import mlflow
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -487,6 +490,11 @@ class Tracker:
         except MlflowException:
             return None
 
+    def run_results(self, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+        """The run's latest metrics and its tags (what a finished trial reports again)."""
+        data = self.client.get_run(run_id).data
+        return dict(data.metrics), dict(data.tags)
+
     def run_status(self, run_id: str) -> str:
         """RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
         return self.client.get_run(run_id).info.status
@@ -804,3 +812,93 @@ def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path
     tracker = Tracker.from_config(cfg, cwd)
     tracker.init(study)
     return tracker
+
+
+# -- reading a study back for reports, and logging a report to a run ---------------------------------------
+
+REPORT_ARTIFACT_DIR = "report"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """All runs of the experiment as ``mlflow.search_runs`` returns them (columns ``metrics.*``, ``tags.*``...).
+
+    Raises:
+        TrackingError: no experiment of that name at the tracking URI.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise TrackingError(
+            f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "
+            "check --experiment and --tracking-uri"
+        )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        return mlflow.search_runs(
+            experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"]
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+class FeatureCache:
+    """Downloads a run's feature artifacts (float32 (N, D) ``.npy``) into a temporary folder, once each.
+
+    Used as the report's ``FeatureLoader``: ``loader(run_id, "eval/features/gen_mix_all.npy")`` -> array or
+    None when the run did not log that artifact.
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._tmp = tempfile.TemporaryDirectory(prefix="dtgan-report-")
+        self._listed: dict[tuple[str, str], set[str]] = {}
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def __call__(self, run_id: str, artifact_path: str) -> np.ndarray | None:
+        folder = artifact_path.rpartition("/")[0]
+        if (run_id, folder) not in self._listed:
+            try:
+                listed = {f.path for f in self._client.list_artifacts(run_id, folder)}
+            except (MlflowException, OSError):
+                listed = set()
+            self._listed[(run_id, folder)] = listed
+        if artifact_path not in self._listed[(run_id, folder)]:
+            return None
+        with _quiet_downloads():
+            local = self._client.download_artifacts(run_id, artifact_path, str(Path(self._tmp.name) / run_id))
+        return np.load(local)
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar per feature file (they would bury the report on the terminal)."""
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
+
+
+# One copy of each table on the run: Markdown and HTML to read (the UI previews both), Parquet for tools.
+# The per-variant MLflow table for the Evaluation view is the study driver's (study/variants_table.json).
+RUN_REPORT_FORMATS = ("md", "html", "parquet")
+
+
+def log_report_to_run(report: Any, run_id: str, tracking_uri: str | None = None) -> None:
+    """Log the files of ``report`` (a ``tracking.report.Report``: ``write(folder, formats)``) in
+    ``RUN_REPORT_FORMATS`` and its plots under ``report/`` of the run."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="dtgan-report-") as tmp:
+        report.write(tmp, formats=RUN_REPORT_FORMATS)
+        client.log_artifacts(run_id, tmp, artifact_path=REPORT_ARTIFACT_DIR)
