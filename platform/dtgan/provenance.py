@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dtgan import __version__
+
 # Distributions whose versions change results or behaviour.
 LIBRARIES = (
     "torch",
@@ -59,7 +61,6 @@ def library_versions() -> dict[str, str | None]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    from dtgan import __version__
 
     versions["dtgan"] = __version__
     return versions

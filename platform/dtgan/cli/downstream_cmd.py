@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
+from dtgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ def _downstream(args: argparse.Namespace) -> int:
     from dtgan.downstream.classifier import pretrained_source
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import markdown_table, plan_jobs, run_study
-    from dtgan.errors import ConfigError
 
     config = config_from_args(args)
     cfg = config.downstream

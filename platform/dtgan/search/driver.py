@@ -20,7 +20,11 @@ from typing import Any
 from dtgan.config.loader import load_config
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
+from dtgan.provenance import collect_provenance
+from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
+from dtgan.search.spaces import load_search_space
+from dtgan.tracking.tags import NOTE
 from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
@@ -114,8 +118,6 @@ def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGAN
     to continue. Returns the config with absolute paths, none inside a Ray job's temporary working dir; the
     embedded benchmark is synthesised where the config names it and it is missing (search/durable.py)."""
     from dtgan.data.parquet_io import read_table
-    from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
-    from dtgan.search.spaces import load_search_space
 
     given_data_path = config.data.path
     config = move_out_of_ray_working_dir(absolute_paths(config))
@@ -164,10 +166,8 @@ def launch_study(
     (e.g. ``model.ablation`` and the toggles of a ladder), and ``description`` as its note until the study
     ends and the summary replaces it.
     """
-    from dtgan.provenance import collect_provenance
     from dtgan.tracking import init_tracking
     from dtgan.tracking.mlflow_backend import config_params
-    from dtgan.tracking.tags import NOTE
 
     config = absolute_paths(config)
     study_name = study_name_of(config, kind)

@@ -18,6 +18,7 @@ from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.fidelity import fid_kid
 from dtgan.evaluation.protocol import ALL_PRODUCTS, POOLED, build_synthetic_sets
+from dtgan.training.checkpoint import load_inference_nets
 from dtgan.training.environment import resolve_device
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ class IntermediateFID:
         self._extractor = None
 
     def __call__(self, checkpoint_path: str) -> float:
-        from dtgan.training.checkpoint import load_inference_nets
-
         started = time.perf_counter()
         nets = load_inference_nets(checkpoint_path, device=self.device)
         if self._data is None:

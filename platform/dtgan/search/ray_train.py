@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow.fs
 import torch
 
 import dtgan
@@ -39,6 +40,8 @@ from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoints_in, list_checkpoints
+from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
+from dtgan.training.loop import train
 from dtgan.training.reporter import PROGRESS_TERMS, ConsoleReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, default_run_name
 from dtgan.utils.atomic import atomic_path
@@ -66,7 +69,6 @@ class DistributedTrainingFailed(RuntimeError):
 
 def _filesystem(storage_path: str):
     """(pyarrow filesystem, base path) of a local folder or a URI."""
-    import pyarrow.fs
 
     if "://" not in storage_path:
         return pyarrow.fs.LocalFileSystem(), str(Path(storage_path).resolve())
@@ -75,7 +77,6 @@ def _filesystem(storage_path: str):
 
 def stored_checkpoints(storage_path: str, run_name: str) -> list[str]:
     """Names of the Ray checkpoint folders of ``run_name`` in the storage, oldest first."""
-    import pyarrow.fs
 
     fs, base = _filesystem(storage_path)
     selector = pyarrow.fs.FileSelector(f"{base}/{run_name}", allow_not_found=True)
@@ -93,8 +94,6 @@ def _marker(storage_path: str, run_name: str) -> tuple[Any, str]:
 
 
 def _read_marker(storage_path: str, run_name: str) -> str | None:
-    import pyarrow.fs
-
     fs, path = _marker(storage_path, run_name)
     if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
         return None
@@ -110,8 +109,6 @@ def _write_marker(storage_path: str, run_name: str, message: str) -> None:
 
 
 def _clear_marker(storage_path: str, run_name: str) -> None:
-    import pyarrow.fs
-
     fs, path = _marker(storage_path, run_name)
     if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
         fs.delete_file(path)
@@ -226,9 +223,6 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
     """The per-worker function: build the distributed Environment, resume from Ray's latest checkpoint."""
     import ray.train
     import ray.train.torch
-
-    from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
-    from dtgan.training.loop import train
 
     config = config_from_dict(params["config"])
     storage_path, run_name, run_dir = params["storage_path"], params["run_name"], Path(params["run_dir"])

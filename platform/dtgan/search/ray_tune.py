@@ -22,13 +22,19 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
 from dtgan.errors import ConfigError, error_line
 from dtgan.search import ray_train
+from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
+from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import Dimension
-from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
+from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, run_trial
+from dtgan.tracking.describe import search_description
 from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
+from dtgan.training.environment import Environment, resolve_device
+from dtgan.training.loop import TrainResult, train
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -156,11 +162,7 @@ class TuneHooks:
         return str(files[-1]) if files else None
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
-        from dtgan.training.loop import TrainResult, train
-
         if trains_in_process(config):
-            from dtgan.training.environment import Environment, resolve_device
-
             return train(
                 config,
                 reporter=reporter,
@@ -231,7 +233,6 @@ class TrialOutcome:
 def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     if not early_stopping or study.scheduler == "fifo":
         return FIFOScheduler()
-    from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
 
     every = study.intermediate_fid_every_steps or total_steps
     return ASHAScheduler(
@@ -335,8 +336,6 @@ def grid(values: list[Any]):
 
 def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
     """One ladder variant x seed (``params["trial"]`` from ``ladder_trials``)."""
-    from dtgan.search.ladder import apply_overrides
-    from dtgan.search.study import run_trial
 
     spec = params["trial"]
     config = apply_overrides(
@@ -355,10 +354,6 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
 
 def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
     """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
-    from dtgan.config.loader import nest
-    from dtgan.search.ladder import apply_overrides
-    from dtgan.search.study import run_trial
-    from dtgan.tracking.describe import search_description
 
     base = DTGANConfig.model_validate(base_config)
     hooks = TuneHooks(base.study)

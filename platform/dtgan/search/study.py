@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
@@ -188,7 +189,6 @@ def _downstream(
     config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn
 ) -> tuple[dict[str, float], Path]:
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
-    from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import run_study
 
     cfg = config.downstream

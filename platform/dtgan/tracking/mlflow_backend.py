@@ -9,6 +9,7 @@ trial processes and talks to the same store there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -196,7 +197,6 @@ def config_params(config: DTGANConfig | Mapping[str, Any]) -> dict[str, str]:
 
 def _data_digest(path: str) -> str:
     """sha256 (first 16 hex digits) of a local data set's file names, sizes and mtimes, else of its URI."""
-    import hashlib
 
     digest = hashlib.sha256(path.encode())
     local = Path(path)

@@ -16,7 +16,9 @@ from torch import nn
 
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
+from dtgan.data.vocab import Vocab
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
+from dtgan.models import build_nets
 from dtgan.training.ema import EMA_NETS
 from dtgan.training.environment import unwrap_model
 from dtgan.training.rng import capture_rng_state, restore_rng_state
@@ -299,8 +301,6 @@ class InferenceNets:
 
 def load_inference_nets(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> InferenceNets:
     """G, M, E (EMA) of a checkpoint file or of the latest checkpoint of a run folder, on ``device``."""
-    from dtgan.data.vocab import Vocab
-    from dtgan.models import build_nets
 
     path = resolve_checkpoint(path_or_run_dir)
     payload = read_checkpoint(path)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
+from dtgan.errors import TrackingError
 from dtgan.tracking.report import keys, render
 from dtgan.tracking.report.cells import Table
 from dtgan.tracking.report.classifier import arms_backbones_tables, cross_domain_tables, size_arms_tables
@@ -136,7 +137,6 @@ def build_report(
     Raises:
         ReportError: the experiment does not exist, is empty, or holds no dtgan runs.
     """
-    from dtgan.errors import TrackingError
     from dtgan.tracking import mlflow_backend  # the report's only MLflow use (MLflow: only when reading it)
 
     try:
