@@ -26,7 +26,7 @@ LIBRARIES = (
     "torch-fidelity",
     "timm",
 )
-_SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout holding platform/dtgan
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding platform/dtgan
 _GIT_TIMEOUT_S = 10
 
 

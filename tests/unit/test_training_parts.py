@@ -116,6 +116,17 @@ def test_provenance_names_seed_git_and_library_versions():
     assert prov["host"]["hostname"]
 
 
+def test_provenance_reads_git_from_the_checkout_that_holds_platform_dtgan():
+    from pathlib import Path
+
+    from dtgan import provenance
+
+    root = provenance._SOURCE_ROOT
+    assert root / "platform" / "dtgan" / "provenance.py" == Path(provenance.__file__).resolve()
+    if (root / ".git").exists():  # a checkout (a worktree's .git is a file): the sha must be found
+        assert len(collect_provenance(seed=1)["git_sha"] or "") == 40
+
+
 def test_all_reduce_gradients_averages_over_the_process_group(tmp_path):
     import torch.distributed as dist
 
