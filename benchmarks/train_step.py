@@ -1,7 +1,7 @@
 """ms per iteration, images/s and peak memory of the full DT-GAN iteration (2 D steps, 2 G steps, EMA).
 
 Compares, in one process, the plain fp32 eager step with the platform's speed options
-(``distributed.performance``): ``auto`` (what the platform turns on for this device by default: everything
+(``train.performance``): ``auto`` (what the platform turns on for this device by default: everything
 but compile on CUDA; bf16 + channels_last on CPUs with AMX/AVX512-BF16, nothing on other CPUs), ``fast``
 (every option forced on), and each option alone (``bf16``, ``channels_last``, ``fused_adam``, ``compile``).
 Inputs are random tensors of the configured size, so data loading is not part of the figure. Prints JSON
@@ -78,7 +78,7 @@ def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast
             options = FAST_OPTIONS | {"compile": compile_fast}
         else:
             options = PLAIN_OPTIONS | {SINGLE_OPTIONS[mode]: True}
-        overrides += [f"distributed.performance.{k}={str(v).lower()}" for k, v in options.items()]
+        overrides += [f"train.performance.{k}={str(v).lower()}" for k, v in options.items()]
     return load_config(preset, overrides)
 
 
@@ -86,7 +86,7 @@ def resolved_options(config, device: torch.device) -> dict:
     """The options a mode ran with, as the platform resolved them on ``device``."""
     from dtgan.training.performance import Performance
 
-    return vars(Performance.resolve(config.distributed.performance, device)).copy()
+    return vars(Performance.resolve(config.train.performance, device)).copy()
 
 
 def _random_batch(config, device: torch.device, seed: int, batch_size: int | None = None):

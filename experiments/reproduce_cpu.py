@@ -27,6 +27,7 @@ use_repository_package()
 
 from dtgan.config import load_config  # noqa: E402
 from dtgan.evaluation.reproduction import read_run, write_summary  # noqa: E402
+from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # name -> (data path, `dtgan data synth` arguments)
@@ -71,12 +72,8 @@ def _job(args, variant: str, seed: int, data_path: str) -> tuple[str, int, Path]
     name = f"{variant}-seed{seed}"
     run_dir = runs / name
     total = load_config(args.preset).train.total_steps
-    if not (run_dir / "checkpoints" / f"step_{total:08d}.pt").is_file():
-        resume = (
-            ["--resume"]
-            if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("*.pt"))
-            else []
-        )
+    if not checkpoint_path(run_dir, total).is_file():
+        resume = ["--resume"] if list_checkpoints(run_dir) else []
         _run(
             dtgan
             + [
@@ -124,7 +121,15 @@ def _job(args, variant: str, seed: int, data_path: str) -> tuple[str, int, Path]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu32", help="training and evaluation preset (default cpu32)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        "--preset",
+        dest="preset",
+        metavar="PRESET",
+        default="cpu32",
+        help="training and evaluation preset (default cpu32), as `dtgan -c`",
+    )
     parser.add_argument("--downstream-preset", default="downstream_cpu", help="'' skips the downstream study")
     parser.add_argument("--data-set", choices=sorted(DATA_SETS), default="benchmark")
     parser.add_argument("--variants", default="a,g")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dtgan.config import load_config
+from dtgan.data.parquet_io import read_vocab
 from dtgan.data.synth import synthesize_benchmark
-from dtgan.data.vocab import Vocab
 from dtgan.training.checkpoint import save_checkpoint
 from dtgan.training.environment import Environment
 from dtgan.training.state import build_train_state
@@ -23,6 +23,6 @@ def tiny_benchmark(folder: Path) -> Path:
 def tiny_checkpoint(folder: Path, data_path: Path) -> Path:
     """A step-0 checkpoint of the smoke GAN (plumbing only: its synthetic images are untrained)."""
     cfg = load_config("smoke", [f"data.path={data_path}"])
-    vocab = Vocab.read(str(data_path))
+    vocab = read_vocab(str(data_path))
     state = build_train_state(cfg, len(vocab.defects), len(vocab.products), Environment())
     return save_checkpoint(folder / "run" / "checkpoints" / "step_00000000.pt", state, cfg, vocab, {})

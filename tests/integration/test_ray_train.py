@@ -29,8 +29,8 @@ OVERRIDES = [
     "train.keep_checkpoints=2",
     # fp32 on every CPU: "auto" turns bf16 autocast on where the CPU has native bf16, and the worker-vs-single
     # tolerances below are float32 summation-order ones
-    "distributed.performance.bf16_autocast=false",
-    "distributed.performance.channels_last=false",
+    "train.performance.bf16_autocast=false",
+    "train.performance.channels_last=false",
 ]
 WALL_S: dict[str, float] = {}  # measured wall times, printed at the end of the module
 
@@ -111,14 +111,13 @@ def test_two_worker_run_matches_the_single_process_loss_curve(uninterrupted, dat
         assert relative[len(relative) // 2] < 2e-2 and relative[-1] < 0.2, (one["step"], relative[-3:])
 
 
-def test_injected_worker_failure_is_recovered_with_the_same_history(uninterrupted, data_path, tmp_path):
-    config = _config(
-        data_path,
-        "distributed.workers=2",
-        f"distributed.fail_at_step={FAIL_AT_STEP}",
-        "distributed.max_failures=1",
-    )
+def test_injected_worker_failure_is_recovered_with_the_same_history(
+    uninterrupted, data_path, tmp_path, monkeypatch
+):
+    config = _config(data_path, "distributed.workers=2", "distributed.max_failures=1")
+    monkeypatch.setenv("DTGAN_TEST_FAIL_AT_STEP", str(FAIL_AT_STEP))
     recovered = _fit("recovered", config, tmp_path)
+    monkeypatch.delenv("DTGAN_TEST_FAIL_AT_STEP")
 
     assert recovered.step == uninterrupted.step == TOTAL_STEPS
     assert [r["step"] for r in recovered.metrics_history] == list(range(1, TOTAL_STEPS + 1))
@@ -130,7 +129,7 @@ def test_injected_worker_failure_is_recovered_with_the_same_history(uninterrupte
 
 
 def test_cli_resume_on_the_same_storage_continues_from_the_last_checkpoint(
-    uninterrupted, data_path, tmp_path
+    uninterrupted, data_path, tmp_path, monkeypatch
 ):
     args = [
         "train",
@@ -147,9 +146,9 @@ def test_cli_resume_on_the_same_storage_continues_from_the_last_checkpoint(
         str(tmp_path),
     ]
     started = time.perf_counter()
-    failed = main(
-        [*args, "-o", f"distributed.fail_at_step={FAIL_AT_STEP}", "-o", "distributed.max_failures=0"]
-    )
+    monkeypatch.setenv("DTGAN_TEST_FAIL_AT_STEP", str(FAIL_AT_STEP))
+    failed = main([*args, "-o", "distributed.max_failures=0"])
+    monkeypatch.delenv("DTGAN_TEST_FAIL_AT_STEP")
     WALL_S["cli_failed_at_step_5"] = time.perf_counter() - started
     assert failed == 1
     assert sorted(p.name for p in (tmp_path / "cli").glob("checkpoint_0*")) == [

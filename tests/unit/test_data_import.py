@@ -14,6 +14,7 @@ from dtgan.cli.main import main
 from dtgan.data.codec import decode_gray
 from dtgan.data.importers import SplitOptions, import_folders
 from dtgan.data.mvtec import expand_numbers, table17
+from dtgan.data.parquet_io import read_vocab
 from dtgan.data.vocab import Vocab
 
 SIZE = 32
@@ -53,7 +54,7 @@ def test_folders_import_reads_every_format_and_splits_each_cell(tmp_path):
     out = tmp_path / "ds.parquet"
     import_folders(str(root), str(out), SIZE, SplitOptions(holdout_per_cell=4, gan_normal_per_product=3))
     table = pq.read_table(out).to_pandas()
-    assert Vocab.read(str(out)) == Vocab(("a", "b"), ("normal", "scratch"))
+    assert read_vocab(str(out)) == Vocab(("a", "b"), ("normal", "scratch"))
     counts = table.groupby(["product", "defect", "split"]).size().to_dict()
     # a/normal: 12 images -> 4 held out (1 val, 3 test), 3 gan_train, 5 gan_holdout.
     assert counts[("a", "normal", "val")] == 1 and counts[("a", "normal", "test")] == 3

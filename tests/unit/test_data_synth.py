@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dtgan.cli.main import main
-from dtgan.data.parquet_io import Rows, read_info, write_dataset
+from dtgan.data.parquet_io import Rows, read_info, read_vocab, write_dataset
 from dtgan.data.synth import plan_benchmark, synthesize_benchmark
 from dtgan.data.vocab import Vocab
 from dtgan.errors import DataError
@@ -61,7 +61,7 @@ def test_counts_per_cell_follow_the_scaled_sdi_tables(benchmark):
 
 
 def test_vocab_in_metadata_has_normal_first_and_sorted_labels(benchmark):
-    assert Vocab.read(benchmark) == Vocab(("brushed", "cast", "woven"), ("normal", "scratch", "spot"))
+    assert read_vocab(benchmark) == Vocab(("brushed", "cast", "woven"), ("normal", "scratch", "spot"))
 
 
 def test_defect_pixels_differ_from_the_clean_background_only_inside_the_mask(benchmark):

@@ -14,7 +14,7 @@ from PIL import Image
 from dtgan.cli.main import main
 from dtgan.data.defects import DEFECTS
 from dtgan.data.describe import describe
-from dtgan.data.parquet_io import read_info
+from dtgan.data.parquet_io import read_info, read_vocab
 from dtgan.data.synth import (
     SDI_GAN_TRAIN,
     plan_benchmark,
@@ -70,7 +70,7 @@ def test_default_data_set_is_unchanged_row_by_row(tmp_path):
         )
     assert (digest.hexdigest()[:16], len(rows)) == (OLD_DATASET_SHA256, OLD_DATASET_ROWS)
     # Only the chosen defects are in the vocabulary, and the info records the choice.
-    assert Vocab.read(path) == Vocab(("brushed", "cast", "woven"), ("normal", "scratch", "spot"))
+    assert read_vocab(path) == Vocab(("brushed", "cast", "woven"), ("normal", "scratch", "spot"))
     info = read_info(path)
     assert info["products"] == ["brushed", "cast", "woven"] and info["defects"] == ["scratch", "spot"]
 
@@ -145,7 +145,7 @@ def test_second_set_is_deterministic(second_set, tmp_path):
 
 
 def test_second_set_vocab_info_counts_and_unseen_cell(second_set):
-    assert Vocab.read(second_set) == Vocab(("coated", "knurled", "turned"), ("normal", "crack", "stain"))
+    assert read_vocab(second_set) == Vocab(("coated", "knurled", "turned"), ("normal", "crack", "stain"))
     info = read_info(second_set)
     assert info["products"] == ["turned", "knurled", "coated"]  # registry order
     assert info["defects"] == ["crack", "stain"]

@@ -141,6 +141,27 @@ def test_trial_timeline_keeps_the_first_and_last_two_reports_and_ordered_marks(t
     )
 
 
+def test_trial_timeline_phases_mark_start_on_entry_and_end_only_when_the_block_completes():
+    from dtgan.search.timeline import TrialTimeline
+
+    timeline = TrialTimeline()
+    with timeline.phase("train_start", "train_end"):
+        assert list(timeline.marks) == ["trial_start", "train_start"]
+    with timeline.phase(end="evaluation_end"):
+        pass
+    with pytest.raises(RuntimeError), timeline.phase("downstream_start", "downstream_end"):
+        raise RuntimeError("boom")
+    assert list(timeline.marks) == [
+        "trial_start",
+        "train_start",
+        "train_end",
+        "evaluation_end",
+        "downstream_start",
+    ]
+    walls = [m["wall_s"] for m in timeline.marks.values()]
+    assert walls == sorted(walls)
+
+
 def test_trial_timeline_with_a_single_report_uses_it_as_first_and_last():
     from dtgan.search.timeline import TrialTimeline
 

@@ -95,6 +95,51 @@ def test_failed_trial_ends_failed_with_one_line_error_tag(store, smoke):
         tracker.end_run(trial.run_id, "DONE")
 
 
+def test_trial_block_ends_its_run_finished_failed_or_killed(store, smoke):
+    tracker, client, _ = store
+    study = tracker.start_study("lifecycle", resume_key="k")
+    with tracker.trial(study.run_id, "ok", smoke, tags={"variant": "g"}, run_name="ok-run") as ok:
+        assert tracker.run_status(ok.run_id) == "RUNNING" and not ok.finished
+    with pytest.raises(FloatingPointError), tracker.trial(study.run_id, "nan", smoke) as failed:
+        raise FloatingPointError("loss_g is nan at step 120\nTraceback lines that must not be in the tag")
+    with pytest.raises(KeyboardInterrupt), tracker.trial(study.run_id, "stopped", smoke) as stopped:
+        raise KeyboardInterrupt
+    # finish() ends it before the block does (the last report); an error after it still ends it FAILED
+    with pytest.raises(RuntimeError), tracker.trial(study.run_id, "late", smoke) as late:
+        late.finish()
+        assert tracker.run_status(late.run_id) == "FINISHED"
+        late.finish()  # idempotent
+        raise RuntimeError("the scheduler's report failed")
+    runs = {r.info.run_id: r for r in _children(client, study)}
+    assert runs[ok.run_id].info.status == "FINISHED" and "error" not in runs[ok.run_id].data.tags
+    assert runs[ok.run_id].data.tags["variant"] == "g" and runs[ok.run_id].info.run_name == "ok-run"
+    assert runs[failed.run_id].info.status == "FAILED"
+    assert runs[failed.run_id].data.tags["error"] == "FloatingPointError: loss_g is nan at step 120"
+    assert runs[stopped.run_id].info.status == "KILLED"
+    assert runs[late.run_id].info.status == "FAILED"
+    # A trial an earlier launch finished is left as it is, even when the block raises.
+    with pytest.raises(ValueError), tracker.trial(study.run_id, "ok", smoke) as again:
+        assert again.finished and again.run_id == ok.run_id
+        raise ValueError("reporting the earlier result failed")
+    assert tracker.run_status(ok.run_id) == "FINISHED" and "error" not in client.get_run(ok.run_id).data.tags
+
+
+def test_ended_on_error_ends_failed_or_killed_and_reraises():
+    from dtgan.tracking.mlflow_backend import end_status, ended_on_error
+
+    ended = []
+    with ended_on_error(lambda status, exc: ended.append((status, type(exc)))):
+        pass
+    for error in (ValueError("x"), SystemExit(3), KeyboardInterrupt()):
+        with (
+            pytest.raises(type(error)),
+            ended_on_error(lambda status, exc: ended.append((status, type(exc)))),
+        ):
+            raise error
+    assert ended == [("FAILED", ValueError), ("KILLED", SystemExit), ("KILLED", KeyboardInterrupt)]
+    assert end_status(RuntimeError()) == "FAILED" and end_status(KeyboardInterrupt()) == "KILLED"
+
+
 def test_close_orphans_marks_running_children_killed(store, smoke):
     tracker, client, _ = store
     study = tracker.start_study("orphans", resume_key="k")
@@ -123,6 +168,8 @@ def test_resume_finds_the_same_parent_and_children_without_duplicates(store, smo
     skip = tracker.start_trial(again.run_id, "a-seed1", smoke)
     assert skip.run_id == finished.run_id and skip.finished and skip.resumed
     assert tracker.run_status(skip.run_id) == "FINISHED"
+    metrics, tags = tracker.run_results(skip.run_id)  # what a skipped trial reports again
+    assert metrics == {"eval/fid_latent": 50.0} and tags["trial_key"] == "a-seed1"
     retry = tracker.start_trial(again.run_id, "b-seed1", smoke)
     assert retry.run_id == failed.run_id and retry.resumed and not retry.finished
     assert (
@@ -215,6 +262,14 @@ def test_reporter_batches_metrics_and_uploads_only_the_final_checkpoint(store, s
     ]
     with pytest.raises(RuntimeError, match="after close"):
         reporter.report(101, {"train/loss_g": 1.0})
+
+
+def test_checkpoint_artifact_folder_is_the_run_folders_checkpoint_folder():
+    from dtgan.tracking.mlflow_backend import CHECKPOINT_ARTIFACT_PATH
+    from dtgan.training.checkpoint import CHECKPOINT_DIR
+
+    # written out in tracking so that reading the store needs no torch
+    assert CHECKPOINT_ARTIFACT_PATH == CHECKPOINT_DIR
 
 
 def test_system_metrics_are_logged_while_the_reporter_is_open(store, smoke, monkeypatch):

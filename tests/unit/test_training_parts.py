@@ -9,7 +9,7 @@ from torch import nn
 
 from dtgan.config.loss import LossConfig
 from dtgan.config.optim import OptimConfig
-from dtgan.tracking.provenance import collect_provenance
+from dtgan.provenance import collect_provenance
 from dtgan.training.ema import EMA_NETS, ema_update, make_ema_nets
 from dtgan.training.optimizers import build_optimizers
 from dtgan.training.rng import capture_rng_state, restore_rng_state
@@ -114,6 +114,17 @@ def test_provenance_names_seed_git_and_library_versions():
     assert prov["git_sha"] is None or len(prov["git_sha"]) == 40
     assert prov["libraries"]["torch"] == torch.__version__.split("+")[0] or prov["libraries"]["torch"]
     assert prov["host"]["hostname"]
+
+
+def test_provenance_reads_git_from_the_checkout_that_holds_platform_dtgan():
+    from pathlib import Path
+
+    from dtgan import provenance
+
+    root = provenance._SOURCE_ROOT
+    assert root / "platform" / "dtgan" / "provenance.py" == Path(provenance.__file__).resolve()
+    if (root / ".git").exists():  # a checkout (a worktree's .git is a file): the sha must be found
+        assert len(collect_provenance(seed=1)["git_sha"] or "") == 40
 
 
 def test_all_reduce_gradients_averages_over_the_process_group(tmp_path):

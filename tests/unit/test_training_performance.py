@@ -32,7 +32,7 @@ def _batch(seed=0):
 
 def _first_step(*overrides):
     # the plain fp32 path unless an override turns an option on ("auto" would use bf16 on CPUs with native bf16)
-    plain = [f"distributed.performance.{o}=false" for o in ("bf16_autocast", "channels_last", "fused_adam")]
+    plain = [f"train.performance.{o}=false" for o in ("bf16_autocast", "channels_last", "fused_adam")]
     cfg = load_config("tiny", ["train.batch_size=4", "model.ablation=f", *plain, *overrides])
     state = build_train_state(cfg, K, P, Environment())
     return state, {k: v.float().item() for k, v in train_step(state, _batch(), cfg).items()}
@@ -41,7 +41,7 @@ def _first_step(*overrides):
 def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(monkeypatch):
     from dtgan.training import performance
 
-    cfg = load_config("tiny").distributed.performance
+    cfg = load_config("tiny").train.performance
     assert Performance.resolve(cfg, torch.device("cuda")) == Performance(True, True, True, False)
     # (native bf16, AMX) -> bf16 autocast with native bf16; channels_last only with AMX (it cost 11-15 % on an
     # AVX512-BF16 CPU without AMX)
@@ -54,13 +54,13 @@ def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(mo
         monkeypatch.setattr(performance, "cpu_has_amx", lambda amx=amx: amx)
         assert Performance.resolve(cfg, torch.device("cpu")) == expected
     # explicit switches win over what the CPU offers
-    forced = load_config("tiny", ["distributed.performance.bf16_autocast=false"]).distributed.performance
+    forced = load_config("tiny", ["train.performance.bf16_autocast=false"]).train.performance
     assert Performance.resolve(forced, torch.device("cpu")).bf16_autocast is False
 
 
 def test_bf16_autocast_keeps_the_real_pass_and_r1_in_fp32_and_the_ema_in_fp32():
     _, fp32 = _first_step()
-    state, bf16 = _first_step("distributed.performance.bf16_autocast=true")
+    state, bf16 = _first_step("train.performance.bf16_autocast=true")
     # D's first pass on real images (adv_real, R1) runs outside autocast: identical to the fp32 run.
     assert bf16["d/latent/adv_real"] == fp32["d/latent/adv_real"]
     assert bf16["d/latent/r1"] == fp32["d/latent/r1"]
@@ -73,9 +73,7 @@ def test_bf16_autocast_keeps_the_real_pass_and_r1_in_fp32_and_the_ema_in_fp32():
 
 def test_channels_last_and_fused_adam_do_not_change_the_first_step():
     _, plain = _first_step()
-    state, fast = _first_step(
-        "distributed.performance.channels_last=true", "distributed.performance.fused_adam=true"
-    )
+    state, fast = _first_step("train.performance.channels_last=true", "train.performance.fused_adam=true")
     assert state.optimizers["generator"].defaults["fused"] is True
     assert state.nets.generator.from_rgb.weight.is_contiguous(memory_format=torch.channels_last)
     # conv kernels in another memory order sum in another order; later sub-steps see it through Adam
@@ -87,6 +85,47 @@ def test_global_batch_must_divide_over_the_workers():
         check_distributed(load_config("tiny", ["train.batch_size=6", "distributed.workers=4"]))
 
 
-def test_injected_failure_must_be_a_reported_step():
-    with pytest.raises(ConfigError, match="distributed.fail_at_step=3 is not a reported step"):
-        check_distributed(load_config("tiny", ["train.log_every_steps=10", "distributed.fail_at_step=3"]))
+def test_injected_failure_is_a_test_hook_in_the_environment_and_must_be_a_reported_step(monkeypatch):
+    from dtgan.search.ray_train import injected_failure_step
+
+    assert injected_failure_step() is None
+    monkeypatch.setenv("DTGAN_TEST_FAIL_AT_STEP", "3")
+    assert injected_failure_step() == 3
+    with pytest.raises(ConfigError, match="DTGAN_TEST_FAIL_AT_STEP=3 is not a reported step"):
+        check_distributed(load_config("tiny", ["train.log_every_steps=10"]))
+    check_distributed(load_config("tiny", ["train.log_every_steps=1"]))
+    monkeypatch.setenv("DTGAN_TEST_FAIL_AT_STEP", "soon")
+    with pytest.raises(ConfigError, match="DTGAN_TEST_FAIL_AT_STEP='soon' must be a step >= 1"):
+        injected_failure_step()
+
+
+def test_fail_at_step_left_the_schema_but_saved_configs_still_load():
+    from dtgan.config.loader import config_from_dict
+
+    saved = load_config("tiny").model_dump(mode="json")
+    saved["distributed"]["fail_at_step"] = None  # what configs saved before issue 17 hold
+    assert config_from_dict(saved) == load_config("tiny")
+    with pytest.raises(
+        ConfigError, match="distributed.fail_at_step is no config key any more.*DTGAN_TEST_FAIL_AT_STEP=5"
+    ):
+        load_config("tiny", ["distributed.fail_at_step=5"])
+
+
+def test_performance_options_moved_to_train_and_the_old_place_still_works_with_a_warning():
+    from dtgan.config.loader import config_from_dict
+
+    with pytest.warns(FutureWarning, match="distributed.performance is deprecated: .* train.performance"):
+        old = load_config(
+            "tiny", ["distributed.performance.bf16_autocast=false", "distributed.performance.compile=true"]
+        )
+    assert old == load_config(
+        "tiny", ["train.performance.bf16_autocast=false", "train.performance.compile=true"]
+    )
+    assert "performance" not in old.distributed.model_dump()
+    # a checkpoint's config from before issue 17 loads as the same config
+    saved = old.model_dump(mode="json")
+    saved["distributed"]["performance"] = saved["train"].pop("performance")
+    with pytest.warns(FutureWarning):
+        assert config_from_dict(saved) == old
+    with pytest.raises(ConfigError, match="distributed.performance and train.performance are both set"):
+        load_config("tiny", ["distributed.performance.compile=true", "train.performance.compile=false"])

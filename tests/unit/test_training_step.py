@@ -8,7 +8,21 @@ import torch
 from dtgan.config import load_config
 from dtgan.errors import CheckpointError, TrainingDiverged
 from dtgan.losses import Batch
-from dtgan.training.checkpoint import read_checkpoint, restore_train_state, save_checkpoint
+from dtgan.training.checkpoint import (
+    CHECKPOINT_DIR,
+    INFERENCE_KEYS,
+    checkpoint_name,
+    checkpoint_path,
+    checkpoint_step,
+    checkpoints_in,
+    inference_payload,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    restore_train_state,
+    run_dir_of,
+    save_checkpoint,
+)
 from dtgan.training.environment import Environment
 from dtgan.training.loop import raise_if_not_finite
 from dtgan.training.state import build_train_state
@@ -117,6 +131,44 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     assert payload["vocab"] == {"products": ["a", "b"], "defects": ["normal", "scratch", "spot"]}
     assert payload["config"]["model"]["img_size"] == 32
     assert set(payload["nets_ema"]) == {"generator", "mapping_network", "style_encoder"}
+
+
+def test_checkpoint_names_steps_and_listing_are_one_format(tmp_path):
+    run = tmp_path / "run"
+    assert checkpoint_name(120) == "step_00000120.pt"
+    assert (
+        checkpoint_path(run, 120)
+        == run / CHECKPOINT_DIR / "step_00000120.pt"
+        == run / "checkpoints" / "step_00000120.pt"
+    )
+    assert checkpoint_step(checkpoint_path(run, 120)) == 120 and checkpoint_step("step_00000000.pt") == 0
+    for bad in ("step_x.pt", "step_00000001.pth", "latest.pt", "step_.pt"):
+        with pytest.raises(CheckpointError, match="not a checkpoint file name"):
+            checkpoint_step(bad)
+    assert list_checkpoints(run) == [] and latest_checkpoint(run) is None and checkpoints_in(run) == []
+    for step in (1000, 20, 300):
+        checkpoint_path(run, step).parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(run, step).write_bytes(b"")
+    (run / CHECKPOINT_DIR / ".step_00000400.pt.abc.tmp").write_bytes(b"")  # an unfinished write
+    (run / CHECKPOINT_DIR / "notes.pt").write_bytes(b"")
+    assert [checkpoint_step(p) for p in list_checkpoints(run)] == [20, 300, 1000]
+    assert checkpoints_in(run / CHECKPOINT_DIR) == list_checkpoints(run)
+    assert latest_checkpoint(run) == checkpoint_path(run, 1000)
+    assert run_dir_of(checkpoint_path(run, 20)) == run  # <run>/checkpoints/step_X.pt
+    assert run_dir_of(tmp_path / "loose" / "step_00000020.pt") == tmp_path / "loose"  # a file elsewhere
+
+
+def test_inference_payload_keeps_the_ema_nets_and_what_explains_them(tmp_path):
+    cfg = _config()
+    path = save_checkpoint(tmp_path / "c.pt", _run(cfg, 1), cfg, VOCAB, {})
+    payload = read_checkpoint(path)
+    slim = inference_payload(payload, path)
+    assert tuple(slim) == INFERENCE_KEYS and set(INFERENCE_KEYS) < set(payload)
+    assert "nets" not in slim and "optimizers" not in slim
+    with pytest.raises(
+        CheckpointError, match=r"c.pt lacks vocab, nets_ema; is it a dtgan training checkpoint"
+    ):
+        inference_payload({k: v for k, v in payload.items() if k not in ("vocab", "nets_ema")}, path)
 
 
 def test_checkpoint_from_another_model_configuration_is_refused(tmp_path):

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
+from dtgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,16 @@ def _run_folder(checkpoint: str | None, out: Path | None, out_dir: str, preset: 
         return out
     if checkpoint is None:
         return Path(out_dir) / f"downstream-{preset or 'default'}"
+    from dtgan.training.checkpoint import run_dir_of
+
     path = Path(checkpoint)
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path if path.is_dir() else run_dir_of(path)
 
 
 def _downstream(args: argparse.Namespace) -> int:
     from dtgan.downstream.classifier import pretrained_source
     from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import markdown_table, plan_jobs, resolve_device, run_study
-    from dtgan.errors import ConfigError
+    from dtgan.downstream.study import markdown_table, plan_jobs, run_study
 
     config = config_from_args(args)
     cfg = config.downstream
@@ -76,8 +76,9 @@ def _downstream(args: argparse.Namespace) -> int:
     nets = None
     if cfg.synthetic_arms:
         from dtgan.training.checkpoint import load_inference_nets
+        from dtgan.training.environment import resolve_device
 
-        nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device))
+        nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     data_path = args.data or config.data.path
     data = prepare_study_data(cfg, data_path, nets=nets, checkpoint=args.checkpoint)
     data.save(study_data_path)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
+from dtgan.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +61,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_curve(args: argparse.Namespace, cfg) -> int:
-    from dtgan.errors import ConfigError
     from dtgan.evaluation import keys
     from dtgan.evaluation.curve import CURVE_PLOT, evaluate_curve
 

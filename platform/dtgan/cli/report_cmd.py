@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dtgan.errors import ConfigError
+
 FORMAT_CHOICES = ("md", "csv", "parquet", "html")
 
 
@@ -41,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from dtgan.errors import ConfigError
     from dtgan.tracking.report import ReportConfig, build_report
 
     overrides = {"bootstrap_samples": args.bootstrap_samples, "bootstrap_seed": args.seed}

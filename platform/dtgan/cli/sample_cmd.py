@@ -55,12 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from dtgan.evaluation.evaluate import check_model_matches, load_evaluation_data, resolve_device
+    from dtgan.evaluation.evaluate import check_model_matches, load_evaluation_data
     from dtgan.evaluation.export import export_samples
     from dtgan.training.checkpoint import load_inference_nets
+    from dtgan.training.environment import resolve_device
 
     cfg, expected_model = evaluation_config_from_args(args)
-    nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device))
+    nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "evaluation.device"))
     check_model_matches(Path(args.checkpoint), nets.config.model, expected_model)
     data = load_evaluation_data(
         args.data or nets.config.data.path, nets.vocab, cfg, nets.config.model.img_size

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
+from dtgan.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,9 +68,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_distributed(args: argparse.Namespace, config) -> int:
-    import sys
-
-    from dtgan.errors import ConfigError
     from dtgan.search.ray_train import DistributedTrainingFailed, fit_distributed
 
     if args.resume not in (True, False):

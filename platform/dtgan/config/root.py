@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import warnings
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from dtgan.config.base import Section
 from dtgan.config.data import DataConfig
@@ -15,6 +18,11 @@ from dtgan.config.optim import OptimConfig
 from dtgan.config.study import StudyConfig
 from dtgan.config.tracking import TrackingConfig
 from dtgan.config.train import TrainConfig
+
+MOVED_PERFORMANCE_WARNING = (
+    "distributed.performance is deprecated: the same options are train.performance (bf16_autocast, "
+    "channels_last, fused_adam, compile)"
+)
 
 
 class DTGANConfig(Section):
@@ -31,3 +39,22 @@ class DTGANConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """``distributed.performance`` (before issue 17; still in saved configs) is read as ``train.performance``."""
+        if not isinstance(data, dict) or not isinstance(data.get("distributed"), dict):
+            return data
+        distributed = dict(data["distributed"])
+        if "performance" not in distributed or not isinstance(data.get("train", {}), dict):
+            return data
+        train = dict(data.get("train", {}))
+        if "performance" in train:
+            raise ValueError(
+                "distributed.performance and train.performance are both set; "
+                "the options moved to train.performance: write them there only"
+            )
+        warnings.warn(MOVED_PERFORMANCE_WARNING, FutureWarning, stacklevel=2)
+        train["performance"] = distributed.pop("performance")
+        return {**data, "distributed": distributed, "train": train}

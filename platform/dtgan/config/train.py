@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from dtgan.config.base import Section
+from dtgan.config.performance import PerformanceConfig
 
 
 class TrainConfig(Section):
@@ -43,3 +44,4 @@ class TrainConfig(Section):
         None, description="run folder name; null = derived from preset, step and seed"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)

@@ -100,6 +100,11 @@ def read_schema(path: str) -> pa.Schema:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
+def read_vocab(path: str) -> Vocab:
+    """The vocabulary of a Parquet data set (local path or pyarrow filesystem URI), from its schema metadata."""
+    return Vocab.from_schema_metadata(read_schema(path).metadata, path)
+
+
 def read_table(path: str, columns: list[str] | None = None) -> tuple[pa.Table, Vocab]:
     """Read a data set (optionally only some columns) and its vocabulary, checking columns and labels."""
     schema = read_schema(path)

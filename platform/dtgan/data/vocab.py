@@ -84,10 +84,3 @@ class Vocab:
             return cls.from_dict(json.loads(metadata[METADATA_KEY]))
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: the vocabulary in the Parquet metadata is not JSON ({exc})") from exc
-
-    @classmethod
-    def read(cls, path: str) -> Vocab:
-        """The vocabulary of a Parquet data set (local path or pyarrow filesystem URI)."""
-        from dtgan.data.parquet_io import read_schema
-
-        return cls.from_schema_metadata(read_schema(path).metadata, path)

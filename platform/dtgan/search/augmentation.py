@@ -18,7 +18,14 @@ from dtgan.config.downstream import ALL
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
-from dtgan.search.driver import StudyLaunch, finish_study, launch_study, log_study_report, where_to_look
+from dtgan.search.driver import (
+    StudyLaunch,
+    failing_study,
+    finish_study,
+    launch_study,
+    log_study_report,
+    where_to_look,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +43,16 @@ def method_name(config: DTGANConfig) -> str:
 def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
     """Write the study data once per launch (a resumed launch reuses it)."""
     from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import resolve_device
     from dtgan.training.checkpoint import load_inference_nets
+    from dtgan.training.environment import resolve_device
 
     path = launch.run_path / STUDY_DATA_FILE
     if path.is_file():
         return path
     cfg = launch.config.downstream
-    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    nets = None
+    if cfg.synthetic_arms:
+        nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     prepare_study_data(cfg, launch.config.data.path, nets=nets, checkpoint=checkpoint).save(path)
     return path
 
@@ -83,46 +92,34 @@ def run_augmentation(
         config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method}
     )
     tracker = launch.tracker
-    started = ray_tune.start_ray(launch.config.study, address=address, temp_dir=temp_dir)
-    map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
     rows, all_results = [], []
-    try:
+    with ray_tune.ray_session(launch.config.study, address=address, temp_dir=temp_dir), failing_study(launch):
+        map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
         specs = plan_jobs(cfg, _prepare(launch, checkpoint))
         groups: dict[tuple[int, int], list] = {}
         for spec in specs:
             groups.setdefault((spec.cell.normal_images_per_product, spec.seed), []).append(spec)
         for (size, seed), group in groups.items():
             trial_key = f"n{size}-seed{seed}"
-            run = tracker.start_trial(
+            with tracker.trial(
                 launch.parent_run_id,
                 trial_key,
                 launch.config,
                 tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name},
-            )
-            if run.finished:
-                rows.append(
-                    {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
-                )
-                continue
-            try:
+            ) as run:
+                if run.finished:
+                    rows.append(
+                        {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
+                    )
+                    continue
                 tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
                 results = list(map_fn(_job, group))
                 tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
                 tracker.log_dict(
                     run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"
                 )
-                tracker.end_run(run.run_id)
-            except BaseException as exc:
-                tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-                raise
             all_results += results
             rows.append({"trial": trial_key, "status": "completed", "run_id": run.run_id})
-    except BaseException as exc:
-        finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise
-    finally:
-        if started:
-            ray_tune.stop_ray()
     markdown = log_study_report(launch)
     finish_study(launch, "FINISHED")
     text = [f"## {launch.study_name}: {len(rows)} (size, seed) runs of method '{method}'"]

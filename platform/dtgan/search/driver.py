@@ -8,10 +8,11 @@ orphaned trial runs, registers the best generator, logs the report to the parent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ from typing import Any
 from dtgan.config.loader import load_config
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
+from dtgan.provenance import collect_provenance
+from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
+from dtgan.search.spaces import load_search_space
+from dtgan.tracking.tags import NOTE
 from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
@@ -32,13 +37,16 @@ DEFAULT_STORAGE_PATH = "ray_results"
 
 
 def study_arguments(description: str, default_preset: str) -> argparse.ArgumentParser:
-    """``--preset``, ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
+    """``-c/--config`` (``--preset`` too), ``-o``, ``--resume [RUN]``, ``--address`` shared by every study script."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
-        "--preset",
         "-c",
+        "--config",
+        "--preset",  # the studies' earlier name, kept: `--preset smoke` still works
+        dest="config",
+        metavar="PRESET",
         default=default_preset,
-        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset})",
+        help=f"preset name (experiments/presets/NAME.yaml) or YAML path (default {default_preset}), as `dtgan -c`",
     )
     parser.add_argument(
         "-o",
@@ -110,8 +118,6 @@ def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGAN
     to continue. Returns the config with absolute paths, none inside a Ray job's temporary working dir; the
     embedded benchmark is synthesised where the config names it and it is missing (search/durable.py)."""
     from dtgan.data.parquet_io import read_table
-    from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
-    from dtgan.search.spaces import load_search_space
 
     given_data_path = config.data.path
     config = move_out_of_ray_working_dir(absolute_paths(config))
@@ -162,8 +168,6 @@ def launch_study(
     """
     from dtgan.tracking import init_tracking
     from dtgan.tracking.mlflow_backend import config_params
-    from dtgan.tracking.provenance import collect_provenance
-    from dtgan.tracking.tags import NOTE
 
     config = absolute_paths(config)
     study_name = study_name_of(config, kind)
@@ -208,6 +212,16 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
     launch.tracker.end_run(launch.parent_run_id, status, error=error)
 
 
+@contextlib.contextmanager
+def failing_study(launch: StudyLaunch) -> Iterator[None]:
+    """The body of a launched study: when it raises, ``finish_study`` FAILED (KILLED on Ctrl-C/SystemExit) with
+    the error, then the error goes on. Ending it FINISHED stays with the caller (after its report)."""
+    from dtgan.tracking.mlflow_backend import ended_on_error  # MLflow: loaded by launch_study already
+
+    with ended_on_error(lambda status, exc: finish_study(launch, status, error=exc)):
+        yield
+
+
 def log_study_report(launch: StudyLaunch) -> str | None:
     """Build the comparison tables from MLflow, log them to the parent run, return the Markdown."""
     report = study_report(launch)
@@ -216,7 +230,7 @@ def log_study_report(launch: StudyLaunch) -> str | None:
 
 def study_report(launch: StudyLaunch):
     """Build the comparison tables from MLflow and log them to the parent run; the Report, or None."""
-    from dtgan.tracking.mlflow_read import log_report_to_run
+    from dtgan.tracking.mlflow_backend import log_report_to_run
     from dtgan.tracking.report.build import build_report
     from dtgan.tracking.report.config import ReportConfig
     from dtgan.tracking.report.errors import ReportError
@@ -266,4 +280,4 @@ def main_guard(
 
 
 def load_study_config(args: argparse.Namespace) -> DTGANConfig:
-    return load_config(args.preset, args.override)
+    return load_config(args.config, args.override)

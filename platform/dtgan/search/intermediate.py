@@ -13,11 +13,13 @@ import time
 import torch
 
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.evaluation.evaluate import load_evaluation_data, offline_training_images, resolve_device
+from dtgan.evaluation.evaluate import load_evaluation_data, offline_training_images
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.fidelity import fid_kid
 from dtgan.evaluation.protocol import ALL_PRODUCTS, POOLED, build_synthetic_sets
+from dtgan.training.checkpoint import load_inference_nets
+from dtgan.training.environment import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,11 @@ class IntermediateFID:
             update={"images_per_product_per_defect": images_per_cell, "kid_subset_size_min": 2}
         )
         self.data_path = data_path
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "evaluation.device")
         self._data = None
         self._extractor = None
 
     def __call__(self, checkpoint_path: str) -> float:
-        from dtgan.training.checkpoint import load_inference_nets
-
         started = time.perf_counter()
         nets = load_inference_nets(checkpoint_path, device=self.device)
         if self._data is None:

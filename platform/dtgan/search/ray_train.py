@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,15 +31,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow.fs
 import torch
 
+import dtgan
+from dtgan.config.distributed import FAIL_AT_STEP_ENV
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
-from dtgan.training.checkpoint import CHECKPOINT_DIR, list_checkpoints
+from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoints_in, list_checkpoints
+from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
+from dtgan.training.loop import train
 from dtgan.training.reporter import PROGRESS_TERMS, ConsoleReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, default_run_name
 from dtgan.utils.atomic import atomic_path
+
+# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +57,7 @@ WORKER_IMAGES_PER_S = "train/worker_images_per_s"  # aggregate images/s divided 
 
 
 class InjectedFailure(RuntimeError):
-    """The test-only failure of ``distributed.fail_at_step``."""
+    """The test-only failure of ``$DTGAN_TEST_FAIL_AT_STEP`` (``injected_failure_step``)."""
 
 
 class DistributedTrainingFailed(RuntimeError):
@@ -60,7 +69,6 @@ class DistributedTrainingFailed(RuntimeError):
 
 def _filesystem(storage_path: str):
     """(pyarrow filesystem, base path) of a local folder or a URI."""
-    import pyarrow.fs
 
     if "://" not in storage_path:
         return pyarrow.fs.LocalFileSystem(), str(Path(storage_path).resolve())
@@ -69,7 +77,6 @@ def _filesystem(storage_path: str):
 
 def stored_checkpoints(storage_path: str, run_name: str) -> list[str]:
     """Names of the Ray checkpoint folders of ``run_name`` in the storage, oldest first."""
-    import pyarrow.fs
 
     fs, base = _filesystem(storage_path)
     selector = pyarrow.fs.FileSelector(f"{base}/{run_name}", allow_not_found=True)
@@ -87,8 +94,6 @@ def _marker(storage_path: str, run_name: str) -> tuple[Any, str]:
 
 
 def _read_marker(storage_path: str, run_name: str) -> str | None:
-    import pyarrow.fs
-
     fs, path = _marker(storage_path, run_name)
     if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
         return None
@@ -104,14 +109,23 @@ def _write_marker(storage_path: str, run_name: str, message: str) -> None:
 
 
 def _clear_marker(storage_path: str, run_name: str) -> None:
-    import pyarrow.fs
-
     fs, path = _marker(storage_path, run_name)
     if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
         fs.delete_file(path)
 
 
 # --------------------------------------------------------------------------------------------- workers
+
+
+def injected_failure_step() -> int | None:
+    """TEST ONLY: ``$DTGAN_TEST_FAIL_AT_STEP`` (a reported step): the last rank raises there once, in the attempt
+    that did not start from a checkpoint, to exercise recovery. Not a config key: users never set it."""
+    raw = os.environ.get(FAIL_AT_STEP_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{FAIL_AT_STEP_ENV}={raw!r} must be a step >= 1 (a test hook); unset it")
+    return int(raw)
 
 
 def _is_report_step(step: int, config: DTGANConfig) -> bool:
@@ -167,7 +181,7 @@ class RayTrainReporter(Reporter):
 
         if self.fail_at_step == step and self.rank == self.world_size - 1:
             raise InjectedFailure(
-                f"distributed.fail_at_step={step}: injected failure of rank {self.rank} (test only)"
+                f"{FAIL_AT_STEP_ENV}={step}: injected failure of rank {self.rank} (test only)"
             )
         metrics = self._average(metrics)
         if "train/images_per_s" in metrics:
@@ -201,7 +215,7 @@ def _rewind_run_dir(run_dir: Path, restored: Path | None, step: int) -> None:
         source = restored / METRICS_FILE if restored is not None else None
         Path(tmp).write_text(source.read_text() if source is not None and source.exists() else "")
     for path in list_checkpoints(run_dir):
-        if int(path.stem.split("_")[1]) > step or restored is None:
+        if checkpoint_step(path) > step or restored is None:
             path.unlink(missing_ok=True)
 
 
@@ -209,9 +223,6 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
     """The per-worker function: build the distributed Environment, resume from Ray's latest checkpoint."""
     import ray.train
     import ray.train.torch
-
-    from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
-    from dtgan.training.loop import train
 
     config = config_from_dict(params["config"])
     storage_path, run_name, run_dir = params["storage_path"], params["run_name"], Path(params["run_dir"])
@@ -232,14 +243,14 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
         resume: bool | Path = False
         start_step = 0
         if restored is not None:
-            found = sorted(restored.glob("step_[0-9]*.pt"))
+            found = checkpoints_in(restored)
             if not found:
                 raise CheckpointError(f"{restored}: Ray checkpoint without a step_*.pt file")
-            resume, start_step = found[-1], int(found[-1].stem.split("_")[1])
+            resume, start_step = found[-1], checkpoint_step(found[-1])
         if env.is_main:
             _rewind_run_dir(run_dir, restored, start_step)
         # Failure injection (test only) in the first attempt, the one that starts without a checkpoint.
-        fail_at_step = config.distributed.fail_at_step if restored is None else None
+        fail_at_step = params.get("fail_at_step") if restored is None else None
         reporter = RayTrainReporter(
             rank, world_size, env.device, run_dir, config.train.total_steps, start_step, fail_at_step
         )
@@ -314,33 +325,74 @@ def check_distributed(config: DTGANConfig) -> None:
             f"train.batch_size={t.batch_size} is not divisible by distributed.workers={workers}; "
             "choose a multiple of the worker count"
         )
-    if d.fail_at_step is not None and not _is_report_step(d.fail_at_step, config):
+    fail_at_step = injected_failure_step()
+    if fail_at_step is not None and not _is_report_step(fail_at_step, config):
         raise ConfigError(
-            f"distributed.fail_at_step={d.fail_at_step} is not a reported step "
+            f"{FAIL_AT_STEP_ENV}={fail_at_step} is not a reported step "
             f"(a multiple of train.log_every_steps={t.log_every_steps})"
         )
 
 
-def ensure_ray(workers: int, cpus_per_worker: float) -> None:
-    """Connect to the Ray cluster of RAY_ADDRESS / ``ray job submit``, or start a private local one."""
-    import os
+def dtgan_package_dir() -> Path:
+    """``platform/dtgan`` of the code running now: shipped to every worker as a py_module."""
+    return Path(dtgan.__file__).resolve().parent
 
+
+def runtime_env() -> dict[str, Any]:
+    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
+
+    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
+    merge a field the job and ``ray.init`` both set.
+    """
+    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
+    if "py_modules" in job_env:
+        return {}
+    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
+    if "excludes" not in job_env:
+        env["excludes"] = ["__pycache__", "*.pyc"]
+    return env
+
+
+def connect_ray(
+    *,
+    address: str | None = None,
+    num_cpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    temp_dir: str | None = None,
+) -> bool:
+    """The one Ray connection policy (studies and ``dtgan train`` alike): nothing when this process is connected
+    already (returns False: the caller leaves Ray running); else ``address`` or ``$RAY_ADDRESS`` (set by
+    ``ray job submit``), else a private local Ray (never one a ``ray start`` left on this machine) with
+    ``num_cpus`` (None: Ray counts them) and ``resources``. Workers get ``runtime_env()``; the local
+    dashboard stays on: its State API lets Ray Train's placement-group cleaner free the workers' CPUs when a
+    controller dies (e.g. a Tune trial stopped early); without it the CPUs leak. Returns True when it
+    connected (the caller may stop Ray)."""
     import ray
 
     if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
-        return
-    needed = int(workers * cpus_per_worker + 0.999)
-    # The dashboard (State API) lets Ray Train's placement-group cleaner free the workers' CPUs when a
-    # controller dies (e.g. a Tune trial stopped early); without it the CPUs leak.
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
+        return True
     ray.init(
         address="local",
-        num_cpus=max(os.cpu_count() or 1, needed),
+        num_cpus=num_cpus,
+        resources=resources,
         include_dashboard=True,
         dashboard_host="127.0.0.1",
+        runtime_env=runtime_env(),
+        _temp_dir=temp_dir,
+        log_to_driver=True,
     )
+    return True
+
+
+def ensure_ray(workers: int, cpus_per_worker: float) -> None:
+    """Connected to Ray for ``workers`` x ``cpus_per_worker`` (``connect_ray``); a local Ray has at least that
+    many CPUs, so a laptop runs more workers than cores."""
+    needed = int(workers * cpus_per_worker + 0.999)
+    connect_ray(num_cpus=max(os.cpu_count() or 1, needed))
 
 
 def fit_distributed(
@@ -413,6 +465,7 @@ def fit_distributed(
             "storage_path": storage,
             "run_name": run_name,
             "run_dir": str(run_dir),
+            "fail_at_step": injected_failure_step(),  # read here: the workers do not see this environment
         },
         torch_config=TorchConfig(backend="nccl" if d.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(

@@ -8,12 +8,12 @@ supported pattern). The dashboard stays on: it frees the workers of trials ASHA 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,64 +22,53 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-import dtgan
+from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
-from dtgan.errors import ConfigError
+from dtgan.errors import ConfigError, error_line
+from dtgan.search import ray_train
+from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
+from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import Dimension
-from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY
+from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, run_trial
+from dtgan.tracking.describe import search_description
+from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
+from dtgan.training.environment import Environment, resolve_device
+from dtgan.training.loop import TrainResult, train
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
 
-# How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
-_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # Driver slots offered by a local Ray: trial drivers hold one each, never a CPU.
 _MIN_LOCAL_DRIVER_SLOTS = 4
 
 
-def dtgan_package_dir() -> Path:
-    """``platform/dtgan`` of the code running now: shipped to every worker as a py_module."""
-    return Path(dtgan.__file__).resolve().parent
-
-
-def runtime_env() -> dict[str, Any]:
-    """Ship ``dtgan`` to workers (a job's ``--working-dir`` alone does not make it importable).
-
-    Inside a ``ray job submit`` whose runtime env already ships py_modules, nothing is added: Ray refuses to
-    merge a field the job and ``ray.init`` both set.
-    """
-    job_env = json.loads(os.environ.get(_JOB_CONFIG_ENV, "{}") or "{}").get("runtime_env") or {}
-    if "py_modules" in job_env:
-        return {}
-    env: dict[str, Any] = {"py_modules": [str(dtgan_package_dir())]}
-    if "excludes" not in job_env:
-        env["excludes"] = ["__pycache__", "*.pyc"]
-    return env
-
-
 def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | None = None) -> bool:
-    """Connect to ``address`` (or ``$RAY_ADDRESS``, set by ``ray job submit``), else start a local Ray.
+    """Connect to Ray for a study (``ray_train.connect_ray``: ``address``, ``$RAY_ADDRESS``, else a local Ray).
 
-    The local Ray offers ``study.driver_resource`` slots for trial drivers and keeps the dashboard on.
-    Returns False when this process was already connected (the caller then leaves Ray running).
+    The local Ray has ``study.local_num_cpus`` CPUs and offers ``study.driver_resource`` slots for trial
+    drivers. Returns False when this process was already connected (the caller then leaves Ray running).
     """
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
-        return True
     slots = max(_MIN_LOCAL_DRIVER_SLOTS, 2 * study.max_concurrent_trials)
-    ray.init(
+    return ray_train.connect_ray(
+        address=address,
         num_cpus=study.local_num_cpus,
         resources={study.driver_resource: slots},
-        include_dashboard=True,
-        runtime_env=runtime_env(),
-        _temp_dir=temp_dir,
-        log_to_driver=True,
+        temp_dir=temp_dir,
     )
-    return True
+
+
+@contextlib.contextmanager
+def ray_session(
+    study: StudyConfig, address: str | None = None, temp_dir: str | None = None
+) -> Iterator[None]:
+    """Ray connected for the block (``start_ray``); stopped at its end when the block started it."""
+    started = start_ray(study, address=address, temp_dir=temp_dir)
+    try:
+        yield
+    finally:
+        if started:
+            stop_ray()
 
 
 def check_cluster_resources(config: DTGANConfig) -> None:
@@ -169,15 +158,11 @@ class TuneHooks:
         if checkpoint is None:
             return None
         folder = Path(checkpoint.to_directory())
-        files = sorted(folder.glob("step_*.pt"))
+        files = checkpoints_in(folder)
         return str(files[-1]) if files else None
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
-        from dtgan.training.loop import TrainResult, train
-
         if trains_in_process(config):
-            from dtgan.training.environment import Environment, resolve_device
-
             return train(
                 config,
                 reporter=reporter,
@@ -185,8 +170,6 @@ class TuneHooks:
                 resume=resume,
                 env=Environment(device=resolve_device(config.train.device)),
             )
-        from dtgan.search import ray_train
-        from dtgan.training.checkpoint import latest_checkpoint
 
         # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
         # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
@@ -250,7 +233,6 @@ class TrialOutcome:
 def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     if not early_stopping or study.scheduler == "fifo":
         return FIFOScheduler()
-    from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
 
     every = study.intermediate_fid_every_steps or total_steps
     return ASHAScheduler(
@@ -340,16 +322,11 @@ def run_tune(
                 params=params,
                 metrics=metrics,
                 completed=completed,
-                error=None if result.error is None else _error_line(result.error),
+                error=None if result.error is None else error_line(result.error, last=True),
                 extra={"config": result.config or {}},
             )
         )
     return outcomes
-
-
-def _error_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[-1][:300] if lines else ''}"
 
 
 def grid(values: list[Any]):
@@ -359,8 +336,6 @@ def grid(values: list[Any]):
 
 def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
     """One ladder variant x seed (``params["trial"]`` from ``ladder_trials``)."""
-    from dtgan.search.ladder import apply_overrides
-    from dtgan.search.study import run_trial
 
     spec = params["trial"]
     config = apply_overrides(
@@ -379,10 +354,6 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
 
 def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
     """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
-    from dtgan.config.loader import nest
-    from dtgan.search.ladder import apply_overrides
-    from dtgan.search.study import run_trial
-    from dtgan.tracking.describe import search_description
 
     base = DTGANConfig.model_validate(base_config)
     hooks = TuneHooks(base.study)

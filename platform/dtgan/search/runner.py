@@ -13,10 +13,12 @@ from typing import Any
 from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
 from dtgan.evaluation import keys
+from dtgan.provenance import git_state
 from dtgan.search.driver import (
     TAG_SEARCH_OBJECTIVES,
     StudyLaunch,
     absolute_paths,
+    failing_study,
     finish_study,
     launch_study,
     preflight_study,
@@ -27,7 +29,6 @@ from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
-from dtgan.tracking.provenance import git_state
 from dtgan.tracking.tags import NOTE
 
 log = logging.getLogger(__name__)
@@ -137,13 +138,9 @@ def _ray_session(config: DTGANConfig, address: str | None, temp_dir: str | None)
     """Ray connected (or started) and checked to offer what every trial holds; stopped on exit if started here."""
     from dtgan.search import ray_tune
 
-    started = ray_tune.start_ray(config.study, address=address, temp_dir=temp_dir)
-    try:
+    with ray_tune.ray_session(config.study, address=address, temp_dir=temp_dir):
         ray_tune.check_cluster_resources(config)
         yield
-    finally:
-        if started:
-            ray_tune.stop_ray()
 
 
 def _tune(launch: StudyLaunch, trainable, param_space, space, resume: bool, early_stopping: bool):
@@ -238,7 +235,7 @@ def run_ablation(
         launch = launch_study(config, "ablation", resume, varied=LADDER_VARIED, description=described)
         specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
         names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
-        try:
+        with failing_study(launch):
             outcomes = _tune(
                 launch,
                 ray_tune.ladder_trainable,
@@ -253,9 +250,6 @@ def run_ablation(
                 lambda o: o.extra["config"]["trial"]["trial_key"],
                 lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}),
             )
-        except BaseException as exc:
-            finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-            raise
     order = {s.trial_key: i for i, s in enumerate(specs)}
     rows.sort(key=lambda r: order.get(r["trial"], len(order)))
     return launch, rows, _conclude(launch, rows, list(SUMMARY_METRICS))
@@ -291,12 +285,9 @@ def run_search(
             varied=varied,
             description=described,
         )
-        try:
+        with failing_study(launch):
             outcomes = _tune(launch, ray_tune.search_trainable, None, space, bool(resume), True)
             rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
-        except BaseException as exc:
-            finish_study(launch, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-            raise
     metrics = [o.metric for o in study.objectives]
     columns = metrics + [k for k in SUMMARY_METRICS if k not in metrics]
     text_extra = []

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
@@ -22,6 +23,8 @@ from dtgan.evaluation.feature_files import FEATURES_DIR
 from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
 from dtgan.search.timeline import TrialTimeline
 from dtgan.tracking.describe import FINAL_STEP, TAG_EVALUATED_STEP, final_metrics
+from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
+from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -154,7 +157,6 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
     """With ``train.checkpoint_at_start``: the same evaluation of the step-0 checkpoint, as ``eval_init/...``
     metrics (its JSON under ``eval_init/``); nothing when the option is off or the checkpoint is gone."""
     from dtgan.evaluation.evaluate import evaluate
-    from dtgan.training.checkpoint import checkpoint_path
 
     initial = checkpoint_path(run_dir, 0)
     if not config.train.checkpoint_at_start or not initial.is_file():
@@ -172,11 +174,9 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
 
 def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
     """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
-    from dtgan.training.checkpoint import latest_checkpoint
-
     if restored is None or latest_checkpoint(run_dir) is not None:
         return
-    target = run_dir / "checkpoints" / Path(restored).name
+    target = run_dir / CHECKPOINT_DIR / Path(restored).name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(restored, target)
 
@@ -189,12 +189,12 @@ def _downstream(
     config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn
 ) -> tuple[dict[str, float], Path]:
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
-    from dtgan.downstream.prepare import prepare_study_data
-    from dtgan.downstream.study import resolve_device, run_study
-    from dtgan.training.checkpoint import load_inference_nets
+    from dtgan.downstream.study import run_study
 
     cfg = config.downstream
-    nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device)) if cfg.synthetic_arms else None
+    nets = None
+    if cfg.synthetic_arms:
+        nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     study_data_path = run_dir / "downstream" / "study_data.pt"
     prepare_study_data(cfg, config.data.path, nets=nets, checkpoint=str(checkpoint)).save(study_data_path)
     del nets
@@ -225,14 +225,13 @@ def run_trial(
     """
     timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.provenance import collect_provenance
     from dtgan.tracking import MLflowReporter
-    from dtgan.tracking.provenance import collect_provenance
-    from dtgan.training.checkpoint import latest_checkpoint
 
     timeline.mark("imported")
     tracker = ctx.tracker
     tags = {keys.TAG_VARIANT: variant, keys.TAG_STUDY: ctx.study, keys.TAG_RAY_TRIAL_ID: hooks.trial_id}
-    run = tracker.start_trial(
+    with tracker.trial(
         ctx.parent_run_id,
         trial_key,
         config,
@@ -240,33 +239,38 @@ def run_trial(
         provenance={**collect_provenance(config.train.seed), **ctx.git_state},
         run_name=run_name,
         description=description,
-    )
-    if run.finished:
-        earlier = tracker.client.get_run(run.run_id).data
-        final = {
-            **_finite(dict(earlier.metrics)),
-            TRIAL_DONE_KEY: 1.0,
-            STEP_KEY: config.train.total_steps,
-            RUN_ID_KEY: run.run_id,
-            CHECKPOINT_KEY: earlier.tags.get(TAG_CHECKPOINT, ""),
-        }
-        hooks.report(final, None)
-        log.info("trial %s finished in an earlier launch (run %s); not run again", trial_key, run.run_id)
-        return final
-    run_dir = Path(ctx.runs_dir) / trial_key
-    timeline.mark("mlflow_run_started")
-    try:
-        tracker.log_dataset(run.run_id, config.data.path)
+    ) as trial:
+        if trial.finished:
+            metrics, tags = tracker.run_results(trial.run_id)
+            final = {
+                **_finite(metrics),
+                TRIAL_DONE_KEY: 1.0,
+                STEP_KEY: config.train.total_steps,
+                RUN_ID_KEY: trial.run_id,
+                CHECKPOINT_KEY: tags.get(TAG_CHECKPOINT, ""),
+            }
+            hooks.report(final, None)
+            log.info(
+                "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
+            )
+            return final
+        run_dir = Path(ctx.runs_dir) / trial_key
+        timeline.mark("mlflow_run_started")
+        tracker.log_dataset(trial.run_id, config.data.path)
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
         resume = latest_checkpoint(run_dir) is not None
         fid = None
         if ctx.intermediate_fid_every_steps is not None:
             fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
-        with MLflowReporter(tracker, run.run_id, checkpoints="never") as mlflow_reporter:
+        # metrics_flushed: once the MLflow reporter has written its last batch
+        with (
+            timeline.phase(end="metrics_flushed"),
+            MLflowReporter(tracker, trial.run_id, checkpoints="never") as sink,
+        ):
             objectives = [o.metric for o in config.study.objectives]
             stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
             reporter = StudyReporter(
-                mlflow_reporter,
+                sink,
                 hooks,
                 config.train.total_steps,
                 fid,
@@ -274,50 +278,44 @@ def run_trial(
                 stand_in,
                 timeline,
             )
-            timeline.mark("train_start")
-            result = hooks.train(config, reporter, run_dir, resume)
-            timeline.mark("train_end")
-        timeline.mark("metrics_flushed")  # the MLflow reporter's last batch
+            with timeline.phase("train_start", "train_end"):
+                result = hooks.train(config, reporter, run_dir, resume)
         checkpoint = result.checkpoint_path or latest_checkpoint(run_dir)
-        evaluation = evaluate(
-            checkpoint,
-            config.evaluation,
-            data_path=config.data.path,
-            out_dir=run_dir / "evaluation" / "final",
-        )
-        timeline.mark("evaluation_end")
-        tracker.set_tags(run.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
-        final = _finite(evaluation.metrics)
-        log_evaluation(tracker, run.run_id, evaluation)
-        final.update(_evaluate_initial(config, run_dir, tracker, run.run_id))
-        if config.study.run_downstream:
-            downstream_metrics, downstream_json = _downstream(
-                config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+        with timeline.phase(end="evaluation_end"):
+            evaluation = evaluate(
+                checkpoint,
+                config.evaluation,
+                data_path=config.data.path,
+                out_dir=run_dir / "evaluation" / "final",
             )
-            final.update(_finite(downstream_metrics))
-            tracker.log_artifacts(run.run_id, [downstream_json], "downstream")
-            timeline.mark("downstream_end")
-        tracker.log_metrics(run.run_id, final, step=result.step)
-        tracker.log_metrics(run.run_id, final_metrics(final), step=FINAL_STEP)
-        tracker.set_tags(run.run_id, {TAG_EVALUATED_STEP: result.step})
+        tracker.set_tags(trial.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
+        final = _finite(evaluation.metrics)
+        log_evaluation(tracker, trial.run_id, evaluation)
+        final.update(_evaluate_initial(config, run_dir, tracker, trial.run_id))
+        if config.study.run_downstream:
+            with timeline.phase(end="downstream_end"):
+                downstream_metrics, downstream_json = _downstream(
+                    config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+                )
+                final.update(_finite(downstream_metrics))
+                tracker.log_artifacts(trial.run_id, [downstream_json], "downstream")
+        tracker.log_metrics(trial.run_id, final, step=result.step)
+        tracker.log_metrics(trial.run_id, final_metrics(final), step=FINAL_STEP)
+        tracker.set_tags(trial.run_id, {TAG_EVALUATED_STEP: result.step})
         samples = run_dir / "samples"
         if samples.is_dir():
-            tracker.log_sample_grids(run.run_id, samples)
+            tracker.log_sample_grids(trial.run_id, samples)
         if keys.fid_key("mix") in final:
             final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
         report = {
             **final,
             STEP_KEY: result.step,
             TRIAL_DONE_KEY: 1.0,
-            RUN_ID_KEY: run.run_id,
+            RUN_ID_KEY: trial.run_id,
             CHECKPOINT_KEY: str(checkpoint),
         }
-        tracker.end_run(run.run_id)  # before the last report: a scheduler may end the process right after it
+        trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)
         hooks.report(report, str(checkpoint))
         return report
-    except BaseException as exc:
-        # KeyboardInterrupt/SystemExit too: a stopped trial process must not leave its run RUNNING.
-        tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise

@@ -6,8 +6,10 @@ overhead (issue 10's target is <= 10 s each); ``benchmarks/trial_overhead.py --s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,16 @@ class TrialTimeline:
 
     def mark(self, name: str) -> None:
         self.marks[name] = _now()
+
+    @contextlib.contextmanager
+    def phase(self, start: str | None = None, end: str | None = None) -> Iterator[None]:
+        """A block as a phase: mark ``start`` on entry and ``end`` when it completes (not when it raises:
+        a failed trial writes no timeline)."""
+        if start is not None:
+            self.mark(start)
+        yield
+        if end is not None:
+            self.mark(end)
 
     def training_report(self, step: int, metrics: dict[str, float]) -> None:
         """Called at every training report; keeps the first and the last two (the last step's own time is

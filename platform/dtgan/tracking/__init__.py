@@ -1,7 +1,7 @@
-"""Tracking: the MLflow backend, provenance, and the comparison reports (studies as parent runs, trials nested).
+"""Tracking: the MLflow adapter and the comparison reports (studies as parent runs, trials nested).
 
-Names are imported lazily so that ``dtgan.tracking.provenance`` and ``dtgan.tracking.tags`` stay
-importable by the training loop without importing MLflow (about a second).
+Names are imported lazily so that ``dtgan.tracking.tags`` stays importable without importing MLflow (about a
+second). Provenance (seed, git state, versions) is ``dtgan.provenance``, below both training and tracking.
 """
 
 from __future__ import annotations

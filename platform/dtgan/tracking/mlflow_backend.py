@@ -1,6 +1,7 @@
-"""MLflow write side: one experiment per study, a parent run per study, a nested run per trial, resumable.
+"""The MLflow adapter: one experiment per study, a parent run per study, a nested run per trial, resumable;
+and the reports' reading side (a study's runs, their feature artifacts, a report logged to a run).
 
-The only module that imports MLflow for writing. Every call goes through an explicit ``MlflowClient``
+The only module that imports MLflow (a test guards it). Every call goes through an explicit ``MlflowClient``
 bound to one tracking URI (never the process-global default), so a ``Tracker`` can be pickled into Ray
 trial processes and talks to the same store there.
 """
@@ -8,12 +9,14 @@ trial processes and talks to the same store there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import re
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +24,7 @@ from typing import Any, Literal
 import mlflow
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -36,7 +40,7 @@ from mlflow.utils.validation import (
 from dtgan.config import DTGANConfig, flatten, to_yaml
 from dtgan.config.model import TOGGLES
 from dtgan.config.tracking import TrackingConfig
-from dtgan.errors import CheckpointError, TrackingError
+from dtgan.errors import CheckpointError, TrackingError, error_line
 from dtgan.tracking import tags as T
 from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
@@ -51,12 +55,12 @@ END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 _OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
 _KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
-_ERROR_TAG_MAX_CHARS = 500
 DATASET_LOG_ATTEMPTS = 4  # concurrent trials logging one data set: see MLflowTracker.log_dataset
 _SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
-# What register_generator keeps of a training checkpoint: the EMA nets and what explains them.
-_GENERATOR_KEYS = ("format_version", "config", "vocab", "step", "nets_ema")
+# The artifact folder of a run's checkpoints: training.checkpoint.CHECKPOINT_DIR (a test pins the two equal),
+# written out so that reading the store never imports torch.
+CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 GENERATOR_ARTIFACT_PATH = "generator"
 GENERATOR_FILE = "generator.pt"
 # The models-from-code file MLflow stores with the logged generator and runs when loading it.
@@ -89,6 +93,31 @@ class TrialRun:
     finished: bool
 
 
+@dataclass
+class OpenTrial:
+    """The run of a trial inside ``with tracker.trial(...)``; ``finish()`` ends it FINISHED before the block
+    does (e.g. before a last report after which a scheduler may end the process)."""
+
+    tracker: Tracker
+    run: TrialRun
+    ended: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def finished(self) -> bool:
+        """An earlier launch completed this trial: skip it (its run stays untouched)."""
+        return self.run.finished
+
+    def finish(self) -> None:
+        """End the run FINISHED now; idempotent (the block's normal exit then ends nothing)."""
+        if not self.ended and not self.run.finished:
+            self.tracker.end_run(self.run.run_id)
+        self.ended = True
+
+
 @dataclass(frozen=True)
 class RegisteredGenerator:
     """A generator version in the MLflow model registry (load it with ``models:/<name>/<version>``)."""
@@ -107,14 +136,20 @@ def _check_key(kind: str, value: str) -> str:
     return value
 
 
-def error_line(error: BaseException | str) -> str:
-    """One line that says what went wrong: ``TypeName: first line of the message``, capped."""
-    if isinstance(error, BaseException):
-        text = f"{type(error).__name__}: {error}".strip()
-    else:
-        text = str(error).strip()
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "unknown error")
-    return first if len(first) <= _ERROR_TAG_MAX_CHARS else first[: _ERROR_TAG_MAX_CHARS - 3] + "..."
+def end_status(error: BaseException) -> EndStatus:
+    """How a run that ``error`` stopped ends: FAILED for an Exception, KILLED for KeyboardInterrupt/SystemExit
+    (a stopped process must not leave its run RUNNING)."""
+    return "FAILED" if isinstance(error, Exception) else "KILLED"
+
+
+@contextlib.contextmanager
+def ended_on_error(end: Callable[[EndStatus, BaseException], None]) -> Iterator[None]:
+    """When the block raises anything: ``end(end_status(exc), exc)``, then the error goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        end(end_status(exc), exc)
+        raise
 
 
 def _tag_values(tags: Mapping[str, Any] | None) -> dict[str, str]:
@@ -162,7 +197,6 @@ def config_params(config: DTGANConfig | Mapping[str, Any]) -> dict[str, str]:
 
 def _data_digest(path: str) -> str:
     """sha256 (first 16 hex digits) of a local data set's file names, sizes and mtimes, else of its URI."""
-    import hashlib
 
     digest = hashlib.sha256(path.encode())
     local = Path(path)
@@ -404,6 +438,23 @@ class Tracker:
             self.log_provenance(run_id, provenance)
         return TrialRun(run_id, trial_key, resumed=bool(found), finished=False)
 
+    @contextlib.contextmanager
+    def trial(
+        self, parent_run_id: str, trial_key: str, config: DTGANConfig | Mapping[str, Any], **start: Any
+    ) -> Iterator[OpenTrial]:
+        """A trial's life cycle: ``start_trial`` (same arguments), then the run ends FINISHED when the block
+        exits normally (or at ``trial.finish()``), FAILED when it raises an Exception, KILLED on
+        KeyboardInterrupt/SystemExit, the error as the one-line ``error`` tag; an error after ``finish()``
+        still ends it FAILED/KILLED. A trial an earlier launch finished (``trial.finished``) is left as it is.
+        """
+        trial = OpenTrial(self, self.start_trial(parent_run_id, trial_key, config, **start))
+        if trial.finished:
+            yield trial
+            return
+        with ended_on_error(lambda status, exc: self.end_run(trial.run_id, status, error=exc)):
+            yield trial
+        trial.finish()
+
     def _reopen(self, run) -> None:
         """Mark an earlier run RUNNING again and drop the error of its previous attempt."""
         if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
@@ -438,6 +489,11 @@ class Tracker:
             return self.client.get_run(run_id).data.tags.get(key)
         except MlflowException:
             return None
+
+    def run_results(self, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+        """The run's latest metrics and its tags (what a finished trial reports again)."""
+        data = self.client.get_run(run_id).data
+        return dict(data.metrics), dict(data.tags)
 
     def run_status(self, run_id: str) -> str:
         """RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
@@ -566,7 +622,7 @@ class Tracker:
 
     def log_best_checkpoint(self, run_id: str, checkpoint_path: str | Path) -> RegisteredGenerator | None:
         """Upload the best checkpoint to ``checkpoints/best`` and, if configured, register its generator."""
-        self.log_artifacts(run_id, [checkpoint_path], "checkpoints/best")
+        self.log_artifacts(run_id, [checkpoint_path], f"{CHECKPOINT_ARTIFACT_PATH}/best")
         if not self.register_best_model:
             return None
         return self.register_generator(run_id, checkpoint_path)
@@ -584,6 +640,8 @@ class Tracker:
         discriminator, no optimizer state).
         """
         import torch
+
+        from dtgan.training.checkpoint import inference_payload
 
         run = self.client.get_run(run_id)
         if name is not None:
@@ -604,12 +662,7 @@ class Tracker:
         path = Path(checkpoint_path)
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; nothing to register")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        missing = [k for k in _GENERATOR_KEYS if k not in checkpoint]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?"
-            )
+        checkpoint = inference_payload(torch.load(path, map_location="cpu", weights_only=True), path)
         config = DTGANConfig.model_validate(checkpoint["config"])
         vocab = checkpoint["vocab"]
         description = (
@@ -622,7 +675,7 @@ class Tracker:
         previous_status = run.info.status
         with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
             slim = Path(tmp) / GENERATOR_FILE
-            torch.save({k: checkpoint[k] for k in _GENERATOR_KEYS}, slim)
+            torch.save(checkpoint, slim)
             with _fluent_store(self.tracking_uri), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # MLflow's notes on pip requirements and hints
                 with mlflow.start_run(run_id=run_id):
@@ -759,3 +812,93 @@ def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path
     tracker = Tracker.from_config(cfg, cwd)
     tracker.init(study)
     return tracker
+
+
+# -- reading a study back for reports, and logging a report to a run ---------------------------------------
+
+REPORT_ARTIFACT_DIR = "report"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """All runs of the experiment as ``mlflow.search_runs`` returns them (columns ``metrics.*``, ``tags.*``...).
+
+    Raises:
+        TrackingError: no experiment of that name at the tracking URI.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise TrackingError(
+            f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "
+            "check --experiment and --tracking-uri"
+        )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        return mlflow.search_runs(
+            experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"]
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+class FeatureCache:
+    """Downloads a run's feature artifacts (float32 (N, D) ``.npy``) into a temporary folder, once each.
+
+    Used as the report's ``FeatureLoader``: ``loader(run_id, "eval/features/gen_mix_all.npy")`` -> array or
+    None when the run did not log that artifact.
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._tmp = tempfile.TemporaryDirectory(prefix="dtgan-report-")
+        self._listed: dict[tuple[str, str], set[str]] = {}
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def __call__(self, run_id: str, artifact_path: str) -> np.ndarray | None:
+        folder = artifact_path.rpartition("/")[0]
+        if (run_id, folder) not in self._listed:
+            try:
+                listed = {f.path for f in self._client.list_artifacts(run_id, folder)}
+            except (MlflowException, OSError):
+                listed = set()
+            self._listed[(run_id, folder)] = listed
+        if artifact_path not in self._listed[(run_id, folder)]:
+            return None
+        with _quiet_downloads():
+            local = self._client.download_artifacts(run_id, artifact_path, str(Path(self._tmp.name) / run_id))
+        return np.load(local)
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar per feature file (they would bury the report on the terminal)."""
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
+
+
+# One copy of each table on the run: Markdown and HTML to read (the UI previews both), Parquet for tools.
+# The per-variant MLflow table for the Evaluation view is the study driver's (study/variants_table.json).
+RUN_REPORT_FORMATS = ("md", "html", "parquet")
+
+
+def log_report_to_run(report: Any, run_id: str, tracking_uri: str | None = None) -> None:
+    """Log the files of ``report`` (a ``tracking.report.Report``: ``write(folder, formats)``) in
+    ``RUN_REPORT_FORMATS`` and its plots under ``report/`` of the run."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="dtgan-report-") as tmp:
+        report.write(tmp, formats=RUN_REPORT_FORMATS)
+        client.log_artifacts(run_id, tmp, artifact_path=REPORT_ARTIFACT_DIR)

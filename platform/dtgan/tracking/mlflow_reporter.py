@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dtgan.tracking.mlflow_backend import Tracker
+from dtgan.tracking.mlflow_backend import CHECKPOINT_ARTIFACT_PATH, Tracker
 
 CheckpointPolicy = Literal["never", "final", "every"]
-CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 # MLflow accepts at most 1000 metrics per log_batch; flush before the buffer needs a second call.
 _MAX_BUFFERED_METRICS = 1000
 

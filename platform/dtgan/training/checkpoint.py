@@ -16,7 +16,9 @@ from torch import nn
 
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
+from dtgan.data.vocab import Vocab
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
+from dtgan.models import build_nets
 from dtgan.training.ema import EMA_NETS
 from dtgan.training.environment import unwrap_model
 from dtgan.training.rng import capture_rng_state, restore_rng_state
@@ -24,17 +26,48 @@ from dtgan.training.state import TrainState
 from dtgan.utils.atomic import atomic_path
 
 FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = "checkpoints"  # <run>/checkpoints/step_XXXXXXXX.pt; also the MLflow artifact folder
+_PREFIX, _SUFFIX = "step_", ".pt"
+_GLOB = f"{_PREFIX}[0-9]*{_SUFFIX}"
+# What inference needs of a payload (save_checkpoint): the EMA nets and what explains them (no discriminator,
+# no optimiser state); the generator MLflow registers keeps these (inference_payload).
+INFERENCE_KEYS = ("format_version", "config", "vocab", "step", "nets_ema")
+
+
+def checkpoint_name(step: int) -> str:
+    """``step_XXXXXXXX.pt``: the file name of the checkpoint of ``step`` (names sort by step)."""
+    return f"{_PREFIX}{step:08d}{_SUFFIX}"
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+    return Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(step)
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The step of a checkpoint file named by ``checkpoint_name`` (``.../step_00000120.pt`` -> 120)."""
+    name = Path(path).name
+    digits = name.removeprefix(_PREFIX).removesuffix(_SUFFIX)
+    if not (name.startswith(_PREFIX) and name.endswith(_SUFFIX) and digits.isdigit()):
+        raise CheckpointError(f"{path}: not a checkpoint file name ({checkpoint_name(0)} form)")
+    return int(digits)
+
+
+def checkpoints_in(folder: str | Path) -> list[Path]:
+    """The checkpoint files directly in ``folder`` (a run's checkpoints folder, a restored Ray/Tune
+    checkpoint), oldest first; none when the folder does not exist."""
+    folder = Path(folder)
+    return sorted(folder.glob(_GLOB)) if folder.is_dir() else []
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Checkpoints of a run folder, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    return sorted(folder.glob("step_[0-9]*.pt")) if folder.is_dir() else []
+    return checkpoints_in(Path(run_dir) / CHECKPOINT_DIR)
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run folder of ``<run>/checkpoints/step_X.pt`` (else the checkpoint's own folder)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -92,7 +125,7 @@ def sweep_partial_checkpoints(run_dir: str | Path) -> list[Path]:
     """Delete the temporary files of checkpoint writes that never finished (a process killed mid-write);
     call only while no other process writes to this run folder."""
     folder = Path(run_dir) / CHECKPOINT_DIR
-    partial = sorted(folder.glob(".step_[0-9]*.pt.*.tmp")) if folder.is_dir() else []
+    partial = sorted(folder.glob(f".{_GLOB}.*.tmp")) if folder.is_dir() else []
     for path in partial:
         path.unlink(missing_ok=True)
     return partial
@@ -113,7 +146,7 @@ def resolve_checkpoint(path_or_run_dir: str | Path) -> Path:
         latest = latest_checkpoint(path)
         if latest is None:
             raise CheckpointError(
-                f"{path}: no checkpoints/step_*.pt in this run folder; train first or pass a .pt file"
+                f"{path}: no {CHECKPOINT_DIR}/{_PREFIX}*{_SUFFIX} in this run folder; train first or pass a .pt file"
             )
         return latest
     if not path.is_file():
@@ -144,6 +177,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def inference_payload(payload: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The ``INFERENCE_KEYS`` part of a checkpoint's payload, or a one-line CheckpointError naming what lacks."""
+    missing = [k for k in INFERENCE_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}; is it a dtgan training checkpoint?"
+        )
+    return {k: payload[k] for k in INFERENCE_KEYS}
+
+
 def _load_module(module: nn.Module, state_dict: dict, path: Path, name: str) -> None:
     try:
         module.load_state_dict(state_dict)
@@ -167,6 +210,7 @@ RESUMABLE_KEYS = (
     "train.out_dir",
     "train.run_name",
     "train.device",
+    "train.performance.",  # speed options (distributed.performance before issue 17)
     "data.loader_workers",
     "tracking.",
     "evaluation.",
@@ -257,8 +301,6 @@ class InferenceNets:
 
 def load_inference_nets(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> InferenceNets:
     """G, M, E (EMA) of a checkpoint file or of the latest checkpoint of a run folder, on ``device``."""
-    from dtgan.data.vocab import Vocab
-    from dtgan.models import build_nets
 
     path = resolve_checkpoint(path_or_run_dir)
     payload = read_checkpoint(path)

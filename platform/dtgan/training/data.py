@@ -8,6 +8,9 @@ from typing import Any
 import torch
 
 from dtgan.config.root import DTGANConfig
+from dtgan.data.dataset import DefectImageDataset
+from dtgan.data.loaders import InfiniteBatches, make_reference_loader, make_source_loader
+from dtgan.data.transforms import stargan_transform
 from dtgan.errors import ConfigError
 from dtgan.losses.objectives import Batch
 from dtgan.training.environment import Environment
@@ -71,9 +74,6 @@ def per_rank_batch_size(config: DTGANConfig, env: Environment) -> int:
 
 def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
     """Decode gan_train once and build the class-balanced source and reference loaders of this rank."""
-    from dtgan.data.dataset import DefectImageDataset
-    from dtgan.data.loaders import InfiniteBatches, make_reference_loader, make_source_loader
-    from dtgan.data.transforms import stargan_transform
 
     batch_size = per_rank_batch_size(config, env)
     dataset = DefectImageDataset(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dtgan.errors import ConfigError
+
 
 def identity_model(module: nn.Module) -> nn.Module:
     return module
@@ -38,8 +40,11 @@ def all_reduce_gradients(modules: Iterable[nn.Module]) -> None:
         offset += g.numel()
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
+def resolve_device(device: str, key: str = "train.device") -> torch.device:
+    """The one device rule of every section (``train``, ``evaluation``, ``downstream``): ``auto`` -> cuda when
+    available, else cpu; ``cuda`` without a visible GPU is a one-line ConfigError naming ``key``."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}=cuda but no CUDA device is visible; use {key}=auto or cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dtgan.config.distributed import PerformanceConfig, Switch
+from dtgan.config.performance import PerformanceConfig, Switch
 
 # Networks whose forward we may compile; D is differentiated twice by R1 (autograd.grad with
 # create_graph), which compiled graphs do not support.

@@ -10,7 +10,7 @@ from pathlib import Path
 from dtgan.config.loader import to_yaml
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
-from dtgan.tracking.provenance import collect_provenance
+from dtgan.provenance import collect_provenance
 from dtgan.training.checkpoint import latest_checkpoint, sweep_partial_checkpoints
 from dtgan.utils.atomic import write_text_atomic
 

@@ -14,7 +14,10 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
+from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.selection import round_robin
+from dtgan.data.transforms import from_uint8
+from dtgan.data.vocab import NORMAL, NORMAL_INDEX
 from dtgan.errors import DataError
 from dtgan.utils.atomic import atomic_path
 
@@ -36,9 +39,6 @@ def sample_inputs_from_data(
 ) -> SampleInputs:
     """Sources from gan_holdout normal of ``data_path`` (gan_train normal when there is none), references
     from ``train_set`` (the decoded gan_train DefectImageDataset)."""
-    from dtgan.data.dataset import DefectImageDataset
-    from dtgan.data.transforms import from_uint8
-    from dtgan.data.vocab import NORMAL, NORMAL_INDEX
 
     num_domains = len(train_set.vocab.defects)
     try:

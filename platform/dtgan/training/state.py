@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dtgan.config.root import DTGANConfig
+from dtgan.models import build_nets
 from dtgan.training.ema import make_ema_nets
 from dtgan.training.environment import Environment
 from dtgan.training.optimizers import build_optimizers
@@ -31,12 +32,11 @@ def build_train_state(
     config: DTGANConfig, num_domains: int, num_products: int, env: Environment
 ) -> TrainState:
     """Seed, build the He-initialised nets (identical on every rank), their EMA copies and the optimisers."""
-    from dtgan.models import build_nets
 
     seed_everything(config.train.seed)
     built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
-    perf = Performance.resolve(config.distributed.performance, env.device)
+    perf = Performance.resolve(config.train.performance, env.device)
     nets = nn.ModuleDict(
         {
             name: env.prepare_model(apply_performance(name, m.to(env.device), perf))

@@ -48,7 +48,7 @@ def _tag(terms: Terms, guidance: Guidance) -> Terms:
 def _autocast(config: DTGANConfig, batch: Batch):
     """bf16 autocast of a step's forward passes when the performance options, resolved for the device, say so."""
     device = batch.x_real.device
-    return autocast(Performance.resolve(config.distributed.performance, device).bf16_autocast, device)
+    return autocast(Performance.resolve(config.train.performance, device).bf16_autocast, device)
 
 
 def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_gradients) -> None:

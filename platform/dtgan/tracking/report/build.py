@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
+from dtgan.errors import TrackingError
 from dtgan.tracking.report import keys, render
 from dtgan.tracking.report.cells import Table
 from dtgan.tracking.report.classifier import arms_backbones_tables, cross_domain_tables, size_arms_tables
@@ -140,9 +141,12 @@ def build_report(
     Raises:
         ReportError: the experiment does not exist, is empty, or holds no dtgan runs.
     """
-    from dtgan.tracking import mlflow_read  # the report's only MLflow use
+    from dtgan.tracking import mlflow_backend  # the report's only MLflow use (MLflow: only when reading it)
 
-    frame = mlflow_read.search_experiment_runs(experiment_name, tracking_uri)
+    try:
+        frame = mlflow_backend.search_experiment_runs(experiment_name, tracking_uri)
+    except TrackingError as exc:
+        raise ReportError(str(exc)) from None
     study = select_study_runs(frame, experiment_name, parent_run_id)
-    with mlflow_read.FeatureCache(tracking_uri) as loader:
+    with mlflow_backend.FeatureCache(tracking_uri) as loader:
         return build_report_from_runs(study, loader, config)

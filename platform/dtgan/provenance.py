@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dtgan import __version__
+
 # Distributions whose versions change results or behaviour.
 LIBRARIES = (
     "torch",
@@ -24,7 +26,7 @@ LIBRARIES = (
     "torch-fidelity",
     "timm",
 )
-_SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout holding platform/dtgan
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding platform/dtgan
 _GIT_TIMEOUT_S = 10
 
 
@@ -59,7 +61,6 @@ def library_versions() -> dict[str, str | None]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    from dtgan import __version__
 
     versions["dtgan"] = __version__
     return versions

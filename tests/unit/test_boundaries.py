@@ -1,0 +1,121 @@
+"""Package boundaries, read from the source with ast (nothing is imported): Ray, MLflow and Optuna each enter
+through their adapter modules only, and the modules of ``platform/dtgan`` import each other without cycles.
+
+Every import counts, the function-local ones too (they defer a module, they do not remove the dependency);
+``if TYPE_CHECKING:`` blocks do too, so that a cycle cannot hide behind one.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "platform" / "dtgan"
+SCRIPTS = [REPO / "experiments", REPO / "benchmarks"]
+
+# third-party library -> the modules allowed to import it (DESIGN: one adapter each)
+ADAPTERS = {
+    "mlflow": {"dtgan.tracking.mlflow_backend"},
+    "ray": {"dtgan.search.ray_tune", "dtgan.search.ray_train"},
+    "optuna": {"dtgan.search.ray_tune"},  # through ray.tune.search.optuna
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """The modules the import statements of ``path`` load: ``from a import b`` is ``a.b`` when that is a module
+    of the package, else ``a``."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                name = _module_name(path)
+                parts = (name if path.name == "__init__.py" else name.rpartition(".")[0]).split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
+            for alias in node.names:
+                yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+
+
+def _names(imported: str, library: str) -> bool:
+    """``imported`` is ``library``, one of its modules, or another library's module for it (ray.tune.search.optuna)."""
+    parts = imported.split(".")
+    return parts[0] == library or (parts[0] != "dtgan" and library in parts[1:])
+
+
+def _library_importers(library: str, files: dict[str, Path]) -> set[str]:
+    return {
+        name for name, path in files.items() if any(_names(imported, library) for imported in _imports(path))
+    }
+
+
+def _dtgan_edges(name: str) -> set[str]:
+    """The modules of the package that ``name`` imports."""
+    return {imported for imported in _imports(MODULES[name]) if imported in MODULES and imported != name}
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_parser_sees_the_adapters_imports():
+    # a guard that cannot pass vacuously: the known importers are found
+    assert {"dtgan.search.ray_tune", "dtgan.search.ray_train"} <= _library_importers("ray", MODULES)
+    assert _library_importers("mlflow", MODULES) == {"dtgan.tracking.mlflow_backend"}
+    assert "dtgan.training.checkpoint" in _dtgan_edges("dtgan.search.ray_train")
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("library", sorted(ADAPTERS))
+def test_each_library_is_imported_by_its_adapter_only(library):
+    scripts = {str(p.relative_to(REPO)): p for folder in SCRIPTS for p in sorted(folder.rglob("*.py"))}
+    importers = _library_importers(library, {**MODULES, **scripts})
+    assert importers <= ADAPTERS[library], (
+        f"{library} imported outside its adapter: {importers - ADAPTERS[library]}"
+    )
+
+
+def test_no_import_cycles_in_platform_dtgan():
+    graph = {name: _dtgan_edges(name) for name in MODULES}
+    cycle = _find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_provenance_is_below_training_and_tracking():
+    # pure stdlib: the run folder (training) and the trials (search, tracking) both read it
+    assert not {e for e in _dtgan_edges("dtgan.provenance") if e != "dtgan"}
+    assert "dtgan.provenance" in _dtgan_edges("dtgan.training.run_dir")
+    training = [n for n in MODULES if n.startswith("dtgan.training")]
+    assert not [(n, e) for n in training for e in _dtgan_edges(n) if e.startswith("dtgan.tracking")]

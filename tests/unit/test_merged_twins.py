@@ -1,0 +1,98 @@
+"""Helpers that were written twice with small differences and are now one (issue 17): each keeps what both
+callers relied on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dtgan.errors import ConfigError, error_line
+from dtgan.training.environment import resolve_device
+
+
+def test_error_line_is_the_first_line_or_for_wrapping_errors_the_last():
+    error = RuntimeError("loss_g is nan at step 120\nTraceback (most recent call last):\n  File ...")
+    assert error_line(error) == "RuntimeError: loss_g is nan at step 120"
+    # Ray's errors carry the remote traceback in the message and end with the cause.
+    wrapped = RuntimeError("ray::ImplicitFunc.train() (pid=1)\n  File x.py, line 3\nValueError: boom\n")
+    assert error_line(wrapped, last=True) == "RuntimeError: ValueError: boom"
+    assert error_line("  worker died \n more") == "worker died" and error_line("") == "unknown error"
+    long = error_line(ValueError("x" * 600))
+    assert len(long) == 500 and long.endswith("...") and "\n" not in long
+
+
+def test_one_device_rule_for_every_section(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", "downstream.device") == torch.device("cpu")
+    with pytest.raises(
+        ConfigError, match=r"^evaluation.device=cuda but no CUDA device is visible; use evaluation"
+    ):
+        resolve_device("cuda", "evaluation.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda") == resolve_device("cuda")
+
+
+@pytest.mark.parametrize("flag", ["-c", "--config", "--preset"])
+def test_study_scripts_take_the_preset_like_the_cli(flag):
+    from dtgan.search.driver import study_arguments
+
+    parser = study_arguments("a study", "smoke")
+    assert parser.parse_args([]).config == "smoke"
+    args = parser.parse_args([flag, "tiny", "-o", "train.seed=3"])
+    assert args.config == "tiny" and args.override == ["train.seed=3"]
+
+
+class _FakeRay:
+    def __init__(self, initialized=False):
+        self.initialized, self.calls = initialized, []
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kwargs):
+        self.calls.append(kwargs)
+
+
+@pytest.fixture()
+def fake_ray(monkeypatch):
+    import sys
+    import types
+
+    fake = _FakeRay()
+    module = types.SimpleNamespace(is_initialized=fake.is_initialized, init=fake.init)
+    monkeypatch.setitem(sys.modules, "ray", module)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
+    return fake
+
+
+def test_one_ray_connection_policy_for_studies_and_distributed_training(fake_ray, monkeypatch):
+    import os
+
+    from dtgan.search import ray_train
+
+    assert ray_train.connect_ray(num_cpus=2, resources={"TRAIN_DRIVER": 4}, temp_dir="/tmp/x") is True
+    ray_train.ensure_ray(workers=64, cpus_per_worker=1.5)  # more than this machine: a local Ray that large
+    local, train = fake_ray.calls
+    shipped = {"py_modules": [str(ray_train.dtgan_package_dir())], "excludes": ["__pycache__", "*.pyc"]}
+    # a private local Ray (never one `ray start` left running), dashboard on, dtgan shipped to the workers
+    common = {
+        "address": "local",
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "runtime_env": shipped,
+    }
+    assert local == {**common, "num_cpus": 2, "resources": {"TRAIN_DRIVER": 4}, "_temp_dir": "/tmp/x"} | {
+        "log_to_driver": True
+    }
+    assert train["num_cpus"] == max(os.cpu_count() or 1, 96) and train["address"] == "local"
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    ray_train.ensure_ray(workers=2, cpus_per_worker=1.0)
+    assert fake_ray.calls[-1] == {
+        "address": "http://head:8265",
+        "runtime_env": shipped,
+        "log_to_driver": True,
+    }
+    fake_ray.initialized = True
+    assert ray_train.connect_ray(address="ray://elsewhere:10001") is False and len(fake_ray.calls) == 3
