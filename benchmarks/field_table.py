@@ -185,12 +185,12 @@ def _experiment_rows(
     parent_run: str | None,
     variants: list[str] | None,
 ) -> dict[str, PlatformRow]:
-    from dtgan.tracking.mlflow_read import search_experiment_runs
-    from dtgan.tracking.report.errors import ReportError
+    from dtgan.errors import TrackingError
+    from dtgan.tracking.mlflow_backend import search_experiment_runs
 
     try:
         runs = search_experiment_runs(experiment, tracking_uri)
-    except ReportError as exc:
+    except TrackingError as exc:
         raise FieldTableError(str(exc)) from None
     parent_col = "tags.mlflow.parentRunId"
     if parent_run is not None:
