@@ -186,3 +186,18 @@ def test_an_augmentation_that_fails_after_its_launch_ends_the_parent_run_failed(
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     assert runs and {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_random_bytes_as_inception_weights_are_refused_before_any_trial_trains(tmp_path):
+    data = tiny_benchmark(tmp_path)
+    weights = tmp_path / "random.pth"
+    weights.write_bytes(bytes(range(256)) * 16)
+    config = load_config(
+        "smoke", [*tiny_study_overrides(tmp_path, data), f"evaluation.inception_weights_path={weights}"]
+    )
+    with pytest.raises(
+        ConfigError, match="random.pth: SHA-256 .* is not that of the Inception weights"
+    ) as err:
+        run_ablation(config)
+    assert "\n" not in str(err.value)
+    _nothing_started(tmp_path)
