@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(HASH)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo reproduce-cpu test lint lock clean
+.PHONY: setup demo reproduce-cpu test lint lock clean cluster-check cluster-check-kuberay
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ lint: setup
 # Regenerate the lock file from the current environment (run after changing dependencies).
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > cluster/requirements.lock
+
+# Before a cluster launch: images pinned by digest (RAY_IMAGE_DIGEST, POSTGRES_IMAGE_DIGEST, MLFLOW_IMAGE_DIGEST)
+# and MLflow's credentials in ~/.dtgan/mlflow-client.env (cluster/README.md); `cluster/launch.py up` runs the same.
+cluster-check: setup
+	$(PY) cluster/launch.py check
+
+cluster-check-kuberay: setup
+	$(PY) cluster/launch.py check --kuberay
 
 clean:
 	rm -rf $(VENV) demo

@@ -3,8 +3,10 @@ trial drivers' resource, exits 2 with one line and leaves no MLflow store, paren
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,4 +95,109 @@ def test_a_cluster_without_the_driver_resource_is_refused_naming_the_flag(tmp_pa
         assert "\n" not in str(err.value)
     finally:
         ray.shutdown()
+    _nothing_started(tmp_path)
+
+
+@pytest.fixture
+def ray_dir():
+    path = tempfile.mkdtemp(prefix="ra", dir="/tmp")  # Ray's socket paths must stay < 108 chars
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _augmentation_config(tmp_path, data, *extra):
+    return load_config("downstream_smoke", [*tiny_study_overrides(tmp_path, data), *extra])
+
+
+def test_augmentation_with_a_missing_checkpoint_is_refused_before_anything_starts(tmp_path):
+    from dtgan.errors import CheckpointError
+    from dtgan.search.augmentation import run_augmentation
+
+    data = tiny_benchmark(tmp_path)
+    with pytest.raises(CheckpointError, match="missing.pt: no such checkpoint") as err:
+        run_augmentation(_augmentation_config(tmp_path, data), str(tmp_path / "missing.pt"))
+    assert "\n" not in str(err.value)
+    _nothing_started(tmp_path)
+
+
+def test_augmentation_with_missing_data_is_refused_before_anything_starts(tmp_path):
+    from dtgan.search.augmentation import run_augmentation
+
+    config = _augmentation_config(tmp_path, tmp_path / "missing.parquet", "downstream.arms=[no_aug]")
+    with pytest.raises(DataError, match="missing.parquet: no such data set"):
+        run_augmentation(config, None)
+    _nothing_started(tmp_path)
+
+
+def test_the_augmentation_script_exits_2_with_one_line_without_a_checkpoint(tmp_path):
+    overrides = tiny_study_overrides(tmp_path, tmp_path / "missing.parquet")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "experiments" / "augmentation.py"),
+            "--preset",
+            "downstream_smoke",
+            *[a for o in overrides for a in ("-o", o)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "need --checkpoint CHECKPOINT_OR_RUN" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    _nothing_started(tmp_path)
+
+
+@pytest.mark.ray
+def test_augmentation_on_a_local_ray_without_gpus_is_refused_naming_the_key(tmp_path, ray_dir):
+    import ray
+
+    from dtgan.search.augmentation import run_augmentation
+
+    if ray.is_initialized():
+        pytest.skip("needs to start its own local Ray")
+    data = tiny_benchmark(tmp_path)
+    config = _augmentation_config(tmp_path, data, "downstream.arms=[no_aug]", "study.gpus_per_classifier=1")
+    with pytest.raises(
+        ConfigError, match=r"needs \{'GPU': 1.0\} but the local Ray offers .*gpus_per_classifier=0"
+    ):
+        run_augmentation(config, None, temp_dir=ray_dir)
+    assert not ray.is_initialized()  # the Ray it started is stopped again
+    _nothing_started(tmp_path)
+
+
+@pytest.mark.ray
+def test_an_augmentation_that_fails_after_its_launch_ends_the_parent_run_failed(
+    tmp_path, monkeypatch, ray_dir
+):
+    from mlflow.tracking import MlflowClient
+
+    from dtgan.search import augmentation
+
+    def broken(launch, checkpoint):
+        raise RuntimeError("injected failure while preparing the study data")
+
+    monkeypatch.setattr(augmentation, "_prepare", broken)
+    data = tiny_benchmark(tmp_path)
+    config = _augmentation_config(tmp_path, data, "downstream.arms=[no_aug]")
+    with pytest.raises(RuntimeError, match="injected failure"):
+        augmentation.run_augmentation(config, None, temp_dir=ray_dir)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert runs and {r.info.status for r in runs} == {"FAILED"}
+
+
+def test_random_bytes_as_inception_weights_are_refused_before_any_trial_trains(tmp_path):
+    data = tiny_benchmark(tmp_path)
+    weights = tmp_path / "random.pth"
+    weights.write_bytes(bytes(range(256)) * 16)
+    config = load_config(
+        "smoke", [*tiny_study_overrides(tmp_path, data), f"evaluation.inception_weights_path={weights}"]
+    )
+    with pytest.raises(
+        ConfigError, match="random.pth: SHA-256 .* is not that of the Inception weights"
+    ) as err:
+        run_ablation(config)
+    assert "\n" not in str(err.value)
     _nothing_started(tmp_path)

@@ -113,3 +113,67 @@ def test_sample_onto_an_existing_file_is_a_one_line_error(benchmark, tmp_path): 
     assert done.returncode == 2, done.stderr[-2000:]
     assert "exists and is not a folder" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert target.read_text() == "keep me"
+
+
+def _failing_step(fail_at: int):
+    from dtgan.training import loop
+
+    real = loop.train_step
+
+    def step(state, *args):
+        if state.step + 1 == fail_at:
+            raise RuntimeError(f"injected failure at step {fail_at}")
+        return real(state, *args)
+
+    return step
+
+
+def test_a_run_that_fails_before_writing_anything_leaves_no_run_folder(benchmark, tmp_path, monkeypatch):  # noqa: F811
+    from dtgan.training import loop
+
+    monkeypatch.setattr(loop, "train_step", _failing_step(1))
+    out = tmp_path / "runs" / "deeper"
+    config = load_config("smoke", _overrides(benchmark, out, checkpoint_at_start="false"))
+    with pytest.raises(RuntimeError, match="injected failure at step 1"):
+        train(config)  # the console reporter: metrics.jsonl would be the first record
+    assert not (tmp_path / "runs").exists()  # the run folder and the folders made for it are gone
+
+
+def test_a_failed_run_keeps_its_folder_once_it_holds_a_record(benchmark, tmp_path, monkeypatch):  # noqa: F811
+    from dtgan.training import loop
+
+    monkeypatch.setattr(loop, "train_step", _failing_step(2))
+    config = load_config("smoke", _overrides(benchmark, tmp_path, total_steps=4, checkpoint_at_start="false"))
+    with pytest.raises(RuntimeError, match="injected failure at step 2"):
+        train(config)
+    run = tmp_path / "smoke-g-seed777"
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert (run / "config.yaml").is_file()
+
+
+def test_a_failed_run_never_removes_a_folder_it_did_not_create(benchmark, tmp_path, monkeypatch):  # noqa: F811
+    from dtgan.training import loop
+
+    run = tmp_path / "smoke-g-seed777"
+    run.mkdir()
+    monkeypatch.setattr(loop, "train_step", _failing_step(1))
+    with pytest.raises(RuntimeError):
+        train(
+            load_config("smoke", _overrides(benchmark, tmp_path, checkpoint_at_start="false")),
+            reporter=_Collect(),
+        )
+    assert run.is_dir()
+
+
+def test_sample_does_not_replace_an_earlier_export_without_overwrite(benchmark, tmp_path):  # noqa: F811
+    result = train(load_config("smoke", _overrides(benchmark, tmp_path)), reporter=_Collect())
+    earlier = tmp_path / "earlier.parquet"
+    earlier.write_bytes(b"an earlier export")
+    args = ("sample", str(result.run_dir), "--out", str(earlier), "--format", "parquet", "--max-sources", "1")
+    done = _dtgan(*args)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert "earlier.parquet exists (an earlier export); pass --overwrite" in done.stderr
+    assert earlier.read_bytes() == b"an earlier export"
+    done = _dtgan(*args, "--overwrite")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert earlier.read_bytes()[:4] == b"PAR1"

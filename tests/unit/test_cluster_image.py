@@ -63,8 +63,12 @@ def test_lock_covers_every_project_dependency():
 def test_dockerfile_builds_from_the_pinned_ray_image_and_the_lock():
     instructions = dockerfile_instructions(CLUSTER / "Dockerfile")
     [base] = [args for word, args in instructions if word == "FROM"]
-    m = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-py(\d)(\d+)-gpu(@sha256:[0-9a-f]{64})?", base)
-    assert m, f"base image not pinned: {base}"
+    m = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-py(\d)(\d+)-gpu@\$\{RAY_IMAGE_DIGEST\}", base)
+    assert m, f"base image not pinned by digest: {base}"
+    [arg] = [args for word, args in instructions if word == "ARG"]
+    assert (
+        arg.startswith("RAY_IMAGE_DIGEST=") and "sha256:" not in arg
+    )  # no digest invented: the user sets it
     assert m.group(1) == lock_pins()["ray"]
     assert (int(m.group(2)), int(m.group(3))) == sys.version_info[:2]  # the Python the lock was made with
     runs = [args for word, args in instructions if word == "RUN"]
@@ -91,9 +95,12 @@ def test_build_context_leaves_out_the_venv_data_and_git():
 def test_mlflow_server_image_matches_the_locks_mlflow_and_runs_as_non_root():
     instructions = dockerfile_instructions(CLUSTER / "mlflow" / "Dockerfile")
     [base] = [args for word, args in instructions if word == "FROM"]
-    assert base == f"ghcr.io/mlflow/mlflow:v{lock_pins()['mlflow']}"
+    assert base == f"ghcr.io/mlflow/mlflow:v{lock_pins()['mlflow']}@${{MLFLOW_IMAGE_DIGEST}}"
+    [arg] = [args for word, args in instructions if word == "ARG"]
+    assert arg.startswith("MLFLOW_IMAGE_DIGEST=") and "sha256:" not in arg
+    assert ("COPY", "basic_auth.ini /home/mlflow/basic_auth.ini") in instructions
     [run] = [args for word, args in instructions if word == "RUN"]
-    for package in ("psycopg2-binary==", "boto3=="):
+    for package in ("psycopg2-binary==", "boto3==", f"Flask-WTF=={lock_pins()['flask-wtf']}"):
         assert package in run
     assert [args for word, args in instructions if word == "USER"][-1] == "mlflow"
 
@@ -102,7 +109,8 @@ def test_mlflow_compose_keeps_postgres_internal_and_mlflow_off_public_interfaces
     compose = yaml.safe_load((CLUSTER / "mlflow" / "compose.yaml").read_text())
     postgres, mlflow = compose["services"]["postgres"], compose["services"]["mlflow"]
     assert "ports" not in postgres
-    assert re.fullmatch(r"postgres:\d+\.\d+", postgres["image"])
+    assert re.fullmatch(r"postgres:\d+\.\d+@\$\{POSTGRES_IMAGE_DIGEST:\?[^}]+\}", postgres["image"])
+    assert mlflow["build"]["args"]["MLFLOW_IMAGE_DIGEST"].startswith("${MLFLOW_IMAGE_DIGEST:?")
     assert mlflow["ports"] == ["${MLFLOW_BIND_IP:-127.0.0.1}:5000:5000"]
     assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith(
         "postgresql+psycopg2://mlflow:${POSTGRES_PASSWORD}@postgres:"
@@ -116,3 +124,25 @@ def test_mlflow_compose_keeps_postgres_internal_and_mlflow_off_public_interfaces
     ]
     assert "*" not in allowed and "10.*" not in allowed  # narrower than MLflow's default of all private IPs
     assert mlflow["image"] == f"dtgan-mlflow:{lock_pins()['mlflow']}"
+
+
+def test_mlflow_server_runs_basic_auth_with_every_secret_from_the_environment():
+    import configparser
+
+    compose = yaml.safe_load((CLUSTER / "mlflow" / "compose.yaml").read_text())
+    mlflow = compose["services"]["mlflow"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_USERNAME"].startswith("${MLFLOW_TRACKING_USERNAME:?")
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_TRACKING_PASSWORD:?")
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${MLFLOW_FLASK_SERVER_SECRET_KEY:?")
+    for key, value in env.items():  # a secret is only ever a reference, never a value in the repository
+        if any(word in key for word in ("PASSWORD", "SECRET")):
+            assert value.startswith("${") and value.endswith("}"), key
+    auth = configparser.ConfigParser()
+    auth.read(CLUSTER / "mlflow" / "basic_auth.ini")
+    assert "admin_password" not in auth["mlflow"]
+    assert auth["mlflow"]["default_permission"] == "NO_PERMISSIONS"
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/home/mlflow/basic_auth.ini"
+    store = auth["mlflow"]["database_uri"].removeprefix("sqlite:///")
+    assert any(store.startswith(v.split(":")[1] + "/") for v in mlflow["volumes"])  # kept on a volume

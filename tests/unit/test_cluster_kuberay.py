@@ -91,6 +91,9 @@ def test_pods_get_tracking_uri_and_storage_path_from_one_configmap(ray_cluster):
     for group in groups:
         for container in group["template"]["spec"]["containers"]:
             assert {"configMapRef": {"name": env["metadata"]["name"]}} in container["envFrom"]
+            assert {"secretRef": {"name": "dtgan-mlflow-auth"}} in container[
+                "envFrom"
+            ]  # MLflow's credentials
             assert container["image"] == "dtgan"  # replaced by kustomization.yaml
 
 

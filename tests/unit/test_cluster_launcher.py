@@ -66,7 +66,10 @@ def start_args(command: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def raw() -> dict:
-    return yaml.safe_load(CLUSTER_YAML.read_text())
+    """The config as cluster/launch.py hands it to `ray up`: the image digests filled in (test values)."""
+    from test_cluster_launch_script import TEST_DIGESTS, launch
+
+    return yaml.safe_load(launch.render(CLUSTER_YAML.read_text(), TEST_DIGESTS))
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +146,8 @@ def test_image_is_pinned_to_the_locks_ray_and_this_python(prepared):
         images += [v for k, v in node_type.get("docker", {}).items() if k.endswith("image")]
     python_tag = f"py{sys.version_info.major}{sys.version_info.minor}"
     for image in images:
-        m = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-(py\d+)-gpu(@sha256:[0-9a-f]{64})?", image)
-        assert m, f"{image} is not pinned to an exact Ray release"
+        m = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-(py\d+)-gpu@sha256:[0-9a-f]{64}", image)
+        assert m, f"{image} is not pinned to an exact Ray release and a digest"
         assert m.group(1) == lock_versions()["ray"]
         assert m.group(2) == python_tag
 
@@ -251,4 +254,23 @@ def test_head_starts_mlflow_from_the_mounted_compose_file(prepared):
     host_root = get_docker_host_mount_location(prepared["cluster_name"]) + "/home/ray/dtgan/"
     assert compose.startswith(host_root)
     assert (REPO / compose.removeprefix(host_root)).is_file()
-    assert "POSTGRES_PASSWORD=$(openssl rand" in init  # generated on the node, never committed
+    assert "POSTGRES_PASSWORD=%s" in init and "MLFLOW_FLASK_SERVER_SECRET_KEY=%s" in init
+    assert (
+        '"$(openssl rand -hex 24)" "$(openssl rand -hex 32)"' in init
+    )  # generated on the node, never committed
+    # The server's admin user is the clients' credentials, from the file mounted on the head's host.
+    client_env = re.search(r"--env-file (\S+mlflow-client\.env)", init).group(1)
+    mount = get_docker_host_mount_location(prepared["cluster_name"]) + "/home/ray/.dtgan/mlflow-client.env"
+    assert client_env == mount and "/home/ray/.dtgan/mlflow-client.env" in prepared["file_mounts"]
+    assert re.search(
+        r"POSTGRES_IMAGE_DIGEST=sha256:[0-9a-f]{64} MLFLOW_IMAGE_DIGEST=sha256:[0-9a-f]{64}", init
+    )
+
+
+def test_every_ray_process_gets_mlflows_credentials_from_the_mounted_secret(prepared):
+    assert prepared["file_mounts"]["/home/ray/.dtgan/mlflow-client.env"] == "~/.dtgan/mlflow-client.env"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        [start] = [c for c in prepared[key] if "ray start" in c]
+        # exported before `ray start`, so the raylet and every worker, job and trial inherit them
+        assert start.index("set -a; . ~/.dtgan/mlflow-client.env; set +a;") < start.index("ray start")
+    assert "MLFLOW_TRACKING_PASSWORD=" not in CLUSTER_YAML.read_text()  # the value is never in the repository

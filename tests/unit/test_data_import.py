@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from PIL import Image
 
 from dtgan.cli.main import main
@@ -255,3 +256,71 @@ def test_mvtec_missing_file_names_it(tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "'bottle' is not in Table 17" in err
+
+
+def test_images_in_sub_folders_of_a_defect_folder_are_imported_with_a_warning_naming_the_folder(
+    tmp_path, caplog
+):
+    root = _tree(tmp_path / "in")
+    _save(root / "a" / "scratch" / "day2" / "s0.png", _gray(500))  # same stem as a/scratch/s0.png
+    _save(root / "a" / "scratch" / "day2" / "deep" / "s9.png", _gray(501))
+    _save(root / "b" / "normal" / "cam1" / "n0.png", _gray(502))
+    out = tmp_path / "ds.parquet"
+    with caplog.at_level(logging.WARNING):
+        import_folders(str(root), str(out), SIZE)
+    assert "imported 3 image(s) from 2 sub-folder(s) of defect folders" in caplog.text
+    assert "a/scratch/day2 (2), b/normal/cam1 (1)" in caplog.text
+    table = pq.read_table(out).to_pandas().set_index("id")
+    assert len(table) == 29
+    assert table.loc["a/scratch/day2/deep/s9", "defect"] == "scratch"
+    assert np.array_equal(decode_gray(table.loc["a/scratch/day2/s0", "image"], "x"), _gray(500))
+    assert np.array_equal(decode_gray(table.loc["a/scratch/s0", "image"], "x"), _gray(1000))
+
+
+def test_dangling_symlinks_are_skipped_with_a_warning_naming_them(tmp_path, caplog):
+    root = _tree(tmp_path / "in")
+    (root / "a" / "normal" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "b" / "scratch" / "gone2.png").symlink_to(tmp_path / "nowhere2.png")
+    (root / "b" / "spot").symlink_to(tmp_path / "no_folder")
+    (root / "a" / "normal" / "alias.png").symlink_to(root / "a" / "normal" / "n0.png")  # a live one
+    out = tmp_path / "ds.parquet"
+    with caplog.at_level(logging.WARNING):
+        import_folders(str(root), str(out), SIZE)
+    assert (
+        "skipped 3 dangling symlink(s) (their targets do not exist): a/normal/gone.png, b/scratch/gone2.png, "
+        "b/spot" in caplog.text
+    )
+    assert "a/normal/alias" in set(pq.read_table(out, columns=["id"]).column("id").to_pylist())
+
+
+def test_a_product_with_only_normal_images_is_warned_about_at_import_and_at_training_start(tmp_path, caplog):
+    from dtgan.config import load_config
+    from dtgan.training.data import build_training_data
+    from dtgan.training.environment import Environment
+
+    root = _tree(tmp_path / "in", products=("a", "b", "c"))
+    for f in (root / "c" / "scratch").iterdir():
+        f.unlink()
+    (root / "c" / "scratch").rmdir()
+    out = tmp_path / "ds.parquet"
+    with caplog.at_level(logging.WARNING):
+        import_folders(str(root), str(out), SIZE, SplitOptions(holdout_per_cell=2, gan_normal_per_product=4))
+    expected = "1 product(s) with only normal images (c): they can receive other products' defects"
+    assert caplog.text.count(expected) == 1
+    caplog.clear()
+    config = load_config("smoke", [f"data.path={out}", f"model.img_size={SIZE}", "train.batch_size=2"])
+    with caplog.at_level(logging.WARNING):
+        build_training_data(config, Environment(device=torch.device("cpu")))
+    assert f"{out} (gan_train): {expected}" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["folders", "mvtec"])
+def test_out_that_is_a_folder_is_a_one_line_error_before_any_image_is_read(tmp_path, capsys, kind):
+    root = _tree(tmp_path / "in") if kind == "folders" else _mvtec_tile(tmp_path / "mvtec")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    extra = ["--categories", "tile"] if kind == "mvtec" else []
+    code, err = _run(["data", "import", kind, str(root), "--out", str(taken), *extra], capsys)
+    assert code == 2 and err.count("\n") == 0, err
+    assert f"--out {taken}: is a folder; name the .parquet file to write" in err
+    assert list(taken.iterdir()) == []

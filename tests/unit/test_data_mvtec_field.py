@@ -16,9 +16,8 @@ from dtgan.config.loader import load_config
 from dtgan.data.describe import describe
 from dtgan.data.importers import SplitOptions
 from dtgan.data.mvtec import TEXTURE_CATEGORIES, import_mvtec
-from dtgan.data.parquet_io import read_info
+from dtgan.data.parquet_io import read_info, read_vocab
 from dtgan.data.splits import FIELD_SPLIT_RULE, field_defect_split
-from dtgan.data.vocab import Vocab
 from dtgan.errors import DataError
 
 SIZE = 16
@@ -105,7 +104,7 @@ def test_field_split_counts_are_exact_per_category_and_defect_type(tmp_path):
         a + b for a, b in NORMALS.values()
     )
     # MVTec's own defect types are the labels (a type shared by two categories is one domain)
-    assert Vocab.read(str(tmp_path / "field.parquet")).defects == (
+    assert read_vocab(str(tmp_path / "field.parquet")).defects == (
         "normal",
         "bent",
         "color",

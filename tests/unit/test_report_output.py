@@ -109,3 +109,22 @@ def test_terminal_markdown_counts_the_comparisons_instead_of_listing_them(store)
     assert "Pairwise comparisons: " in short and "in report.md" in short
     for table in report.tables:
         assert f"## {table.title}" in short
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "file"])
+def test_cli_on_a_missing_local_store_names_it_and_creates_nothing(tmp_path, capsys, scheme):
+    missing = tmp_path / "missing" / "dir" / ("x.db" if scheme == "sqlite" else "mlruns")
+    uri = f"sqlite:///{missing}" if scheme == "sqlite" else missing.as_uri()
+    code = main(["report", "--experiment", "ladder", "--tracking-uri", uri, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--tracking-uri {uri}: no MLflow store at {missing} (nothing was created)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_cli_without_a_store_in_this_folder_creates_no_mlflow_db(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["report", "--experiment", "ladder"]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

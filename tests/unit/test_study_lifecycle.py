@@ -27,7 +27,8 @@ def _fake_job(spec) -> dict:
 
 @pytest.fixture()
 def study(tmp_path, monkeypatch):
-    monkeypatch.setattr(ray_tune, "ray_session", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(ray_tune, "ray_session", lambda *a, **k: contextlib.nullcontext(False))
+    monkeypatch.setattr(ray_tune, "check_job_resources", lambda gpus, autoscaled: None)
     monkeypatch.setattr(ray_tune, "downstream_map_fn", lambda gpus: lambda fn, specs: [fn(s) for s in specs])
     monkeypatch.setattr(
         augmentation, "_prepare", lambda launch, checkpoint: launch.run_path / "study_data.pt"

@@ -182,3 +182,23 @@ def test_ema_with_rampup_is_close_to_the_trained_weights_after_a_short_run():
     lag = {k: float((g - m["generator"][0].weight).abs().mean()) for k, m in nets_ema.items()}
     # the ramped EMA lags by about its half-life (5 % of 500 steps ~ 25 steps x 0.01), StarGAN's sits near init
     assert lag["ramped"] < 0.5 < lag["stargan"]
+
+
+def test_preparing_a_run_folder_sweeps_unfinished_checkpoint_writes_with_a_counted_line(tmp_path, caplog):
+    import logging
+
+    from dtgan.config import load_config
+    from dtgan.training.checkpoint import CHECKPOINT_DIR
+    from dtgan.training.run_dir import prepare_run_dir
+
+    checkpoints = tmp_path / "run" / CHECKPOINT_DIR
+    checkpoints.mkdir(parents=True)
+    leftovers = [checkpoints / ".step_00000004.pt.k2j3h4.tmp", checkpoints / ".step_00000006.pt.zz1.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a checkpoint")
+    kept = checkpoints / "notes.tmp"  # not a checkpoint write: not ours to delete
+    kept.write_text("mine")
+    with caplog.at_level(logging.INFO):
+        prepare_run_dir(tmp_path / "run", load_config("tiny"), resuming=True)
+    assert not any(p.exists() for p in leftovers) and kept.exists()
+    assert "removed 2 unfinished checkpoint write(s) (.step_00000004.pt.k2j3h4.tmp)" in caplog.text

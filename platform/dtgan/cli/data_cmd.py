@@ -48,7 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     importer = sub.add_parser("import", help="convert real data to the Parquet format")
     kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="{folders,mvtec}")
-    folders = kinds.add_parser("folders", help="ROOT/<product>/<defect>/*.png|jpg|bmp|tif (needs normal/)")
+    folders = kinds.add_parser(
+        "folders",
+        help="ROOT/<product>/<defect>/*.png|jpg|bmp|tif (needs normal/; images in sub-folders of a defect "
+        "folder get its label)",
+    )
     folders.add_argument("root")
     folders.add_argument(
         "--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot"
@@ -138,8 +142,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_folders(args: argparse.Namespace) -> int:
-    from dtgan.data.importers import import_folders
+    from dtgan.data.importers import check_out_path, import_folders
 
+    check_out_path(args.out)
     defects = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else None
     rows = import_folders(args.root, args.out, args.size, _split_options(args), defects)
     print(f"wrote {len(rows)} images to {args.out}")
@@ -147,8 +152,10 @@ def _import_folders(args: argparse.Namespace) -> int:
 
 
 def _import_mvtec(args: argparse.Namespace) -> int:
+    from dtgan.data.importers import check_out_path
     from dtgan.data.mvtec import import_mvtec
 
+    check_out_path(args.out)
     if args.protocol == "field" and args.holdout is not None:
         raise DataError(
             "--holdout: the field protocol holds out no val set (1/3 of each defect type gan_train, the rest "

@@ -14,7 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="build the comparison tables of a study from MLflow")
     parser.add_argument("--experiment", required=True, metavar="NAME", help="MLflow experiment of the study")
     parser.add_argument(
-        "--tracking-uri", default=None, help="MLflow tracking URI (default: MLflow's default)"
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder, "
+        "where the studies write); a local store that does not exist is an error",
     )
     parser.add_argument(
         "--parent-run",
@@ -43,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from dtgan.config.tracking import TrackingConfig
+    from dtgan.tracking.locations import check_store_exists, resolve_tracking_uri
     from dtgan.tracking.report import ReportConfig, build_report
 
     overrides = {"bootstrap_samples": args.bootstrap_samples, "bootstrap_seed": args.seed}
@@ -51,7 +56,13 @@ def _report(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"report option {first['loc'][0]}: {first['msg']}") from None
-    report = build_report(args.experiment, args.tracking_uri, args.parent_run, config)
+    try:
+        tracking = TrackingConfig(tracking_uri=args.tracking_uri)
+    except ValidationError as exc:
+        raise ConfigError(f"--tracking-uri: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    tracking_uri = resolve_tracking_uri(tracking)
+    check_store_exists(tracking_uri)  # before MLflow opens (and would create) it
+    report = build_report(args.experiment, tracking_uri, args.parent_run, config)
     out = args.out or Path("reports") / args.experiment
     written = report.write(out, args.formats or ["md"])
     print(report.markdown(comparisons=False), end="")

@@ -51,15 +51,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="folders",
         help="DIR/<product>/<defect>/*.png + manifest.csv, or the platform's Parquet format",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the Parquet file or the earlier export (manifest.csv and its images) at --out",
+    )
     parser.set_defaults(func=_sample)
+
+
+def check_overwrite(out: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse to replace an earlier export at ``--out`` unless ``--overwrite`` says so."""
+    from dtgan.errors import DataError
+    from dtgan.evaluation.export import MANIFEST_FILE, PARQUET_FILE
+
+    if fmt == "parquet":
+        target = out if out.suffix == ".parquet" else out / PARQUET_FILE
+    else:
+        target = out / MANIFEST_FILE
+    if target.is_file() and not overwrite:
+        raise DataError(
+            f"--out {out}: {target} exists (an earlier export); pass --overwrite to replace it or pick a new --out"
+        )
 
 
 def _sample(args: argparse.Namespace) -> int:
     from dtgan.evaluation.evaluate import check_model_matches, load_evaluation_data
-    from dtgan.evaluation.export import export_samples
+    from dtgan.evaluation.export import check_output, export_samples
     from dtgan.training.checkpoint import load_inference_nets
     from dtgan.training.environment import resolve_device
 
+    check_output(args.out, args.format)  # before the checkpoint and the data are read
+    check_overwrite(args.out, args.format, args.overwrite)
     cfg, expected_model = evaluation_config_from_args(args)
     nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "evaluation.device"))
     check_model_matches(Path(args.checkpoint), nets.config.model, expected_model)

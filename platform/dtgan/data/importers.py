@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,17 +61,112 @@ def check_label(name: str, where: Path) -> str:
     return name
 
 
+def check_out_path(out_path: str) -> None:
+    """A one-line error before any image is read when ``--out`` cannot take a Parquet file."""
+    if "://" not in out_path and Path(out_path).is_dir():
+        raise DataError(
+            f"--out {out_path}: is a folder; name the .parquet file to write, e.g. {Path(out_path) / 'data.parquet'}"
+        )
+
+
+@dataclass
+class _Walk:
+    """What a walk of the defect folders found besides the images: for the counted warnings."""
+
+    not_images: int = 0
+    dangling: list[Path] = field(default_factory=list)
+    nested: Counter = field(default_factory=Counter)  # sub-folder of a defect folder -> images imported
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def _images_under(folder: Path, walk: _Walk, seen: set[Path]) -> list[Path]:
+    """The image files in ``folder`` and (recursively) its sub-folders, sorted; hidden entries are skipped,
+    a folder reached twice through symlinks is read once."""
+    resolved = folder.resolve()
+    if resolved in seen:
+        return []
+    seen.add(resolved)
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        if _hidden(entry):
+            continue
+        if entry.is_symlink() and not entry.exists():
+            walk.dangling.append(entry)
+        elif entry.is_dir():
+            found += _images_under(entry, walk, seen)
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(entry)
+        else:
+            walk.not_images += 1
+    return found
+
+
+def _warn_about(root: Path, walk: _Walk) -> None:
+    if walk.not_images:
+        log.warning(
+            "%s: ignored %d file(s) that are not %s images", root, walk.not_images, "/".join(IMAGE_SUFFIXES)
+        )
+    if walk.dangling:
+        log.warning(
+            "%s: skipped %d dangling symlink(s) (their targets do not exist): %s",
+            root,
+            len(walk.dangling),
+            _some(p.relative_to(root) for p in sorted(walk.dangling)),
+        )
+    if walk.nested:
+        log.warning(
+            "%s: imported %d image(s) from %d sub-folder(s) of defect folders, labelled by the defect folder "
+            "above them: %s",
+            root,
+            sum(walk.nested.values()),
+            len(walk.nested),
+            _some(f"{folder.relative_to(root)} ({n})" for folder, n in sorted(walk.nested.items())),
+        )
+
+
+def _some(names: Iterable, shown: int = 3) -> str:
+    names = [str(n) for n in names]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def warn_normal_only_products(products: Sequence[str], defects: Sequence[str], where: str) -> list[str]:
+    """Warn once about the products whose rows (parallel ``products``/``defects`` labels) are all ``normal``:
+    they can receive other products' defects but contribute none. Returns those products."""
+    with_defects = {p for p, d in zip(products, defects) if d != NORMAL}
+    normal_only = sorted(set(products) - with_defects)
+    if normal_only:
+        log.warning(
+            "%s: %d product(s) with only %s images (%s): they can receive other products' defects but "
+            "contribute none; add <product>/<defect>/ images to learn their defects",
+            where,
+            len(normal_only),
+            NORMAL,
+            ", ".join(normal_only),
+        )
+    return normal_only
+
+
 def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[ImportItem]:
-    """Items of ROOT/<product>/<defect>/<image>; ``defects`` restricts the allowed defect folder names."""
+    """Items of ROOT/<product>/<defect>/[sub-folders/]<image>; ``defects`` restricts the defect folder names.
+
+    Images in sub-folders of a defect folder are imported with the defect folder's label (their row id keeps
+    the sub-folder path); dangling symlinks and non-image files are skipped. Each of these is one counted
+    warning that names the folders or files.
+    """
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    products = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    products = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p))
     if not products:
         raise DataError(f"{root}: empty folder; expected ROOT/<product>/<defect>/*.png")
     items: list[ImportItem] = []
-    skipped = 0
+    walk = _Walk(dangling=[e for e in sorted(root.iterdir()) if e.is_symlink() and not e.exists()])
     for product_dir in products:
-        defect_dirs = sorted(d for d in product_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+        defect_dirs = sorted(d for d in product_dir.iterdir() if d.is_dir() and not _hidden(d))
+        walk.dangling += [e for e in sorted(product_dir.iterdir()) if e.is_symlink() and not e.exists()]
         if not defect_dirs:
             raise DataError(f"{product_dir}: empty folder; expected <defect>/ sub-folders such as normal/")
         if NORMAL not in [d.name for d in defect_dirs]:
@@ -86,14 +181,17 @@ def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[Im
                 )
             product = check_label(product_dir.name, product_dir)
             defect = check_label(defect_dir.name, defect_dir)
-            files = sorted(f for f in defect_dir.iterdir() if f.is_file() and not f.name.startswith("."))
-            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-            skipped += len(files) - len(images)
+            images = _images_under(defect_dir, walk, set())
             if not images:
                 raise DataError(f"{defect_dir}: empty folder; no {'/'.join(IMAGE_SUFFIXES)} images")
-            items += [ImportItem(f, product, defect) for f in images]
-    if skipped:
-        log.warning("%s: ignored %d file(s) that are not %s images", root, skipped, "/".join(IMAGE_SUFFIXES))
+            for image in images:
+                relative = image.relative_to(defect_dir)
+                if relative.parent != Path("."):
+                    walk.nested[defect_dir / relative.parts[0]] += 1
+                row_id = f"{product}/{defect}/{relative.with_suffix('').as_posix()}"
+                items.append(ImportItem(image, product, defect, row_id=row_id))
+    _warn_about(root, walk)
+    warn_normal_only_products([i.product for i in items], [i.defect for i in items], str(root))
     return items
 
 
@@ -175,6 +273,7 @@ def import_folders(
     defects: Sequence[str] | None = None,
 ) -> Rows:
     """Import ROOT/<product>/<defect>/* into ``out_path``; nothing is written if any input is bad."""
+    check_out_path(out_path)
     items = collect_folders(Path(root), defects)
     _check_unique_ids(items, root)
     rows, vocab = build_rows(items, size, options, root)

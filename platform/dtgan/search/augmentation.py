@@ -10,6 +10,7 @@ that finished.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -62,17 +63,13 @@ def _group_metrics(results: list[dict], backbone: str) -> dict[str, float]:
     return {keys.downstream_key(r["cell"]["arm"], backbone): r["test_error_pct"] / 100.0 for r in results}
 
 
-def run_augmentation(
-    config: DTGANConfig,
-    checkpoint: str | None,
-    method: str | None = None,
-    resume: bool | str = False,
-    address: str | None = None,
-    temp_dir: str | None = None,
-) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
-    """Run (or resume) the study; rows per (size, seed) and the printed text."""
-    from dtgan.downstream.study import markdown_table, plan_jobs, summarize
-    from dtgan.search import ray_tune
+def preflight_augmentation(
+    config: DTGANConfig, checkpoint: str | None, resume: bool | str
+) -> tuple[DTGANConfig, DTGANConfig]:
+    """Every check before the study's first side effect: the study's shape, the checkpoint (it loads, tensors
+    finite), the data and ``--resume`` (``preflight_study``). Returns (the study's config with absolute paths,
+    the generator's config)."""
+    from dtgan.search.driver import preflight_study
 
     cfg = config.downstream
     if cfg.products != (ALL,) or cfg.defect_sources != (ALL,):
@@ -87,41 +84,36 @@ def run_augmentation(
         from dtgan.training.checkpoint import load_inference_nets
 
         generator_config = load_inference_nets(checkpoint).config
+    return preflight_study(config, "augmentation", resume), generator_config
+
+
+def run_augmentation(
+    config: DTGANConfig,
+    checkpoint: str | None,
+    method: str | None = None,
+    resume: bool | str = False,
+    address: str | None = None,
+    temp_dir: str | None = None,
+) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+    """Run (or resume) the study; rows per (size, seed) and the printed text.
+
+    Config, checkpoint, data and the cluster's resources are checked before the launch folder and the MLflow
+    parent run exist; once the parent run exists, any failure ends it FAILED (KILLED on Ctrl-C)."""
+    from dtgan.downstream.study import markdown_table, summarize
+    from dtgan.search import ray_tune
+
+    config, generator_config = preflight_augmentation(config, checkpoint, resume)
     method = method or method_name(generator_config)
-    launch = launch_study(
-        config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method}
-    )
-    tracker = launch.tracker
-    rows, all_results = [], []
-    with ray_tune.ray_session(launch.config.study, address=address, temp_dir=temp_dir), failing_study(launch):
-        map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
-        specs = plan_jobs(cfg, _prepare(launch, checkpoint))
-        groups: dict[tuple[int, int], list] = {}
-        for spec in specs:
-            groups.setdefault((spec.cell.normal_images_per_product, spec.seed), []).append(spec)
-        for (size, seed), group in groups.items():
-            trial_key = f"n{size}-seed{seed}"
-            with tracker.trial(
-                launch.parent_run_id,
-                trial_key,
-                launch.config,
-                tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name},
-            ) as run:
-                if run.finished:
-                    rows.append(
-                        {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
-                    )
-                    continue
-                tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
-                results = list(map_fn(_job, group))
-                tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
-                tracker.log_dict(
-                    run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"
-                )
-            all_results += results
-            rows.append({"trial": trial_key, "status": "completed", "run_id": run.run_id})
-    markdown = log_study_report(launch)
+    with ray_tune.ray_session(config.study, address=address, temp_dir=temp_dir) as started:
+        local = started and not (address or os.environ.get("RAY_ADDRESS"))  # no autoscaler adds nodes
+        ray_tune.check_job_resources(config.study.gpus_per_classifier, autoscaled=not local)
+        launch = launch_study(
+            config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method}
+        )
+        with failing_study(launch):
+            rows, all_results, markdown = _run_launched(launch, checkpoint, method)
     finish_study(launch, "FINISHED")
+    cfg = launch.config.downstream
     text = [f"## {launch.study_name}: {len(rows)} (size, seed) runs of method '{method}'"]
     if all_results:
         cells, _ = summarize(all_results, cfg.backbone, len(cfg.normal_images_per_product) > 1)
@@ -130,6 +122,44 @@ def run_augmentation(
         text += ["", markdown]
     text += ["", where_to_look(launch)]
     return launch, rows, "\n".join(text)
+
+
+def _run_launched(
+    launch: StudyLaunch, checkpoint: str | None, method: str
+) -> tuple[list[dict[str, Any]], list[dict], str | None]:
+    """The launched study's (size, seed) groups, each one MLflow child run; then the report (Markdown)."""
+    from dtgan.downstream.study import plan_jobs
+    from dtgan.search import ray_tune
+
+    cfg, tracker = launch.config.downstream, launch.tracker
+    map_fn = ray_tune.downstream_map_fn(launch.config.study.gpus_per_classifier)
+    rows, all_results = [], []
+    specs = plan_jobs(cfg, _prepare(launch, checkpoint))
+    groups: dict[tuple[int, int], list] = {}
+    for spec in specs:
+        groups.setdefault((spec.cell.normal_images_per_product, spec.seed), []).append(spec)
+    for (size, seed), group in groups.items():
+        trial_key = f"n{size}-seed{seed}"
+        with tracker.trial(
+            launch.parent_run_id,
+            trial_key,
+            launch.config,
+            tags={keys.TAG_VARIANT: method, keys.TAG_SEED: seed, keys.TAG_STUDY: launch.study_name},
+        ) as run:
+            if run.finished:
+                rows.append(
+                    {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
+                )
+                continue
+            tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
+            results = list(map_fn(_job, group))
+            tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
+            tracker.log_dict(
+                run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"
+            )
+        all_results += results
+        rows.append({"trial": trial_key, "status": "completed", "run_id": run.run_id})
+    return rows, all_results, log_study_report(launch)
 
 
 def _job(spec) -> dict:

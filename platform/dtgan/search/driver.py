@@ -115,8 +115,9 @@ def study_name_of(config: DTGANConfig, kind: str) -> str:
 def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGANConfig:
     """Every check a study can make before its first side effect (launch folder, MLflow parent run, Ray):
     the data set is there and readable with known labels, the search space parses, ``--resume`` has a launch
-    to continue. Returns the config with absolute paths, none inside a Ray job's temporary working dir; the
-    embedded benchmark is synthesised where the config names it and it is missing (search/durable.py)."""
+    to continue, the Inception weights (when found) pass their SHA-256 check. Returns the config with absolute
+    paths, none inside a Ray job's temporary working dir; the embedded benchmark is synthesised where the
+    config names it and it is missing (search/durable.py)."""
     from dtgan.data.parquet_io import read_table
 
     given_data_path = config.data.path
@@ -126,7 +127,20 @@ def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGAN
     if config.study.search_space is not None:
         load_search_space(config.study.search_space)
     resolve_run_name(config.study.storage_path, study_name_of(config, kind), resume)
+    if kind != "augmentation":  # the trials score FID/KID: bad Inception weights fail now, not after training
+        _check_inception_weights(config)
     return config
+
+
+def _check_inception_weights(config: DTGANConfig) -> None:
+    """The Inception weights the trials would use hash to the expected SHA-256 and hold only tensors."""
+    from dtgan.evaluation.extractors import INCEPTION, find_inception_weights, read_inception_state_dict
+
+    evaluation = config.evaluation
+    if evaluation.feature_extractor in ("auto", INCEPTION):
+        weights = find_inception_weights(evaluation)  # a configured path that does not exist: an error
+        if weights is not None:
+            read_inception_state_dict(weights, evaluation.inception_weights_sha256)
 
 
 @dataclass

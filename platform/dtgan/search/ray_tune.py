@@ -61,11 +61,12 @@ def start_ray(study: StudyConfig, address: str | None = None, temp_dir: str | No
 @contextlib.contextmanager
 def ray_session(
     study: StudyConfig, address: str | None = None, temp_dir: str | None = None
-) -> Iterator[None]:
-    """Ray connected for the block (``start_ray``); stopped at its end when the block started it."""
+) -> Iterator[bool]:
+    """Ray connected for the block (``start_ray``); stopped at its end when the block started it. Yields whether
+    it started Ray (False: already connected)."""
     started = start_ray(study, address=address, temp_dir=temp_dir)
     try:
-        yield
+        yield started
     finally:
         if started:
             stop_ray()
@@ -89,6 +90,25 @@ def check_cluster_resources(config: DTGANConfig) -> None:
             short,
             {k: offered.get(k, 0.0) for k in short},
         )
+
+
+def check_job_resources(gpus_per_job: float, autoscaled: bool) -> None:
+    """Refuse a Ray without what one classifier job holds (1 CPU, ``gpus_per_job`` GPUs) when no autoscaler
+    can add it (the local Ray this process started); on a cluster, warn: nodes may still come."""
+    offered = ray.cluster_resources()
+    needed = {"CPU": 1.0, **({"GPU": float(gpus_per_job)} if gpus_per_job else {})}
+    short = {k: v for k, v in needed.items() if offered.get(k, 0.0) < v}
+    if not short:
+        return
+    have = {k: offered.get(k, 0.0) for k in short}
+    if not autoscaled:
+        raise ConfigError(
+            f"each classifier job needs {short} but the local Ray offers {have}; set study.gpus_per_classifier=0 "
+            "or submit to a cluster with GPUs (--address)"
+        )
+    log.warning(
+        "a classifier job needs %s but the cluster offers %s now; jobs wait for the autoscaler", short, have
+    )
 
 
 def stop_ray() -> None:

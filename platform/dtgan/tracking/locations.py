@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 from dtgan.config.tracking import TrackingConfig
@@ -68,3 +69,21 @@ def resolve_artifact_root(
     if "://" in root:
         return root.rstrip("/")
     return (base / Path(root).expanduser()).resolve().as_uri()
+
+
+def check_store_exists(uri: str, option: str = "--tracking-uri") -> None:
+    """For readers (reports): a local store (sqlite file, file: folder) must exist; opening a missing one
+    would create an empty store, and its folders, where the user mistyped a path."""
+    if not is_local_store(uri):
+        return
+    path = sqlite_path(uri)
+    if path is None:
+        path = Path(urllib.parse.urlparse(uri).path)
+        missing = not path.is_dir()
+    else:
+        missing = not path.is_file()
+    if missing:
+        raise TrackingError(
+            f"{option} {uri}: no MLflow store at {path} (nothing was created); point it at the study's "
+            "store, e.g. sqlite:///mlflow.db in the folder the study ran from"
+        )

@@ -9,6 +9,7 @@ import torch
 
 from dtgan.config.root import DTGANConfig
 from dtgan.data.dataset import DefectImageDataset
+from dtgan.data.importers import warn_normal_only_products
 from dtgan.data.loaders import InfiniteBatches, make_reference_loader, make_source_loader
 from dtgan.data.transforms import stargan_transform
 from dtgan.errors import ConfigError
@@ -82,6 +83,13 @@ def build_training_data(config: DTGANConfig, env: Environment) -> TrainingData:
         img_size=config.model.img_size,
         transform=stargan_transform(config.data, config.model.img_size),
     )
+    if env.is_main:
+        vocab = dataset.vocab
+        warn_normal_only_products(
+            [vocab.products[i] for i in dataset.p.tolist()],
+            [vocab.defects[i] for i in dataset.y.tolist()],
+            f"{config.data.path} (gan_train)",
+        )
     common = {"rank": env.rank, "world_size": env.world_size}
     seed = config.train.seed  # the loaders derive independent source/reference streams from it
     sources = make_source_loader(dataset, config.data, batch_size, seed, **common)

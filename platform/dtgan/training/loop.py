@@ -23,7 +23,14 @@ from dtgan.training.checkpoint import (
 from dtgan.training.data import TrainingData, build_training_data
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
-from dtgan.training.run_dir import METRICS_FILE, prepare_run_dir, record_config_changes, resolve_run_dir
+from dtgan.training.run_dir import (
+    METRICS_FILE,
+    first_missing_folder,
+    prepare_run_dir,
+    record_config_changes,
+    remove_if_nothing_kept,
+    resolve_run_dir,
+)
 from dtgan.training.samples import SampleInputs, sample_inputs_from_data, write_sample_grids
 from dtgan.training.schedules import ema_beta, lambda_ds
 from dtgan.training.state import TrainState, build_train_state
@@ -176,6 +183,19 @@ def train(
     calls ``reporter.report`` at the same steps (a barrier for Ray); only rank 0 passes a checkpoint path.
     """
     env = env or Environment(device=resolve_device(config.train.device))
+    target = resolve_run_dir(config, run_dir)
+    created = first_missing_folder(target)  # a run that fails before writing anything leaves no folder
+    try:
+        return _train(config, reporter, target, resume, env)
+    except BaseException:
+        if env.is_main and created is not None:
+            remove_if_nothing_kept(target, created)
+        raise
+
+
+def _train(
+    config: DTGANConfig, reporter: Reporter | None, run_dir: Path, resume: bool | str | Path, env: Environment
+) -> TrainResult:
     tcfg = config.train
     run = _start(config, run_dir, resume, env)
     state = run.state

@@ -11,7 +11,8 @@ from dtgan.config.loader import to_yaml
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
-from dtgan.training.checkpoint import latest_checkpoint, sweep_partial_checkpoints
+from dtgan.training.checkpoint import CHECKPOINT_DIR, latest_checkpoint, sweep_partial_checkpoints
+from dtgan.training.samples import SAMPLE_DIR
 from dtgan.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -53,3 +54,46 @@ def record_config_changes(run_dir: Path, step: int, changes: dict[str, dict]) ->
     path = Path(run_dir) / CONFIG_CHANGES_FILE
     before = path.read_text() if path.is_file() else ""
     write_text_atomic(path, before + json.dumps({"step": step, "changes": changes}, sort_keys=True) + "\n")
+
+
+# What prepare_run_dir and the loop write before the first checkpoint, sample grid or metrics line.
+_BOOKKEEPING_FILES = ("config.yaml", "provenance.json", METRICS_FILE, CONFIG_CHANGES_FILE)
+_OUTPUT_DIRS = (CHECKPOINT_DIR, SAMPLE_DIR)
+
+
+def first_missing_folder(path: Path) -> Path | None:
+    """The highest folder on the way to ``path`` (``path`` included) that does not exist yet, or None."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def remove_if_nothing_kept(run_dir: Path, created: Path) -> bool:
+    """After a failed run: delete ``run_dir`` (and the folders up to ``created``, which this run made) when it
+    holds nothing of value, i.e. no checkpoint, no sample grid, no metrics line, no file of anyone else.
+    True when removed; a folder with anything else in it is left as it is (the record of the failure)."""
+    if not run_dir.is_dir():
+        return False
+    for entry in run_dir.iterdir():
+        if entry.name in _OUTPUT_DIRS and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        if entry.name == METRICS_FILE and entry.is_file() and entry.stat().st_size == 0:
+            continue
+        if entry.name in _BOOKKEEPING_FILES and entry.name != METRICS_FILE and entry.is_file():
+            continue
+        return False
+    for entry in run_dir.iterdir():
+        entry.rmdir() if entry.is_dir() else entry.unlink()
+    folder = run_dir
+    while True:
+        folder.rmdir()
+        if folder == created or any(folder.parent.iterdir()):
+            break
+        folder = folder.parent
+    log.warning(
+        "%s: removed the run folder: the run failed before it wrote a checkpoint, sample or metric", run_dir
+    )
+    return True
