@@ -21,6 +21,7 @@ import torch
 from dtgan.config.downstream import ALL, DownstreamConfig
 from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
+from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
 from dtgan.downstream.study_data import load_study_data
 from dtgan.evaluation import keys
@@ -144,9 +145,12 @@ def summarize(results: list[dict], backbone: str, multi_size: bool) -> tuple[lis
 
 
 def markdown_table(rows: list[dict], backbone: str) -> str:
-    """One line per cell: test error % mean +- std over seeds, as in the paper's Tables 2, 3, 4 and 8."""
+    """One line per cell: test error % mean +- std over seeds, as in the paper's Tables 2, 3, 4 and 8; the
+    heading says the initial weights ('ImageNet' as in the paper, or 'from scratch')."""
+    weights = " / ".join(sorted({weights_label(s) for r in rows for s in r.get("pretrained", [])})) or "?"
     lines = [
-        f"| arm | normals/product | classifier products | defects from | seeds | test error % ({backbone}) | val error % |",
+        f"| arm | normals/product | classifier products | defects from | seeds | test error % ({backbone}, "
+        f"{weights}) | val error % |",
         "|---|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:
