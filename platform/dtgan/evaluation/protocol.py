@@ -230,8 +230,11 @@ def fidelity_scores(
     cfg: EvaluationConfig,
     device: torch.device,
     feature_sink: FeatureSink | None = None,
+    guidances: tuple[str, ...] = keys.GUIDANCES,
 ) -> list[dict]:
     """FID/KID of every guidance x (all products, each product) [x each defect], as report records.
+
+    ``guidances`` names the sets ``sets`` holds (a method without guidance, Crop&Paste, has only ``mix``).
 
     ``feature_sink`` receives the features of the pooled scopes (all products and each product, the defect
     types pooled) as ``gen_{guidance}_{scope}.npy`` and ``real_{scope}.npy``: exactly the rows FID/KID were
@@ -262,7 +265,7 @@ def fidelity_scores(
         scope = scope_name(product_name)
         if sink is not None:
             sink(real_features_file(scope), real.features)
-        for guidance in keys.GUIDANCES:
+        for guidance in guidances:
             f_fake = torch.cat([fake[(guidance, p, d)] for p in products for d in defects])
             what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
             result = fid_kid_from_features(f_fake, real, extractor, cfg, what=what)
