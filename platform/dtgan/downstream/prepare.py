@@ -1,8 +1,11 @@
 """Prepare a study's inputs once: real splits from the Parquet data set and the synthetic sets from a checkpoint.
 
 Which normals do what (per product, fixed by ``downstream.seed``, the same for every arm, size and seed):
-  * synthesis sources: the first ``synthesis_sources_per_product`` of a seeded permutation of the
-    ``gan_holdout`` normals; they are never classifier training images;
+  * synthesis sources, S per product (``synthesis_sources_per_product``; auto = the product's largest synthetic
+    set, so each source is translated once per guidance and defect type): with ``synthesis_sources=holdout`` the
+    first S of a seeded permutation of the ``gan_holdout`` normals, never classifier training images; with
+    ``classifier_normals`` (the paper's protocol) the product's first S classifier normals, which every size N
+    contains (a cell of size N draws at most N images per set, image j from source j);
   * classifier normals: the ``gan_train`` normals (seeded order), then the remaining ``gan_holdout`` normals
     (seeded order); a size N takes the first N, so sizes are nested;
   * ``val`` selects the model, ``test`` is read once per classifier at the end; neither is seen by the GAN.
