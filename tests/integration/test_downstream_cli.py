@@ -73,3 +73,63 @@ def test_dry_run_lists_the_cells(bench, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "7 cells x 2 seeds = 14 classifier runs" in out and "reference_vcast_n40" in out
+
+
+def test_crop_paste_arm_runs_without_a_checkpoint_and_the_heading_says_from_scratch(bench):
+    folder, data_path, _ = bench
+    fast = [
+        "-o",
+        "downstream.epochs=1",
+        "-o",
+        "downstream.normal_images_per_product=[20]",
+        "-o",
+        "downstream.num_seeds=1",
+    ]
+    fast += ["-o", "downstream.arms=[trad_aug,crop_paste]"]
+    proc = dtgan(
+        "downstream", "-c", "downstream_smoke", "--data", data_path, "--out", folder / "cp", *fast, cwd=folder
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| crop_paste | 20 | all | all | 1 |" in proc.stdout
+    assert "test error % (resnet10t, from scratch)" in proc.stdout
+    report = json.loads((folder / "cp" / "downstream.json").read_text())
+    crop = next(j for j in report["jobs"] if j["label"] == "crop_paste_n20")
+    assert crop["train_class_counts"] == {"normal": 40, "scratch": 40, "spot": 40}
+    assert crop["train_synthetic_images"] == (40 - 8) + (40 - 4)
+
+
+@pytest.mark.parametrize("preset", ["paper", "sdi"])
+def test_a_paper_preset_without_imagenet_weights_stops_before_any_work(preset, tmp_path, monkeypatch, capsys):
+    from dtgan.downstream import preflight
+
+    monkeypatch.setattr(preflight, "cached_weights", lambda backbone: None)
+    argv = ["downstream", str(tmp_path / "no-run"), "-c", preset, "--data", str(tmp_path / "missing.parquet")]
+    assert main(argv) == 2  # the data set does not even exist: nothing was read
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "dtgan: error: downstream.weights=imagenet: no ImageNet weights"
+    )
+    assert not (tmp_path / "no-run").exists()
+
+
+def test_an_unknown_backbone_stops_before_any_image_is_synthesised(bench, tmp_path, capsys):
+    _, data_path, checkpoint = bench
+    argv = [
+        "downstream",
+        str(checkpoint),
+        "-c",
+        "downstream_smoke",
+        "--data",
+        str(data_path),
+        "--out",
+        str(tmp_path / "out"),
+        "-o",
+        "downstream.backbone=resnet_typo",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "dtgan: error: downstream.backbone: unknown timm model 'resnet_typo'; e.g. resnet50, "
+        "efficientnet_b4, resnet10t"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -75,3 +75,57 @@ def test_a_size_beyond_the_available_normals_fails_before_training(bench):
     cfg = DownstreamConfig(arms=("no_aug",), **{**CFG, "normal_images_per_product": (54,)})
     with pytest.raises(DataError, match="53 classifier normals.*normal_images_per_product=54"):
         prepare_study_data(cfg, str(data_path))
+
+
+def test_crop_paste_sets_need_no_checkpoint_and_keep_each_source_outside_the_paste(bench):
+    data_path, _ = bench
+    cfg = DownstreamConfig(**{**CFG, "arms": ("crop_paste",), "normal_images_per_product": (20,)})
+    data = prepare_study_data(cfg, str(data_path))
+    # size 20, 2 products: 40 normals; 8 real scratches, 4 real spots -> 32 + 36 pasted, 16/18 per product
+    assert data.meta["synthetic_counts"] == {
+        "crop_paste/all/brushed/scratch": 16,
+        "crop_paste/all/brushed/spot": 18,
+        "crop_paste/all/cast/scratch": 16,
+        "crop_paste/all/cast/spot": 18,  # 'cast' has no real spots: pasted from 'brushed'
+    }
+    ts = build_training_set(data, Cell("crop_paste", 20), seed=0)
+    assert ts.class_counts(data.defects) == {"normal": 40, "scratch": 40, "spot": 40} and ts.augment
+    holdout = DefectImageDataset(str(data_path), splits=("gan_holdout",), img_size=32, defects=("normal",))
+    first = data.meta["synthesis_source_ids"]["brushed"][0]
+    source = holdout.images_uint8[holdout.ids.index(first), :1]
+    pasted = data.synthetic["crop_paste/all/brushed/scratch"][0]
+    changed = (pasted != source).float().mean()
+    assert 0 < changed < 0.5  # one defect pasted, the rest of the source untouched
+
+
+def test_auto_sources_follow_the_largest_synthetic_set_and_say_when_the_data_cannot_supply_them(bench):
+    data_path, _ = bench
+    base = {**CFG, "arms": ("crop_paste",), "synthesis_sources_per_product": "auto"}
+    small = prepare_study_data(
+        DownstreamConfig(**{**base, "normal_images_per_product": (20,)}), str(data_path)
+    )
+    assert {p: len(ids) for p, ids in small.meta["synthesis_source_ids"].items()} == {
+        "brushed": 18,
+        "cast": 18,
+    }
+    assert torch.bincount(small.train_normal.p).tolist() == [63 - 18, 63 - 18]
+    big = {**base, "normal_images_per_product": (20, 40)}  # 38 sources + 40 normals > the 63 a product has
+    with pytest.raises(
+        DataError,
+        match=r"product 'brushed': the synthetic sets need 38 synthesis sources.*"
+        r"synthesis_sources=classifier_normals",
+    ):
+        prepare_study_data(DownstreamConfig(**big), str(data_path))
+    paper = prepare_study_data(
+        DownstreamConfig(**{**big, "synthesis_sources": "classifier_normals"}), str(data_path)
+    )
+    assert torch.bincount(paper.train_normal.p).tolist() == [63, 63]  # nothing reserved
+    train_ids = DefectImageDataset(
+        str(data_path), splits=("gan_train",), img_size=32, defects=("normal",)
+    ).ids
+    sources = paper.meta["synthesis_source_ids"]["brushed"]
+    assert len(sources) == 38 and set(sources[:4]) <= set(train_ids)  # the training normals, in their order
+    # source j of a set is the product's j-th classifier normal: its pixels survive outside the paste
+    first_normal = paper.train_normal.images[paper.train_normal.p == 0][0]
+    kept = (paper.synthetic["crop_paste/all/brushed/scratch"][0] == first_normal).float().mean()
+    assert kept > 0.5

@@ -37,7 +37,11 @@ def make_study_data(
     real_defects = real_defects or {(0, 1): 5, (0, 2): 3, (1, 1): 2, (1, 2): 7}
     cells = {(p, k): eval_per_cell for p in range(len(PRODUCTS)) for k in range(len(DEFECTS))}
     synthetic = {}
-    for guidance, sources in (("latent", ("all",)), ("reference", ("all", *PRODUCTS))):
+    for guidance, sources in (
+        ("latent", ("all",)),
+        ("reference", ("all", *PRODUCTS)),
+        ("crop_paste", ("all",)),
+    ):
         for src in sources:
             for product in PRODUCTS:
                 for k in (1, 2):

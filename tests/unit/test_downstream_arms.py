@@ -27,7 +27,7 @@ def test_real_arms_oversample_every_defect_class_to_the_normal_count(data, arm):
     assert repeats.numel() == 7 and set(repeats.tolist()) <= {5, 6}
 
 
-@pytest.mark.parametrize("arm", ["latent", "reference", "mix"])
+@pytest.mark.parametrize("arm", ["latent", "reference", "mix", "crop_paste"])
 def test_synthetic_arms_fill_each_defect_class_with_synthetic_images(data, arm):
     ts = build_training_set(data, Cell(arm, 20), seed=0)
     assert ts.class_counts(data.defects) == {"normal": 40, "scratch": 40, "spot": 40}

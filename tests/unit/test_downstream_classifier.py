@@ -1,4 +1,4 @@
-"""timm classifier factory: pooled-feature domain head, local pretrained weights, never the hub."""
+"""timm classifier factory: pooled-feature domain head, local or cached pretrained weights, never the hub unasked."""
 
 import os
 
@@ -7,12 +7,14 @@ import timm
 import torch
 
 from dtgan.config.downstream import DownstreamConfig
-from dtgan.downstream.classifier import build_classifier, pretrained_source
+from dtgan.downstream import preflight
+from dtgan.downstream.classifier import build_classifier
+from dtgan.downstream.preflight import check_downstream, weights_source
 from dtgan.errors import ConfigError
 
 
 def tiny(**kw) -> DownstreamConfig:
-    return DownstreamConfig(backbone="resnet10t", img_size=32, **kw)
+    return DownstreamConfig(**{"backbone": "resnet10t", "img_size": 32, "weights": "scratch", **kw})
 
 
 def test_classifier_logits_equal_the_plain_timm_forward():
@@ -43,9 +45,9 @@ def test_local_pretrained_file_is_loaded(tmp_path):
     donor = timm.create_model("resnet10t", num_classes=1000)
     path = tmp_path / "resnet10t.pth"
     torch.save(donor.state_dict(), path)
-    cfg = tiny(pretrained_paths={"resnet10t": str(path)}, in_chans=1)
+    cfg = tiny(pretrained_paths={"resnet10t": str(path)}, in_chans=1, weights="imagenet")
     model, source = build_classifier(cfg, num_classes=3, with_domain_head=False)
-    assert source == f"file:{path}" == pretrained_source(cfg)
+    assert source == f"file:{path}" == weights_source(cfg)
     # layer1 is copied as is; the stem is adapted to one channel by summing over RGB
     torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, donor.layer1[0].conv1.weight)
     stem = donor.conv1[0].weight
@@ -55,7 +57,7 @@ def test_local_pretrained_file_is_loaded(tmp_path):
 
 
 def test_missing_weights_file_names_the_key(tmp_path):
-    cfg = tiny(pretrained_paths={"resnet10t": str(tmp_path / "nope.pth")})
+    cfg = tiny(pretrained_paths={"resnet10t": str(tmp_path / "nope.pth")}, weights="auto")
     with pytest.raises(ConfigError, match=r"downstream.pretrained_paths.resnet10t: .*nope.pth"):
         build_classifier(cfg, num_classes=3, with_domain_head=False)
 
@@ -63,3 +65,45 @@ def test_missing_weights_file_names_the_key(tmp_path):
 def test_unknown_backbone_is_a_config_error():
     with pytest.raises(ConfigError, match="downstream.backbone: unknown timm model 'resnet_typo'"):
         build_classifier(DownstreamConfig(backbone="resnet_typo"), num_classes=3, with_domain_head=False)
+
+
+def test_efficientnet_trains_with_batch_128_and_resnet_with_256_by_default():
+    assert DownstreamConfig(backbone="efficientnet_b4").resolved_batch_size == 128
+    assert DownstreamConfig(backbone="resnet50").resolved_batch_size == 256
+    assert DownstreamConfig(backbone="efficientnet_b4", batch_size=64).resolved_batch_size == 64
+
+
+def test_imagenet_weights_required_without_any_stop_with_the_fix(monkeypatch):
+    monkeypatch.setattr(preflight, "cached_weights", lambda backbone: None)
+    cfg = tiny(weights="imagenet")
+    with pytest.raises(ConfigError) as err:
+        check_downstream(cfg, checkpoint="ckpt.pt")
+    message = str(err.value)
+    assert (
+        message.startswith("downstream.weights=imagenet: no ImageNet weights for resnet10t")
+        and "\n" not in message
+    )
+    assert "downstream.pretrained_paths.resnet10t=FILE" in message and "hub_download=true" in message
+    assert weights_source(tiny(weights="auto")) == "scratch"  # auto falls back, and says so in the label
+    assert weights_source(tiny(weights="imagenet", hub_download=True)) == "hub"
+
+
+def test_weights_in_the_timm_cache_are_used_offline(monkeypatch, tmp_path):
+    torch.manual_seed(2)
+    donor = timm.create_model("resnet10t", num_classes=1000)
+    path = tmp_path / "model.pth"
+    torch.save(donor.state_dict(), path)
+    monkeypatch.setattr(preflight, "cached_weights", lambda backbone: str(path))
+    model, source = build_classifier(tiny(weights="imagenet"), num_classes=3, with_domain_head=False)
+    assert source == f"cache:{path}"
+    torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, donor.layer1[0].conv1.weight)
+
+
+def test_precheck_names_an_unknown_backbone_before_any_work():
+    with pytest.raises(ConfigError, match="downstream.backbone: unknown timm model 'resnet_typo'"):
+        check_downstream(DownstreamConfig(backbone="resnet_typo"), checkpoint="ckpt.pt")
+
+
+def test_scratch_with_a_weights_file_is_refused_at_load():
+    with pytest.raises(ValueError, match="weights=scratch but pretrained_paths"):
+        tiny(pretrained_paths={"resnet10t": "x.pth"})

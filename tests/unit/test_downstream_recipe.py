@@ -12,7 +12,9 @@ from dtgan.downstream.augment import traditional_augment
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.recipe import fit_classifier
 
-TINY = dict(backbone="resnet10t", img_size=32, batch_size=16, learning_rate=0.05, device="cpu")
+TINY = dict(
+    backbone="resnet10t", img_size=32, batch_size=16, learning_rate=0.05, device="cpu", weights="scratch"
+)
 
 
 def test_error_on_a_trivially_separable_problem_is_near_zero():

@@ -14,6 +14,7 @@ from dtgan.downstream.study_data import load_study_data
 
 TINY = dict(
     backbone="resnet10t",
+    weights="scratch",
     img_size=32,
     batch_size=16,
     learning_rate=0.05,

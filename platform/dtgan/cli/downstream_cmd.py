@@ -8,21 +8,22 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
-from dtgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "downstream", help="classifier error with real, oversampled and synthetic-balanced training sets"
+        "downstream",
+        help="classifier error with real, oversampled, synthetic-balanced and Crop&Paste-balanced training sets",
     )
     parser.add_argument(
         "checkpoint",
         nargs="?",
         default=None,
         metavar="CHECKPOINT_OR_RUN",
-        help="GAN checkpoint file or run folder; needed by the latent, reference and mix arms",
+        help="GAN checkpoint file or run folder; needed by the latent, reference and mix arms "
+        "(no_aug, trad_aug and crop_paste run without one)",
     )
     add_config_arguments(parser)
     parser.add_argument("--data", default=None, help="Parquet data set; default: data.path of the config")
@@ -49,7 +50,7 @@ def _run_folder(checkpoint: str | None, out: Path | None, out_dir: str, preset: 
 
 
 def _downstream(args: argparse.Namespace) -> int:
-    from dtgan.downstream.classifier import pretrained_source
+    from dtgan.downstream.preflight import check_downstream, weights_label, weights_source
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import markdown_table, plan_jobs, run_study
 
@@ -60,19 +61,16 @@ def _downstream(args: argparse.Namespace) -> int:
     run_dir = _run_folder(args.checkpoint, args.out, config.train.out_dir, config.preset)
     study_data_path = run_dir / "downstream" / "study_data.pt"
     jobs = plan_jobs(cfg, study_data_path)
+    source = weights_source(cfg)  # a missing weights file or weights=imagenet without any: one line, exit 2
     print(
         f"{len(jobs) // cfg.num_seeds} cells x {cfg.num_seeds} seeds = {len(jobs)} classifier runs, "
-        f"{cfg.backbone} ({pretrained_source(cfg)} weights) at {cfg.img_size} px, {cfg.epochs} epochs"
+        f"{cfg.backbone} ({weights_label(source)}: {source}) at {cfg.img_size} px, {cfg.epochs} epochs"
     )
     if args.dry_run:
         for job in jobs[:: cfg.num_seeds]:
             print(f"  {job.cell.label()}")
         return 0
-    if cfg.synthetic_arms and args.checkpoint is None:
-        raise ConfigError(
-            f"downstream.arms {list(cfg.synthetic_arms)} need CHECKPOINT_OR_RUN; pass one, or "
-            "-o 'downstream.arms=[no_aug,trad_aug]' for the real-data arms only"
-        )
+    check_downstream(cfg, args.checkpoint)  # before any image is read or synthesised
     nets = None
     if cfg.synthetic_arms:
         from dtgan.training.checkpoint import load_inference_nets
@@ -80,7 +78,9 @@ def _downstream(args: argparse.Namespace) -> int:
 
         nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     data_path = args.data or config.data.path
-    data = prepare_study_data(cfg, data_path, nets=nets, checkpoint=args.checkpoint)
+    data = prepare_study_data(
+        cfg, data_path, nets=nets, checkpoint=args.checkpoint, crop_paste_cfg=config.crop_paste
+    )
     data.save(study_data_path)
     del nets, data
     payload = run_study(cfg, study_data_path, out_path=run_dir / "downstream.json")

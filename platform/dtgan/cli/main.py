@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "dtgan.cli.data_cmd",
     "dtgan.cli.train_cmd",
     "dtgan.cli.evaluate_cmd",
+    "dtgan.cli.crop_paste_cmd",
     "dtgan.cli.sample_cmd",
     "dtgan.cli.downstream_cmd",
     "dtgan.cli.report_cmd",

@@ -8,11 +8,21 @@ from pydantic import Field, field_validator, model_validator
 
 from dtgan.config.base import Section
 
-ARM_NAMES = ("no_aug", "trad_aug", "latent", "reference", "mix")
-SYNTHETIC_ARMS = ("latent", "reference", "mix")
+ARM_NAMES = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste")
+GENERATOR_ARMS = ("latent", "reference", "mix")  # synthetic images from the GAN: they need a checkpoint
+CROP_PASTE_ARM = "crop_paste"  # synthetic images by Crop&Paste of real masked defects: no checkpoint
+SYNTHETIC_ARMS = (*GENERATOR_ARMS, CROP_PASTE_ARM)  # balanced with synthetic images (and the domain head)
+DEFAULT_ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix")  # the paper's Table 8 columns
 ALL = "all"
+AUTO = "auto"
+# ImageNet weights: 'imagenet' = required (stop before any work without them), 'auto' = when they can be found,
+# else random initialisation (labelled 'scratch'), 'scratch' = random initialisation.
+Weights = Literal["imagenet", "auto", "scratch"]
+EFFICIENTNET_PREFIXES = ("efficientnet", "tf_efficientnet")
+# Appendix B: batch 256 for ResNet-50, "the batch size is reduced to 128" for EfficientNet-b4.
+PAPER_BATCH_SIZE, PAPER_EFFICIENTNET_BATCH_SIZE = 256, 128
 
-Arm = Literal["no_aug", "trad_aug", "latent", "reference", "mix"]
+Arm = Literal["no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste"]
 
 
 class DownstreamConfig(Section):
@@ -26,14 +36,21 @@ class DownstreamConfig(Section):
     in_chans: Literal[1, 3] = Field(
         3, description="classifier input channels (gray images are replicated to 3)"
     )
+    weights: Weights = Field(
+        "auto",
+        description="initial weights: imagenet = ImageNet weights required (paper; a pretrained_paths file, the "
+        "timm/Hugging Face cache, or hub_download), stop before any work without them; auto = ImageNet where "
+        "found, else random init ('scratch'); scratch = random init",
+    )
     pretrained_paths: dict[str, str] = Field(
         default_factory=dict,
         description="backbone name -> local ImageNet weights file (timm pretrained_cfg_overlay); "
-        "a backbone without an entry trains from scratch unless hub_download",
+        "without an entry the timm/Hugging Face cache is used, then hub_download",
     )
     hub_download: bool = Field(
         False,
-        description="opt in to downloading timm weights from the Hugging Face hub (else HF_HUB_OFFLINE=1)",
+        description="opt in to downloading timm weights from the Hugging Face hub (clusters; "
+        "else HF_HUB_OFFLINE=1)",
     )
     domain_head_layers: Literal["auto", 2, 3] = Field(
         "auto",
@@ -47,8 +64,9 @@ class DownstreamConfig(Section):
     )
     # --- recipe (Appendix B) ----------------------------------------------------------------------------
     epochs: int = Field(100, ge=1, description="training epochs (one epoch = one pass over the balanced set)")
-    batch_size: int = Field(
-        256, ge=2, description="training batch size (paper: 256 ResNet-50, 128 EfficientNet-b4)"
+    batch_size: int | Literal["auto"] = Field(
+        AUTO,
+        description="training batch size; auto = the paper's: 128 for EfficientNet, else 256 (ResNet-50)",
     )
     learning_rate: float = Field(1e-3, gt=0.0, description="SGD initial learning rate")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
@@ -74,7 +92,12 @@ class DownstreamConfig(Section):
         0.2, ge=0.0, le=1.0, description="lighting: contrast factor drawn in 1 +- this"
     )
     # --- study axes -------------------------------------------------------------------------------------
-    arms: tuple[Arm, ...] = Field(ARM_NAMES, min_length=1, description="study arms")
+    arms: tuple[Arm, ...] = Field(
+        DEFAULT_ARMS,
+        min_length=1,
+        description="study arms: no_aug, trad_aug, latent, reference, mix (the generator's) and crop_paste "
+        "(the cheapest alternative: real masked defects pasted onto the synthesis sources)",
+    )
     normal_images_per_product: tuple[int, ...] = Field(
         (4000,),
         min_length=1,
@@ -97,11 +120,17 @@ class DownstreamConfig(Section):
         description="data-limited subset: product -> real training defects kept per defect type "
         "(paper 20A: {A: 20}; train the GAN on the same subset)",
     )
-    synthesis_sources_per_product: int = Field(
-        500,
-        ge=0,
-        description="gan_holdout normals per product reserved as synthesis sources (never classifier "
-        "training images); reused round-robin when more synthetic images are needed",
+    synthesis_sources: Literal["holdout", "classifier_normals"] = Field(
+        "holdout",
+        description="where the normals that synthesis translates come from: holdout = gan_holdout normals "
+        "reserved per product (never classifier training images); classifier_normals = the study's own "
+        "training normals, as the paper translates each Normal image (Appendix C; needed at N=6200 on SDI)",
+    )
+    synthesis_sources_per_product: int | Literal["auto"] = Field(
+        AUTO,
+        description="synthesis sources per product; auto = as many as the largest synthetic set of the "
+        "product needs, so that each source is translated once per guidance and defect type (Appendix C: "
+        "each Normal image into four defects on SDI); a number below that reuses sources round-robin",
     )
     num_seeds: int = Field(5, ge=1, description="seeds per study cell (paper: 5)")
     seed: int = Field(
@@ -111,6 +140,14 @@ class DownstreamConfig(Section):
         64, ge=1, description="generator batch size when building synthetic sets"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+
+    @field_validator("batch_size", "synthesis_sources_per_product")
+    @classmethod
+    def _count_or_auto(cls, v: int | str, info) -> int | str:
+        low = 2 if info.field_name == "batch_size" else 1
+        if v != AUTO and v < low:
+            raise ValueError(f"must be 'auto' or an integer >= {low}")
+        return v
 
     @field_validator("normal_images_per_product")
     @classmethod
@@ -134,20 +171,38 @@ class DownstreamConfig(Section):
         return v
 
     @model_validator(mode="after")
-    def _sources_for_synthetic_arms(self) -> DownstreamConfig:
-        if self.synthesis_sources_per_product == 0 and any(a in SYNTHETIC_ARMS for a in self.arms):
+    def _scratch_has_no_weights_file(self) -> DownstreamConfig:
+        if self.weights == "scratch" and self.backbone in self.pretrained_paths:
             raise ValueError(
-                "synthesis_sources_per_product must be >= 1 when arms include latent, reference or mix"
+                f"weights=scratch but pretrained_paths names a file for {self.backbone}; "
+                "set downstream.weights=imagenet (or auto) to use it, or drop the entry"
             )
         return self
 
     @property
     def synthetic_arms(self) -> tuple[str, ...]:
+        """The arms whose synthetic images come from the generator (they need a checkpoint)."""
+        return tuple(a for a in self.arms if a in GENERATOR_ARMS)
+
+    @property
+    def balanced_arms(self) -> tuple[str, ...]:
+        """Every arm balanced with synthetic images: the generator's and crop_paste."""
         return tuple(a for a in self.arms if a in SYNTHETIC_ARMS)
+
+    @property
+    def is_efficientnet(self) -> bool:
+        return self.backbone.startswith(EFFICIENTNET_PREFIXES)
+
+    @property
+    def resolved_batch_size(self) -> int:
+        """``batch_size``, with auto = the paper's batch for the backbone (Appendix B)."""
+        if self.batch_size != AUTO:
+            return int(self.batch_size)
+        return PAPER_EFFICIENTNET_BATCH_SIZE if self.is_efficientnet else PAPER_BATCH_SIZE
 
     @property
     def resolved_domain_head_layers(self) -> int:
         """2 for ResNet-like backbones, 3 for EfficientNet (Appendix B, Figures 8 and 9)."""
         if self.domain_head_layers != "auto":
             return int(self.domain_head_layers)
-        return 3 if self.backbone.startswith(("efficientnet", "tf_efficientnet")) else 2
+        return 3 if self.is_efficientnet else 2

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from dtgan.config.base import Section
+from dtgan.config.crop_paste import CropPasteConfig
 from dtgan.config.data import DataConfig
 from dtgan.config.distributed import DistributedConfig
 from dtgan.config.downstream import DownstreamConfig
@@ -37,6 +38,7 @@ class DTGANConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    crop_paste: CropPasteConfig = Field(default_factory=CropPasteConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 

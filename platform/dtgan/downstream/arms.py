@@ -6,7 +6,9 @@ normals. ``no_aug`` and ``trad_aug`` oversample each defect class to T (whole re
 remainder); ``latent``, ``reference`` and ``mix`` instead add max(0, T - r_k) synthetic images of class k
 (r_k real ones), split evenly over the products in scope, each drawn in order from that product's
 synthetic set. ``mix`` takes ceil(d/2) latent and floor(d/2) reference images of a deficit d, the same
-sources giving both, as in Appendix C. So every arm has the class counts {normal: T, k: max(T, r_k)}.
+sources giving both, as in Appendix C. ``crop_paste`` adds the same d images made by Crop&Paste (real masked
+defects of any product pasted onto the same synthesis sources): the cheapest alternative to a generator, with the
+same recipe (traditional augmentation, domain head). So every arm has the class counts {normal: T, k: max(T, r_k)}.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-from dtgan.config.downstream import ALL, SYNTHETIC_ARMS
-from dtgan.downstream.study_data import NORMAL_INDEX, LabeledImages, StudyData, synthetic_key
+from dtgan.config.downstream import ALL, CROP_PASTE_ARM, SYNTHETIC_ARMS
+from dtgan.data.vocab import NORMAL_INDEX
+from dtgan.downstream.study_data import LabeledImages, StudyData, synthetic_key
 from dtgan.errors import DataError
 
-AUGMENTED_ARMS = ("trad_aug", "latent", "reference", "mix")  # the paper always adds traditional augmentation
+# The paper always adds traditional augmentation to the synthetic arms; crop_paste gets the same recipe.
+AUGMENTED_ARMS = ("trad_aug", "latent", "reference", "mix", CROP_PASTE_ARM)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def select_normals(data: StudyData, n_per_product: int, product_ids: list[int]) 
             raise DataError(
                 f"product '{data.products[pid]}' has {rows.numel()} classifier normals (gan_train + gan_holdout "
                 f"minus synthesis sources), fewer than downstream.normal_images_per_product={n_per_product}; "
-                "lower it or downstream.synthesis_sources_per_product"
+                "lower it, or set downstream.synthesis_sources=classifier_normals (no normals reserved)"
             )
         picks.append(rows[:n_per_product])
     return data.train_normal.subset(torch.cat(picks))
@@ -114,8 +118,8 @@ def synthetic_draws(data: StudyData, cell: Cell) -> dict[str, int]:
     source = cell.defect_source if cell.arm in ("reference", "mix") else ALL
     for (pid, k), d in synthetic_deficits(data, cell).items():
         product, defect = data.products[pid], data.defects[k]
-        if cell.arm == "latent":
-            parts = {"latent": d}
+        if cell.arm in ("latent", CROP_PASTE_ARM):
+            parts = {cell.arm: d}
         elif cell.arm == "reference":
             parts = {"reference": d}
         else:  # mix: 50/50, the latent half rounded up

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from dtgan.config.downstream import DownstreamConfig
 from dtgan.downstream.grl import DomainHead
+from dtgan.downstream.preflight import CACHE, FILE, HUB, SCRATCH, weights_source
 from dtgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,36 +55,24 @@ class DefectClassifier(nn.Module):
         return ClassifierOutput(logits, domain_logits)
 
 
-def pretrained_source(cfg: DownstreamConfig) -> str:
-    """'file:<path>', 'hub' or 'scratch': where the backbone's initial weights come from."""
-    path = cfg.pretrained_paths.get(cfg.backbone)
-    if path is not None:
-        return f"file:{path}"
-    return "hub" if cfg.hub_download else "scratch"
-
-
 def build_classifier(
     cfg: DownstreamConfig, num_classes: int, with_domain_head: bool
 ) -> tuple[DefectClassifier, str]:
-    """The configured timm backbone (+ domain head); returns the model and its :func:`pretrained_source`.
+    """The configured timm backbone (+ domain head); returns the model and its
+    :func:`~dtgan.downstream.preflight.weights_source` ('file:...', 'cache:...', 'hub' or 'scratch').
 
     Never waits on a hub: without ``hub_download`` HF_HUB_OFFLINE=1 is set before timm is asked for weights.
     """
     import timm  # heavy import, only where a classifier is built
 
-    source = pretrained_source(cfg)
+    source = weights_source(cfg)
     kwargs: dict = {"pretrained": False}
-    if source.startswith("file:"):
-        path = Path(source.removeprefix("file:")).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"downstream.pretrained_paths.{cfg.backbone}: weights file '{path}' not found; "
-                "fix the path or remove the entry to train from scratch"
-            )
-        kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    elif source == "hub":
+    if source.startswith((f"{FILE}:", f"{CACHE}:")):
+        path = source.split(":", 1)[1]
+        kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": path}}
+    elif source == HUB:
         kwargs = {"pretrained": True}
-    if source != "hub":  # a local file or random init must never reach for the network
+    if source != HUB:  # a local file or random init must never reach for the network
         os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         backbone = timm.create_model(cfg.backbone, num_classes=num_classes, in_chans=cfg.in_chans, **kwargs)
@@ -97,7 +85,7 @@ def build_classifier(
     log.info(
         "classifier %s: %s initial weights (%s)",
         cfg.backbone,
-        "ImageNet" if source != "scratch" else "random",
+        "ImageNet" if source != SCRATCH else "random",
         source,
     )
     head = None

@@ -1,8 +1,11 @@
 """Prepare a study's inputs once: real splits from the Parquet data set and the synthetic sets from a checkpoint.
 
 Which normals do what (per product, fixed by ``downstream.seed``, the same for every arm, size and seed):
-  * synthesis sources: the first ``synthesis_sources_per_product`` of a seeded permutation of the
-    ``gan_holdout`` normals; they are never classifier training images;
+  * synthesis sources, S per product (``synthesis_sources_per_product``; auto = the product's largest synthetic
+    set, so each source is translated once per guidance and defect type): with ``synthesis_sources=holdout`` the
+    first S of a seeded permutation of the ``gan_holdout`` normals, never classifier training images; with
+    ``classifier_normals`` (the paper's protocol) the product's first S classifier normals, which every size N
+    contains (a cell of size N draws at most N images per set, image j from source j);
   * classifier normals: the ``gan_train`` normals (seeded order), then the remaining ``gan_holdout`` normals
     (seeded order); a size N takes the first N, so sizes are nested;
   * ``val`` selects the model, ``test`` is read once per classifier at the end; neither is seen by the GAN.
@@ -21,13 +24,16 @@ import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 
-from dtgan.config.downstream import ALL, DownstreamConfig
+from dtgan.config.crop_paste import CropPasteConfig
+from dtgan.config.downstream import ALL, AUTO, CROP_PASTE_ARM, DownstreamConfig
 from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.parquet_io import read_table
+from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.arms import scope_product_ids, select_normals, synthetic_requirements
 from dtgan.downstream.study import plan_cells
-from dtgan.downstream.study_data import NORMAL_INDEX, LabeledImages, StudyData
+from dtgan.downstream.study_data import LabeledImages, StudyData
 from dtgan.errors import CheckpointError, ConfigError, DataError
+from dtgan.evaluation.crop_paste import DefectBank, crop_paste, defect_bank
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +79,10 @@ def split_normals(
     train_p: torch.Tensor,
     train_normal_rows: torch.Tensor,
     num_products: int,
-    sources_per_product: int,
+    reserved_per_product: list[int],
     seed: int,
 ):
-    """Per product: (holdout rows that are synthesis sources, holdout rows for classifiers, gan_train rows)."""
+    """Per product: (holdout rows reserved as synthesis sources, holdout rows for classifiers, gan_train rows)."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for pid in range(num_products):
@@ -86,8 +92,44 @@ def split_normals(
             else torch.zeros(0, dtype=torch.long)
         )
         train = _permuted(train_normal_rows[train_p[train_normal_rows] == pid], generator)
-        out.append((holdout[:sources_per_product], holdout[sources_per_product:], train))
+        reserved = reserved_per_product[pid]
+        out.append((holdout[:reserved], holdout[reserved:], train))
     return out
+
+
+def sources_needed(requirements: dict[str, int], products: tuple[str, ...]) -> list[int]:
+    """Per product, the largest synthetic set of it: with that many sources each source is translated once per
+    guidance and defect type (Appendix C: "each Normal image into four defective images" on two defect types)."""
+    need = [0] * len(products)
+    for key, count in requirements.items():
+        need[products.index(key.split("/")[2])] = max(need[products.index(key.split("/")[2])], count)
+    return need
+
+
+def sources_per_product(cfg: DownstreamConfig, need: list[int]) -> list[int]:
+    """How many synthesis sources each product gets: ``auto`` = its need, else the configured number."""
+    if cfg.synthesis_sources_per_product == AUTO:
+        return list(need)
+    return [int(cfg.synthesis_sources_per_product)] * len(need)  # reserved whatever the arms need
+
+
+def _check_sources_fit(
+    cfg: DownstreamConfig, products: tuple[str, ...], sources: list[int], train_p, holdout_p, train_rows
+) -> None:
+    """Reserved sources come out of gan_holdout; what is left must still hold the largest classifier size."""
+    biggest = max(cfg.normal_images_per_product)
+    for pid, count in enumerate(sources):
+        holdout = 0 if holdout_p is None else int((holdout_p == pid).sum())
+        train = int((train_p[train_rows] == pid).sum())
+        if cfg.synthesis_sources == "holdout" and (count > holdout or train + holdout - count < biggest):
+            raise DataError(
+                f"product '{products[pid]}': the synthetic sets need {count} synthesis sources "
+                f"(downstream.synthesis_sources_per_product={cfg.synthesis_sources_per_product}) reserved from its "
+                f"{holdout} gan_holdout normals, and the classifier {biggest} normals, but it has {train + holdout} "
+                f"({train} gan_train + {holdout} gan_holdout); set downstream.synthesis_sources=classifier_normals "
+                "(the paper translates the training normals), fewer sources (reused round-robin) or a smaller "
+                "downstream.normal_images_per_product"
+            )
 
 
 def _limit_defects(ds: DefectImageDataset, cfg: DownstreamConfig, generator: torch.Generator) -> torch.Tensor:
@@ -161,10 +203,67 @@ def synthesize_sets(
     return out
 
 
+def crop_paste_sets(
+    requirements: dict[str, int],
+    sources: dict[int, torch.Tensor],
+    bank: DefectBank,
+    data: StudyData,
+    cfg: DownstreamConfig,
+    crop_paste_cfg: CropPasteConfig,
+) -> dict[str, torch.Tensor]:
+    """'crop_paste/all/<product>/<defect>' -> uint8 (n, 1, img_size, img_size): real masked defects of any product
+    pasted onto the product's synthesis sources (source j of the set is source j mod S), seeded per set."""
+    out = {}
+    for key, count in sorted(requirements.items()):
+        if count == 0 or not key.startswith(f"{CROP_PASTE_ARM}/"):
+            continue
+        _, _, product, defect = key.split("/")
+        pid, k = data.product_index(product), data.defects.index(defect)
+        picks = torch.arange(count) % sources[pid].shape[0]
+        out[key], _ = crop_paste(
+            sources[pid][picks],
+            torch.full((count,), k, dtype=torch.long),
+            bank,
+            crop_paste_cfg,
+            seed=cfg.seed + zlib.crc32(key.encode()),
+        )
+        log.info("pasted %d images for %s", count, key)
+    return out
+
+
+def _crop_paste_bank(
+    train_ds: DefectImageDataset, rows: torch.Tensor, requirements: dict[str, int]
+) -> DefectBank:
+    """The real training defects with masks, at the classifier's size; every pasted defect type must have some."""
+    masks = train_ds.masks_uint8
+    bank = defect_bank(
+        _gray(train_ds.images_uint8[rows]),
+        None if masks is None else masks[rows],
+        train_ds.y[rows],
+        train_ds.p[rows],
+        f"{train_ds.path} gan_train defects (downstream arm crop_paste)",
+    )
+    defects = train_ds.vocab.defects
+    for key, count in requirements.items():
+        defect = key.split("/")[3]
+        if count and key.startswith(f"{CROP_PASTE_ARM}/") and not bank.rows_of(defects.index(defect)).numel():
+            raise DataError(
+                f"{train_ds.path}: no gan_train '{defect}' defect with a mask to paste (downstream arm crop_paste); "
+                "import the masks with the data, or drop crop_paste from downstream.arms"
+            )
+    return bank
+
+
 def prepare_study_data(
-    cfg: DownstreamConfig, data_path: str, nets=None, checkpoint: str | None = None
+    cfg: DownstreamConfig,
+    data_path: str,
+    nets=None,
+    checkpoint: str | None = None,
+    crop_paste_cfg: CropPasteConfig | None = None,
 ) -> StudyData:
-    """Real splits at ``cfg.img_size`` and, with ``nets`` (InferenceNets), every synthetic set the study needs."""
+    """Real splits at ``cfg.img_size`` and every synthetic set the study needs: the generator's from ``nets``
+    (InferenceNets), Crop&Paste's (``crop_paste_cfg``, default settings when None) from the real masked defects."""
+    crop_paste_cfg = crop_paste_cfg or CropPasteConfig()
     train_ds = DefectImageDataset(data_path, splits=("gan_train",), img_size=cfg.img_size)
     vocab = train_ds.vocab
     products, defects = tuple(vocab.products), tuple(vocab.defects)
@@ -172,80 +271,121 @@ def prepare_study_data(
     holdout_ds = _load(data_path, "gan_holdout", cfg.img_size, defects=("normal",))
     generator = torch.Generator().manual_seed(cfg.seed)
     normal_rows = (train_ds.y == NORMAL_INDEX).nonzero().squeeze(1)
-    parts = split_normals(
-        None if holdout_ds is None else holdout_ds.p,
-        train_ds.p,
-        normal_rows,
-        len(products),
-        cfg.synthesis_sources_per_product,
-        cfg.seed,
-    )
-    normals, source_rows = [], {}
-    for pid, (sources, rest, train) in enumerate(parts):
-        normals.append(_labeled(train_ds, train))
-        if holdout_ds is not None:
-            normals.append(_labeled(holdout_ds, rest))
-        source_rows[pid] = sources
     defect_rows = _limit_defects(train_ds, cfg, generator)
     val_ds, test_ds = (_load(data_path, split, cfg.img_size) for split in ("val", "test"))
     if val_ds is None or test_ds is None:
         raise DataError(
             f"{data_path}: the classifier study needs 'val' and 'test' rows; re-split the data set"
         )
-    cat = lambda xs: LabeledImages(*(torch.cat(t) for t in zip(*((x.images, x.y, x.p) for x in xs))))  # noqa: E731
-    data = StudyData(
+    train_defect = _labeled(train_ds, defect_rows)
+    probe = StudyData(  # everything but the normals: what the synthetic requirements depend on
         defects=defects,
         products=products,
-        train_normal=cat(normals),
-        train_defect=_labeled(train_ds, defect_rows),
+        train_normal=LabeledImages.empty_like(train_defect),
+        train_defect=train_defect,
         val=_labeled(val_ds, torch.arange(len(val_ds))),
         test=_labeled(test_ds, torch.arange(len(test_ds))),
+    )
+    cells = plan_cells(cfg)
+    requirements = synthetic_requirements(probe, [c for c in cells if c.synthetic])
+    sources = sources_per_product(cfg, sources_needed(requirements, products))
+    holdout_p = None if holdout_ds is None else holdout_ds.p
+    reserved = sources if cfg.synthesis_sources == "holdout" else [0] * len(products)
+    if cfg.balanced_arms:
+        _check_sources_fit(cfg, products, reserved, train_ds.p, holdout_p, normal_rows)
+    parts = split_normals(holdout_p, train_ds.p, normal_rows, len(products), reserved, cfg.seed)
+    normals, source_picks = [], {}
+    for pid, (held, rest, train) in enumerate(parts):
+        normals.append(_labeled(train_ds, train))
+        if holdout_ds is not None:
+            normals.append(_labeled(holdout_ds, rest))
+        if cfg.synthesis_sources == "holdout":
+            source_picks[pid] = [("gan_holdout", held[: sources[pid]])]
+        else:  # the first S classifier normals of the product: within the first N of every size N >= S
+            take_train = min(sources[pid], train.numel())
+            source_picks[pid] = [
+                ("gan_train", train[:take_train]),
+                ("gan_holdout", rest[: sources[pid] - take_train]),
+            ]
+    cat = lambda xs: LabeledImages(*(torch.cat(t) for t in zip(*((x.images, x.y, x.p) for x in xs))))  # noqa: E731
+    ids = {"gan_train": train_ds.ids, "gan_holdout": holdout_ds.ids if holdout_ds is not None else []}
+    data = dataclasses.replace(
+        probe,
+        train_normal=cat(normals),
         meta={
             "data_path": str(data_path),
             "checkpoint": checkpoint,
             "img_size": cfg.img_size,
+            "synthesis_sources": cfg.synthesis_sources,
             "synthesis_source_ids": {
-                products[pid]: [holdout_ds.ids[i] for i in rows.tolist()] for pid, rows in source_rows.items()
-            }
-            if holdout_ds is not None
-            else {},
+                products[pid]: [ids[split][i] for split, rows in picks for i in rows.tolist()]
+                for pid, picks in source_picks.items()
+            },
             "train_defect_ids": [train_ds.ids[i] for i in defect_rows.tolist()],
             "limit_defects_per_type": dict(cfg.limit_defects_per_type),
         },
     )
-    cells = plan_cells(cfg)
     biggest = max(cfg.normal_images_per_product)
-    for product in cfg.products:  # fail before any training if a size cannot be met
+    for product in cfg.products:  # fail before any synthesis if a size cannot be met
         select_normals(data, biggest, scope_product_ids(data, product))
-    if not cfg.synthetic_arms:
+    if not cfg.balanced_arms:
         return data
-    if nets is None:
+    if cfg.synthetic_arms and nets is None:
         raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need a checkpoint (CHECKPOINT_OR_RUN)")
-    if tuple(nets.vocab.defects) != defects or tuple(nets.vocab.products) != products:
+    if nets is not None and (tuple(nets.vocab.defects) != defects or tuple(nets.vocab.products) != products):
         raise CheckpointError(
             f"{checkpoint}: trained on products {list(nets.vocab.products)} and defects "
             f"{list(nets.vocab.defects)}, the data set '{data_path}' has {list(products)} and "
             f"{list(defects)}; use the checkpoint of a GAN trained on this data"
         )
-    if holdout_ds is None or any(rows.numel() == 0 for rows in source_rows.values()):
-        raise DataError(f"{data_path}: every product needs gan_holdout normals as synthesis sources")
-    gan_size = nets.config.model.img_size
-    gan_holdout = DefectImageDataset(
-        data_path, splits=("gan_holdout",), img_size=gan_size, defects=("normal",)
-    )
-    gan_train = DefectImageDataset(data_path, splits=("gan_train",), img_size=gan_size)
-    if gan_holdout.ids != holdout_ds.ids or gan_train.ids != train_ds.ids:  # row indices are shared below
-        raise DataError(f"{data_path}: rows changed while reading; prepare the study again")
-    sources = {pid: gan_holdout.images_uint8[rows] for pid, rows in source_rows.items()}
-    references = LabeledImages(
-        gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows]
-    )
-    requirements = synthetic_requirements(data, [c for c in cells if c.synthetic])
-    synthetic = synthesize_sets(nets, requirements, sources, references, data, cfg)
-    meta = {
-        **data.meta,
-        "checkpoint_step": nets.step,
-        "gan_img_size": gan_size,
-        "synthetic_counts": {k: int(v.shape[0]) for k, v in synthetic.items()},
-    }
+    short = [
+        products[pid]
+        for pid, picks in source_picks.items()
+        if sources[pid] > sum(r.numel() for _, r in picks)
+    ]
+    if short:
+        raise DataError(
+            f"{data_path}: products {short} have too few normals as synthesis sources "
+            f"(downstream.synthesis_sources={cfg.synthesis_sources}); every product needs some"
+        )
+    bank = _crop_paste_bank(train_ds, defect_rows, requirements) if CROP_PASTE_ARM in cfg.arms else None
+    synthetic: dict[str, torch.Tensor] = {}
+    meta = dict(data.meta)
+    if nets is not None and cfg.synthetic_arms:
+        gan_size = nets.config.model.img_size
+        at_gan_size = {
+            "gan_holdout": DefectImageDataset(
+                data_path, splits=("gan_holdout",), img_size=gan_size, defects=("normal",)
+            )
+            if holdout_ds is not None
+            else None,
+            "gan_train": DefectImageDataset(data_path, splits=("gan_train",), img_size=gan_size),
+        }
+        gan_train = at_gan_size["gan_train"]
+        if (
+            holdout_ds is not None and at_gan_size["gan_holdout"].ids != holdout_ds.ids
+        ) or gan_train.ids != train_ds.ids:
+            raise DataError(f"{data_path}: rows changed while reading; prepare the study again")
+        references = LabeledImages(
+            gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows]
+        )
+        gan_requirements = {k: v for k, v in requirements.items() if not k.startswith(f"{CROP_PASTE_ARM}/")}
+        synthetic.update(
+            synthesize_sets(nets, gan_requirements, _pick(source_picks, at_gan_size), references, data, cfg)
+        )
+        meta.update({"checkpoint_step": nets.step, "gan_img_size": gan_size})
+    if bank is not None:
+        at_classifier_size = {"gan_train": train_ds, "gan_holdout": holdout_ds}
+        sources_gray = {pid: _gray(x) for pid, x in _pick(source_picks, at_classifier_size).items()}
+        synthetic.update(crop_paste_sets(requirements, sources_gray, bank, data, cfg, crop_paste_cfg))
+        meta["crop_paste"] = crop_paste_cfg.model_dump(mode="json")
+    meta["synthetic_counts"] = {k: int(v.shape[0]) for k, v in synthetic.items()}
     return dataclasses.replace(data, synthetic=synthetic, meta=meta)
+
+
+def _pick(source_picks: dict[int, list], datasets: dict) -> dict[int, torch.Tensor]:
+    """product id -> uint8 (S, C, h, w): the product's synthesis sources read from ``datasets`` (split -> data)."""
+    return {
+        pid: torch.cat([datasets[split].images_uint8[rows] for split, rows in picks if rows.numel()])
+        for pid, picks in source_picks.items()
+    }

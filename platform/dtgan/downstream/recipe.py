@@ -36,9 +36,9 @@ def evaluate(
     """(mean cross-entropy, error in %) of ``model`` on ``split``."""
     model.eval()
     loss_sum, wrong = 0.0, 0
-    for start in range(0, len(split), cfg.batch_size):
-        x = to_unit(split.images[start : start + cfg.batch_size], cfg.in_chans, device)
-        y = split.y[start : start + cfg.batch_size].to(device)
+    for start in range(0, len(split), cfg.resolved_batch_size):
+        x = to_unit(split.images[start : start + cfg.resolved_batch_size], cfg.in_chans, device)
+        y = split.y[start : start + cfg.resolved_batch_size].to(device)
         logits = model(x).logits
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         wrong += int((logits.argmax(1) != y).sum())
@@ -79,7 +79,7 @@ def fit_classifier(
     for epoch in range(cfg.epochs):
         model.train()
         t0 = time.perf_counter()
-        for rows in _batches(train, cfg.batch_size, generator):
+        for rows in _batches(train, cfg.resolved_batch_size, generator):
             x = to_unit(train.images[rows], cfg.in_chans, device)
             if train.augment:
                 x = traditional_augment(x, cfg, generator)

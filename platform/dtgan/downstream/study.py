@@ -21,9 +21,11 @@ import torch
 from dtgan.config.downstream import ALL, DownstreamConfig
 from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
+from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
 from dtgan.downstream.study_data import load_study_data
 from dtgan.evaluation import keys
+from dtgan.training.environment import resolve_device
 from dtgan.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,6 @@ def plan_jobs(cfg: DownstreamConfig, study_data_path: str | Path) -> list[JobSpe
     return [JobSpec(cell, seed, config, str(study_data_path)) for cell in plan_cells(cfg) for seed in seeds]
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def run_job(spec: JobSpec) -> dict:
     """Train and test one classifier; returns a JSON-able result dict."""
     cfg = DownstreamConfig.model_validate(spec.config)
@@ -75,7 +71,7 @@ def run_job(spec: JobSpec) -> dict:
     model, pretrained = build_classifier(
         cfg, num_classes=len(data.defects), with_domain_head=spec.cell.synthetic
     )
-    device = resolve_device(cfg.device)
+    device = str(resolve_device(cfg.device, "downstream.device"))  # a str in the JSON-able result
     t0 = time.perf_counter()
     fit = fit_classifier(model, train, val, test, cfg, spec.seed, device)
     result = {
@@ -144,9 +140,12 @@ def summarize(results: list[dict], backbone: str, multi_size: bool) -> tuple[lis
 
 
 def markdown_table(rows: list[dict], backbone: str) -> str:
-    """One line per cell: test error % mean +- std over seeds, as in the paper's Tables 2, 3, 4 and 8."""
+    """One line per cell: test error % mean +- std over seeds, as in the paper's Tables 2, 3, 4 and 8; the
+    heading says the initial weights ('ImageNet' as in the paper, or 'from scratch')."""
+    weights = " / ".join(sorted({weights_label(s) for r in rows for s in r.get("pretrained", [])})) or "?"
     lines = [
-        f"| arm | normals/product | classifier products | defects from | seeds | test error % ({backbone}) | val error % |",
+        f"| arm | normals/product | classifier products | defects from | seeds | test error % ({backbone}, "
+        f"{weights}) | val error % |",
         "|---|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:

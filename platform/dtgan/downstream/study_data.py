@@ -12,7 +12,6 @@ from dtgan.errors import DataError
 from dtgan.utils.atomic import atomic_path
 
 FORMAT_VERSION = 1
-NORMAL_INDEX = 0  # the anchor domain, as in dtgan.data.vocab
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.evaluation import keys
 
 Translate = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-NORMAL_INDEX = 0  # the anchor domain (docs/interfaces.md)
 PIXEL_MAX = 255.0
 # PSNR of identical images is infinite; JSON and MLflow need a number. 100 dB = an MSE of 6.5e-6 grey levels².
 PSNR_CAP_DB = 100.0

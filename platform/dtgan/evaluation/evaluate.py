@@ -14,9 +14,9 @@ import torch
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.model import ModelConfig
 from dtgan.data.selection import round_robin
-from dtgan.errors import CheckpointError, ConfigError, DataError
+from dtgan.data.vocab import NORMAL_INDEX
+from dtgan.errors import CheckpointError, DataError
 from dtgan.evaluation import keys
-from dtgan.evaluation.disentanglement import NORMAL_INDEX
 from dtgan.evaluation.diversity import COMPUTED, diversity_scores
 from dtgan.evaluation.extractors import LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images
@@ -49,22 +49,6 @@ class EvaluationOutput:
     tags: dict[str, str]
     report: dict
     feature_paths: tuple[Path, ...] = ()  # <out_dir>/features/*.npy written by this evaluation
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available; ``cuda`` without a GPU is a config error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "evaluation.device=cuda but no CUDA device is visible; use evaluation.device=auto or cpu"
-        )
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run folder of ``<run>/checkpoints/step_X.pt`` (else the checkpoint's own folder)."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
 def check_model_matches(checkpoint: Path, saved: ModelConfig, expected: ModelConfig | None) -> None:
@@ -222,10 +206,11 @@ def evaluate(
     ``data_path`` defaults to the data the run was trained on; ``expected_model`` (a preset's model section)
     must match the checkpoint's when given.
     """
-    from dtgan.training.checkpoint import load_inference_nets, resolve_checkpoint
+    from dtgan.training.checkpoint import load_inference_nets, resolve_checkpoint, run_dir_of
+    from dtgan.training.environment import resolve_device
 
     started = time.perf_counter()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "evaluation.device")
     checkpoint = resolve_checkpoint(checkpoint)
     nets = load_inference_nets(checkpoint, device=device)
     check_model_matches(checkpoint, nets.config.model, expected_model)

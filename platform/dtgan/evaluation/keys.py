@@ -56,6 +56,8 @@ TAG_FID_WEIGHTS = "fid_weights"
 TAG_LPIPS_BACKBONE = "lpips_backbone"
 TAG_IC_LPIPS_STATUS = "ic_lpips_status"
 TAG_RAY_TRIAL_ID = "ray_trial_id"
+TAG_METHOD = "method"  # how the synthetic images were made: dtgan, stargan_v2, ladder_<step>, crop_paste
+TAG_CLASSIFIER_WEIGHTS = "classifier_weights"  # downstream runs: 'ImageNet' or 'from scratch'
 
 # MLflow accepts alphanumerics, "_", "-", ".", " " and "/" in keys; anything else in a product or defect name
 # (user data) is replaced so that a key never fails to log.

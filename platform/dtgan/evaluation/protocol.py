@@ -12,10 +12,10 @@ import torch
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.data.selection import round_robin
+from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.errors import DataError
 from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import (
-    NORMAL_INDEX,
     identity_metrics,
     input_dependence,
     removal_metrics,
@@ -253,8 +253,11 @@ def fidelity_scores(
     device: torch.device,
     feature_sink: FeatureSink | None = None,
     logits: dict | None = None,
+    guidances: tuple[str, ...] = keys.GUIDANCES,
 ) -> list[dict]:
     """FID/KID of every guidance x (all products, each product) [x each defect], as report records.
+
+    ``guidances`` names the sets ``sets`` holds (a method without guidance, Crop&Paste, has only ``mix``).
 
     ``feature_sink`` receives the features of the pooled scopes (all products and each product, the defect
     types pooled) as ``gen_{guidance}_{scope}.npy`` and ``real_{scope}.npy``: exactly the rows FID/KID were
@@ -292,7 +295,7 @@ def fidelity_scores(
                 "no synthetic cells of product %s (evaluation.synthetic_cells): no score", product_name
             )
             continue
-        for guidance in keys.GUIDANCES:
+        for guidance in guidances:
             f_fake = torch.cat([fake[(guidance, p, d)] for p, d in present])
             what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
             result = fid_kid_from_features(f_fake, real, extractor, cfg, what=what)

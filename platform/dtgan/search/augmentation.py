@@ -17,6 +17,7 @@ from typing import Any
 
 from dtgan.config.downstream import ALL
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.preflight import check_downstream, weights_label
 from dtgan.errors import ConfigError
 from dtgan.evaluation import keys
 from dtgan.search.driver import (
@@ -54,7 +55,13 @@ def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
     nets = None
     if cfg.synthetic_arms:
         nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
-    prepare_study_data(cfg, launch.config.data.path, nets=nets, checkpoint=checkpoint).save(path)
+    prepare_study_data(
+        cfg,
+        launch.config.data.path,
+        nets=nets,
+        checkpoint=checkpoint,
+        crop_paste_cfg=launch.config.crop_paste,
+    ).save(path)
     return path
 
 
@@ -77,8 +84,7 @@ def preflight_augmentation(
             "experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
             "defect_sources=[all]); run cross-domain studies with `dtgan downstream`"
         )
-    if cfg.synthetic_arms and checkpoint is None:
-        raise ConfigError(f"downstream.arms {list(cfg.synthetic_arms)} need --checkpoint CHECKPOINT_OR_RUN")
+    check_downstream(cfg, checkpoint)  # backbone, weights, checkpoint: before the launch and any image
     generator_config = config
     if checkpoint is not None:
         from dtgan.training.checkpoint import load_inference_nets
@@ -153,6 +159,8 @@ def _run_launched(
                 continue
             tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
             results = list(map_fn(_job, group))
+            weights = sorted({weights_label(r["pretrained"]) for r in results})
+            tracker.set_tags(run.run_id, {keys.TAG_CLASSIFIER_WEIGHTS: " / ".join(weights)})
             tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
             tracker.log_dict(
                 run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"

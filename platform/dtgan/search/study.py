@@ -97,6 +97,10 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
         raise ConfigError(
             "study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)"
         )
+    if config.study.run_downstream:  # backbone and weights before any trial trains a generator
+        from dtgan.downstream.preflight import check_downstream
+
+        check_downstream(config.downstream, checkpoint="the trial's generator")
 
 
 class StudyReporter(Reporter):
@@ -196,7 +200,9 @@ def _downstream(
     if cfg.synthetic_arms:
         nets = load_inference_nets(checkpoint, device=resolve_device(cfg.device, "downstream.device"))
     study_data_path = run_dir / "downstream" / "study_data.pt"
-    prepare_study_data(cfg, config.data.path, nets=nets, checkpoint=str(checkpoint)).save(study_data_path)
+    prepare_study_data(
+        cfg, config.data.path, nets=nets, checkpoint=str(checkpoint), crop_paste_cfg=config.crop_paste
+    ).save(study_data_path)
     del nets
     out_path = run_dir / "downstream" / "downstream.json"
     payload = run_study(cfg, study_data_path, map_fn=map_fn, out_path=out_path)

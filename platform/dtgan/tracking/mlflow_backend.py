@@ -340,6 +340,25 @@ class Tracker:
             if not token:
                 return runs
 
+    def latest_study_run(self, experiment_name: str) -> str:
+        """The parent run of the latest study in an existing experiment (where a baseline run is added).
+
+        Raises:
+            TrackingError: no such experiment, or it holds no study run.
+        """
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise TrackingError(
+                f"no experiment '{experiment_name}' in {self.tracking_uri}; run its study first or set "
+                "-o tracking.tracking_uri=URI to the study's store"
+            )
+        found = self._search(experiment.experiment_id, f"tags.{T.RUN_KIND} = '{T.RUN_KIND_STUDY}'")
+        if not found:
+            raise TrackingError(
+                f"experiment '{experiment_name}' holds no study run; pass --parent-run RUN_ID"
+            )
+        return found[-1].info.run_id
+
     # -- runs ---------------------------------------------------------------------------------------------
 
     def start_study(

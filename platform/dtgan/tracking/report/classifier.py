@@ -32,6 +32,14 @@ def _arms(runs: Sequence[RunRecord]) -> list[str]:
     return [a for a in keys.ARMS if a in logged]
 
 
+def weights_note(runs: Sequence[RunRecord]) -> str:
+    """' (ImageNet)', ' (from scratch)' or '' for a table's title: the classifiers' initial weights, as logged."""
+    logged = sorted(
+        {r.tags[keys.TAG_CLASSIFIER_WEIGHTS] for r in runs if keys.TAG_CLASSIFIER_WEIGHTS in r.tags}
+    )
+    return f" ({' / '.join(logged)})" if logged else ""
+
+
 def _is_cross_domain(run: RunRecord) -> bool:
     return keys.PARAM_DEFECT_SOURCE in run.params
 
@@ -92,7 +100,7 @@ def arms_backbones_tables(runs: Sequence[RunRecord], config: ReportConfig) -> li
         tables.append(
             error_table(
                 table_id,
-                f"Table 2: classifier error (%), arms x backbones{suffix}",
+                f"Table 2: classifier error (%), arms x backbones{suffix}{weights_note(sized)}",
                 sized,
                 rows,
                 columns,
@@ -122,7 +130,7 @@ def size_arms_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list[Ta
         tables.append(
             error_table(
                 f"table3_size_arms_{backbone}" + (f"_{variant}" if len(variants) > 1 else ""),
-                f"Tables 3/8: classifier error (%) vs normals per class ({name})",
+                f"Tables 3/8: classifier error (%) vs normals per class ({name}){weights_note(selected)}",
                 selected,
                 sizes,
                 columns,
@@ -156,7 +164,7 @@ def cross_domain_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list
         tables.append(
             error_table(
                 f"table4_cross_domain_{backbone}",
-                f"Table 4: cross-domain classifier error (%), {backbone}",
+                f"Table 4: cross-domain classifier error (%), {backbone}{weights_note(runs)}",
                 runs,
                 targets,
                 columns,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 GUIDANCES = ("latent", "reference", "mix")
-ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix")
+ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste")
 LADDER_STEPS = ("a", "b", "c", "d", "e", "f", "g")
 SCOPE_ALL = "all"
 
@@ -21,6 +21,7 @@ TAG_FID_EXTRACTOR = "fid_extractor"
 TAG_FID_WEIGHTS = "fid_weights"
 TAG_LPIPS_BACKBONE = "lpips_backbone"  # "alex/<weights fingerprint>" when IC-LPIPS was computed
 TAG_IC_LPIPS_STATUS = "ic_lpips_status"  # "computed" or "not computed: <why>"
+TAG_CLASSIFIER_WEIGHTS = "classifier_weights"  # downstream runs: 'ImageNet' or 'from scratch'
 TAG_SEARCH_OBJECTIVES = "search_objectives"  # on a search's parent run: "eval/fid_mix:min,..."
 
 # Params (the flattened config).
@@ -58,7 +59,7 @@ def real_features_artifact(scope: str = SCOPE_ALL) -> str:
 
 
 _FIDELITY = re.compile(r"^eval/(fid|kid)_(latent|reference|mix)(?:_(.+))?$")
-_ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix)_(.+?)$")
+_ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix|crop_paste)_(.+?)$")
 
 
 def parse_fidelity_key(key: str) -> tuple[str, str, str] | None:

@@ -1,0 +1,193 @@
+"""Crop&Paste on the evaluation protocol of the GAN runs: the same sources, real set, extractor and FID/KID cells.
+
+Per product x defect it pastes ``images_per_product_per_defect`` real defects of that type (from any product of the
+reference split, by their masks) onto the product's normal sources (``source_split``), seeded per cell like the GAN's
+sets. Crop&Paste has no guidance: its one set is scored under the ``mix`` keys, the set the paper's Table 1 compares
+methods on. Of the disentanglement metrics only transfer locality applies (a paste changes a few pixels by design).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from dtgan.config.crop_paste import CropPasteConfig
+from dtgan.config.evaluation import EvaluationConfig
+from dtgan.data.parquet_io import read_vocab
+from dtgan.data.selection import round_robin
+from dtgan.errors import DataError
+from dtgan.evaluation import keys
+from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
+from dtgan.evaluation.disentanglement import transfer_locality_metrics
+from dtgan.evaluation.evaluate import (
+    REPORT_FILE,
+    EvaluationOutput,
+    json_safe,
+    load_evaluation_data,
+    offline_training_images,
+)
+from dtgan.evaluation.extractors import resolve_extractor
+from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
+from dtgan.evaluation.grids import save_grid_png
+from dtgan.evaluation.protocol import (
+    EvaluationData,
+    SyntheticSets,
+    _source_rows,
+    cell_seed,
+    check_kid_feasible,
+    fidelity_scores,
+)
+from dtgan.training.environment import resolve_device
+from dtgan.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+GUIDANCE = "mix"  # the keys Crop&Paste's one set is logged under
+SET_STREAM, TRANSFER_STREAM = 6, 7  # cell_seed streams of its own (the GAN's sets use 0..5)
+
+
+def reference_bank(
+    data_path: str, cfg: EvaluationConfig, defects: tuple[str, ...], img_size: int
+) -> DefectBank:
+    """The reference split's defect images with their masks, at the evaluation size."""
+    from dtgan.data.dataset import DefectImageDataset
+
+    ds = DefectImageDataset(data_path, splits=(cfg.reference_split,), img_size=img_size, defects=defects[1:])
+    return defect_bank(
+        ds.images_uint8, ds.masks_uint8, ds.y, ds.p, f"{data_path} split {cfg.reference_split} defects"
+    )
+
+
+def build_crop_paste_sets(
+    data: EvaluationData, bank: DefectBank, cfg: EvaluationConfig, crop_cfg: CropPasteConfig
+) -> SyntheticSets:
+    """('mix', product, defect) -> uint8 (count, 3, S, S): pastes onto seeded normal sources of the product."""
+    count = cfg.images_per_product_per_defect
+    sets = SyntheticSets()
+    for p, product in enumerate(data.products):
+        if not bool((data.sources.p == p).any()):
+            raise DataError(
+                f"no normal '{product}' images in split {cfg.source_split} to paste onto; "
+                "set evaluation.source_split to a split that has some"
+            )
+        for d in data.defect_indices:
+            if not bank.rows_of(d).numel():
+                raise DataError(
+                    f"no '{data.defects[d]}' image with a mask in split {cfg.reference_split} to cut out"
+                )
+            rows = _source_rows(data.sources, p, count, cell_seed(cfg.seed, 0, p, d))  # the GAN's sources
+            started = time.perf_counter()
+            pasted, _ = crop_paste(
+                data.sources.images[rows],
+                torch.full((count,), d, dtype=torch.long),
+                bank,
+                crop_cfg,
+                seed=cell_seed(cfg.seed, SET_STREAM, p, d),
+            )
+            sets.generation_s += time.perf_counter() - started
+            sets.generated_images += count
+            sets.images[(GUIDANCE, p, d)] = pasted
+    return sets
+
+
+def _grid(
+    data: EvaluationData, bank: DefectBank, cfg: EvaluationConfig, crop_cfg: CropPasteConfig, out: Path
+):
+    """Rows: sources; columns: the source, then ``grid_num_styles`` pastes per defect type."""
+    sources = data.sources.images[round_robin(data.sources.p, cfg.grid_num_sources)]
+    columns = [sources]
+    for d in data.defect_indices:
+        for k in range(cfg.grid_num_styles):
+            y = torch.full((len(sources),), d, dtype=torch.long)
+            columns.append(crop_paste(sources, y, bank, crop_cfg, seed=cell_seed(cfg.seed, 8, d, k))[0])
+    return str(save_grid_png(torch.stack(columns, dim=1).flatten(0, 1), len(columns), out / "crop_paste.png"))
+
+
+def evaluate_crop_paste(
+    data_path: str,
+    cfg: EvaluationConfig,
+    crop_cfg: CropPasteConfig,
+    img_size: int,
+    out_dir: str | Path,
+) -> EvaluationOutput:
+    """Score Crop&Paste like :func:`dtgan.evaluation.evaluate.evaluate` scores a checkpoint; writes the JSON,
+    the grid and (``save_features``) the feature arrays the report's bootstrap reads."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.device, "evaluation.device")
+    vocab = read_vocab(data_path)
+    data = load_evaluation_data(data_path, vocab, cfg, img_size)
+    if not data.defect_indices:
+        raise DataError(f"{data_path}: no defect domains besides normal; nothing to paste")
+    bank = reference_bank(data_path, cfg, data.defects, img_size)
+    check_kid_feasible(data, cfg)
+    extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
+    sets = build_crop_paste_sets(data, bank, cfg, crop_cfg)
+    features = FeatureWriter(out_dir / FEATURES_DIR) if cfg.save_features else None
+    fidelity = fidelity_scores(
+        sets, data, extractor, cfg, device, feature_sink=features, guidances=(GUIDANCE,)
+    )
+    rows = round_robin(data.sources.p, cfg.disentanglement_num_images)
+    defects = torch.tensor(data.defect_indices)
+    y_trg = defects[torch.arange(len(rows)) % len(defects)]
+    translate = crop_paste_translator(bank, crop_cfg, cell_seed(cfg.seed, TRANSFER_STREAM))
+    transfer = {
+        **transfer_locality_metrics(translate, data.sources.images[rows], y_trg, cfg.locality_top_fraction),
+        "n": len(rows),
+        "top_fraction": cfg.locality_top_fraction,
+    }
+    grid = _grid(data, bank, cfg, crop_cfg, out_dir)
+    metrics: dict[str, float] = {}
+    for record in fidelity:
+        metrics[record["fid_key"]] = record["fid"]
+        metrics[record["kid_key"]] = record["kid_mean"]
+    metrics.update({k: v for k, v in transfer.items() if k.startswith(keys.EVAL_PREFIX)})
+    metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
+    tags = {
+        keys.TAG_FID_EXTRACTOR: extractor.name,
+        keys.TAG_FID_WEIGHTS: extractor.weights_fingerprint,
+        keys.TAG_METHOD: METHOD,
+        keys.TAG_VARIANT: METHOD,
+    }
+    report = {
+        "method": METHOD,
+        "data": {
+            "path": str(data_path),
+            "reference_split": cfg.reference_split,
+            "reference_fingerprint": data.reference_fingerprint,
+            "source_split": cfg.source_split,
+            "sources": len(data.sources),
+            "defects_with_masks": len(bank),
+            "products": list(data.products),
+            "defects": list(data.defects),
+            "img_size": img_size,
+        },
+        "scored_as": f"the {GUIDANCE} keys (Crop&Paste has no guidance)",
+        "feature_extractor": extractor.as_dict(),
+        "metrics": metrics,
+        "tags": tags,
+        "fidelity": fidelity,
+        "features": features.summary() if features is not None else None,
+        "disentanglement": {"transfer": transfer},
+        "crop_paste": crop_cfg.model_dump(mode="json"),
+        "throughput": {"generated_images": sets.generated_images, "generation_s": sets.generation_s},
+        "grids": [grid],
+        "evaluation_config": cfg.model_dump(mode="json"),
+        "wall_s": time.perf_counter() - started,
+    }
+    report_path = write_text_atomic(
+        out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    )
+    log.info("Crop&Paste evaluation written to %s in %.1f s", report_path, report["wall_s"])
+    return EvaluationOutput(
+        out_dir=out_dir,
+        report_path=report_path,
+        metrics=metrics,
+        tags=tags,
+        report=report,
+        feature_paths=tuple(features.paths()) if features is not None else (),
+    )
