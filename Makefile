@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 HASH := $(shell cat pyproject.toml cluster/requirements.lock | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(HASH)
 export HF_HUB_OFFLINE ?= 1
+export MLFLOW_DISABLE_TELEMETRY ?= true
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo reproduce-cpu test lint lock clean cluster-check cluster-check-kuberay

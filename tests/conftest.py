@@ -9,6 +9,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# MLflow 3's telemetry thread sets and unsets _MLFLOW_TELEMETRY_SESSION_ID in os.environ while other threads
+# iterate it (requests' proxy lookup): a KeyError seen once in the real-server test. No network here anyway.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Subprocesses (python -m dtgan, Ray workers) must import this checkout's dtgan, not an installed one.
 _src = str(REPO / "platform")
 if _src not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
