@@ -8,7 +8,6 @@ methods on. Of the disentanglement metrics only transfer locality applies (a pas
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -24,11 +23,10 @@ from dtgan.evaluation import keys
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
 from dtgan.evaluation.disentanglement import transfer_locality_metrics
 from dtgan.evaluation.evaluate import (
-    REPORT_FILE,
     EvaluationOutput,
-    json_safe,
     load_evaluation_data,
     offline_training_images,
+    write_evaluation,
 )
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
@@ -42,7 +40,6 @@ from dtgan.evaluation.protocol import (
     fidelity_scores,
 )
 from dtgan.training.environment import resolve_device
-from dtgan.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +176,6 @@ def evaluate_crop_paste(
         "evaluation_config": cfg.model_dump(mode="json"),
         "wall_s": time.perf_counter() - started,
     }
-    report_path = write_text_atomic(
-        out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
-    )
-    log.info("Crop&Paste evaluation written to %s in %.1f s", report_path, report["wall_s"])
-    return EvaluationOutput(
-        out_dir=out_dir,
-        report_path=report_path,
-        metrics=metrics,
-        tags=tags,
-        report=report,
-        feature_paths=tuple(features.paths()) if features is not None else (),
-    )
+    output = write_evaluation(out_dir, report, metrics, tags, features)
+    log.info("Crop&Paste evaluation written to %s in %.1f s", output.report_path, report["wall_s"])
+    return output

@@ -51,6 +51,21 @@ class EvaluationOutput:
     feature_paths: tuple[Path, ...] = ()  # <out_dir>/features/*.npy written by this evaluation
 
 
+def write_evaluation(out_dir: Path, report: dict, metrics: dict, tags: dict, features) -> EvaluationOutput:
+    """``<out_dir>/evaluation.json`` written atomically (strict JSON), and what the caller logs to MLflow."""
+    report_path = write_text_atomic(
+        out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    )
+    return EvaluationOutput(
+        out_dir=out_dir,
+        report_path=report_path,
+        metrics=metrics,
+        tags=tags,
+        report=report,
+        feature_paths=tuple(features.paths()) if features is not None else (),
+    )
+
+
 def check_model_matches(checkpoint: Path, saved: ModelConfig, expected: ModelConfig | None) -> None:
     """A preset given for evaluation must describe the checkpoint's networks."""
     if expected is None or expected == saved:
@@ -283,21 +298,12 @@ def evaluate(
         "evaluation_config": cfg.model_dump(mode="json"),
         "wall_s": time.perf_counter() - started,
     }
-    report_path = write_text_atomic(
-        out_dir / REPORT_FILE, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
-    )
+    output = write_evaluation(out_dir, report, metrics, tags, features)
     log.info(
         "evaluation of %s (step %d) written to %s in %.1f s",
         checkpoint,
         nets.step,
-        report_path,
+        output.report_path,
         report["wall_s"],
     )
-    return EvaluationOutput(
-        out_dir=out_dir,
-        report_path=report_path,
-        metrics=metrics,
-        tags=tags,
-        report=report,
-        feature_paths=tuple(features.paths()) if features is not None else (),
-    )
+    return output

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dtgan.tracking.report import keys
 from dtgan.tracking.report.uncertainty import PairedTest
 
 MISSING = "—"
@@ -88,6 +89,19 @@ class Column:
     extractor: str | None = None
     guidance: str | None = None  # FID/KID columns
     scope: str | None = None  # FID/KID columns: "all" or a product
+
+
+def scoped_column(metric: str, metric_label: str, guidance: str, scope: str, extractor: str) -> Column:
+    """The column of one metric x guidance x scope ("all" or a product) measured by one extractor."""
+    name = f"{metric_label} {guidance}" + ("" if scope == keys.SCOPE_ALL else f" {scope}")
+    return Column(
+        key=f"{metric}_{guidance}_{scope}@{extractor}",
+        label=f"{name} [{extractor}]",
+        metric=metric,
+        extractor=extractor,
+        guidance=guidance,
+        scope=scope,
+    )
 
 
 @dataclass(frozen=True)

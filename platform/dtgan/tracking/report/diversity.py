@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 
 from dtgan.tracking.report import keys
-from dtgan.tracking.report.cells import Cell, Column, Table
+from dtgan.tracking.report.cells import Cell, Table, scoped_column
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import RunRecord
 from dtgan.tracking.report.significance import seed_comparisons
@@ -55,15 +55,7 @@ def diversity_table(runs: Sequence[RunRecord], config: ReportConfig, guidance: s
         for scope, measured in itertools.product(
             [*products, keys.SCOPE_ALL], sorted({_measured_by(r, metric) for r in members})
         ):
-            name = f"{LABELS[metric]} {guidance}" + ("" if scope == keys.SCOPE_ALL else f" {scope}")
-            column = Column(
-                key=f"{metric}_{guidance}_{scope}@{measured}",
-                label=f"{name} [{measured}]",
-                metric=metric,
-                extractor=measured,
-                guidance=guidance,
-                scope=scope,
-            )
+            column = scoped_column(metric, LABELS[metric], guidance, scope, measured)
             row_cells = {
                 row: _cell(
                     [r for r in members if r.variant == row and _measured_by(r, metric) == measured],

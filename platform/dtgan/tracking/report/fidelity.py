@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dtgan.tracking.report import keys
-from dtgan.tracking.report.cells import ROLE_CEILING, ROLE_FLOOR, Cell, Column, Table
+from dtgan.tracking.report.cells import ROLE_CEILING, ROLE_FLOOR, Cell, Table, scoped_column
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import FeatureLoader, RunRecord
 from dtgan.tracking.report.significance import seed_comparisons
@@ -127,15 +127,7 @@ def fidelity_table(
     ]
     columns, cells = [], {}
     for (metric, guidance, scope), extractor in itertools.product(metrics, _extractors(members)):
-        name = f"{metric.upper()} {guidance}" + ("" if scope == keys.SCOPE_ALL else f" {scope}")
-        column = Column(
-            key=f"{metric}_{guidance}_{scope}@{extractor}",
-            label=f"{name} [{extractor}]",
-            metric=metric,
-            extractor=extractor,
-            guidance=guidance,
-            scope=scope,
-        )
+        column = scoped_column(metric, metric.upper(), guidance, scope, extractor)
         columns.append(column)
         for row in rows:
             cells[(row, column.key)] = _fidelity_cell(
