@@ -84,6 +84,11 @@ def preflight_augmentation(
             "experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
             "defect_sources=[all]); run cross-domain studies with `dtgan downstream`"
         )
+    if cfg.synthetic_arms and checkpoint is None:  # this script's flag, not dtgan downstream's positional
+        raise ConfigError(
+            f"downstream.arms {list(cfg.synthetic_arms)} need --checkpoint CHECKPOINT_OR_RUN; pass one, or keep "
+            "the arms without a generator: -o 'downstream.arms=[no_aug,trad_aug,crop_paste]'"
+        )
     check_downstream(cfg, checkpoint)  # backbone, weights, checkpoint: before the launch and any image
     generator_config = config
     if checkpoint is not None:
