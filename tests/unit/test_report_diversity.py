@@ -41,6 +41,21 @@ def test_report_keys_are_the_evaluators():
     assert report_keys.parse_fidelity_key(eval_keys.is_key("mix")) is None  # never read as FID/KID
 
 
+def test_per_defect_keys_are_not_read_as_a_product_scope():
+    """``eval/fid_mix_A.scratch`` (A14's per-defect score) once parsed as product "A.scratch"; the tables pool
+    defect types, so per-defect keys are not theirs; products with awkward names still round-trip."""
+    for metric, key, parse in (
+        ("fid", eval_keys.fid_key, report_keys.parse_fidelity_key),
+        ("kid", eval_keys.kid_key, report_keys.parse_fidelity_key),
+        ("is", eval_keys.is_key, report_keys.parse_diversity_key),
+        ("ic_lpips", eval_keys.ic_lpips_key, report_keys.parse_diversity_key),
+    ):
+        assert parse(key("mix", "A", "scratch")) is None
+        assert parse(key("mix", None, "scratch")) is None
+        assert parse(key("mix", "metal plate")) == (metric, "mix", "metal-plate")
+        assert parse(key("reference")) == (metric, "reference", report_keys.SCOPE_ALL)
+
+
 def test_is_and_ic_lpips_cells_with_the_lpips_trunk_in_the_column():
     lpips = {eval_keys.TAG_LPIPS_BACKBONE: "alex/0123456789abcdef", eval_keys.TAG_IC_LPIPS_STATUS: "computed"}
     runs = [

@@ -58,19 +58,22 @@ def real_features_artifact(scope: str = SCOPE_ALL) -> str:
     return f"eval/features/real_{scope}.npy"
 
 
-_FIDELITY = re.compile(r"^eval/(fid|kid)_(latent|reference|mix)(?:_(.+))?$")
+# A product inside a key is safe_name'd (no "."); a "." starts the optional per-defect-type part (A14), which the
+# report's tables (pooled over defect types) do not read: ``eval/fid_mix_A.scratch`` is not product "A.scratch".
+_FIDELITY = re.compile(r"^eval/(fid|kid)_(latent|reference|mix)(?:_([^.]+))?$")
 _ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix|crop_paste)_(.+?)$")
 
 
 def parse_fidelity_key(key: str) -> tuple[str, str, str] | None:
-    """``eval/kid_mix_B`` -> ("kid", "mix", "B"); ``eval/fid_mix`` -> ("fid", "mix", "all"); else None."""
+    """``eval/kid_mix_B`` -> ("kid", "mix", "B"); ``eval/fid_mix`` -> ("fid", "mix", "all"); per-defect keys
+    (``eval/fid_mix_B.scratch``, ``eval/fid_mix.scratch``) and anything else -> None."""
     match = _FIDELITY.match(key)
     if match is None:
         return None
     return match.group(1), match.group(2), match.group(3) or SCOPE_ALL
 
 
-_DIVERSITY = re.compile(r"^eval/(is|ic_lpips)_(latent|reference|mix)(?:_(.+))?$")
+_DIVERSITY = re.compile(r"^eval/(is|ic_lpips)_(latent|reference|mix)(?:_([^.]+))?$")
 
 
 def diversity_key(metric: str, guidance: str, scope: str = SCOPE_ALL) -> str:
