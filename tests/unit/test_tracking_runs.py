@@ -1,6 +1,7 @@
 """MLflow tracking on a real sqlite store: study -> nested trials, failures, orphans, resume, reporter."""
 
 import json
+import os
 import pickle
 import time
 
@@ -285,3 +286,25 @@ def test_system_metrics_are_logged_while_the_reporter_is_open(store, smoke, monk
             time.sleep(0.1)
     monitored.end_run(trial.run_id)
     assert client.get_metric_history(trial.run_id, "system/cpu_utilization_percentage")[0].value >= 0.0
+
+
+def test_fluent_store_puts_the_environment_back_exactly(tmp_path, monkeypatch):
+    # mlflow.set_tracking_uri exports $MLFLOW_TRACKING_URI; putting back the *default* URI would have left it
+    # pointing later TrackingConfig() stores (and subprocesses) at the current folder's mlflow.db.
+    import mlflow
+
+    from dtgan.tracking.mlflow_backend import fluent_store
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    with fluent_store(uri):
+        assert mlflow.get_tracking_uri() == uri and os.environ["MLFLOW_TRACKING_URI"] == uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert init_tracking(TrackingConfig(), cwd=tmp_path / "x").tracking_uri.endswith("/x/mlflow.db")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    with fluent_store(uri):
+        pass
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"

@@ -17,6 +17,7 @@ from dtgan.search.driver import runs_table_url
 from dtgan.search.ladder import apply_overrides, ladder_trials
 from dtgan.tracking import init_tracking
 from dtgan.tracking.describe import final_metrics, toggle_tags, variant_description, variant_run_name
+from dtgan.tracking.mlflow_backend import fluent_store
 from dtgan.tracking.summary import study_note, variants_table
 
 
@@ -190,15 +191,9 @@ def test_the_best_generator_is_a_logged_model_with_a_schema_that_loads_back(stor
     ]
 
     uri = "models:/ui-model-generator/1"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    mlflow.set_registry_uri(tracker.tracking_uri)
-    try:
+    with fluent_store(tracker.tracking_uri):
         info = mlflow.models.get_model_info(uri)
         model = mlflow.pyfunc.load_model(uri)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
     inputs = info.signature.inputs.to_dict()
     assert [i["name"] for i in inputs] == ["sources", "y_trg", "references"]
     assert inputs[0]["tensor-spec"]["dtype"] == "uint8" and list(inputs[0]["tensor-spec"]["shape"]) == [

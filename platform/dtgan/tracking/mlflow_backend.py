@@ -29,6 +29,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import set_model  # noqa: F401  (used by generator_model.py, the models-from-code file)
+from mlflow.tracking._model_registry import utils as mlflow_registry_utils
+from mlflow.tracking._tracking_service import utils as mlflow_tracking_utils
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
     MAX_METRICS_PER_BATCH,
@@ -695,7 +697,7 @@ class Tracker:
         with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
             slim = Path(tmp) / GENERATOR_FILE
             torch.save(checkpoint, slim)
-            with _fluent_store(self.tracking_uri), warnings.catch_warnings():
+            with fluent_store(self.tracking_uri), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # MLflow's notes on pip requirements and hints
                 with mlflow.start_run(run_id=run_id):
                     info = mlflow.pyfunc.log_model(
@@ -716,9 +718,7 @@ class Tracker:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise TrackingError(f"cannot create registered model '{name}': {error_line(exc)}") from None
-        with _fluent_store(
-            self.tracking_uri
-        ):  # the registry resolves models:/<id> through the default client
+        with fluent_store(self.tracking_uri):  # the registry resolves models:/<id> through the default client
             # register_model also tags the logged model with its versions: the UI links the two through it.
             version = mlflow.register_model(info.model_uri, name)
         self.client.update_model_version(name, version.version, description=description)
@@ -813,10 +813,21 @@ def generator_input_example(img_size: int, num_defects: int) -> tuple[dict[str, 
     }
 
 
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @contextlib.contextmanager
-def _fluent_store(tracking_uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (``log_model`` needs it) at this store for the block, then restore it."""
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+def fluent_store(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``log_model``, ``search_runs`` need it) at this store for the block, then
+    restore it exactly, environment included.
+
+    ``mlflow.set_tracking_uri`` exports ``$MLFLOW_TRACKING_URI`` for subprocesses, and ``get_tracking_uri``
+    of a process that never set one returns the default ``sqlite:///<cwd>/mlflow.db``: putting that back
+    would leave the variable pointing every later ``TrackingConfig()`` of the process (and its children) at
+    the current folder's database. So an unset URI is put back as unset.
+    """
+    previous = mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri  # None = never set
+    environ = {name: os.environ.get(name) for name in _FLUENT_ENV}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
@@ -824,6 +835,11 @@ def _fluent_store(tracking_uri: str) -> Iterator[None]:
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path | None = None) -> Tracker:
@@ -852,14 +868,10 @@ def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None
             f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "
             "check --experiment and --tracking-uri"
         )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)
-    try:
+    with fluent_store(client.tracking_uri):
         return mlflow.search_runs(
             experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"]
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 class FeatureCache:
