@@ -38,7 +38,11 @@ def test_latent_synthesis_is_seeded_and_independent_of_the_batch_size(nets):
     b = synthesize(nets, x, y, "latent", seed=3, batch_size=10)
     c = synthesize(nets, x, y, "latent", seed=4, batch_size=10)
     assert a.dtype == torch.uint8 and a.shape == x.shape
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    # the same draws for any batch size; the arithmetic may round one grey level apart where the CPU's conv
+    # kernels change with the batch (seen on an AMX Xeon: 1 value of 30,720), a new seed changes the images
+    apart = (a.int() - b.int()).abs()
+    assert apart.max() <= 1 and (apart > 0).float().mean() < 1e-3
+    assert (a.int() - c.int()).abs().float().mean() > 1
 
 
 def test_synthesis_with_mapping_noise_is_seeded():
