@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("DTGAN_PLATFORM", str(ROOT / "platform")))
 
-from dtgan.evaluation import keys  # noqa: E402
+from dtgan import keys  # noqa: E402
 
 METRICS = ("is", "ic_lpips", "kid")
 HEADINGS = {"is": "IS ↑", "ic_lpips": "IC-LPIPS ↑", "kid": "KID ↓"}
@@ -36,10 +36,6 @@ DIGITS = {"is": 2, "ic_lpips": 3, "kid": 3}
 AVERAGE = "average"
 NOT_COMPUTED = "not computed"
 NOT_QUOTED = "not quoted"
-TAG_LPIPS_BACKBONE = (
-    keys.TAG_LPIPS_BACKBONE
-)  # the IC-LPIPS trunk and weights (AlexNet in DFMGAN, VGG in SeaS)
-TAG_IC_LPIPS_STATUS = keys.TAG_IC_LPIPS_STATUS  # why no IC-LPIPS was computed, where none was
 INCEPTION = "inception-v3-compat"
 VARIANT_NAMES = {"a": "StarGAN v2 (a)", "g": "DT-GAN (g)"}
 
@@ -98,7 +94,12 @@ class PlatformRow:
     def add(self, run: str, metrics: Mapping[str, float | None], tags: Mapping[str, object]) -> None:
         self.runs.append(run)
         self.metrics.append(metrics)
-        for name in (keys.TAG_FID_EXTRACTOR, TAG_LPIPS_BACKBONE, TAG_IC_LPIPS_STATUS, keys.TAG_PRESET):
+        for name in (
+            keys.TAG_FID_EXTRACTOR,
+            keys.TAG_LPIPS_BACKBONE,
+            keys.TAG_IC_LPIPS_STATUS,
+            keys.TAG_PRESET,
+        ):
             value = tags.get(name)
             if isinstance(value, str) and value:
                 self.tags.setdefault(name, set()).add(value)
@@ -305,8 +306,8 @@ def build_table(
 def notes(rows: list[PlatformRow], categories: list[str], guidance: keys.Guidance) -> list[str]:
     """What the columns do and do not share with the published rows."""
     extractors = sorted({e for row in rows for e in row.tags.get(keys.TAG_FID_EXTRACTOR, ())})
-    backbones = sorted({b for row in rows for b in row.tags.get(TAG_LPIPS_BACKBONE, ())})
-    statuses = sorted({s for row in rows for s in row.tags.get(TAG_IC_LPIPS_STATUS, ())})
+    backbones = sorted({b for row in rows for b in row.tags.get(keys.TAG_LPIPS_BACKBONE, ())})
+    statuses = sorted({s for row in rows for s in row.tags.get(keys.TAG_IC_LPIPS_STATUS, ())})
     out = [
         "Quoted rows: the papers' own MVTec AD averages over all 15 categories (objects and textures, in colour, "
         "at the papers' image sizes), quoted in issue 16, not re-measured here; per-category figures are not quoted.",

@@ -25,6 +25,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, os.environ.get("DTGAN_PLATFORM", str(ROOT / "platform")))
+
+from dtgan import keys  # noqa: E402  (the standard library only: no torch, no MLflow in this process)
+
 STARTUP_TIMEOUT_S = 300
 TOGGLES = (
     "style_content",
@@ -34,7 +39,6 @@ TOGGLES = (
     "anchor_normal",
     "mapping_noise",
 )
-NOTE = "mlflow.note.content"
 
 
 def _free_port() -> int:
@@ -152,22 +156,22 @@ def inspect(ui: UI, experiment_name: str) -> dict:
     checks: dict[str, bool] = {}
     experiment = ui.get("experiments/get-by-name", experiment_name=experiment_name)["experiment"]
     experiment_id = experiment["experiment_id"]
-    kind = _tags(experiment).get("mlflow.experimentKind")
+    kind = _tags(experiment).get(keys.TAG_EXPERIMENT_KIND)
     checks["experiment opens on the runs table (experimentKind is not GenAI)"] = (
-        kind == "custom_model_development"
+        kind == keys.EXPERIMENT_KIND_ML
     )
     runs = ui.post(
         "runs/search",
         {"experiment_ids": [experiment_id], "max_results": 1000, "order_by": ["attributes.start_time DESC"]},
     ).get("runs", [])
-    studies = [r for r in runs if _tags(r["data"]).get("run_kind") == "study"]
+    studies = [r for r in runs if _tags(r["data"]).get(keys.TAG_RUN_KIND) == keys.RUN_KIND_STUDY]
     if not studies:
         raise SystemExit(f"experiment {experiment_name!r} has no study run")
     study = studies[0]
     study_id = study["info"]["run_id"]
-    trials = [r for r in runs if _tags(r["data"]).get("mlflow.parentRunId") == study_id]
+    trials = [r for r in runs if _tags(r["data"]).get(keys.TAG_PARENT_RUN_ID) == study_id]
     study_tags, study_params = _tags(study["data"]), _params(study)
-    checks["study run has a description"] = bool(study_tags.get(NOTE))
+    checks["study run has a description"] = bool(study_tags.get(keys.TAG_NOTE))
     checks["study run does not log a variant's model.ablation"] = "model.ablation" not in study_params
 
     rows, varied = [], set()
@@ -177,7 +181,7 @@ def inspect(ui: UI, experiment_name: str) -> dict:
             varied.add(key)
     for run, params in zip(trials, all_params):
         tags, metrics = _tags(run["data"]), _metrics(run)
-        final = {k: v for k, v in metrics.items() if k.startswith("final/")}
+        final = {k: v for k, v in metrics.items() if k.startswith(keys.FINAL_PREFIX)}
         steps = {}
         for key in final:
             history = ui.get("metrics/get-history", run_id=run["info"]["run_id"], metric_key=key).get(
@@ -187,14 +191,14 @@ def inspect(ui: UI, experiment_name: str) -> dict:
         rows.append(
             {
                 "run_name": run["info"].get("run_name"),
-                "trial_key": tags.get("trial_key"),
-                "description": tags.get(NOTE),
+                "trial_key": tags.get(keys.TAG_TRIAL_KEY),
+                "description": tags.get(keys.TAG_NOTE),
                 "status": run["info"]["status"],
                 "toggles": {t: params.get(f"model.{t}") for t in TOGGLES},
                 "final": final,
                 "final_steps": steps,
-                "evaluated_step": tags.get("evaluated_step"),
-                "git_commit": tags.get("mlflow.source.git.commit"),
+                "evaluated_step": tags.get(keys.TAG_EVALUATED_STEP),
+                "git_commit": tags.get(keys.TAG_GIT_COMMIT),
                 "datasets": [d["dataset"]["name"] for d in run.get("inputs", {}).get("dataset_inputs", [])],
             }
         )
@@ -229,7 +233,7 @@ def inspect(ui: UI, experiment_name: str) -> dict:
     checks["a logged model with a signature and an input example"] = any(
         m["has_signature"] and m["has_input_example"] for m in logged
     )
-    registered = study_tags.get("best_run_id")
+    registered = study_tags.get(keys.TAG_BEST_RUN_ID)
     versions = (
         ui.get("model-versions/search", filter=f"run_id = '{registered}'").get("model_versions", [])
         if registered
@@ -243,7 +247,7 @@ def inspect(ui: UI, experiment_name: str) -> dict:
         "study": {
             "run_id": study_id,
             "run_name": study["info"].get("run_name"),
-            "description": study_tags.get(NOTE),
+            "description": study_tags.get(keys.TAG_NOTE),
             "params": len(study_params),
         },
         "trials": rows,

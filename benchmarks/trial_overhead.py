@@ -47,9 +47,12 @@ class ReportTimes:
         self.path = path
 
     def __call__(self, step: int, metrics: dict) -> None:
+        from dtgan import keys
+
         with open(self.path, "a") as f:
             f.write(
-                json.dumps({"t": time.time(), "step": step, "step_ms": metrics.get("train/step_ms")}) + "\n"
+                json.dumps({"t": time.time(), "step": step, "step_ms": metrics.get(keys.TRAIN_STEP_MS)})
+                + "\n"
             )
 
 

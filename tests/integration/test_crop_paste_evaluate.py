@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from dtgan import keys
 from dtgan.cli.main import main
 from dtgan.config import load_config
 from dtgan.data.synth import synthesize_benchmark
-from dtgan.evaluation import keys
 from dtgan.tracking import init_tracking
 from dtgan.tracking.report.build import build_report
 

@@ -12,11 +12,11 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
+from dtgan import keys
 from dtgan.cli.main import main
 from dtgan.config import load_config
 from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.synth import synthesize_benchmark
-from dtgan.evaluation import keys
 from dtgan.tracking.report.uncertainty import fid_from_features
 from dtgan.training.loop import train
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from eval_testdata import backgrounds, paint, to_rgb_uint8
 
-from dtgan.evaluation import keys
+from dtgan import keys
 from dtgan.evaluation.disentanglement import (
     PSNR_CAP_DB,
     change_locality,

@@ -16,10 +16,10 @@ import torch_fidelity
 from eval_testdata import labelled_set
 from torchvision.models import alexnet
 
+from dtgan import keys
 from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
 from dtgan.errors import ConfigError
 from dtgan.evaluation import ic_lpips as ic
-from dtgan.evaluation import keys
 from dtgan.evaluation.diversity import COMPUTED, diversity_scores, inception_score
 from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images

@@ -16,16 +16,10 @@ from dtgan.errors import ConfigError, DataError
 from dtgan.evaluation import defect_cnn
 from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey, fingerprint_images
-from dtgan.evaluation.feature_files import (
-    FEATURES_DIR,
-    FeatureWriter,
-    generated_features_file,
-    real_features_file,
-)
+from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.fidelity import FeatureExtractor, UInt8Images, choose_kid_subset_size, fid_kid
 from dtgan.evaluation.protocol import SyntheticSets, synthetic_features
-from dtgan.search.study import FEATURES_ARTIFACT_DIR
-from dtgan.tracking.report import keys as report_keys
+from dtgan.keys import FEATURES_DIR, generated_features_file, real_features_file
 
 CPU = torch.device("cpu")
 
@@ -259,15 +253,3 @@ def test_feature_writer_saves_float32_rows_atomically(tmp_path):
     assert writer.summary()["files"] == {"gen_mix_all.npy": [4, 3]}
     with pytest.raises(ValueError, match="expected a .npy name"):
         writer(real_features_file("all"), torch.zeros(3))
-
-
-def test_feature_file_names_are_the_ones_the_report_reads():
-    for scope in ("all", "brushed"):
-        assert f"{FEATURES_ARTIFACT_DIR}/{real_features_file(scope)}" == report_keys.real_features_artifact(
-            scope
-        )
-        for guidance in report_keys.GUIDANCES:
-            assert (
-                f"{FEATURES_ARTIFACT_DIR}/{generated_features_file(guidance, scope)}"
-                == report_keys.generated_features_artifact(guidance, scope)
-            )

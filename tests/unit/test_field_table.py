@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from report_store import Store
 
-from dtgan.evaluation import keys
+from dtgan import keys
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("field_table", REPO / "benchmarks" / "field_table.py")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from dtgan import keys
 from dtgan.errors import DataError
-from dtgan.evaluation import keys
 from dtgan.evaluation.reproduction import read_run, summarise, summary_markdown, target_checks, write_summary
 
 

@@ -69,8 +69,8 @@ def test_tracking_is_a_section_of_the_run_config_and_becomes_params():
     assert flatten(cfg)["tracking.experiment_name"] == "ablation-smoke"
 
 
-def test_tracking_package_and_tags_import_without_mlflow():
-    # The training loop may import dtgan.tracking.* (provenance, tags); it must not pay for MLflow.
-    code = "import sys, dtgan.tracking, dtgan.tracking.tags, dtgan.tracking.locations; print('mlflow' in sys.modules)"
+def test_tracking_package_and_keys_import_without_mlflow():
+    # The training loop may import dtgan.tracking.* (locations) and dtgan.keys; it must not pay for MLflow.
+    code = "import sys, dtgan.tracking, dtgan.keys, dtgan.tracking.locations; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"

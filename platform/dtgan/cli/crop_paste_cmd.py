@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate_crop_paste(args: argparse.Namespace) -> int:
-    from dtgan.evaluation import keys
+    from dtgan import keys
     from dtgan.evaluation.crop_paste_evaluate import evaluate_crop_paste
 
     config = config_from_args(args)

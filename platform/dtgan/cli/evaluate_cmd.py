@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dtgan.evaluation import keys
+    from dtgan import keys
     from dtgan.evaluation.evaluate import evaluate
 
     cfg, expected_model = evaluation_config_from_args(args)
@@ -61,7 +61,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_curve(args: argparse.Namespace, cfg) -> int:
-    from dtgan.evaluation import keys
+    from dtgan import keys
     from dtgan.evaluation.curve import CURVE_PLOT, evaluate_curve
 
     run_dir = Path(args.checkpoint)

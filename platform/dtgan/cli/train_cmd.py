@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
 from dtgan.errors import ConfigError
 
@@ -87,6 +88,6 @@ def _train_distributed(args: argparse.Namespace, config) -> int:
 def _print_result(step, run_dir, metrics, checkpoint) -> None:
     print(
         f"trained {step} steps into {run_dir} "
-        f"({metrics.get('train/images_per_s', float('nan')):.1f} images/s, "
-        f"{metrics.get('train/step_ms', float('nan')):.0f} ms/step); checkpoint: {checkpoint}"
+        f"({metrics.get(keys.TRAIN_IMAGES_PER_S, float('nan')):.1f} images/s, "
+        f"{metrics.get(keys.TRAIN_STEP_MS, float('nan')):.0f} ms/step); checkpoint: {checkpoint}"
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dtgan import keys
 from dtgan.config.base import Section
 from dtgan.config.model import LADDER_STEPS
 
@@ -66,7 +67,7 @@ class StudyConfig(Section):
         2.0, gt=1.0, description="ASHA keeps 1/reduction_factor of the trials per rung"
     )
     objectives: tuple[Objective, ...] = Field(
-        (Objective(metric="eval/fid_mix", mode="min"),),
+        (Objective(metric=keys.fid_key("mix"), mode="min"),),
         min_length=1,
         max_length=2,
         description="one objective, or two (e.g. FID-mix and classifier error) for a Pareto front",

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
+from dtgan import keys
 from dtgan.config.downstream import ALL, DownstreamConfig
 from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
 from dtgan.downstream.study_data import load_study_data
-from dtgan.evaluation import keys
 from dtgan.training.environment import resolve_device
 from dtgan.utils.atomic import write_text_atomic
 

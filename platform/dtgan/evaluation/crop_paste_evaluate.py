@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
+from dtgan import keys
 from dtgan.config.crop_paste import CropPasteConfig
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.data.parquet_io import read_vocab
 from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
-from dtgan.evaluation import keys
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
 from dtgan.evaluation.disentanglement import transfer_locality_metrics
 from dtgan.evaluation.evaluate import (
@@ -29,7 +29,7 @@ from dtgan.evaluation.evaluate import (
     write_evaluation,
 )
 from dtgan.evaluation.extractors import resolve_extractor
-from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
+from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.grids import save_grid_png
 from dtgan.evaluation.protocol import (
     EvaluationData,
@@ -124,7 +124,7 @@ def evaluate_crop_paste(
     check_kid_feasible(data, cfg)
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
     sets = build_crop_paste_sets(data, bank, cfg, crop_cfg)
-    features = FeatureWriter(out_dir / FEATURES_DIR) if cfg.save_features else None
+    features = FeatureWriter(out_dir / keys.FEATURES_DIR) if cfg.save_features else None
     fidelity = fidelity_scores(
         sets, data, extractor, cfg, device, feature_sink=features, guidances=(GUIDANCE,)
     )

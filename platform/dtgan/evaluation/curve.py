@@ -13,9 +13,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import CheckpointError
-from dtgan.evaluation import keys
 from dtgan.evaluation.evaluate import EVALUATION_DIR, evaluate, json_safe
 from dtgan.training.checkpoint import list_checkpoints
 from dtgan.utils.atomic import atomic_path, write_text_atomic

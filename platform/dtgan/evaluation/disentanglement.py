@@ -20,8 +20,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dtgan import keys
 from dtgan.data.vocab import NORMAL_INDEX
-from dtgan.evaluation import keys
 
 Translate = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -18,8 +18,8 @@ import logging
 import torch
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
+from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.evaluation import keys
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.ic_lpips import ClusterResult, Embed, LpipsSpec, ic_lpips
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import torch
 
+from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.model import ModelConfig
 from dtgan.data.selection import round_robin
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.errors import CheckpointError, DataError
-from dtgan.evaluation import keys
 from dtgan.evaluation.diversity import COMPUTED, diversity_scores
 from dtgan.evaluation.extractors import LabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images
-from dtgan.evaluation.feature_files import FEATURES_DIR, FeatureWriter
+from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.grids import latent_grid, reference_grid, save_grid_png, style_grid
 from dtgan.evaluation.ic_lpips import LpipsEmbedder, LpipsSpec, resolve_lpips
 from dtgan.evaluation.protocol import (
@@ -243,7 +243,7 @@ def evaluate(
     lpips = resolve_lpips(cfg)  # bad LPIPS weights fail before generation; none offline: a reason
 
     sets = build_synthetic_sets(nets, data, cfg)
-    features = FeatureWriter(out_dir / FEATURES_DIR) if cfg.save_features else None
+    features = FeatureWriter(out_dir / keys.FEATURES_DIR) if cfg.save_features else None
     logits: dict = {}
     fidelity = fidelity_scores(sets, data, extractor, cfg, device, feature_sink=features, logits=logits)
     diversity = score_diversity(sets.images, logits, data, extractor, lpips, cfg, device)

@@ -17,9 +17,9 @@ from PIL import Image
 
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import DataError
-from dtgan.evaluation.keys import safe_name
 from dtgan.evaluation.protocol import cell_seed
 from dtgan.evaluation.synthesis import pick_references, synthesize
+from dtgan.keys import safe_name
 from dtgan.utils.atomic import atomic_path, write_bytes_atomic
 
 log = logging.getLogger(__name__)

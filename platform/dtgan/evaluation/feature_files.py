@@ -1,6 +1,7 @@
 """The FID/KID feature arrays an evaluation writes beside its JSON, for the report's bootstrap CIs.
 
-``<out>/features/gen_{guidance}_{scope}.npy`` and ``<out>/features/real_{scope}.npy``: float32 (N, D), the
+``<out>/features/gen_{guidance}_{scope}.npy`` and ``<out>/features/real_{scope}.npy`` (names from ``dtgan.keys``,
+``generated_features_file``, ``real_features_file``): float32 (N, D), the
 rows FID/KID were computed on, scope ``all`` or a product (docs/interfaces.md "Report inputs"). Size: N x D x 4
 bytes, e.g. Inception (D = 2048) on the paper's 24,000 synthetic images per guidance ~ 200 MB per guidance for
 ``all``, as much again over the per-product files.
@@ -15,18 +16,7 @@ import torch
 
 from dtgan.utils.atomic import atomic_path
 
-FEATURES_DIR = "features"
 FEATURES_DTYPE = np.float32
-
-
-def generated_features_file(guidance: str, scope: str) -> str:
-    """``gen_{guidance}_{scope}.npy``: a synthetic set's features."""
-    return f"gen_{guidance}_{scope}.npy"
-
-
-def real_features_file(scope: str) -> str:
-    """``real_{scope}.npy``: the real reference set's features."""
-    return f"real_{scope}.npy"
 
 
 class FeatureWriter:

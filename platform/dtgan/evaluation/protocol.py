@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.data.selection import round_robin
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.errors import DataError
-from dtgan.evaluation import keys
 from dtgan.evaluation.disentanglement import (
     identity_metrics,
     input_dependence,
@@ -24,7 +24,6 @@ from dtgan.evaluation.disentanglement import (
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
-from dtgan.evaluation.feature_files import generated_features_file, real_features_file
 from dtgan.evaluation.fidelity import FeatureExtractor, choose_kid_subset_size, fid_kid_from_features
 from dtgan.evaluation.synthesis import (
     latent_translator,
@@ -288,7 +287,7 @@ def fidelity_scores(
         sink = feature_sink if d_sel is None else None
         scope = scope_name(product_name)
         if sink is not None:
-            sink(real_features_file(scope), real.features)
+            sink(keys.real_features_file(scope), real.features)
         present = [(p, d) for p in products for d in defects if ("mix", p, d) in fake]
         if not present:
             log.warning(
@@ -300,7 +299,7 @@ def fidelity_scores(
             what = f"{guidance}, product {product_name}, defect {defect_name} (real: split {data.reference_split})"
             result = fid_kid_from_features(f_fake, real, extractor, cfg, what=what)
             if sink is not None:
-                sink(generated_features_file(guidance, scope), f_fake)
+                sink(keys.generated_features_file(guidance, scope), f_fake)
             key_product = None if p_sel is None else data.products[p_sel]
             key_defect = None if d_sel is None else data.defects[d_sel]
             records.append(

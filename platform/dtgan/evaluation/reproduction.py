@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dtgan import keys
 from dtgan.errors import DataError
-from dtgan.evaluation import keys
 from dtgan.evaluation.curve import CURVE_FILE
 from dtgan.utils.atomic import atomic_path, write_text_atomic
 
@@ -244,7 +244,7 @@ def curves_figure(
             )
         axis.set_title(_short(key))
         axis.set_xlabel("step")
-        if key.startswith("eval/fid") or key.startswith("eval/kid"):
+        if (parsed := keys.parse_eval_key(key)) is not None and parsed[0] in keys.FIDELITY_METRICS:
             axis.set_yscale("log")
     for axis in list(axes.flat)[len(metrics) :]:
         axis.axis("off")

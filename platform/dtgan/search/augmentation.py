@@ -15,11 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from dtgan import keys
 from dtgan.config.downstream import ALL
 from dtgan.config.root import DTGANConfig
 from dtgan.downstream.preflight import check_downstream, weights_label
 from dtgan.errors import ConfigError
-from dtgan.evaluation import keys
 from dtgan.search.driver import (
     StudyLaunch,
     failing_study,
@@ -31,7 +31,6 @@ from dtgan.search.driver import (
 
 log = logging.getLogger(__name__)
 
-PARAM_NORMALS_PER_CLASS = "downstream.normals_per_class"
 STUDY_DATA_FILE = "study_data.pt"
 METHOD_OF_STEP = {"a": "stargan_v2", "g": "dtgan"}
 
@@ -119,7 +118,7 @@ def run_augmentation(
         local = started and not (address or os.environ.get("RAY_ADDRESS"))  # no autoscaler adds nodes
         ray_tune.check_job_resources(config.study.gpus_per_classifier, autoscaled=not local)
         launch = launch_study(
-            config, "augmentation", resume, tags={"checkpoint": checkpoint, keys.TAG_VARIANT: method}
+            config, "augmentation", resume, tags={keys.TAG_CHECKPOINT: checkpoint, keys.TAG_VARIANT: method}
         )
         with failing_study(launch):
             rows, all_results, markdown = _run_launched(launch, checkpoint, method)
@@ -162,13 +161,15 @@ def _run_launched(
                     {"trial": trial_key, "status": "completed (earlier launch)", "run_id": run.run_id}
                 )
                 continue
-            tracker.log_params(run.run_id, {PARAM_NORMALS_PER_CLASS: str(size)})
+            tracker.log_params(run.run_id, {keys.PARAM_NORMALS_PER_CLASS: str(size)})
             results = list(map_fn(_job, group))
             weights = sorted({weights_label(r["pretrained"]) for r in results})
             tracker.set_tags(run.run_id, {keys.TAG_CLASSIFIER_WEIGHTS: " / ".join(weights)})
             tracker.log_metrics(run.run_id, _group_metrics(results, cfg.backbone), step=0)
             tracker.log_dict(
-                run.run_id, {"jobs": results, "specs": [asdict(s) for s in group]}, "downstream/jobs.json"
+                run.run_id,
+                {"jobs": results, "specs": [asdict(s) for s in group]},
+                keys.DOWNSTREAM_JOBS_ARTIFACT,
             )
         all_results += results
         rows.append({"trial": trial_key, "status": "completed", "run_id": run.run_id})

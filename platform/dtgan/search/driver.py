@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dtgan import keys
 from dtgan.config.loader import load_config
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import ConfigError
@@ -24,13 +25,10 @@ from dtgan.provenance import collect_provenance
 from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
-from dtgan.tracking.tags import NOTE
 from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
 
-TAG_STUDY_KIND = "study_kind"
-TAG_SEARCH_OBJECTIVES = "search_objectives"
 RUN_NAME_TIME_FORMAT = "%Y%m%d-%H%M%S"
 STORAGE_PATH_ENV = "DTGAN_STORAGE_PATH"  # set by the cluster (docs/interfaces.md "Cluster environment")
 DEFAULT_STORAGE_PATH = "ray_results"
@@ -193,7 +191,7 @@ def launch_study(
     study_run = tracker.start_study(
         study_name,
         resume_key=run_name,
-        tags={TAG_STUDY_KIND: kind, NOTE: description, **(tags or {})},
+        tags={keys.TAG_STUDY_KIND: kind, keys.TAG_NOTE: description, **(tags or {})},
         params=params,
         provenance=collect_provenance(config.train.seed),
     )

@@ -23,8 +23,6 @@ from dtgan.training.environment import resolve_device
 
 log = logging.getLogger(__name__)
 
-INTERMEDIATE_FID_KEY = "search/fid_mix_intermediate"
-
 
 class IntermediateFID:
     """``fid(checkpoint_path) -> float``: FID-mix over all products from a small synthetic set."""

@@ -35,6 +35,7 @@ import pyarrow.fs
 import torch
 
 import dtgan
+from dtgan import keys
 from dtgan.config.distributed import FAIL_AT_STEP_ENV
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint_"
 DIVERGED_MARKER = "dtgan_diverged.txt"  # written by a worker whose loss became NaN; stops further attempts
-WORKER_IMAGES_PER_S = "train/worker_images_per_s"  # aggregate images/s divided by the workers
 
 
 class InjectedFailure(RuntimeError):
@@ -184,8 +184,8 @@ class RayTrainReporter(Reporter):
                 f"{FAIL_AT_STEP_ENV}={step}: injected failure of rank {self.rank} (test only)"
             )
         metrics = self._average(metrics)
-        if "train/images_per_s" in metrics:
-            metrics[WORKER_IMAGES_PER_S] = metrics["train/images_per_s"] / self.world_size
+        if keys.TRAIN_IMAGES_PER_S in metrics:
+            metrics[keys.TRAIN_WORKER_IMAGES_PER_S] = metrics[keys.TRAIN_IMAGES_PER_S] / self.world_size
         folder = None
         if self._history is not None:
             self._history.report(step, metrics, checkpoint_path)
@@ -505,7 +505,7 @@ def fit_distributed(
         storage_path=storage,
         run_dir=Path(returned.get("run_dir", run_dir)),
         step=int(returned.get("step", history[-1]["step"] if history else 0)),
-        metrics={k: v for k, v in (result.metrics or {}).items() if k.startswith("train/")},
+        metrics={k: v for k, v in (result.metrics or {}).items() if k.startswith(keys.TRAIN_PREFIX)},
         checkpoint_uri=result.checkpoint.path if result.checkpoint is not None else None,
         metrics_history=history,
     )

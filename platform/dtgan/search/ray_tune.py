@@ -22,12 +22,12 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from dtgan import keys
 from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
 from dtgan.errors import ConfigError, error_line
 from dtgan.search import ray_train
-from dtgan.search.intermediate import INTERMEDIATE_FID_KEY
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, run_trial
@@ -205,7 +205,7 @@ class TuneHooks:
         try:
             for row in result.metrics_history:
                 reporter.report(
-                    int(row["step"]), {k: v for k, v in row.items() if k.startswith("train/")}, None
+                    int(row["step"]), {k: v for k, v in row.items() if k.startswith(keys.TRAIN_PREFIX)}, None
                 )
         finally:
             reporter.close()
@@ -257,7 +257,7 @@ def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     every = study.intermediate_fid_every_steps or total_steps
     return ASHAScheduler(
         time_attr=STEP_KEY,
-        metric=INTERMEDIATE_FID_KEY,
+        metric=keys.SEARCH_INTERMEDIATE_FID,
         mode="min",
         max_t=total_steps,
         grace_period=min(total_steps, study.asha_grace_period_reports * every),

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
+from dtgan import keys
 from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
-from dtgan.evaluation import keys
 from dtgan.provenance import git_state
 from dtgan.search.driver import (
-    TAG_SEARCH_OBJECTIVES,
     StudyLaunch,
     absolute_paths,
     failing_study,
@@ -29,12 +28,9 @@ from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
-from dtgan.tracking.tags import NOTE
 
 log = logging.getLogger(__name__)
 
-SUMMARY_ARTIFACT = "study/trials.json"
-PARETO_ARTIFACT = "study/pareto_front.json"
 # What each ladder trial sets itself: the parent run logs the study's other params, not these.
 LADDER_VARIED = ("model.ablation", *(f"model.{t}" for t in TOGGLES), "train.seed", "train.run_name")
 SUMMARY_METRICS = (
@@ -115,9 +111,11 @@ def _summarise(
     tracker = launch.tracker
     if best is not None:
         tracker.log_metrics(
-            launch.parent_run_id, {f"best/{objective.metric}": best["metrics"][objective.metric]}, 0
+            launch.parent_run_id, {keys.best_key(objective.metric): best["metrics"][objective.metric]}, 0
         )
-        tracker.set_tags(launch.parent_run_id, {"best_trial": best["trial"], "best_run_id": best["run_id"]})
+        tracker.set_tags(
+            launch.parent_run_id, {keys.TAG_BEST_TRIAL: best["trial"], keys.TAG_BEST_RUN_ID: best["run_id"]}
+        )
         if best["run_id"] and best["checkpoint"]:
             registered = tracker.log_best_checkpoint(best["run_id"], best["checkpoint"])
             if registered is not None:
@@ -129,7 +127,7 @@ def _summarise(
                 )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "stopped", "failed")}
     tracker.log_metrics(launch.parent_run_id, {f"trials_{s}": n for s, n in counts.items()}, 0)
-    tracker.log_text(launch.parent_run_id, json.dumps(rows, indent=2, default=str), SUMMARY_ARTIFACT)
+    tracker.log_text(launch.parent_run_id, json.dumps(rows, indent=2, default=str), keys.TRIALS_ARTIFACT)
     return rows, best
 
 
@@ -161,12 +159,12 @@ def _tune(launch: StudyLaunch, trainable, param_space, space, resume: bool, earl
 def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> None:
     """The parent run's summary for the MLflow UI: the wide per-variant table (``log_table``, MLflow's
     Evaluation view) and the description (table, best variant with a link, what it establishes)."""
-    from dtgan.tracking.summary import VARIANTS_TABLE_ARTIFACT, study_note, variants_table
+    from dtgan.tracking.summary import study_note, variants_table
 
     tracker, study = launch.tracker, launch.config.study
     table = variants_table(rows, report.cells() if report is not None else None)
     if not table.empty:
-        tracker.log_table(launch.parent_run_id, table, VARIANTS_TABLE_ARTIFACT)
+        tracker.log_table(launch.parent_run_id, table, keys.VARIANTS_TABLE_ARTIFACT)
     objective = study.objective
     best = _best(rows, objective)
     extractor = (
@@ -185,7 +183,7 @@ def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> 
         total_steps=launch.config.train.total_steps,
         fid_extractor=extractor,
     )
-    tracker.set_tags(launch.parent_run_id, {NOTE: note})
+    tracker.set_tags(launch.parent_run_id, {keys.TAG_NOTE: note})
 
 
 def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: list[str]) -> str:
@@ -269,7 +267,7 @@ def run_search(
         )
     check_study_config(config, early_stopping=True)
     config = preflight_study(config, "search", resume)
-    objectives = ",".join(f"{o.metric}:{o.mode}" for o in study.objectives)
+    objectives = keys.search_objectives_tag((o.metric, o.mode) for o in study.objectives)
     space = load_search_space(absolute_paths(config).study.search_space)
     varied = (*(dim.key for dim in space), "train.run_name")
     described = (
@@ -281,7 +279,7 @@ def run_search(
             config,
             "search",
             resume,
-            tags={TAG_SEARCH_OBJECTIVES: objectives},
+            tags={keys.TAG_SEARCH_OBJECTIVES: objectives},
             varied=varied,
             description=described,
         )
@@ -308,7 +306,7 @@ def run_search(
             for t in front
         ]
         launch.tracker.log_text(
-            launch.parent_run_id, json.dumps(front_rows, indent=2, default=str), PARETO_ARTIFACT
+            launch.parent_run_id, json.dumps(front_rows, indent=2, default=str), keys.PARETO_ARTIFACT
         )
         text_extra = ["", f"Pareto front ({' vs '.join(metrics)}): " + (", ".join(front) or "empty")]
     text_extra += ["", "Sampled parameters:"] + [

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dtgan import keys
 from dtgan.config.root import DTGANConfig
 from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError
-from dtgan.evaluation import keys
-from dtgan.evaluation.feature_files import FEATURES_DIR
-from dtgan.search.intermediate import INTERMEDIATE_FID_KEY, IntermediateFID
+from dtgan.search.intermediate import IntermediateFID
 from dtgan.search.timeline import TrialTimeline
-from dtgan.tracking.describe import FINAL_STEP, TAG_EVALUATED_STEP, final_metrics
+from dtgan.tracking.describe import FINAL_STEP, final_metrics
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
 from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
@@ -36,10 +35,6 @@ STEP_KEY = "step"  # the Tune result field ASHA counts in (training steps)
 TRIAL_DONE_KEY = "trial_done"  # 1.0 in the final result of a trial that ran to the end
 RUN_ID_KEY = "mlflow_run_id"
 CHECKPOINT_KEY = "checkpoint_file"
-TAG_CHECKPOINT = "final_checkpoint"
-EVALUATION_ARTIFACT_DIR = "eval"
-FEATURES_ARTIFACT_DIR = f"{EVALUATION_ARTIFACT_DIR}/{FEATURES_DIR}"  # the report's eval/features/*.npy
-DOWNSTREAM_ARTIFACT = "downstream/downstream.json"
 
 
 class TrialHooks(Protocol):
@@ -131,9 +126,9 @@ class StudyReporter(Reporter):
         if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
         fid = self.fid(checkpoint_path)
-        self.mlflow_reporter.report(step, {INTERMEDIATE_FID_KEY: fid}, None)
+        self.mlflow_reporter.report(step, {keys.SEARCH_INTERMEDIATE_FID: fid}, None)
         self.hooks.report(
-            {STEP_KEY: step, INTERMEDIATE_FID_KEY: fid, **dict.fromkeys(self.stand_in_for, fid)},
+            {STEP_KEY: step, keys.SEARCH_INTERMEDIATE_FID: fid, **dict.fromkeys(self.stand_in_for, fid)},
             checkpoint_path,
         )
 
@@ -147,14 +142,11 @@ def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> N
     out_dir = evaluation.out_dir
     tracker.log_artifacts(
         run_id,
-        [p for p in sorted(out_dir.iterdir()) if p.name != FEATURES_DIR],
-        f"{EVALUATION_ARTIFACT_DIR}/{out_dir.name}",
+        [p for p in sorted(out_dir.iterdir()) if p.name != keys.FEATURES_DIR],
+        f"{keys.EVAL_ARTIFACT_DIR}/{out_dir.name}",
     )
     if evaluation.feature_paths:
-        tracker.log_artifacts(run_id, list(evaluation.feature_paths), FEATURES_ARTIFACT_DIR)
-
-
-INIT_PREFIX = "eval_init/"  # the step-0 networks' evaluation: the report's ceiling row
+        tracker.log_artifacts(run_id, list(evaluation.feature_paths), keys.FEATURES_ARTIFACT_DIR)
 
 
 def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: str) -> dict[str, float]:
@@ -168,11 +160,9 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
     evaluation = evaluate(
         initial, config.evaluation, data_path=config.data.path, out_dir=run_dir / "evaluation" / "init"
     )
-    tracker.log_artifacts(run_id, [evaluation.report_path], INIT_PREFIX.rstrip("/"))
+    tracker.log_artifacts(run_id, [evaluation.report_path], keys.EVAL_INIT_ARTIFACT_DIR)
     return {
-        INIT_PREFIX + k.removeprefix(keys.EVAL_PREFIX): v
-        for k, v in _finite(evaluation.metrics).items()
-        if k.startswith(keys.EVAL_PREFIX)
+        keys.init_key(k): v for k, v in _finite(evaluation.metrics).items() if k.startswith(keys.EVAL_PREFIX)
     }
 
 
@@ -253,7 +243,7 @@ def run_trial(
                 TRIAL_DONE_KEY: 1.0,
                 STEP_KEY: config.train.total_steps,
                 RUN_ID_KEY: trial.run_id,
-                CHECKPOINT_KEY: tags.get(TAG_CHECKPOINT, ""),
+                CHECKPOINT_KEY: tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
             }
             hooks.report(final, None)
             log.info(
@@ -294,7 +284,7 @@ def run_trial(
                 data_path=config.data.path,
                 out_dir=run_dir / "evaluation" / "final",
             )
-        tracker.set_tags(trial.run_id, {**evaluation.tags, TAG_CHECKPOINT: str(checkpoint)})
+        tracker.set_tags(trial.run_id, {**evaluation.tags, keys.TAG_FINAL_CHECKPOINT: str(checkpoint)})
         final = _finite(evaluation.metrics)
         log_evaluation(tracker, trial.run_id, evaluation)
         final.update(_evaluate_initial(config, run_dir, tracker, trial.run_id))
@@ -304,15 +294,17 @@ def run_trial(
                     config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
                 )
                 final.update(_finite(downstream_metrics))
-                tracker.log_artifacts(trial.run_id, [downstream_json], "downstream")
+                tracker.log_artifacts(trial.run_id, [downstream_json], keys.DOWNSTREAM_ARTIFACT_DIR)
         tracker.log_metrics(trial.run_id, final, step=result.step)
         tracker.log_metrics(trial.run_id, final_metrics(final), step=FINAL_STEP)
-        tracker.set_tags(trial.run_id, {TAG_EVALUATED_STEP: result.step})
+        tracker.set_tags(trial.run_id, {keys.TAG_EVALUATED_STEP: result.step})
         samples = run_dir / "samples"
         if samples.is_dir():
             tracker.log_sample_grids(trial.run_id, samples)
         if keys.fid_key("mix") in final:
-            final[INTERMEDIATE_FID_KEY] = final[keys.fid_key("mix")]  # the last rung compares full FIDs
+            final[keys.SEARCH_INTERMEDIATE_FID] = final[
+                keys.fid_key("mix")
+            ]  # the last rung compares full FIDs
         report = {
             **final,
             STEP_KEY: result.step,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dtgan import keys
 from dtgan.utils.atomic import atomic_path
 
 TIMELINE_FILE = "timeline.json"
@@ -46,7 +47,7 @@ class TrialTimeline:
     def training_report(self, step: int, metrics: dict[str, float]) -> None:
         """Called at every training report; keeps the first and the last two (the last step's own time is
         the last report's ``train/step_ms`` when the loop reports every step)."""
-        record = {"step": step, "step_ms": float(metrics.get("train/step_ms", float("nan"))), **_now()}
+        record = {"step": step, "step_ms": float(metrics.get(keys.TRAIN_STEP_MS, float("nan"))), **_now()}
         if len(self.reports) == 3:
             del self.reports[1]
         self.reports.append(record)

@@ -1,6 +1,6 @@
 """Tracking: the MLflow adapter and the comparison reports (studies as parent runs, trials nested).
 
-Names are imported lazily so that ``dtgan.tracking.tags`` stays importable without importing MLflow (about a
+Names are imported lazily so that ``dtgan.tracking.locations`` stays importable without importing MLflow (about a
 second). Provenance (seed, git state, versions) is ``dtgan.provenance``, below both training and tracking.
 """
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from dtgan import keys
 from dtgan.config.model import LADDER_STEPS, TOGGLE_OF_STEP, TOGGLES, Toggles, toggles_of_step
-from dtgan.evaluation import keys
 
 # How the UI names a toggle: short (run names) and long (descriptions).
 TOGGLE_SHORT = {
@@ -26,12 +26,8 @@ TOGGLE_LABEL = {
     "anchor_normal": "normal content anchored at 0",
     "mapping_noise": "mapping-network noise",
 }
-TOGGLE_TAG_PREFIX = "toggle."
-# Headline results, one value per run at step 0, so MLflow's chart view compares runs side by side.
-FINAL_PREFIX = "final/"
+# The final/ metrics sit at this step (keys.final_key names them).
 FINAL_STEP = 0
-# The training step the final/ metrics were measured at (a tag: the metrics themselves sit at step 0).
-TAG_EVALUATED_STEP = "evaluated_step"
 _FINAL_SOURCES = (
     *(keys.fid_key(g) for g in keys.GUIDANCES),
     *(keys.kid_key(g) for g in keys.GUIDANCES),
@@ -42,7 +38,7 @@ _FINAL_SOURCES = (
 
 def toggle_tags(toggles: Toggles) -> dict[str, str]:
     """``toggle.<name>`` = ``true``/``false`` for each of the six toggles (filterable in the runs table)."""
-    return {f"{TOGGLE_TAG_PREFIX}{name}": str(bool(getattr(toggles, name))).lower() for name in TOGGLES}
+    return {keys.toggle_tag(name): str(bool(getattr(toggles, name))).lower() for name in TOGGLES}
 
 
 def variant_run_name(variant: str, seed: int) -> str:
@@ -91,7 +87,7 @@ def final_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
         if not isinstance(value, int | float) or not math.isfinite(value):
             continue
         if key in _FINAL_SOURCES:
-            out[FINAL_PREFIX + key.removeprefix(keys.EVAL_PREFIX)] = float(value)
+            out[keys.final_key(key)] = float(value)
         elif key.startswith(keys.DOWNSTREAM_PREFIX) and key.endswith("_mean"):
-            out[FINAL_PREFIX + key.removeprefix(keys.DOWNSTREAM_PREFIX).removesuffix("_mean")] = float(value)
+            out[keys.final_key(key)] = float(value)
     return out

@@ -39,11 +39,11 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
+from dtgan import keys
 from dtgan.config import DTGANConfig, flatten, to_yaml
 from dtgan.config.model import TOGGLES
 from dtgan.config.tracking import TrackingConfig
 from dtgan.errors import CheckpointError, TrackingError, error_line
-from dtgan.tracking import tags as T
 from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
     resolve_artifact_root,
@@ -311,7 +311,7 @@ class Tracker:
                 location = f"{self.artifact_root}/{safe}"
             try:
                 return self.client.create_experiment(
-                    name, artifact_location=location, tags={T.EXPERIMENT_KIND: T.EXPERIMENT_KIND_ML}
+                    name, artifact_location=location, tags={keys.TAG_EXPERIMENT_KIND: keys.EXPERIMENT_KIND_ML}
                 )
             except MlflowException as exc:
                 experiment = self.client.get_experiment_by_name(name)  # created meanwhile by another process
@@ -322,8 +322,10 @@ class Tracker:
                 f"experiment '{name}' is deleted; restore it (mlflow experiments restore) or set "
                 "tracking.experiment_name to another name"
             )
-        if T.EXPERIMENT_KIND not in experiment.tags:  # made by an older dtgan or by hand
-            self.client.set_experiment_tag(experiment.experiment_id, T.EXPERIMENT_KIND, T.EXPERIMENT_KIND_ML)
+        if keys.TAG_EXPERIMENT_KIND not in experiment.tags:  # made by an older dtgan or by hand
+            self.client.set_experiment_tag(
+                experiment.experiment_id, keys.TAG_EXPERIMENT_KIND, keys.EXPERIMENT_KIND_ML
+            )
         return experiment.experiment_id
 
     def _search(self, experiment_id: str, filter_string: str) -> list:
@@ -354,7 +356,7 @@ class Tracker:
                 f"no experiment '{experiment_name}' in {self.tracking_uri}; run its study first or set "
                 "-o tracking.tracking_uri=URI to the study's store"
             )
-        found = self._search(experiment.experiment_id, f"tags.{T.RUN_KIND} = '{T.RUN_KIND_STUDY}'")
+        found = self._search(experiment.experiment_id, f"tags.{keys.TAG_RUN_KIND} = '{keys.RUN_KIND_STUDY}'")
         if not found:
             raise TrackingError(
                 f"experiment '{experiment_name}' holds no study run; pass --parent-run RUN_ID"
@@ -383,8 +385,8 @@ class Tracker:
         experiment_id = self.experiment_id(name)
         found = self._search(
             experiment_id,
-            f"tags.{T.RUN_KIND} = '{T.RUN_KIND_STUDY}' AND tags.{T.STUDY} = '{study}' "
-            f"AND tags.{T.RESUME_KEY} = '{resume_key}'",
+            f"tags.{keys.TAG_RUN_KIND} = '{keys.RUN_KIND_STUDY}' AND tags.{keys.TAG_STUDY} = '{study}' "
+            f"AND tags.{keys.TAG_RESUME_KEY} = '{resume_key}'",
         )
         if found:
             run_id = found[0].info.run_id
@@ -393,7 +395,11 @@ class Tracker:
             run_id = self.client.create_run(
                 experiment_id,
                 run_name=study,
-                tags={T.RUN_KIND: T.RUN_KIND_STUDY, T.STUDY: study, T.RESUME_KEY: resume_key},
+                tags={
+                    keys.TAG_RUN_KIND: keys.RUN_KIND_STUDY,
+                    keys.TAG_STUDY: study,
+                    keys.TAG_RESUME_KEY: resume_key,
+                },
             ).info.run_id
         self.set_tags(run_id, tags)
         if params:
@@ -427,10 +433,10 @@ class Tracker:
         _check_key("trial_key", trial_key)
         parent = self.client.get_run(parent_run_id)
         experiment_id = parent.info.experiment_id
-        study = parent.data.tags.get(T.STUDY)
+        study = parent.data.tags.get(keys.TAG_STUDY)
         found = self._search(
             experiment_id,
-            f"tags.`{T.PARENT_RUN_ID}` = '{parent_run_id}' AND tags.{T.TRIAL_KEY} = '{trial_key}'",
+            f"tags.`{keys.TAG_PARENT_RUN_ID}` = '{parent_run_id}' AND tags.{keys.TAG_TRIAL_KEY} = '{trial_key}'",
         )
         if found and found[0].info.status == RunStatus.to_string(RunStatus.FINISHED):
             return TrialRun(found[0].info.run_id, trial_key, resumed=True, finished=True)
@@ -438,18 +444,26 @@ class Tracker:
             run_id = found[0].info.run_id
             self._reopen(found[0])
         else:
-            base_tags = {T.PARENT_RUN_ID: parent_run_id, T.RUN_KIND: T.RUN_KIND_TRIAL, T.TRIAL_KEY: trial_key}
+            base_tags = {
+                keys.TAG_PARENT_RUN_ID: parent_run_id,
+                keys.TAG_RUN_KIND: keys.RUN_KIND_TRIAL,
+                keys.TAG_TRIAL_KEY: trial_key,
+            }
             if study is not None:
-                base_tags[T.STUDY] = study
+                base_tags[keys.TAG_STUDY] = study
             run_id = self.client.create_run(
                 experiment_id, run_name=run_name or trial_key, tags=base_tags
             ).info.run_id
-        described: dict[str, Any] = {T.NOTE: description}
+        described: dict[str, Any] = {keys.TAG_NOTE: description}
         if found and run_name:
-            described[T.RUN_NAME] = run_name
+            described[keys.TAG_RUN_NAME] = run_name
         if isinstance(config, DTGANConfig):
             described.update(
-                {T.PRESET: config.preset, T.SEED: config.train.seed, **toggle_tags(config.model.toggles)}
+                {
+                    keys.TAG_PRESET: config.preset,
+                    keys.TAG_SEED: config.train.seed,
+                    **toggle_tags(config.model.toggles),
+                }
             )
         self.set_tags(run_id, {**described, **(tags or {})})
         self.log_params(run_id, config_params(config))
@@ -480,8 +494,8 @@ class Tracker:
         """Mark an earlier run RUNNING again and drop the error of its previous attempt."""
         if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
             self.client.update_run(run.info.run_id, status="RUNNING")
-        if T.ERROR in run.data.tags:
-            self.client.delete_tag(run.info.run_id, T.ERROR)
+        if keys.TAG_ERROR in run.data.tags:
+            self.client.delete_tag(run.info.run_id, keys.TAG_ERROR)
 
     def end_run(
         self, run_id: str, status: EndStatus = "FINISHED", error: BaseException | str | None = None
@@ -490,13 +504,13 @@ class Tracker:
         if status not in END_STATUSES:
             raise TrackingError(f"end_run status must be one of {', '.join(END_STATUSES)}, got {status!r}")
         if error is not None:
-            self.client.set_tag(run_id, T.ERROR, error_line(error))
+            self.client.set_tag(run_id, keys.TAG_ERROR, error_line(error))
         self.client.set_terminated(run_id, status=status)
 
     def close_orphans(self, parent_run_id: str) -> list[str]:
         """End every child of the study still RUNNING (e.g. trials ASHA stopped) as KILLED; their ids."""
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
-        children = self._search(experiment_id, f"tags.`{T.PARENT_RUN_ID}` = '{parent_run_id}'")
+        children = self._search(experiment_id, f"tags.`{keys.TAG_PARENT_RUN_ID}` = '{parent_run_id}'")
         closed = []
         for run in children:
             if run.info.status in _OPEN_STATUSES:
@@ -634,8 +648,8 @@ class Tracker:
     def log_provenance(self, run_id: str, provenance: Mapping[str, Any]) -> None:
         """Scalar entries (git_sha, git_dirty, seed, ...) as tags; everything in ``provenance.json``."""
         scalars = {k: v for k, v in provenance.items() if isinstance(v, (str, int, float, bool))}
-        if isinstance(provenance.get(T.GIT_SHA), str):
-            scalars[T.GIT_COMMIT] = provenance[T.GIT_SHA]
+        if isinstance(provenance.get(keys.TAG_GIT_SHA), str):
+            scalars[keys.TAG_GIT_COMMIT] = provenance[keys.TAG_GIT_SHA]
         self.set_tags(run_id, scalars)
         self.log_dict(run_id, provenance, PROVENANCE_ARTIFACT)
 
@@ -707,7 +721,7 @@ class Tracker:
                         signature=generator_signature(config.model.img_size),
                         input_example=generator_input_example(config.model.img_size, len(vocab["defects"])),
                         pip_requirements=["torch", "dtgan-platform"],
-                        tags={T.VARIANT: config.model.ablation, "step": str(checkpoint["step"])},
+                        tags={keys.TAG_VARIANT: config.model.ablation, "step": str(checkpoint["step"])},
                     )
             if previous_status != RunStatus.to_string(RunStatus.FINISHED):
                 self.client.update_run(run_id, status=previous_status)  # start_run's exit marked it FINISHED
@@ -725,9 +739,9 @@ class Tracker:
         self.set_tags(
             run_id,
             {
-                T.REGISTERED_MODEL_NAME: name,
-                T.REGISTERED_MODEL_VERSION: version.version,
-                T.LOGGED_MODEL_ID: info.model_id,
+                keys.TAG_REGISTERED_MODEL_NAME: name,
+                keys.TAG_REGISTERED_MODEL_VERSION: version.version,
+                keys.TAG_LOGGED_MODEL_ID: info.model_id,
             },
         )
         return RegisteredGenerator(name, int(version.version), info.model_uri)

@@ -12,11 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from dtgan import keys
 from dtgan.config.model import LADDER_STEPS, TOGGLES, toggles_of_step
-from dtgan.evaluation import keys
 from dtgan.tracking.describe import variant_description
 
-VARIANTS_TABLE_ARTIFACT = "study/variants_table.json"
 NOTE_MAX_CHARS = 7900  # MLflow caps a tag value at 8000 characters
 _HEADLINE = (("fid_mix", keys.fid_key("mix")), ("kid_mix", keys.kid_key("mix")))
 _REPORT_TABLE = "table15_ablation"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from dtgan import keys
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, TrainingDiverged
 from dtgan.training.checkpoint import (
@@ -66,10 +67,10 @@ class TermMeter:
 
     def flush(self, images_per_step: int) -> dict[str, float]:
         values = torch.stack(list(self.sums.values())).float().cpu().tolist() if self.sums else []
-        metrics = {f"train/{name}": v / self.steps for name, v in zip(self.sums, values)}
+        metrics = {keys.train_key(name): v / self.steps for name, v in zip(self.sums, values)}
         if self.steps:
-            metrics["train/images_per_s"] = images_per_step * self.steps / self.seconds
-            metrics["train/step_ms"] = 1000.0 * self.seconds / self.steps
+            metrics[keys.TRAIN_IMAGES_PER_S] = images_per_step * self.steps / self.seconds
+            metrics[keys.TRAIN_STEP_MS] = 1000.0 * self.seconds / self.steps
         self.reset()
         return metrics
 
@@ -223,8 +224,8 @@ def _train(
                 step, tcfg.log_every_steps, tcfg.total_steps
             ):
                 metrics = meter.flush(tcfg.batch_size) | {
-                    "train/lambda_ds": lambda_ds(step - 1, config.loss),
-                    "train/ema_beta": ema_beta(step - 1, tcfg),
+                    keys.TRAIN_LAMBDA_DS: lambda_ds(step - 1, config.loss),
+                    keys.TRAIN_EMA_BETA: ema_beta(step - 1, tcfg),
                 }
                 reporter.report(step, metrics, str(saved) if saved is not None else None)
     finally:

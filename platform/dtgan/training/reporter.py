@@ -7,13 +7,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dtgan import keys
+
 # The few terms the progress bar shows (all terms go to metrics.jsonl).
 PROGRESS_TERMS = {
-    "train/d/latent/total": "D",
-    "train/g/latent/total": "G",
-    "train/g/latent/cyc": "cyc",
-    "train/g/latent/sty": "sty",
-    "train/images_per_s": "img/s",
+    keys.train_key("d/latent/total"): "D",
+    keys.train_key("g/latent/total"): "G",
+    keys.train_key("g/latent/cyc"): "cyc",
+    keys.train_key("g/latent/sty"): "sty",
+    keys.TRAIN_IMAGES_PER_S: "img/s",
 }
 
 

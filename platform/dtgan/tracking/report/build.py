@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
+from dtgan import keys
 from dtgan.errors import TrackingError
-from dtgan.tracking.report import keys, render
+from dtgan.tracking.report import render
 from dtgan.tracking.report.cells import Table
 from dtgan.tracking.report.classifier import arms_backbones_tables, cross_domain_tables, size_arms_tables
 from dtgan.tracking.report.config import ReportConfig

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dtgan.tracking.report import keys
+from dtgan import keys
 from dtgan.tracking.report.uncertainty import PairedTest
 
 MISSING = "—"

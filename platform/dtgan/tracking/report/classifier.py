@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
-from dtgan.tracking.report import keys
+from dtgan import keys
 from dtgan.tracking.report.cells import Cell, Column, Table
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import RunRecord
@@ -93,7 +93,7 @@ def arms_backbones_tables(runs: Sequence[RunRecord], config: ReportConfig) -> li
 
         def source(run: RunRecord, row: str, column_key: str, row_key=row_key) -> str | None:
             variant, arm = row_key[row]
-            return keys.error_key(arm, column_key) if (run.variant or "") == variant else None
+            return keys.downstream_key(arm, column_key) if (run.variant or "") == variant else None
 
         suffix = f" at {size} normals per class" if size is not None else ""
         table_id = "table2_arms_backbones" + (f"_{size}" if size is not None and len(sizes) > 1 else "")
@@ -124,7 +124,7 @@ def size_arms_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list[Ta
         columns = [Column(key=a, label=a, metric="error") for a in _arms(selected)]
 
         def source(run: RunRecord, row: str, column_key: str, backbone=backbone) -> str | None:
-            return keys.error_key(column_key, backbone) if _size(run) == row else None
+            return keys.downstream_key(column_key, backbone) if _size(run) == row else None
 
         name = f"{backbone}" + (f", {variant}" if len(variants) > 1 else "")
         tables.append(
@@ -157,9 +157,9 @@ def cross_domain_tables(runs: Sequence[RunRecord], config: ReportConfig) -> list
             if run.params[keys.PARAM_TARGET_PRODUCT] != row:
                 return None
             if column_key == "trad_aug":
-                return keys.error_key("trad_aug", backbone)
+                return keys.downstream_key("trad_aug", backbone)
             matches = column_key == f"v{run.params[keys.PARAM_DEFECT_SOURCE]}"
-            return keys.error_key("reference", backbone) if matches else None
+            return keys.downstream_key("reference", backbone) if matches else None
 
         tables.append(
             error_table(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from dtgan.tracking.report import keys
+from dtgan import keys
 from dtgan.tracking.report.cells import Cell, Table, scoped_column
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import RunRecord
@@ -60,7 +60,7 @@ def diversity_table(runs: Sequence[RunRecord], config: ReportConfig, guidance: s
                 row: _cell(
                     [r for r in members if r.variant == row and _measured_by(r, metric) == measured],
                     row,
-                    keys.diversity_key(metric, guidance, scope),
+                    keys.eval_key(metric, guidance, keys.scope_product(scope)),
                     metric,
                 )
                 for row in rows

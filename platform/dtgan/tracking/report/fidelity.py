@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dtgan.tracking.report import keys
+from dtgan import keys
+from dtgan.config.model import LADDER_STEPS
 from dtgan.tracking.report.cells import ROLE_CEILING, ROLE_FLOOR, Cell, Table, scoped_column
 from dtgan.tracking.report.config import ReportConfig
 from dtgan.tracking.report.runs import FeatureLoader, RunRecord
@@ -172,7 +173,7 @@ def _add_scale_rows(
             floor.ci = percentile_ci(values, config.significance_alpha)
             floor.images, floor.n_real = {"real halves": half_a}, half_b
         table.cells[(FLOOR_ROW, column.key)] = floor
-        init_key = keys.init_fidelity_key(metric, guidance, scope)
+        init_key = keys.init_key(keys.eval_key(metric, guidance, keys.scope_product(scope)))
         ceiling = Cell(
             decimals=DECIMALS[metric],
             role=ROLE_CEILING,
@@ -227,7 +228,7 @@ def _fidelity_cell(
     config: ReportConfig,
 ) -> Cell:
     cell = Cell(decimals=DECIMALS[metric])
-    metric_key = keys.fidelity_key(metric, guidance, scope)
+    metric_key = keys.eval_key(metric, guidance, keys.scope_product(scope))
     if not runs:
         cell.missing_reason = f"no finished run of {row} measured with {extractor}"
         return cell
@@ -258,17 +259,17 @@ def ablation_table(
     runs: Sequence[RunRecord], bootstrap: FidelityBootstrap, config: ReportConfig
 ) -> Table | None:
     """Table 15: ladder steps (a)..(last present) x FID and KID for latent, reference and mix (all products)."""
-    steps = [s for s in keys.LADDER_STEPS if any(r.variant == s for r in runs)]
+    steps = [s for s in LADDER_STEPS if any(r.variant == s for r in runs)]
     if not steps:
         return None
-    rows = [f"({s})" for s in keys.LADDER_STEPS[: keys.LADDER_STEPS.index(steps[-1]) + 1]]
+    rows = [f"({s})" for s in LADDER_STEPS[: LADDER_STEPS.index(steps[-1]) + 1]]
     metrics = [(m, g, keys.SCOPE_ALL) for m in ("fid", "kid") for g in keys.GUIDANCES]
     return fidelity_table(
         "table15_ablation",
         "Table 15: ablation ladder, FID and KID (all products)",
         runs,
         rows,
-        lambda r: f"({r.variant})" if r.variant in keys.LADDER_STEPS else None,
+        lambda r: f"({r.variant})" if r.variant in LADDER_STEPS else None,
         metrics,
         bootstrap,
         config,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dtgan.tracking.report import keys
+from dtgan import keys
 from dtgan.tracking.report.errors import ReportError
 
 # (run_id, artifact path) -> float32 (N, D) features, or None when the run did not log them.
@@ -87,7 +87,7 @@ def select_study_runs(
         )
     records = _records(frame.sort_values("start_time") if "start_time" in frame else frame)
     by_id = {record.run_id: record for record in records}
-    parent_ids = [r.tags[keys.TAG_PARENT] for r in records if keys.TAG_PARENT in r.tags]
+    parent_ids = [r.tags[keys.TAG_PARENT_RUN_ID] for r in records if keys.TAG_PARENT_RUN_ID in r.tags]
     if parent_run_id is not None:
         if parent_run_id not in by_id:
             raise ReportError(
@@ -101,7 +101,7 @@ def select_study_runs(
     if chosen is None:
         candidates = records
     else:
-        candidates = [r for r in records if r.tags.get(keys.TAG_PARENT) == chosen]
+        candidates = [r for r in records if r.tags.get(keys.TAG_PARENT_RUN_ID) == chosen]
     finished = [r for r in candidates if r.status == "FINISHED"]
     if not any(_is_dtgan_run(r) for r in finished):
         raise ReportError(

@@ -15,20 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from dtgan import keys
 from dtgan.tracking.report.runs import RunRecord
-
-DEFAULT_OBJECTIVES = (("eval/fid_mix", "min"),)
-
-
-def parse_objectives(tag: str | None) -> tuple[tuple[str, str], ...]:
-    """``"eval/fid_mix:min,downstream/error_mix_resnet50:min"`` -> ((key, mode), ...); default FID mix."""
-    if not tag:
-        return DEFAULT_OBJECTIVES
-    objectives = []
-    for item in tag.split(","):
-        key, _, mode = item.strip().rpartition(":")
-        objectives.append((key, mode) if mode in ("min", "max") and key else (item.strip(), "min"))
-    return tuple(objectives)
 
 
 def trials_frame(runs: Sequence[RunRecord], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -52,7 +40,11 @@ def trials_frame(runs: Sequence[RunRecord], objectives: Sequence[tuple[str, str]
 
 def parameter_importance(frame: pd.DataFrame, objective: str) -> pd.Series:
     """|Spearman rho| of each varied parameter with the objective, highest first."""
-    params = [c for c in frame.columns if not c.startswith(("eval/", "downstream/", "train/"))]
+    params = [
+        c
+        for c in frame.columns
+        if not c.startswith((keys.EVAL_PREFIX, keys.DOWNSTREAM_PREFIX, keys.TRAIN_PREFIX))
+    ]
     rho = {p: abs(stats.spearmanr(frame[p], frame[objective]).statistic) for p in params}
     return pd.Series(rho, dtype=float).fillna(0.0).sort_values(ascending=False)
 
@@ -116,7 +108,7 @@ def pareto_figure(frame: pd.DataFrame, objectives: Sequence[tuple[str, str]]) ->
 def search_figures(runs: Sequence[RunRecord], objectives_tag: str | None) -> dict[str, Figure]:
     """The search plots the trials support: importance and parallel coordinates (>= 2 trials, >= 1 varied
     param), the Pareto front (two objectives)."""
-    objectives = parse_objectives(objectives_tag)
+    objectives = keys.parse_search_objectives(objectives_tag)
     frame = trials_frame(runs, objectives)
     objective = objectives[0][0]
     if len(frame) < 2 or frame.shape[1] <= len(objectives):
