@@ -1,6 +1,5 @@
 """The classifier recipe learns (near-zero error on a trivially separable problem) and follows Appendix B."""
 
-import time
 
 import pytest
 import torch
@@ -23,9 +22,7 @@ def test_error_on_a_trivially_separable_problem_is_near_zero():
     torch.manual_seed(0)
     model, _ = build_classifier(cfg, num_classes=3, with_domain_head=True)
     train = build_training_set(data, Cell("mix", 20), seed=0)
-    t0 = time.perf_counter()
     fit = fit_classifier(model, train, data.val, data.test, cfg, seed=0)
-    assert time.perf_counter() - t0 < 20
     assert fit["test_error_pct"] <= 2.0, fit  # 60 test images: at most one mistake
     assert 1 <= fit["best_epoch"] <= 4 and len(fit["lr_per_epoch"]) == 4
 

@@ -2,7 +2,6 @@
 
 import json
 import pickle
-import time
 
 import pytest
 from downstream_fixtures import make_study_data
@@ -43,10 +42,7 @@ def test_study_data_round_trips_through_its_file(study_data_path):
 def test_tiny_study_reports_mean_and_std_per_arm(study_data_path, tmp_path):
     cfg = DownstreamConfig(arms=("trad_aug", "mix"), num_seeds=2, seed=7, **TINY)
     out = tmp_path / "run" / "downstream.json"
-    t0 = time.perf_counter()
     payload = run_study(cfg, study_data_path, out_path=out)
-    wall = time.perf_counter() - t0
-    assert wall < 60
     assert json.loads(out.read_text())["metrics"] == payload["metrics"]
     assert [r["label"] for r in payload["rows"]] == ["trad_aug_n12", "mix_n12"]
     assert len(payload["jobs"]) == 4 and {j["seed"] for j in payload["jobs"]} == {7, 8}
