@@ -14,7 +14,7 @@ from eval_testdata import KINDS, labelled_set
 from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
 from dtgan.errors import ConfigError, DataError
 from dtgan.evaluation import defect_cnn
-from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
+from dtgan.evaluation.extractors import DEFECT_CNN, ClassLabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey, fingerprint_images
 from dtgan.evaluation.feature_files import (
     FEATURES_DIR,
@@ -30,10 +30,10 @@ from dtgan.tracking.report import keys as report_keys
 CPU = torch.device("cpu")
 
 
-def _training_images(seed: int = 0) -> LabelledImages:
+def _training_images(seed: int = 0) -> ClassLabelledImages:
     images, labels = labelled_set(60, seed)
     ids = [f"r{i}" for i in range(len(labels))]
-    return LabelledImages(images, labels, [f"p/{k}" for k in KINDS], fingerprint_images(ids, images))
+    return ClassLabelledImages(images, labels, [f"p/{k}" for k in KINDS], fingerprint_images(ids, images))
 
 
 def _cfg(cache_dir, **overrides) -> EvaluationConfig:
