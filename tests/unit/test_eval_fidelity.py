@@ -177,8 +177,8 @@ def test_offline_extractor_is_trained_once_per_data_set(tmp_path):
 def test_offline_extractor_training_is_deterministic(tmp_path):
     data = _training_images()
     cfg = DefectCNNConfig(epochs=2, min_steps=0)
-    a, acc_a = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
-    b, acc_b = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
+    a, acc_a = defect_cnn.train_defect_cnn(data.images, data.labels, 3, cfg)
+    b, acc_b = defect_cnn.train_defect_cnn(data.images, data.labels, 3, cfg)
     assert acc_a == acc_b
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -186,7 +186,7 @@ def test_offline_extractor_training_is_deterministic(tmp_path):
 def test_offline_extractor_learns_the_defect_classes():
     data = _training_images()
     _, accuracy = defect_cnn.train_defect_cnn(
-        data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0)
+        data.images, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0)
     )
     assert accuracy > 0.85
 
