@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from dtgan.downstream.study_data import LabeledImages, StudyData, synthetic_key
+from dtgan.data.labelled import LabelledImages
+from dtgan.downstream.study_data import StudyData, synthetic_key
 
 DEFECTS = ("normal", "scratch", "spot")
 PRODUCTS = ("A", "B")
@@ -18,11 +19,11 @@ def images_of(y: torch.Tensor, size: int, generator: torch.Generator, channels: 
     return (base + noise).clamp(0, 255).to(torch.uint8).expand(-1, channels, -1, -1).contiguous()
 
 
-def labeled(counts: dict[tuple[int, int], int], size: int, generator: torch.Generator) -> LabeledImages:
+def labeled(counts: dict[tuple[int, int], int], size: int, generator: torch.Generator) -> LabelledImages:
     """counts: (product id, defect id) -> images."""
     y = torch.cat([torch.full((n,), k, dtype=torch.long) for (_, k), n in counts.items()])
     p = torch.cat([torch.full((n,), pid, dtype=torch.long) for (pid, _), n in counts.items()])
-    return LabeledImages(images_of(y, size, generator), y, p)
+    return LabelledImages(images_of(y, size, generator), y, p)
 
 
 def make_study_data(

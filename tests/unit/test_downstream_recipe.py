@@ -1,6 +1,5 @@
 """The classifier recipe learns (near-zero error on a trivially separable problem) and follows Appendix B."""
 
-
 import pytest
 import torch
 from downstream_fixtures import make_study_data

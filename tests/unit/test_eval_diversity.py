@@ -21,7 +21,7 @@ from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
 from dtgan.errors import ConfigError
 from dtgan.evaluation import ic_lpips as ic
 from dtgan.evaluation.diversity import COMPUTED, diversity_scores, inception_score
-from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
+from dtgan.evaluation.extractors import DEFECT_CNN, ClassLabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import fingerprint_images
 from dtgan.evaluation.fidelity import FeatureExtractor, UInt8Images
 
@@ -158,7 +158,7 @@ def offline(tmp_path_factory):
     )
     images, labels = labelled_set(30, 0)
     ids = [f"r{i}" for i in range(len(labels))]
-    data = LabelledImages(images, labels, ["p/a", "p/b", "p/c"], fingerprint_images(ids, images))
+    data = ClassLabelledImages(images, labels, ["p/a", "p/b", "p/c"], fingerprint_images(ids, images))
     return cfg, resolve_extractor(cfg, lambda: data)
 
 

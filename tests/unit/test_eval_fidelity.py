@@ -14,7 +14,7 @@ from eval_testdata import KINDS, labelled_set
 from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
 from dtgan.errors import ConfigError, DataError
 from dtgan.evaluation import defect_cnn
-from dtgan.evaluation.extractors import DEFECT_CNN, LabelledImages, resolve_extractor
+from dtgan.evaluation.extractors import DEFECT_CNN, ClassLabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey, fingerprint_images
 from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.fidelity import FeatureExtractor, UInt8Images, choose_kid_subset_size, fid_kid
@@ -24,10 +24,10 @@ from dtgan.keys import FEATURES_DIR, generated_features_file, real_features_file
 CPU = torch.device("cpu")
 
 
-def _training_images(seed: int = 0) -> LabelledImages:
+def _training_images(seed: int = 0) -> ClassLabelledImages:
     images, labels = labelled_set(60, seed)
     ids = [f"r{i}" for i in range(len(labels))]
-    return LabelledImages(images, labels, [f"p/{k}" for k in KINDS], fingerprint_images(ids, images))
+    return ClassLabelledImages(images, labels, [f"p/{k}" for k in KINDS], fingerprint_images(ids, images))
 
 
 def _cfg(cache_dir, **overrides) -> EvaluationConfig:
@@ -171,8 +171,8 @@ def test_offline_extractor_is_trained_once_per_data_set(tmp_path):
 def test_offline_extractor_training_is_deterministic(tmp_path):
     data = _training_images()
     cfg = DefectCNNConfig(epochs=2, min_steps=0)
-    a, acc_a = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
-    b, acc_b = defect_cnn.train_defect_cnn(data.images_uint8, data.labels, 3, cfg)
+    a, acc_a = defect_cnn.train_defect_cnn(data.images, data.labels, 3, cfg)
+    b, acc_b = defect_cnn.train_defect_cnn(data.images, data.labels, 3, cfg)
     assert acc_a == acc_b
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -180,7 +180,7 @@ def test_offline_extractor_training_is_deterministic(tmp_path):
 def test_offline_extractor_learns_the_defect_classes():
     data = _training_images()
     _, accuracy = defect_cnn.train_defect_cnn(
-        data.images_uint8, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0)
+        data.images, data.labels, 3, DefectCNNConfig(epochs=6, batch_size=16, min_steps=0)
     )
     assert accuracy > 0.85
 

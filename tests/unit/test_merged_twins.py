@@ -3,6 +3,8 @@ callers relied on."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -96,3 +98,84 @@ def test_one_ray_connection_policy_for_studies_and_distributed_training(fake_ray
     }
     fake_ray.initialized = True
     assert ray_train.connect_ray(address="ray://elsewhere:10001") is False and len(fake_ray.calls) == 3
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    from dtgan.data.synth import synthesize_benchmark
+
+    path = str(tmp_path_factory.mktemp("labelled") / "bench.parquet")
+    synthesize_benchmark(path, size=32, scale=0.02, seed=0)
+    return path
+
+
+def test_one_labelled_container_for_evaluation_and_the_classifier_study(bench):
+    from dtgan.data.dataset import DefectImageDataset
+    from dtgan.data.labelled import LabelledImages
+    from dtgan.evaluation.extractors import ClassLabelledImages
+
+    ds = DefectImageDataset(bench, splits=("gan_train",), img_size=32)
+    rows = ds.labelled()  # what the evaluation's references were: images_uint8, y, p and the ids as str
+    assert rows.images is ds.images_uint8 and rows.y is ds.y and rows.p is ds.p
+    assert rows.ids == tuple(ds.ids) and len(rows) == len(ds)
+    normal = rows.where(rows.y == 0)  # the evaluation's sources: the old select(nonzero(y == 0).flatten())
+    index = torch.nonzero(ds.y == 0).flatten()
+    assert torch.equal(normal.images, ds.images_uint8[index]) and torch.equal(normal.p, ds.p[index])
+    assert normal.ids == tuple(ds.ids[i] for i in index.tolist())
+    # the classifier study's files keep images, y and p only (format 1), and read back equal
+    study_rows = LabelledImages(ds.images_uint8[:, :1].contiguous(), ds.y, ds.p)
+    assert set(study_rows.to_dict()) == {"images", "y", "p"}
+    back = LabelledImages.from_dict(study_rows.to_dict())
+    assert (
+        back.ids is None
+        and torch.equal(back.images, study_rows.images)
+        and len(LabelledImages.empty_like(back)) == 0
+    )
+    with pytest.raises(ValueError, match=r"ids must have"):
+        LabelledImages(rows.images, rows.y, rows.p, ("one",))
+    # the offline extractor's training set is built from it: one class per product x defect
+    vocab = ds.vocab
+    classes = ClassLabelledImages.from_labelled(rows, tuple(vocab.products), tuple(vocab.defects), "fp")
+    assert torch.equal(classes.labels, ds.p * len(vocab.defects) + ds.y) and classes.images is rows.images
+    assert classes.class_names == [f"{p}/{d}" for p in vocab.products for d in vocab.defects]
+
+
+def test_the_gan_and_crop_paste_reports_share_one_data_block(bench, tmp_path):
+    from types import SimpleNamespace
+
+    from dtgan.config.evaluation import EvaluationConfig
+    from dtgan.data.parquet_io import read_vocab
+    from dtgan.evaluation.extractors import ExtractorSpec
+    from dtgan.evaluation.inputs import CheckpointInputs, load_evaluation_data
+    from dtgan.evaluation.protocol import SyntheticSets
+    from dtgan.evaluation.report import data_block, write_checkpoint_report
+
+    cfg = EvaluationConfig(disentanglement_num_images=4)
+    data = load_evaluation_data(bench, read_vocab(bench), cfg, 32)
+    inputs = CheckpointInputs(
+        device=torch.device("cpu"),
+        data_path=bench,
+        data=data,
+        out_dir=tmp_path,
+        checkpoint=tmp_path / "step_00000002.pt",
+        nets=SimpleNamespace(step=2),
+    )
+    extractor = ExtractorSpec("x", "weights.pt", "abc")
+    gan = write_checkpoint_report(
+        inputs, cfg, extractor, "off", SyntheticSets(), None, [], [], {}, [], wall_s=0.0
+    )
+    written = json.loads(gan.report_path.read_text())["data"]
+    assert written == {
+        "path": bench,
+        "reference_split": cfg.reference_split,
+        "reference_fingerprint": data.reference_fingerprint,
+        "source_split": cfg.source_split,
+        "sources": len(data.sources),
+        "products": list(data.products),
+        "defects": list(data.defects),
+    }
+    crop = data_block(
+        inputs, cfg, defects_with_masks=7
+    )  # Crop&Paste's block adds its count after the sources
+    assert list(crop) == [*list(written)[:5], "defects_with_masks", *list(written)[5:]]
+    assert {k: v for k, v in crop.items() if k != "defects_with_masks"} == written

@@ -75,8 +75,8 @@ def check_overwrite(out: Path, fmt: str, overwrite: bool) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from dtgan.evaluation.evaluate import check_model_matches, load_evaluation_data
     from dtgan.evaluation.export import check_output, export_samples
+    from dtgan.evaluation.inputs import check_model_matches, load_evaluation_data
     from dtgan.training.checkpoint import load_inference_nets
     from dtgan.training.environment import resolve_device
 

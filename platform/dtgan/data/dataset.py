@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dtgan.data.codec import decode_gray, resize_gray, resize_mask
+from dtgan.data.labelled import LabelledImages
 from dtgan.data.parquet_io import SPLITS, read_table
 from dtgan.data.transforms import Transform, plain_transform
 from dtgan.errors import DataError
@@ -134,6 +135,10 @@ class DefectImageDataset(Dataset):
         if is_mask:
             out = torch.where(out > 0, 255, 0).to(torch.uint8)
         return out, present
+
+    def labelled(self) -> LabelledImages:
+        """Every row as :class:`~dtgan.data.labelled.LabelledImages` (``images_uint8``, ``y``, ``p``, ``ids``)."""
+        return LabelledImages(self.images_uint8, self.y, self.p, tuple(str(i) for i in self.ids))
 
     def __len__(self) -> int:
         return len(self.ids)

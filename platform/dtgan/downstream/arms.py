@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 
 from dtgan.config.downstream import ALL, CROP_PASTE_ARM, SYNTHETIC_ARMS
+from dtgan.data.labelled import LabelledImages
 from dtgan.data.vocab import NORMAL_INDEX
-from dtgan.downstream.study_data import LabeledImages, StudyData, synthetic_key
+from dtgan.downstream.study_data import StudyData, synthetic_key
 from dtgan.errors import DataError
 
 # The paper always adds traditional augmentation to the synthetic arms; crop_paste gets the same recipe.
@@ -77,11 +78,11 @@ def scope_product_ids(data: StudyData, product: str) -> list[int]:
     return list(range(len(data.products))) if product == ALL else [data.product_index(product)]
 
 
-def in_scope(split: LabeledImages, product_ids: list[int]) -> LabeledImages:
+def in_scope(split: LabelledImages, product_ids: list[int]) -> LabelledImages:
     return split.where(torch.isin(split.p, torch.tensor(product_ids)))
 
 
-def select_normals(data: StudyData, n_per_product: int, product_ids: list[int]) -> LabeledImages:
+def select_normals(data: StudyData, n_per_product: int, product_ids: list[int]) -> LabelledImages:
     """The first ``n_per_product`` classifier normals of each product (nested over sizes)."""
     picks = []
     for pid in product_ids:

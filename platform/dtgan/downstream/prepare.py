@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from dtgan.config.crop_paste import CropPasteConfig
 from dtgan.config.downstream import ALL, AUTO, CROP_PASTE_ARM, DownstreamConfig
 from dtgan.data.dataset import DefectImageDataset
+from dtgan.data.labelled import LabelledImages
 from dtgan.data.parquet_io import read_table
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.arms import scope_product_ids, select_normals, synthetic_requirements
 from dtgan.downstream.study import plan_cells
-from dtgan.downstream.study_data import LabeledImages, StudyData
+from dtgan.downstream.study_data import StudyData
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation.crop_paste import DefectBank, crop_paste, defect_bank
 
@@ -66,8 +67,8 @@ def _load(
     return DefectImageDataset(path, splits=(split,), img_size=img_size, defects=defects)
 
 
-def _labeled(ds: DefectImageDataset, rows: torch.Tensor) -> LabeledImages:
-    return LabeledImages(_gray(ds.images_uint8[rows]), ds.y[rows], ds.p[rows])
+def _labelled(ds: DefectImageDataset, rows: torch.Tensor) -> LabelledImages:
+    return LabelledImages(_gray(ds.images_uint8[rows]), ds.y[rows], ds.p[rows])
 
 
 def _permuted(rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -162,7 +163,7 @@ def synthesize_sets(
     nets,
     requirements: dict[str, int],
     sources: dict[int, torch.Tensor],
-    references: LabeledImages,
+    references: LabelledImages,
     data: StudyData,
     cfg: DownstreamConfig,
 ) -> dict[str, torch.Tensor]:
@@ -277,14 +278,14 @@ def prepare_study_data(
         raise DataError(
             f"{data_path}: the classifier study needs 'val' and 'test' rows; re-split the data set"
         )
-    train_defect = _labeled(train_ds, defect_rows)
+    train_defect = _labelled(train_ds, defect_rows)
     probe = StudyData(  # everything but the normals: what the synthetic requirements depend on
         defects=defects,
         products=products,
-        train_normal=LabeledImages.empty_like(train_defect),
+        train_normal=LabelledImages.empty_like(train_defect),
         train_defect=train_defect,
-        val=_labeled(val_ds, torch.arange(len(val_ds))),
-        test=_labeled(test_ds, torch.arange(len(test_ds))),
+        val=_labelled(val_ds, torch.arange(len(val_ds))),
+        test=_labelled(test_ds, torch.arange(len(test_ds))),
     )
     cells = plan_cells(cfg)
     requirements = synthetic_requirements(probe, [c for c in cells if c.synthetic])
@@ -296,9 +297,9 @@ def prepare_study_data(
     parts = split_normals(holdout_p, train_ds.p, normal_rows, len(products), reserved, cfg.seed)
     normals, source_picks = [], {}
     for pid, (held, rest, train) in enumerate(parts):
-        normals.append(_labeled(train_ds, train))
+        normals.append(_labelled(train_ds, train))
         if holdout_ds is not None:
-            normals.append(_labeled(holdout_ds, rest))
+            normals.append(_labelled(holdout_ds, rest))
         if cfg.synthesis_sources == "holdout":
             source_picks[pid] = [("gan_holdout", held[: sources[pid]])]
         else:  # the first S classifier normals of the product: within the first N of every size N >= S
@@ -307,7 +308,7 @@ def prepare_study_data(
                 ("gan_train", train[:take_train]),
                 ("gan_holdout", rest[: sources[pid] - take_train]),
             ]
-    cat = lambda xs: LabeledImages(*(torch.cat(t) for t in zip(*((x.images, x.y, x.p) for x in xs))))  # noqa: E731
+    cat = lambda xs: LabelledImages(*(torch.cat(t) for t in zip(*((x.images, x.y, x.p) for x in xs))))  # noqa: E731
     ids = {"gan_train": train_ds.ids, "gan_holdout": holdout_ds.ids if holdout_ds is not None else []}
     data = dataclasses.replace(
         probe,
@@ -366,7 +367,7 @@ def prepare_study_data(
             holdout_ds is not None and at_gan_size["gan_holdout"].ids != holdout_ds.ids
         ) or gan_train.ids != train_ds.ids:
             raise DataError(f"{data_path}: rows changed while reading; prepare the study again")
-        references = LabeledImages(
+        references = LabelledImages(
             gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows]
         )
         gan_requirements = {k: v for k, v in requirements.items() if not k.startswith(f"{CROP_PASTE_ARM}/")}

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from dtgan.config.downstream import DownstreamConfig
+from dtgan.data.labelled import LabelledImages
 from dtgan.downstream.arms import TrainingSet
 from dtgan.downstream.augment import traditional_augment
 from dtgan.downstream.classifier import DefectClassifier
-from dtgan.downstream.study_data import LabeledImages
 from dtgan.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def to_unit(images_uint8: torch.Tensor, in_chans: int, device: torch.device | st
 
 @torch.no_grad()
 def evaluate(
-    model: DefectClassifier, split: LabeledImages, cfg: DownstreamConfig, device: torch.device | str
+    model: DefectClassifier, split: LabelledImages, cfg: DownstreamConfig, device: torch.device | str
 ) -> tuple[float, float]:
     """(mean cross-entropy, error in %) of ``model`` on ``split``."""
     model.eval()
@@ -58,8 +58,8 @@ def _batches(train: TrainingSet, batch_size: int, generator: torch.Generator) ->
 def fit_classifier(
     model: DefectClassifier,
     train: TrainingSet,
-    val: LabeledImages,
-    test: LabeledImages,
+    val: LabelledImages,
+    test: LabelledImages,
     cfg: DownstreamConfig,
     seed: int,
     device: torch.device | str = "cpu",

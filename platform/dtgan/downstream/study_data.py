@@ -8,50 +8,11 @@ from pathlib import Path
 
 import torch
 
+from dtgan.data.labelled import LabelledImages
 from dtgan.errors import DataError
 from dtgan.utils.atomic import atomic_path
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class LabeledImages:
-    """Images with defect labels ``y`` and product labels ``p``."""
-
-    images: torch.Tensor  # (N, C, H, W) uint8
-    y: torch.Tensor  # (N,) long, defect index (0 = normal)
-    p: torch.Tensor  # (N,) long, product index
-
-    def __post_init__(self) -> None:
-        n = self.images.shape[0]
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(
-                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
-            )
-        if self.y.shape != (n,) or self.p.shape != (n,):
-            raise ValueError(
-                f"y and p must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.p.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def subset(self, index: torch.Tensor) -> LabeledImages:
-        return LabeledImages(self.images[index], self.y[index], self.p[index])
-
-    def where(self, mask: torch.Tensor) -> LabeledImages:
-        return self.subset(mask.nonzero().squeeze(1))
-
-    def to_dict(self) -> dict[str, torch.Tensor]:
-        return {"images": self.images, "y": self.y, "p": self.p}
-
-    @staticmethod
-    def from_dict(d: dict[str, torch.Tensor]) -> LabeledImages:
-        return LabeledImages(d["images"], d["y"], d["p"])
-
-    @staticmethod
-    def empty_like(other: LabeledImages) -> LabeledImages:
-        return other.subset(torch.zeros(0, dtype=torch.long))
 
 
 def synthetic_key(guidance: str, defect_source: str, product: str, defect: str) -> str:
@@ -66,10 +27,10 @@ class StudyData:
 
     defects: tuple[str, ...]  # defects[0] == "normal"
     products: tuple[str, ...]
-    train_normal: LabeledImages  # classifier-normal candidates (gan_train + non-source gan_holdout)
-    train_defect: LabeledImages  # gan_train defects (after limit_defects_per_type)
-    val: LabeledImages
-    test: LabeledImages
+    train_normal: LabelledImages  # classifier-normal candidates (gan_train + non-source gan_holdout)
+    train_defect: LabelledImages  # gan_train defects (after limit_defects_per_type)
+    val: LabelledImages
+    test: LabelledImages
     synthetic: dict[str, torch.Tensor] = field(default_factory=dict)  # synthetic_key -> (n, C, H, W) uint8
     meta: dict = field(default_factory=dict)  # provenance (JSON-able)
 
@@ -116,10 +77,10 @@ def _load_cached(path: str, _mtime_ns: int) -> StudyData:
     return StudyData(
         defects=tuple(d["defects"]),
         products=tuple(d["products"]),
-        train_normal=LabeledImages.from_dict(d["train_normal"]),
-        train_defect=LabeledImages.from_dict(d["train_defect"]),
-        val=LabeledImages.from_dict(d["val"]),
-        test=LabeledImages.from_dict(d["test"]),
+        train_normal=LabelledImages.from_dict(d["train_normal"]),
+        train_defect=LabelledImages.from_dict(d["train_defect"]),
+        val=LabelledImages.from_dict(d["val"]),
+        test=LabelledImages.from_dict(d["test"]),
         synthetic=dict(d["synthetic"]),
         meta=d["meta"],
     )

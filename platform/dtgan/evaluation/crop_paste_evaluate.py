@@ -17,20 +17,15 @@ import torch
 from dtgan import keys
 from dtgan.config.crop_paste import CropPasteConfig
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.data.parquet_io import read_vocab
+from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
 from dtgan.evaluation.disentanglement import transfer_locality_metrics
-from dtgan.evaluation.evaluate import (
-    EvaluationOutput,
-    load_evaluation_data,
-    offline_training_images,
-    write_evaluation,
-)
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.grids import save_grid_png
+from dtgan.evaluation.inputs import DataInputs, data_inputs, offline_training_images
 from dtgan.evaluation.protocol import (
     EvaluationData,
     SyntheticSets,
@@ -39,7 +34,13 @@ from dtgan.evaluation.protocol import (
     check_kid_feasible,
     fidelity_scores,
 )
-from dtgan.training.environment import resolve_device
+from dtgan.evaluation.report import (
+    EvaluationOutput,
+    data_block,
+    extractor_tags,
+    fidelity_metrics,
+    write_evaluation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,12 @@ GUIDANCE = "mix"  # the keys Crop&Paste's one set is logged under
 SET_STREAM, TRANSFER_STREAM = 6, 7  # cell_seed streams of its own (the GAN's sets use 0..5)
 
 
-def reference_bank(
-    data_path: str, cfg: EvaluationConfig, defects: tuple[str, ...], img_size: int
-) -> DefectBank:
+def reference_bank(inputs: DataInputs, cfg: EvaluationConfig) -> DefectBank:
     """The reference split's defect images with their masks, at the evaluation size."""
-    from dtgan.data.dataset import DefectImageDataset
-
-    ds = DefectImageDataset(data_path, splits=(cfg.reference_split,), img_size=img_size, defects=defects[1:])
+    data_path, data = inputs.data_path, inputs.data
+    ds = DefectImageDataset(
+        data_path, splits=(cfg.reference_split,), img_size=data.img_size, defects=data.defects[1:]
+    )
     return defect_bank(
         ds.images_uint8, ds.masks_uint8, ds.y, ds.p, f"{data_path} split {cfg.reference_split} defects"
     )
@@ -114,19 +114,15 @@ def evaluate_crop_paste(
     """Score Crop&Paste like :func:`dtgan.evaluation.evaluate.evaluate` scores a checkpoint; writes the JSON,
     the grid and (``save_features``) the feature arrays the report's bootstrap reads."""
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    device = resolve_device(cfg.device, "evaluation.device")
-    vocab = read_vocab(data_path)
-    data = load_evaluation_data(data_path, vocab, cfg, img_size)
-    if not data.defect_indices:
-        raise DataError(f"{data_path}: no defect domains besides normal; nothing to paste")
-    bank = reference_bank(data_path, cfg, data.defects, img_size)
+    inputs = data_inputs(data_path, cfg, img_size, out_dir)
+    data, out_dir = inputs.data, inputs.out_dir
+    bank = reference_bank(inputs, cfg)
     check_kid_feasible(data, cfg)
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
     sets = build_crop_paste_sets(data, bank, cfg, crop_cfg)
     features = FeatureWriter(out_dir / keys.FEATURES_DIR) if cfg.save_features else None
     fidelity = fidelity_scores(
-        sets, data, extractor, cfg, device, feature_sink=features, guidances=(GUIDANCE,)
+        sets, data, extractor, cfg, inputs.device, feature_sink=features, guidances=(GUIDANCE,)
     )
     rows = round_robin(data.sources.p, cfg.disentanglement_num_images)
     defects = torch.tensor(data.defect_indices)
@@ -138,31 +134,14 @@ def evaluate_crop_paste(
         "top_fraction": cfg.locality_top_fraction,
     }
     grid = _grid(data, bank, cfg, crop_cfg, out_dir)
-    metrics: dict[str, float] = {}
-    for record in fidelity:
-        metrics[record["fid_key"]] = record["fid"]
-        metrics[record["kid_key"]] = record["kid_mean"]
+    metrics = fidelity_metrics(fidelity)
     metrics.update({k: v for k, v in transfer.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
-    tags = {
-        keys.TAG_FID_EXTRACTOR: extractor.name,
-        keys.TAG_FID_WEIGHTS: extractor.weights_fingerprint,
-        keys.TAG_METHOD: METHOD,
-        keys.TAG_VARIANT: METHOD,
-    }
+    tags = {**extractor_tags(extractor), keys.TAG_METHOD: METHOD, keys.TAG_VARIANT: METHOD}
     report = {
         "method": METHOD,
-        "data": {
-            "path": str(data_path),
-            "reference_split": cfg.reference_split,
-            "reference_fingerprint": data.reference_fingerprint,
-            "source_split": cfg.source_split,
-            "sources": len(data.sources),
-            "defects_with_masks": len(bank),
-            "products": list(data.products),
-            "defects": list(data.defects),
-            "img_size": img_size,
-        },
+        # no checkpoint tells the image size: the data block names it
+        "data": {**data_block(inputs, cfg, defects_with_masks=len(bank)), "img_size": data.img_size},
         "scored_as": f"the {GUIDANCE} keys (Crop&Paste has no guidance)",
         "feature_extractor": extractor.as_dict(),
         "metrics": metrics,

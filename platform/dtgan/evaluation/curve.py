@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.errors import CheckpointError
-from dtgan.evaluation.evaluate import EVALUATION_DIR, evaluate, json_safe
+from dtgan.evaluation.evaluate import evaluate
+from dtgan.evaluation.inputs import EVALUATION_DIR
+from dtgan.evaluation.report import json_safe
 from dtgan.training.checkpoint import list_checkpoints
 from dtgan.utils.atomic import atomic_path, write_text_atomic
 

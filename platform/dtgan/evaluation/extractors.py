@@ -21,6 +21,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.data.labelled import LabelledImages
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
 from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
@@ -60,13 +61,23 @@ class ExtractorSpec:
 
 
 @dataclass(frozen=True)
-class LabelledImages:
-    """Real training images with product x defect labels: what the offline extractor is trained on."""
+class ClassLabelledImages:
+    """Real images with one class per product x defect: what the offline extractor is trained on. Built from a
+    data set's :class:`~dtgan.data.labelled.LabelledImages` by :meth:`from_labelled`."""
 
-    images_uint8: torch.Tensor  # (N, 3, H, W) uint8
+    images: torch.Tensor  # (N, 3, H, W) uint8
     labels: torch.Tensor  # (N,) long, product_index * num_defects + defect_index
     class_names: list[str]  # "product/defect" per label
     fingerprint: str  # fingerprint_images of the decoded rows
+
+    @staticmethod
+    def from_labelled(
+        rows: LabelledImages, products: tuple[str, ...], defects: tuple[str, ...], fingerprint: str
+    ) -> ClassLabelledImages:
+        """``rows`` labelled ``p * len(defects) + y``, classes named ``product/defect``."""
+        labels = rows.p * len(defects) + rows.y
+        names = [f"{p}/{d}" for p in products for d in defects]
+        return ClassLabelledImages(rows.images, labels, names, fingerprint)
 
 
 class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
@@ -193,7 +204,9 @@ def find_inception_weights(cfg: EvaluationConfig) -> Path | None:
     return hub if hub.is_file() else None
 
 
-def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], LabelledImages]) -> ExtractorSpec:
+def resolve_extractor(
+    cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
+) -> ExtractorSpec:
     """Pick the extractor of ``cfg.feature_extractor`` and make its weights available.
 
     ``training_images`` is called only when the offline extractor is needed (and not yet cached).
@@ -222,6 +235,6 @@ def resolve_extractor(cfg: EvaluationConfig, training_images: Callable[[], Label
         )
     data = training_images()
     path = ensure_defect_cnn(
-        cfg.cache_dir, data.fingerprint, data.images_uint8, data.labels, data.class_names, cfg.defect_cnn
+        cfg.cache_dir, data.fingerprint, data.images, data.labels, data.class_names, cfg.defect_cnn
     )
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))

@@ -12,6 +12,7 @@ import torch
 
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.data.labelled import LabelledImages
 from dtgan.data.selection import round_robin
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.errors import DataError
@@ -43,23 +44,6 @@ FeatureSink = Callable[[str, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
-class LabelledSet:
-    """Decoded rows of one split: uint8 images (N, 3, H, W), defect y (N,), product p (N,), row ids."""
-
-    images: torch.Tensor
-    y: torch.Tensor
-    p: torch.Tensor
-    ids: tuple[str, ...]
-
-    def select(self, rows: torch.Tensor) -> LabelledSet:
-        idx = rows.tolist()
-        return LabelledSet(self.images[rows], self.y[rows], self.p[rows], tuple(self.ids[i] for i in idx))
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass(frozen=True)
 class EvaluationData:
     """What the protocol reads: the real defect set and references (reference_split), the normal sources
     (source_split) and, where the data has clean backgrounds, defect/clean pairs for removal."""
@@ -68,9 +52,11 @@ class EvaluationData:
     defects: tuple[str, ...]
     img_size: int
     reference_split: str
-    references: LabelledSet  # every row of the reference split (normal included: the extractor trains on it)
+    references: (
+        LabelledImages  # every row of the reference split (normal included: the extractor trains on it)
+    )
     reference_fingerprint: str  # fingerprint_images of that split
-    sources: LabelledSet  # normal rows of the source split
+    sources: LabelledImages  # normal rows of the source split
     removal_defects: torch.Tensor | None = None  # uint8 (R, 3, H, W)
     removal_clean: torch.Tensor | None = None  # uint8 (R, 1|3, H, W)
 
@@ -112,7 +98,7 @@ def cell_seed(seed: int, *parts: int) -> int:
     return out
 
 
-def _source_rows(sources: LabelledSet, product: int, count: int, seed: int) -> torch.Tensor:
+def _source_rows(sources: LabelledImages, product: int, count: int, seed: int) -> torch.Tensor:
     """``count`` rows of product ``product``: a seeded permutation, repeated when there are fewer sources."""
     rows = torch.nonzero(sources.p == product).flatten()
     order = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))]
@@ -182,7 +168,7 @@ def _groups(data: EvaluationData, per_defect: bool) -> list[tuple[int | None, in
     return groups
 
 
-def _real_rows(reals: LabelledSet, products: list[int], defects: list[int]) -> torch.Tensor:
+def _real_rows(reals: LabelledImages, products: list[int], defects: list[int]) -> torch.Tensor:
     """(N,) bool: the real images of these products and defect types."""
     return torch.isin(reals.y, torch.tensor(defects)) & torch.isin(reals.p, torch.tensor(products))
 

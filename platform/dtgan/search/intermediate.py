@@ -13,10 +13,10 @@ import time
 import torch
 
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.evaluation.evaluate import load_evaluation_data, offline_training_images
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.fidelity import fid_kid
+from dtgan.evaluation.inputs import load_evaluation_data, offline_training_images
 from dtgan.evaluation.protocol import ALL_PRODUCTS, POOLED, build_synthetic_sets
 from dtgan.training.checkpoint import load_inference_nets
 from dtgan.training.environment import resolve_device

@@ -27,7 +27,7 @@ from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
 
 if TYPE_CHECKING:
-    from dtgan.evaluation.evaluate import EvaluationOutput
+    from dtgan.evaluation.report import EvaluationOutput
 
 log = logging.getLogger(__name__)
 
