@@ -33,20 +33,26 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _imports(path: Path) -> Iterator[str]:
-    """The modules the import statements of ``path`` load: ``from a import b`` is ``a.b`` when that is a module
+def _resolve(node: ast.Import | ast.ImportFrom, path: Path) -> Iterator[str]:
+    """The modules one import statement of ``path`` loads: ``from a import b`` is ``a.b`` when that is a module
     of the package, else ``a``."""
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+        return
+    base = node.module or ""
+    if node.level:  # relative: resolve against this module's package
+        name = _module_name(path)
+        parts = (name if path.name == "__init__.py" else name.rpartition(".")[0]).split(".")
+        base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
+    for alias in node.names:
+        yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """The modules the import statements of ``path`` load, wherever they stand."""
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolve against this module's package
-                name = _module_name(path)
-                parts = (name if path.name == "__init__.py" else name.rpartition(".")[0]).split(".")
-                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
-            for alias in node.names:
-                yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield from _resolve(node, path)
 
 
 def _names(imported: str, library: str) -> bool:
@@ -119,3 +125,81 @@ def test_provenance_is_below_training_and_tracking():
     assert "dtgan.provenance" in _dtgan_edges("dtgan.training.run_dir")
     training = [n for n in MODULES if n.startswith("dtgan.training")]
     assert not [(n, e) for n in training for e in _dtgan_edges(n) if e.startswith("dtgan.tracking")]
+
+
+# -- function-local imports: only where they keep a heavy library out of a module's import --------------------
+
+# Libraries worth deferring: each costs a noticeable part of a second (or more) at start-up.
+HEAVY = {
+    "torch",
+    "torchvision",
+    "ray",
+    "mlflow",
+    "optuna",
+    "timm",
+    "lpips",
+    "torch_fidelity",
+    "matplotlib",
+    "pandas",
+}
+HEAVY |= {"pyarrow", "huggingface_hub", "scipy", "PIL", "numpy", "psutil"}
+
+
+def _split_imports(path: Path) -> tuple[list[str], list[tuple[int, str]]]:
+    """(modules imported at module level, (line, module) of the imports inside a function)."""
+    tree = ast.parse(path.read_text(), str(path))
+    top: list[str] = []
+    local: list[tuple[int, str]] = []
+
+    def walk(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                names = list(_resolve(child, path))
+                if in_function:
+                    local.extend((child.lineno, name) for name in dict.fromkeys(names))
+                else:
+                    top.extend(names)
+            walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    walk(tree, False)
+    return top, local
+
+
+_TOP = {name: _split_imports(path)[0] for name, path in MODULES.items()}
+
+
+def _heavy_loaded(name: str) -> set[str]:
+    """The heavy third-party modules (dotted, as imported) that importing ``name`` loads: its module-level
+    imports, transitively, and its parent packages'."""
+    seen: set[str] = set()
+    stack = [name]
+    heavy: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in MODULES:
+            parts = current.split(".")
+            stack += _TOP[current] + [".".join(parts[:i]) for i in range(2, len(parts))]
+        elif current.split(".")[0] in HEAVY:
+            heavy.add(current)
+    return heavy
+
+
+def _needless_local_imports() -> list[str]:
+    found = []
+    for name, path in sorted(MODULES.items()):
+        has = _heavy_loaded(name)
+        for line, target in _split_imports(path)[1]:
+            if not _heavy_loaded(target) - has:
+                found.append(f"{path.relative_to(REPO)}:{line} imports {target} inside a function")
+    return found
+
+
+def test_function_local_imports_only_defer_a_heavy_library():
+    # STYLE: dependencies at the top of the module, where a reader sees them; a function-local import is kept
+    # only when it keeps torch, Ray, MLflow (...) out of the importing module's start-up (e.g. `dtgan --help`).
+    assert _heavy_loaded("dtgan.config") == set() and "torch" in _heavy_loaded("dtgan.models.generator")
+    needless = _needless_local_imports()
+    assert not needless, "move these to the module's top:\n" + "\n".join(needless)

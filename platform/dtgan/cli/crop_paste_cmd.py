@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
+from dtgan.errors import ConfigError
 
 RUN_KEY = "crop_paste"  # the trial key (and run name) of the baseline's run under a study
 
@@ -41,13 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate_crop_paste(args: argparse.Namespace) -> int:
-    from dtgan import keys
     from dtgan.evaluation.crop_paste_evaluate import evaluate_crop_paste
 
     config = config_from_args(args)
     if args.parent_run is not None and args.experiment is None:
-        from dtgan.errors import ConfigError
-
         raise ConfigError("--parent-run needs --experiment NAME (the experiment that holds the study run)")
     tracker = parent = None
     if args.experiment is not None:  # the store and the study must exist before any image is pasted

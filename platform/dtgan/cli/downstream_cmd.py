@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
+from dtgan.downstream.preflight import check_downstream, weights_label, weights_source
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ def _run_folder(checkpoint: str | None, out: Path | None, out_dir: str, preset: 
 
 
 def _downstream(args: argparse.Namespace) -> int:
-    from dtgan.downstream.preflight import check_downstream, weights_label, weights_source
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.downstream.study import markdown_table, plan_jobs, run_study
 

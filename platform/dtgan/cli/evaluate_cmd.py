@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dtgan import keys
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import ConfigError
 
@@ -29,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dtgan import keys
     from dtgan.evaluation.evaluate import evaluate
 
     cfg, expected_model = evaluation_config_from_args(args)
@@ -61,7 +61,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_curve(args: argparse.Namespace, cfg) -> int:
-    from dtgan import keys
     from dtgan.evaluation.curve import CURVE_PLOT, evaluate_curve
 
     run_dir = Path(args.checkpoint)

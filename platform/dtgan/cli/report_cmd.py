@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from dtgan.config.tracking import TrackingConfig
 from dtgan.errors import ConfigError
+from dtgan.tracking.locations import check_store_exists, resolve_tracking_uri
 
 FORMAT_CHOICES = ("md", "csv", "parquet", "html")
 
@@ -44,10 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from dtgan.config.tracking import TrackingConfig
-    from dtgan.tracking.locations import check_store_exists, resolve_tracking_uri
     from dtgan.tracking.report import ReportConfig, build_report
 
     overrides = {"bootstrap_samples": args.bootstrap_samples, "bootstrap_seed": args.seed}

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
+from dtgan.errors import DataError
 
 
 def _positive(text: str) -> int:
@@ -61,7 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def check_overwrite(out: Path, fmt: str, overwrite: bool) -> None:
     """Refuse to replace an earlier export at ``--out`` unless ``--overwrite`` says so."""
-    from dtgan.errors import DataError
     from dtgan.evaluation.export import MANIFEST_FILE, PARQUET_FILE
 
     if fmt == "parquet":

@@ -35,6 +35,7 @@ from dtgan.downstream.study import plan_cells
 from dtgan.downstream.study_data import StudyData
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation.crop_paste import DefectBank, crop_paste, defect_bank
+from dtgan.evaluation.synthesis import synthesize
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,6 @@ def synthesize_sets(
     cfg: DownstreamConfig,
 ) -> dict[str, torch.Tensor]:
     """synthetic_key -> uint8 (n, 1, img_size, img_size): source j of the set is source j mod S of the product."""
-    from dtgan.evaluation.synthesis import synthesize
 
     out = {}
     for key, count in sorted(requirements.items()):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.data.vocab import Vocab
 from dtgan.errors import DataError
 from dtgan.evaluation.protocol import cell_seed
 from dtgan.evaluation.synthesis import pick_references, synthesize
@@ -166,7 +167,6 @@ def export_samples(
 def _write_parquet(out: Path, encoded: list[tuple[dict, bytes]], data, split: str) -> Path:
     """One Parquet file of the platform's format; a synthetic row keeps its source's split."""
     from dtgan.data.parquet_io import Rows, write_dataset
-    from dtgan.data.vocab import Vocab
 
     path = out / PARQUET_FILE if out.suffix != ".parquet" else out
     rows = Rows.empty()

@@ -26,6 +26,7 @@ from dtgan.search.driver import (
     finish_study,
     launch_study,
     log_study_report,
+    preflight_study,
     where_to_look,
 )
 
@@ -75,8 +76,6 @@ def preflight_augmentation(
     """Every check before the study's first side effect: the study's shape, the checkpoint (it loads, tensors
     finite), the data and ``--resume`` (``preflight_study``). Returns (the study's config with absolute paths,
     the generator's config)."""
-    from dtgan.search.driver import preflight_study
-
     cfg = config.downstream
     if cfg.products != (ALL,) or cfg.defect_sources != (ALL,):
         raise ConfigError(

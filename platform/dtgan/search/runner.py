@@ -13,6 +13,7 @@ from typing import Any
 from dtgan import keys
 from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
+from dtgan.errors import ConfigError
 from dtgan.provenance import git_state
 from dtgan.search.driver import (
     StudyLaunch,
@@ -257,7 +258,6 @@ def run_search(
     config: DTGANConfig, resume: bool | str = False, address: str | None = None, temp_dir: str | None = None
 ) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
     """Optuna TPE (through Tune) over the YAML space; ASHA on one objective, a Pareto front on two."""
-    from dtgan.errors import ConfigError
     from dtgan.search import ray_tune
 
     study = config.study

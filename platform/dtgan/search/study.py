@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dtgan import keys
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.preflight import check_downstream
 from dtgan.downstream.prepare import prepare_study_data
-from dtgan.downstream.study import MapFn
+from dtgan.downstream.study import MapFn, run_study
 from dtgan.errors import ConfigError
+from dtgan.provenance import collect_provenance
 from dtgan.search.intermediate import IntermediateFID
 from dtgan.search.timeline import TrialTimeline
+from dtgan.tracking import MLflowReporter
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
 from dtgan.training.environment import resolve_device
@@ -93,8 +96,6 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
             "study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)"
         )
     if config.study.run_downstream:  # backbone and weights before any trial trains a generator
-        from dtgan.downstream.preflight import check_downstream
-
         check_downstream(config.downstream, checkpoint="the trial's generator")
 
 
@@ -183,7 +184,6 @@ def _downstream(
     config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn
 ) -> tuple[dict[str, float], Path]:
     """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
-    from dtgan.downstream.study import run_study
 
     cfg = config.downstream
     nets = None
@@ -221,8 +221,6 @@ def run_trial(
     """
     timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
-    from dtgan.provenance import collect_provenance
-    from dtgan.tracking import MLflowReporter
 
     timeline.mark("imported")
     tracker = ctx.tracker

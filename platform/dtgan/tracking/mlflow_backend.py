@@ -26,9 +26,9 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import set_model  # noqa: F401  (used by generator_model.py, the models-from-code file)
+from mlflow.models import ModelSignature, set_model  # noqa: F401  (set_model: for generator_model.py)
 from mlflow.tracking._model_registry import utils as mlflow_registry_utils
 from mlflow.tracking._tracking_service import utils as mlflow_tracking_utils
 from mlflow.utils.validation import (
@@ -625,7 +625,6 @@ class Tracker:
         """
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         try:
@@ -800,7 +799,6 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 def generator_signature(img_size: int):
     """Inputs ``sources``/``references`` uint8 (-1,3,S,S), ``y_trg`` int64 (-1,); output uint8 (-1,3,S,S);
     params ``guidance`` (default latent) and ``seed`` (default 0)."""
-    from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
     image = (-1, 3, img_size, img_size)
