@@ -4,8 +4,10 @@ Each option is resolved once against the run's device. "auto" turns on what pays
 compile on CUDA; on a CPU, bf16 autocast only where the CPU computes bf16 natively (AMX tiles or AVX512-BF16),
 and channels_last only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
 thread, CPU-time ratios): on an AVX512-BF16 EPYC without AMX, bf16 autocast 1.52x, channels_last 0.89x in fp32
-and 0.85x on top of bf16, fused Adam 1.11x (noise level); without bf16 instructions bf16 is emulated: on an AVX2
-EPYC a 64->64 3x3 convolution ran 15x slower in bf16 than in fp32, so "auto" keeps such CPUs on plain fp32. R1 and the EMA stay in fp32:
+and 0.85x on top of bf16, fused Adam 1.11x (noise level); on an AMX Xeon, bf16 1.27x, channels_last 0.98x in
+fp32 but bf16 + channels_last ("auto" there) 1.35x; without bf16 instructions bf16 is emulated: on an AVX2 EPYC a
+64->64 3x3 convolution ran 15x slower in bf16 than in fp32, so "auto" keeps such CPUs on plain fp32. R1 and the
+EMA stay in fp32:
 the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA update
 runs after the step, outside any autocast region.
 """
