@@ -85,7 +85,7 @@ def _log(tracker, parent_run_id: str, config, result) -> str:
     """One trial run under the study: params, tags, eval/* metrics, the evaluation folder and its features."""
     from dtgan.search.study import log_evaluation
 
-    run = tracker.start_trial(
+    with tracker.trial(
         parent_run_id,
         RUN_KEY,
         config,
@@ -93,14 +93,8 @@ def _log(tracker, parent_run_id: str, config, result) -> str:
         run_name=RUN_KEY,
         description="Crop&Paste baseline: real defects cut out by their masks and pasted (feathered edge, random "
         "place and flip) onto the same normal sources; scored like the GAN runs, under the mix keys",
-    )
-    if run.finished:
-        return run.run_id
-    try:
-        tracker.log_metrics(run.run_id, result.metrics, step=0)
-        log_evaluation(tracker, run.run_id, result)
-    except BaseException as exc:
-        tracker.end_run(run.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED", error=exc)
-        raise
-    tracker.end_run(run.run_id)
-    return run.run_id
+    ) as trial:
+        if not trial.finished:
+            tracker.log_metrics(trial.run_id, result.metrics, step=0)
+            log_evaluation(tracker, trial.run_id, result)
+    return trial.run_id
