@@ -25,7 +25,6 @@ from dtgan.provenance import collect_provenance
 from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
-from dtgan.tracking import init_tracking
 from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
@@ -179,7 +178,7 @@ def launch_study(
     (e.g. ``model.ablation`` and the toggles of a ladder), and ``description`` as its note until the study
     ends and the summary replaces it.
     """
-    from dtgan.tracking.mlflow_backend import config_params
+    from dtgan.tracking.mlflow_backend import config_params, init_tracking
 
     config = absolute_paths(config)
     study_name = study_name_of(config, kind)

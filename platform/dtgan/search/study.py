@@ -23,7 +23,6 @@ from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
 from dtgan.search.intermediate import IntermediateFID
 from dtgan.search.timeline import TrialTimeline
-from dtgan.tracking import MLflowReporter
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
 from dtgan.training.environment import resolve_device
@@ -221,6 +220,7 @@ def run_trial(
     """
     timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.tracking import MLflowReporter
 
     timeline.mark("imported")
     tracker = ctx.tracker
