@@ -29,11 +29,13 @@ _STORE_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 def _no_store_left_in_environment():
     before = {name: os.environ.get(name) for name in _STORE_ENV}
     yield
-    for name, value in before.items():
+    left = {name: os.environ.get(name) for name in _STORE_ENV if os.environ.get(name) != before[name]}
+    for name, value in before.items():  # put back first, so that one leak does not fail every later test
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    assert not left, f"the test left {left} in os.environ; use fluent_store or monkeypatch"
 
 
 _CHECKOUT_STORES = (REPO / "mlflow.db", REPO / "mlartifacts", REPO / "mlruns")

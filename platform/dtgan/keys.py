@@ -187,7 +187,10 @@ def eval_key(metric: str, guidance: str, product: str | None = None, defect: str
     return key
 
 
-_EVAL = re.compile(r"^eval/(fid|kid|is|ic_lpips)_(latent|reference|mix)(?:_([^.]+))?(?:\.([^.]+))?$")
+_EVAL = re.compile(
+    rf"^{EVAL_PREFIX}({'|'.join(FIDELITY_METRICS + DIVERSITY_METRICS)})_({'|'.join(GUIDANCES)})"
+    r"(?:_([^.]+))?(?:\.([^.]+))?$"
+)
 
 
 def parse_eval_key(key: str) -> tuple[str, str, str | None, str | None] | None:
@@ -298,7 +301,7 @@ def downstream_key(arm: str, backbone: str, stat: Literal["", "mean", "std"] = "
     return f"{key}_{stat}" if stat else key
 
 
-_ERROR = re.compile(r"^downstream/error_(no_aug|trad_aug|latent|reference|mix|crop_paste)_(.+?)$")
+_ERROR = re.compile(rf"^{DOWNSTREAM_PREFIX}error_({'|'.join(ARMS)})_(.+?)$")
 
 
 def parse_error_key(key: str) -> tuple[str, str] | None:
