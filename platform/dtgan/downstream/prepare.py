@@ -169,7 +169,6 @@ def synthesize_sets(
     cfg: DownstreamConfig,
 ) -> dict[str, torch.Tensor]:
     """synthetic_key -> uint8 (n, 1, img_size, img_size): source j of the set is source j mod S of the product."""
-
     out = {}
     for key, count in sorted(requirements.items()):
         if count == 0:
