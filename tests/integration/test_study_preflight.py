@@ -85,13 +85,14 @@ def test_the_ablation_script_exits_2_with_one_line_on_missing_data(tmp_path):
 
 @pytest.mark.ray
 def test_a_cluster_without_the_driver_resource_is_refused_naming_the_flag(tmp_path):
+    """Multi-worker trials hold a driver slot (in-process trials hold only CPU/GPU: test_cluster_placement.py)."""
     import ray
 
     data = tiny_benchmark(tmp_path)
     ray.init(num_cpus=1, include_dashboard=False)  # like `ray start --head` without --resources
     try:
         with pytest.raises(ConfigError, match=r"offers no 'TRAIN_DRIVER' resource.*--resources") as err:
-            run_ablation(load_config("smoke", tiny_study_overrides(tmp_path, data)))
+            run_ablation(load_config("smoke", [*tiny_study_overrides(tmp_path, data), "distributed.workers=2"]))
         assert "\n" not in str(err.value)
     finally:
         ray.shutdown()

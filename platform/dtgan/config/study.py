@@ -48,10 +48,17 @@ class StudyConfig(Section):
     gpus_per_classifier: float = Field(
         0.0, ge=0.0, description="GPUs of each downstream classifier job (a Ray task); 0 = CPU"
     )
+    max_trial_failures: int = Field(
+        0,
+        ge=0,
+        description="times a trial that failed or lost its node (a preempted spot instance) is started again, from "
+        "its last stored checkpoint and in the same MLflow run; the cluster presets set 3",
+    )
     driver_resource: str = Field(
         "TRAIN_DRIVER",
         min_length=1,
-        description="custom Ray resource a trial's driver holds instead of a CPU (clusters offer it on the head node)",
+        description="custom Ray resource a multi-worker trial's driver holds instead of a CPU (clusters offer it "
+        "on the head node); in-process trials hold only the CPU/GPU they train on",
     )
     local_num_cpus: int | None = Field(
         None, ge=1, description="CPUs of the local Ray started when no cluster address is given; null = all"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import torch
 
 from dtgan.data.labelled import LabelledImages
 from dtgan.errors import DataError
+from dtgan.storage import fetch_file, is_uri
 from dtgan.utils.atomic import atomic_path
 
 FORMAT_VERSION = 1
@@ -60,11 +63,20 @@ class StudyData:
 
 
 def load_study_data(path: str | Path) -> StudyData:
-    """Read a file written by :meth:`StudyData.save` (cached per path and modification time)."""
+    """Read a file written by :meth:`StudyData.save` (cached per path and modification time); a storage URI
+    (``s3://...``: a classifier job on another node than the one that prepared it) is downloaded first."""
+    if is_uri(path):
+        path = fetch_file(
+            str(path), Path(tempfile.gettempdir()) / "dtgan-study-data" / _uri_digest(str(path))
+        )
     path = Path(path)
     if not path.is_file():
         raise DataError(f"study data '{path}' not found; run `dtgan downstream` to prepare it")
     return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+def _uri_digest(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)

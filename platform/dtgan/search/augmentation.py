@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,15 +44,16 @@ def method_name(config: DTGANConfig) -> str:
     return METHOD_OF_STEP.get(step, f"ladder_{step}")
 
 
-def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
-    """Write the study data once per launch (a resumed launch reuses it)."""
+def _prepare(launch: StudyLaunch, checkpoint: str | None) -> str:
+    """Write the study data once per launch into the study storage (a resumed launch reuses it); its location."""
     from dtgan.downstream.prepare import prepare_study_data
     from dtgan.training.checkpoint import load_inference_nets
     from dtgan.training.environment import resolve_device
 
-    path = launch.run_path / STUDY_DATA_FILE
-    if path.is_file():
-        return path
+    stored = launch.run_storage
+    if stored.is_file(STUDY_DATA_FILE):
+        return stored.child(STUDY_DATA_FILE).uri
+    path = Path(tempfile.mkdtemp(prefix="dtgan-study-data-")) / STUDY_DATA_FILE
     cfg = launch.config.downstream
     nets = None
     if cfg.synthetic_arms:
@@ -62,7 +65,10 @@ def _prepare(launch: StudyLaunch, checkpoint: str | None) -> Path:
         checkpoint=checkpoint,
         crop_paste_cfg=launch.config.crop_paste,
     ).save(path)
-    return path
+    # In the study storage: the classifier jobs read it from any node, a resumed launch reuses it.
+    stored.upload_file(path, STUDY_DATA_FILE)
+    shutil.rmtree(path.parent, ignore_errors=True)
+    return stored.child(STUDY_DATA_FILE).uri
 
 
 def _group_metrics(results: list[dict], backbone: str) -> dict[str, float]:

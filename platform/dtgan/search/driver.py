@@ -25,6 +25,8 @@ from dtgan.provenance import collect_provenance
 from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
+from dtgan.search.study_extractor import pin_extractor
+from dtgan.storage import Storage
 from dtgan.utils.entry import run_entry_point
 
 log = logging.getLogger(__name__)
@@ -91,13 +93,15 @@ def absolute_paths(config: DTGANConfig) -> DTGANConfig:
 
 
 def resolve_run_name(storage_path: str, study_name: str, resume: bool | str) -> str:
-    """A new launch gets ``<study>-<timestamp>``; ``--resume`` the latest such folder (or the one named)."""
+    """A new launch gets ``<study>-<timestamp>``; ``--resume`` the latest such folder (or the one named), looked
+    up in the storage (a local folder or a bucket: any machine can resume a launch)."""
+    storage = Storage.at(storage_path)
     if isinstance(resume, str):
-        if not (Path(storage_path) / resume).is_dir():
+        if not storage.child(resume).is_dir():
             raise ConfigError(f"--resume {resume}: no such study run under {storage_path}")
         return resume
     if resume:
-        launches = sorted(p.name for p in Path(storage_path).glob(f"{study_name}-*") if p.is_dir())
+        launches = [name for name in storage.list_dirs() if name.startswith(f"{study_name}-")]
         if not launches:
             raise ConfigError(
                 f"--resume: no earlier launch of study '{study_name}' under {storage_path}; run without --resume"
@@ -113,7 +117,8 @@ def study_name_of(config: DTGANConfig, kind: str) -> str:
 def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGANConfig:
     """Every check a study can make before its first side effect (launch folder, MLflow parent run, Ray):
     the data set is there and readable with known labels, the search space parses, ``--resume`` has a launch
-    to continue, the Inception weights (when found) pass their SHA-256 check. Returns the config with absolute
+    to continue, the storage is writable, the Inception weights (when found) pass their SHA-256 check and the
+    study's FID extractor is fixed for every trial (search/study_extractor.py). Returns the config with absolute
     paths, none inside a Ray job's temporary working dir; the embedded benchmark is synthesised where the
     config names it and it is missing (search/durable.py)."""
     from dtgan.data.parquet_io import read_table
@@ -122,23 +127,13 @@ def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGAN
     config = move_out_of_ray_working_dir(absolute_paths(config))
     config = ensure_embedded_benchmark(config, given_data_path)
     read_table(config.data.path, columns=["product", "defect", "split"])
+    Storage.at(config.study.storage_path).check_usable()  # a bad URI, bucket or credentials: one line, now
     if config.study.search_space is not None:
         load_search_space(config.study.search_space)
     resolve_run_name(config.study.storage_path, study_name_of(config, kind), resume)
-    if kind != "augmentation":  # the trials score FID/KID: bad Inception weights fail now, not after training
-        _check_inception_weights(config)
+    if kind != "augmentation":  # the trials score FID/KID: one extractor for all; bad weights fail now
+        config = pin_extractor(config)
     return config
-
-
-def _check_inception_weights(config: DTGANConfig) -> None:
-    """The Inception weights the trials would use hash to the expected SHA-256 and hold only tensors."""
-    from dtgan.evaluation.extractors import INCEPTION, find_inception_weights, read_inception_state_dict
-
-    evaluation = config.evaluation
-    if evaluation.feature_extractor in ("auto", INCEPTION):
-        weights = find_inception_weights(evaluation)  # a configured path that does not exist: an error
-        if weights is not None:
-            read_inception_state_dict(weights, evaluation.inception_weights_sha256)
 
 
 @dataclass
@@ -156,12 +151,13 @@ class StudyLaunch:
     resumed: bool
 
     @property
-    def run_path(self) -> Path:
-        return Path(self.storage_path) / self.run_name
+    def run_storage(self) -> Storage:
+        """``<storage>/<run name>``: Tune's state, the trials' run folders (``runs/<trial key>/``), shared files."""
+        return Storage.at(self.storage_path).child(self.run_name)
 
     @property
-    def runs_dir(self) -> Path:
-        return self.run_path / "runs"
+    def runs_uri(self) -> str:
+        return self.run_storage.child("runs").uri
 
 
 def launch_study(
@@ -184,7 +180,7 @@ def launch_study(
     study_name = study_name_of(config, kind)
     storage = config.study.storage_path
     run_name = resolve_run_name(storage, study_name, resume)
-    Path(storage, run_name).mkdir(parents=True, exist_ok=True)
+    Storage.at(storage).child(run_name).makedirs()
     tracker = init_tracking(config.tracking, study=study_name)
     params = {k: v for k, v in config_params(config).items() if k not in varied}
     study_run = tracker.start_study(

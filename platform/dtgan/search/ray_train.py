@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow.fs
 import torch
 
 import dtgan
@@ -40,6 +39,7 @@ from dtgan.config.distributed import FAIL_AT_STEP_ENV
 from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
+from dtgan.storage import Storage
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoints_in, list_checkpoints
 from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
 from dtgan.training.loop import train
@@ -67,51 +67,39 @@ class DistributedTrainingFailed(RuntimeError):
 # --------------------------------------------------------------------------------------------- storage
 
 
-def _filesystem(storage_path: str):
-    """(pyarrow filesystem, base path) of a local folder or a URI."""
-
-    if "://" not in storage_path:
-        return pyarrow.fs.LocalFileSystem(), str(Path(storage_path).resolve())
-    return pyarrow.fs.FileSystem.from_uri(storage_path)
-
-
 def stored_checkpoints(storage_path: str, run_name: str) -> list[str]:
     """Names of the Ray checkpoint folders of ``run_name`` in the storage, oldest first."""
-
-    fs, base = _filesystem(storage_path)
-    selector = pyarrow.fs.FileSelector(f"{base}/{run_name}", allow_not_found=True)
-    infos = fs.get_file_info(selector)
-    return sorted(
-        i.base_name
-        for i in infos
-        if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(CHECKPOINT_PREFIX)
-    )
+    return [
+        d for d in Storage.at(storage_path).child(run_name).list_dirs() if d.startswith(CHECKPOINT_PREFIX)
+    ]
 
 
-def _marker(storage_path: str, run_name: str) -> tuple[Any, str]:
-    fs, base = _filesystem(storage_path)
-    return fs, f"{base}/{run_name}/{DIVERGED_MARKER}"
+def fetch_checkpoint(checkpoint_uri: str, run_dir: Path) -> Path | None:
+    """Copy the ``step_*.pt`` of a stored Ray checkpoint folder into ``run_dir/checkpoints/`` (rank 0 wrote the
+    run folder on its own node); the local file, or None when the folder holds none."""
+    with tempfile.TemporaryDirectory(prefix="dtgan-ray-ckpt-") as tmp:
+        Storage.at(checkpoint_uri).download_to(Path(tmp))
+        found = checkpoints_in(Path(tmp))
+        if not found:
+            return None
+        target = run_dir / CHECKPOINT_DIR / found[-1].name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as part:
+            shutil.copyfile(found[-1], part)
+    return target
 
 
 def _read_marker(storage_path: str, run_name: str) -> str | None:
-    fs, path = _marker(storage_path, run_name)
-    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        return f.read().decode()
+    run = Storage.at(storage_path).child(run_name)
+    return run.read_bytes(DIVERGED_MARKER).decode() if run.is_file(DIVERGED_MARKER) else None
 
 
 def _write_marker(storage_path: str, run_name: str, message: str) -> None:
-    fs, path = _marker(storage_path, run_name)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(message.encode())
+    Storage.at(storage_path).child(run_name).write_bytes(DIVERGED_MARKER, message.encode())
 
 
 def _clear_marker(storage_path: str, run_name: str) -> None:
-    fs, path = _marker(storage_path, run_name)
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
-        fs.delete_file(path)
+    Storage.at(storage_path).child(run_name).delete_file(DIVERGED_MARKER)
 
 
 # --------------------------------------------------------------------------------------------- workers

@@ -1,9 +1,13 @@
 """The Ray Tune + Optuna adapter: the only module importing ``ray.tune`` and ``optuna``.
 
-Trials are Tune *function trainables* holding the custom driver resource (``study.driver_resource``) instead
-of a CPU, so a 2-core machine never deadlocks; a single-worker trial also holds its worker's CPU/GPU and
-trains in the trial process, a multi-worker trial launches a Ray Train ``TorchTrainer`` from it (Train V2's
-supported pattern). The dashboard stays on: it frees the workers of trials ASHA stops.
+Placement (docs/interfaces.md "Trial placement"): a trial that trains in its own process (``distributed.workers
+<= 1``) *is* the training worker: it holds ``{CPU: distributed.cpus_per_worker, GPU: study.gpus_per_trial}`` and
+nothing else, one bundle any worker node of the cluster can hold. A multi-worker trial holds only the custom
+driver resource (``study.driver_resource``, offered by the head, which has no CPU) and launches a Ray Train
+``TorchTrainer`` from it (Train V2's supported pattern), whose workers take the ``distributed`` resources on the
+GPU nodes; a driver never holds a CPU, so a 2-core machine never deadlocks. A trial whose node is lost (a
+preempted spot instance) is retried ``study.max_trial_failures`` times and resumes from its last stored
+checkpoint. The dashboard stays on: it frees the workers of trials ASHA stops.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import ray.util
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -73,12 +78,12 @@ def ray_session(
 
 
 def check_cluster_resources(config: DTGANConfig) -> None:
-    """Refuse a cluster whose nodes offer none of the driver resource every trial holds (Tune would wait for
-    ever: no autoscaler node type adds it); CPU/GPU may still come from the autoscaler, so only warn for them."""
+    """Refuse a cluster whose nodes offer none of the driver resource a multi-worker trial holds (Tune would wait
+    for ever: no autoscaler node type adds it); CPU/GPU may still come from the autoscaler, so only warn for them."""
     offered = ray.cluster_resources()
     needed = trial_resources(config)
     slot = config.study.driver_resource
-    if offered.get(slot, 0.0) < needed[slot]:
+    if slot in needed and offered.get(slot, 0.0) < needed[slot]:
         raise ConfigError(
             f"the Ray cluster offers no '{slot}' resource, which every trial driver holds (study.driver_resource); "
             f"start the head with `ray start --head --resources '{{\"{slot}\": 4}}'` (one per concurrent trial)"
@@ -123,15 +128,32 @@ def trains_in_process(config: DTGANConfig) -> bool:
 
 
 def trial_resources(config: DTGANConfig) -> dict[str, float]:
-    """What a trial's driver holds: the driver slot, plus the CPU/GPU of its training when it trains in-process
-    (multi-worker trials hold only the slot: their TorchTrainer workers take ``distributed`` resources)."""
+    """One placement bundle per trial. In-process training: the CPU/GPU it trains on (no driver slot: the head
+    that offers the slots has no CPU or GPU, so one bundle asking for both fits no node). Multi-worker: the
+    driver slot only; its TorchTrainer workers take the ``distributed`` resources."""
     study = config.study
-    resources = {study.driver_resource: 1.0}
-    if trains_in_process(config):
-        resources["CPU"] = config.distributed.cpus_per_worker
-        if study.gpus_per_trial:
-            resources["GPU"] = study.gpus_per_trial
+    if not trains_in_process(config):
+        return {study.driver_resource: 1.0}
+    resources = {"CPU": config.distributed.cpus_per_worker}
+    if study.gpus_per_trial:
+        resources["GPU"] = study.gpus_per_trial
     return resources
+
+
+def check_trial_device(config: DTGANConfig) -> None:
+    """A trial that Ray gave a GPU trains on it or fails with one line; it never trains on the CPU silently
+    (``train.device=auto`` would fall back). ``train.device=cpu`` is the user's explicit choice and passes."""
+    import torch
+
+    gpu_ids = ray.get_gpu_ids()
+    if not gpu_ids or config.train.device == "cpu" or torch.cuda.is_available():
+        return
+    raise ConfigError(
+        f"this trial was given GPU(s) {gpu_ids} on node {ray.util.get_node_ip_address()} but CUDA is not usable "
+        f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}, "
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); fix the node's NVIDIA driver or image, "
+        "or set train.device=cpu to train on the CPU on purpose"
+    )
 
 
 def downstream_map_fn(gpus_per_job: float) -> Callable:
@@ -154,8 +176,11 @@ def local_map_fn(fn, specs):
 class TuneHooks:
     """``dtgan.search.study.TrialHooks`` inside a Tune function trainable."""
 
-    def __init__(self, study: StudyConfig) -> None:
+    def __init__(self, study: StudyConfig, runs_uri: str) -> None:
         self.study = study
+        self.runs_uri = (
+            runs_uri  # <storage>/<study run>/runs: multi-worker runs keep Ray Train's state beside it
+        )
         context = tune.get_context()
         self.trial_id = context.get_trial_id()
         self.trial_name = context.get_trial_name()
@@ -183,6 +208,7 @@ class TuneHooks:
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
         if trains_in_process(config):
+            check_trial_device(config)
             return train(
                 config,
                 reporter=reporter,
@@ -197,11 +223,14 @@ class TuneHooks:
         result = ray_train.fit_distributed(
             config,
             run_name=f"train-{run_dir.name}",
-            storage_path=str(run_dir.parent.parent / "train"),
+            storage_path=self.runs_uri.rsplit("/", 1)[0] + "/train",
             resume="auto",
             run_dir=run_dir,
             progress=False,
         )
+        # Rank 0 wrote its run folder on its own node; the trial evaluates here from Ray's stored checkpoint.
+        if latest_checkpoint(run_dir) is None and result.checkpoint_uri is not None:
+            ray_train.fetch_checkpoint(result.checkpoint_uri, run_dir)
         try:
             for row in result.metrics_history:
                 reporter.report(
@@ -323,7 +352,9 @@ def run_tune(
             name=run_name,
             storage_path=storage_path,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # A trial whose node died (a preempted spot instance) or that raised is started again, on any node,
+            # from its last stored checkpoint; its MLflow run is found again by its trial key.
+            failure_config=tune.FailureConfig(max_failures=study.max_trial_failures),
             verbose=1,
         )
         tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
@@ -366,7 +397,7 @@ def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
         spec["trial_key"],
         spec["variant"],
         ctx,
-        TuneHooks(config.study),
+        TuneHooks(config.study, ctx.runs_dir),
         run_name=spec.get("run_name") or None,
         description=spec.get("description") or None,
     )
@@ -376,7 +407,7 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
 
     base = DTGANConfig.model_validate(base_config)
-    hooks = TuneHooks(base.study)
+    hooks = TuneHooks(base.study, ctx.runs_dir)
     trial_key = f"trial-{hooks.trial_id}"
     config = apply_overrides(base, nest(params["search"]), run_name=trial_key)
     run_trial(

@@ -6,8 +6,10 @@ import contextlib
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from dtgan import keys
@@ -29,6 +31,7 @@ from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
+from dtgan.storage import fetch_file
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def _context(launch: StudyLaunch) -> TrialContext:
         tracker=launch.tracker,
         parent_run_id=launch.parent_run_id,
         study=launch.study_name,
-        runs_dir=str(launch.runs_dir),
+        runs_dir=launch.runs_uri,
         intermediate_fid_every_steps=study.intermediate_fid_every_steps,
         intermediate_fid_images_per_cell=study.intermediate_fid_images_per_cell,
         git_state=git_state(),
@@ -118,7 +121,10 @@ def _summarise(
             launch.parent_run_id, {keys.TAG_BEST_TRIAL: best["trial"], keys.TAG_BEST_RUN_ID: best["run_id"]}
         )
         if best["run_id"] and best["checkpoint"]:
-            registered = tracker.log_best_checkpoint(best["run_id"], best["checkpoint"])
+            with tempfile.TemporaryDirectory(prefix="dtgan-best-") as tmp:
+                # The trial wrote it on its node: from the study storage (a bucket on a cluster).
+                checkpoint = fetch_file(best["checkpoint"], Path(tmp))
+                registered = tracker.log_best_checkpoint(best["run_id"], checkpoint)
             if registered is not None:
                 log.info(
                     "best generator (%s) registered as %s version %s",

@@ -22,7 +22,9 @@ from dtgan.downstream.study import MapFn, run_study
 from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
 from dtgan.search.intermediate import IntermediateFID
+from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
+from dtgan.storage import RunFolderSync, Storage
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
 from dtgan.training.environment import resolve_device
@@ -110,8 +112,12 @@ class StudyReporter(Reporter):
         every_steps: int | None,
         stand_in_for: tuple[str, ...] = (),
         timeline: TrialTimeline | None = None,
+        run_folder: RunFolderSync | None = None,
     ) -> None:
         self.mlflow_reporter = mlflow_reporter
+        self.run_folder = (
+            run_folder  # pushed to the study storage at every checkpoint (a lost node loses nothing)
+        )
         self.timeline = timeline  # arrival times of the training reports (meaningful for in-process training)
         self.hooks = hooks
         self.total_steps = total_steps
@@ -123,6 +129,8 @@ class StudyReporter(Reporter):
         if self.timeline is not None:
             self.timeline.training_report(step, metrics)
         self.mlflow_reporter.report(step, metrics, checkpoint_path)
+        if checkpoint_path is not None and self.run_folder is not None:
+            self.run_folder.push()
         if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
         fid = self.fid(checkpoint_path)
@@ -180,9 +188,11 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _downstream(
-    config: DTGANConfig, checkpoint: Path, run_dir: Path, map_fn: MapFn
+    config: DTGANConfig, checkpoint: Path, run_folder: RunFolderSync, map_fn: MapFn
 ) -> tuple[dict[str, float], Path]:
-    """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent)."""
+    """The classifier study of this trial's generator; its ``_mean``/``_std`` metrics (percent). The study data
+    goes to the study storage first: the classifier jobs may run on other nodes."""
+    run_dir = run_folder.local
 
     cfg = config.downstream
     nets = None
@@ -193,8 +203,9 @@ def _downstream(
         cfg, config.data.path, nets=nets, checkpoint=str(checkpoint), crop_paste_cfg=config.crop_paste
     ).save(study_data_path)
     del nets
+    run_folder.push()
     out_path = run_dir / "downstream" / "downstream.json"
-    payload = run_study(cfg, study_data_path, map_fn=map_fn, out_path=out_path)
+    payload = run_study(cfg, run_folder.stored_uri(study_data_path), map_fn=map_fn, out_path=out_path)
     return payload["metrics"], out_path
 
 
@@ -248,7 +259,12 @@ def run_trial(
                 "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
             )
             return final
-        run_dir = Path(ctx.runs_dir) / trial_key
+        # The run folder: in the study storage itself, or (a bucket) node-local and mirrored to it.
+        config = localise_extractor(config)  # the study's extractor, fetched from its storage when remote
+        run_folder = RunFolderSync(Storage.at(ctx.runs_dir).child(trial_key))
+        run_dir = run_folder.local
+        if latest_checkpoint(run_dir) is None:
+            run_folder.pull()  # restarted on a new node (a preempted one): continue from the stored checkpoint
         timeline.mark("mlflow_run_started")
         tracker.log_dataset(trial.run_id, config.data.path)
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
@@ -271,6 +287,7 @@ def run_trial(
                 ctx.intermediate_fid_every_steps,
                 stand_in,
                 timeline,
+                run_folder,
             )
             with timeline.phase("train_start", "train_end"):
                 result = hooks.train(config, reporter, run_dir, resume)
@@ -282,14 +299,16 @@ def run_trial(
                 data_path=config.data.path,
                 out_dir=run_dir / "evaluation" / "final",
             )
-        tracker.set_tags(trial.run_id, {**evaluation.tags, keys.TAG_FINAL_CHECKPOINT: str(checkpoint)})
+        run_folder.push()
+        stored_checkpoint = run_folder.stored_uri(checkpoint)  # where the driver and later commands find it
+        tracker.set_tags(trial.run_id, {**evaluation.tags, keys.TAG_FINAL_CHECKPOINT: stored_checkpoint})
         final = _finite(evaluation.metrics)
         log_evaluation(tracker, trial.run_id, evaluation)
         final.update(_evaluate_initial(config, run_dir, tracker, trial.run_id))
         if config.study.run_downstream:
             with timeline.phase(end="downstream_end"):
                 downstream_metrics, downstream_json = _downstream(
-                    config, Path(checkpoint), run_dir, hooks.downstream_map_fn()
+                    config, Path(checkpoint), run_folder, hooks.downstream_map_fn()
                 )
                 final.update(_finite(downstream_metrics))
                 tracker.log_artifacts(trial.run_id, [downstream_json], keys.DOWNSTREAM_ARTIFACT_DIR)
@@ -308,8 +327,9 @@ def run_trial(
             STEP_KEY: result.step,
             TRIAL_DONE_KEY: 1.0,
             RUN_ID_KEY: trial.run_id,
-            CHECKPOINT_KEY: str(checkpoint),
+            CHECKPOINT_KEY: stored_checkpoint,
         }
+        run_folder.push()
         trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)
