@@ -71,6 +71,8 @@ TAG_CHECKPOINT = "checkpoint"
 TAG_FINAL_CHECKPOINT = "final_checkpoint"
 # The training step the final/ metrics were measured at (a tag: the metrics themselves sit at step 0).
 TAG_EVALUATED_STEP = "evaluated_step"
+# The steps a trial continued from after a restart (its node lost, the study resumed): comma-separated.
+TAG_RESUMED_AT_STEPS = "resumed_at_steps"
 # ``toggle.<name>`` = ``true``/``false`` for each model toggle (filterable in the runs table).
 TOGGLE_TAG_PREFIX = "toggle."
 

@@ -95,7 +95,7 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
         }
         assert features <= artifacts and not any(p.startswith("eval/final/features") for p in artifacts)
         # Where the trial's time went (benchmarks/trial_overhead.py --study reads it): phases in order.
-        timeline = json.loads((launch.runs_dir / key / "timeline.json").read_text())
+        timeline = json.loads((Path(launch.runs_uri) / key / "timeline.json").read_text())
         walls = [
             timeline["marks"][m]["wall_s"]
             for m in (

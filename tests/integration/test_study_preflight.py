@@ -92,7 +92,9 @@ def test_a_cluster_without_the_driver_resource_is_refused_naming_the_flag(tmp_pa
     ray.init(num_cpus=1, include_dashboard=False)  # like `ray start --head` without --resources
     try:
         with pytest.raises(ConfigError, match=r"offers no 'TRAIN_DRIVER' resource.*--resources") as err:
-            run_ablation(load_config("smoke", [*tiny_study_overrides(tmp_path, data), "distributed.workers=2"]))
+            run_ablation(
+                load_config("smoke", [*tiny_study_overrides(tmp_path, data), "distributed.workers=2"])
+            )
         assert "\n" not in str(err.value)
     finally:
         ray.shutdown()

@@ -31,7 +31,7 @@ def study(tmp_path, monkeypatch):
     monkeypatch.setattr(ray_tune, "check_job_resources", lambda gpus, autoscaled: None)
     monkeypatch.setattr(ray_tune, "downstream_map_fn", lambda gpus: lambda fn, specs: [fn(s) for s in specs])
     monkeypatch.setattr(
-        augmentation, "_prepare", lambda launch, checkpoint: launch.run_path / "study_data.pt"
+        augmentation, "_prepare", lambda launch, checkpoint: launch.run_storage.child("study_data.pt").uri
     )
     monkeypatch.setattr(augmentation, "_job", _fake_job)
     config = load_config(

@@ -26,7 +26,13 @@ from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
-from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_inference_nets
+from dtgan.training.checkpoint import (
+    CHECKPOINT_DIR,
+    checkpoint_path,
+    checkpoint_step,
+    latest_checkpoint,
+    load_inference_nets,
+)
 from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
 
@@ -268,7 +274,15 @@ def run_trial(
         timeline.mark("mlflow_run_started")
         tracker.log_dataset(trial.run_id, config.data.path)
         _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
-        resume = latest_checkpoint(run_dir) is not None
+        resumed_from = latest_checkpoint(run_dir)
+        resume = resumed_from is not None
+        if resume:
+            step = checkpoint_step(resumed_from)
+            earlier = tracker.run_tag(trial.run_id, keys.TAG_RESUMED_AT_STEPS)
+            tracker.set_tags(
+                trial.run_id, {keys.TAG_RESUMED_AT_STEPS: ",".join(filter(None, (earlier, str(step))))}
+            )
+            log.warning("trial %s continues from its stored checkpoint at step %d", trial_key, step)
         fid = None
         if ctx.intermediate_fid_every_steps is not None:
             fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
@@ -329,9 +343,9 @@ def run_trial(
             RUN_ID_KEY: trial.run_id,
             CHECKPOINT_KEY: stored_checkpoint,
         }
-        run_folder.push()
         trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)
+        run_folder.push()
         hooks.report(report, str(checkpoint))
         return report
