@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 import signal
 import sqlite3
@@ -20,6 +22,16 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_TRIAL_TIMEOUT_S = 300
+
+
+class _Planted:
+    """Unpickling it creates a file: the stand-in for arbitrary code in a planted pickle."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
 
 
 def ablation_command(folder: Path, data_path: Path, ray_temp_dir: str, *extra: str) -> list[str]:
@@ -81,6 +93,17 @@ def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path, ray_t
     done_before = {k: r.info.run_id for k, r in before.items() if r.info.status == "FINISHED"}
     assert len(done_before) == 1
 
+    # An attacker with write access to the (shared) storage replaces Tune's saved state with pickles that run
+    # code when loaded: --resume must not load them (it resumes from dtgan's own records).
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Planted(str(marker)))
+    (launch,) = [p for p in (tmp_path / "ray_results").iterdir() if p.is_dir()]
+    planted = [*launch.glob("*.pkl"), launch / "tuner.pkl", launch / "searcher-state-planted.pkl"]
+    for path in planted:
+        path.write_bytes(payload)
+    for state in launch.glob("experiment_state*.json"):
+        state.write_text(json.dumps({"trial_data": [[payload.hex(), payload.hex()]], "runner_data": {}}))
+
     second = subprocess.run(
         ablation_command(tmp_path, data_path, ray_temp_dir, "--resume"),
         cwd=tmp_path,
@@ -89,6 +112,7 @@ def test_resumed_study_after_killed_driver_has_each_variant_once(tmp_path, ray_t
         timeout=600,
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert not marker.exists(), "resuming the study unpickled a file planted in its storage"
 
     parents = client.search_runs(["1"], "tags.run_kind = 'study'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

@@ -49,6 +49,7 @@ from dtgan.utils.atomic import atomic_path
 
 # How Ray hands a submitted job its runtime env (ray._private.runtime_env.constants.RAY_JOB_CONFIG_JSON_ENV_VAR).
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+_AUTH_MODE_ENV = "RAY_AUTH_MODE"  # ray._private.authentication.authentication_token_setup.AUTH_MODE_ENV_VAR
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +364,7 @@ def connect_ray(
     if address:
         ray.init(address=address, runtime_env=runtime_env(), log_to_driver=True)
         return True
+    _require_token_auth()
     ray.init(
         address="local",
         num_cpus=num_cpus,
@@ -374,6 +376,24 @@ def connect_ray(
         log_to_driver=True,
     )
     return True
+
+
+def _require_token_auth() -> None:
+    """The private local Ray always authenticates with a token (Ray generates ``~/.ray/auth_token`` when none
+    exists): its GCS, raylet and worker gRPC servers listen on every interface (Ray 2.60 has no option to bind
+    them to loopback), so without a token anyone on the same network could run code through them."""
+    mode = os.environ.get(_AUTH_MODE_ENV, "")
+    if mode.lower() == "token":
+        return
+    if mode:
+        log.warning(
+            "%s=%s ignored: the study's private local Ray always uses token authentication",
+            _AUTH_MODE_ENV,
+            mode,
+        )
+    os.environ[_AUTH_MODE_ENV] = (
+        "token"  # what ray.init itself sets for a new local cluster; its children inherit it
+    )
 
 
 def ensure_ray(workers: int, cpus_per_worker: float) -> None:

@@ -35,7 +35,7 @@ from dtgan.errors import ConfigError, error_line
 from dtgan.search import ray_train
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import Dimension
-from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, run_trial
+from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, record_search_point, run_trial
 from dtgan.tracking.describe import search_description
 from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
 from dtgan.training.environment import Environment, resolve_device
@@ -294,7 +294,7 @@ def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     )
 
 
-def _searcher(study: StudyConfig, space: list[Dimension]):
+def _searcher(study: StudyConfig, space: list[Dimension], earlier_points: list[dict[str, Any]]):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -302,7 +302,11 @@ def _searcher(study: StudyConfig, space: list[Dimension]):
     modes = [o.mode for o in study.objectives]
     one = len(metrics) == 1
     searcher = OptunaSearch(
-        metric=metrics[0] if one else metrics, mode=modes[0] if one else modes, seed=study.search_seed
+        metric=metrics[0] if one else metrics,
+        mode=modes[0] if one else modes,
+        seed=study.search_seed,
+        # Optuna's enqueued trials: flat names as the searcher flattens the param space ("search/<key>").
+        points_to_evaluate=[{f"search/{k}": v for k, v in p.items()} for p in earlier_points] or None,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=study.max_concurrent_trials)
 
@@ -315,49 +319,48 @@ def run_tune(
     *,
     param_space: dict[str, Any] | None = None,
     space: list[Dimension] | None = None,
-    resume: bool = False,
+    earlier_points: list[dict[str, Any]] | None = None,
     early_stopping: bool = False,
 ) -> list[TrialOutcome]:
-    """Run (or, with ``resume``, restore and continue) the study's trials; every trial's outcome.
+    """Run the study's trials; every trial's outcome.
 
     ``param_space`` fixes the trials (the ladder: ``{"trial": tune.grid_search([...])}``); ``space`` makes it
-    a search (Optuna TPE seeded by ``study.search_seed``, ``study.num_samples`` trials). ``early_stopping``
+    a search (Optuna TPE seeded by ``study.search_seed``, ``study.num_samples`` trials), whose searcher first
+    proposes ``earlier_points`` (a resumed search: the points its earlier launch sampled). ``early_stopping``
     turns on ``study.scheduler`` (ASHA on the intermediate FID); otherwise every trial runs to the end.
+
+    A resumed study starts a new Tune run in the same folder and never restores Tune's saved state: Ray would
+    unpickle it, and a file planted in a shared bucket would run its code here. What a resume needs is in
+    dtgan's own records instead: finished trials in MLflow (reported again, not rerun), checkpoints in the run
+    folders (loaded tensors-only), sampled points as JSON (``study.earlier_search_points``).
     """
     # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
     # which requires results that carry only some of the searcher's metrics.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     study, total_steps = config.study, config.train.total_steps
     fn = tune.with_resources(trainable, trial_resources(config))
-    path = os.path.join(storage_path, run_name)
-    if resume and tune.Tuner.can_restore(path):
-        log.info("restoring the Tune run %s", path)
-        tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
-    else:
-        if resume:
-            log.warning("no Tune state at %s; starting the study's trials afresh", path)
-        searching = space is not None
-        tune_config = tune.TuneConfig(
-            scheduler=_scheduler(study, total_steps, early_stopping),
-            search_alg=_searcher(study, space) if searching else None,
-            num_samples=study.num_samples if searching else 1,
-            max_concurrent_trials=study.max_concurrent_trials,
-            reuse_actors=False,
-            trial_dirname_creator=trial_dirname,
-        )
-        param_space = dict(param_space or {})
-        if searching:
-            param_space["search"] = {dim.key: tune_distribution(dim) for dim in space}
-        run_config = tune.RunConfig(
-            name=run_name,
-            storage_path=storage_path,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            # A trial whose node died (a preempted spot instance) or that raised is started again, on any node,
-            # from its last stored checkpoint; its MLflow run is found again by its trial key.
-            failure_config=tune.FailureConfig(max_failures=study.max_trial_failures),
-            verbose=1,
-        )
-        tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    searching = space is not None
+    tune_config = tune.TuneConfig(
+        scheduler=_scheduler(study, total_steps, early_stopping),
+        search_alg=_searcher(study, space, earlier_points or []) if searching else None,
+        num_samples=study.num_samples if searching else 1,
+        max_concurrent_trials=study.max_concurrent_trials,
+        reuse_actors=False,
+        trial_dirname_creator=trial_dirname,
+    )
+    param_space = dict(param_space or {})
+    if searching:
+        param_space["search"] = {dim.key: tune_distribution(dim) for dim in space}
+    run_config = tune.RunConfig(
+        name=run_name,
+        storage_path=storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # A trial whose node died (a preempted spot instance) or that raised is started again, on any node,
+        # from its last stored checkpoint; its MLflow run is found again by its trial key.
+        failure_config=tune.FailureConfig(max_failures=study.max_trial_failures),
+        verbose=1,
+    )
+    tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
     results = tuner.fit()
     outcomes = []
     for result in results:
@@ -408,15 +411,17 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
 
     base = DTGANConfig.model_validate(base_config)
     hooks = TuneHooks(base.study, ctx.runs_dir)
-    trial_key = f"trial-{hooks.trial_id}"
-    config = apply_overrides(base, nest(params["search"]), run_name=trial_key)
+    point = params["search"]
+    trial_key = ctx.earlier_trial_key(point) or f"trial-{hooks.trial_id}"  # a resumed trial keeps its key
+    record_search_point(ctx, trial_key, point)
+    config = apply_overrides(base, nest(point), run_name=trial_key)
     run_trial(
         config,
         trial_key,
         trial_key,
         ctx,
         hooks,
-        description=search_description(params["search"], config.model.ablation),
+        description=search_description(point, config.model.ablation),
     )
 
 

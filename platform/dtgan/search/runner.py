@@ -30,7 +30,14 @@ from dtgan.search.driver import (
 from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
-from dtgan.search.study import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext, check_study_config
+from dtgan.search.study import (
+    CHECKPOINT_KEY,
+    RUN_ID_KEY,
+    TrialContext,
+    canonical_point,
+    check_study_config,
+    earlier_search_points,
+)
 from dtgan.storage import fetch_file
 
 log = logging.getLogger(__name__)
@@ -45,9 +52,10 @@ SUMMARY_METRICS = (
 )
 
 
-def _context(launch: StudyLaunch) -> TrialContext:
+def _context(launch: StudyLaunch, earlier: list[tuple[str, dict[str, Any]]] = ()) -> TrialContext:
     study = launch.config.study
     return TrialContext(
+        earlier_points=tuple((key, canonical_point(point)) for key, point in earlier),
         tracker=launch.tracker,
         parent_run_id=launch.parent_run_id,
         study=launch.study_name,
@@ -148,17 +156,22 @@ def _ray_session(config: DTGANConfig, address: str | None, temp_dir: str | None)
         yield
 
 
-def _tune(launch: StudyLaunch, trainable, param_space, space, resume: bool, early_stopping: bool):
+def _tune(launch: StudyLaunch, trainable, param_space, space, early_stopping: bool):
+    """The study's trials on Tune. A resumed search proposes its earlier launch's points again first (read from
+    their JSON records in the storage), so that those trials keep their keys, MLflow runs and checkpoints."""
     from dtgan.search import ray_tune
 
+    earlier = earlier_search_points(launch.runs_uri) if space is not None and launch.resumed else []
+    if earlier:
+        log.info("resuming the search: %d earlier trial(s) are proposed again first", len(earlier))
     return ray_tune.run_tune(
-        ray_tune.bind(trainable, launch.config, _context(launch)),
+        ray_tune.bind(trainable, launch.config, _context(launch, earlier)),
         launch.config,
         launch.run_name,
         launch.storage_path,
         param_space=param_space,
         space=space,
-        resume=resume,
+        earlier_points=[point for _, point in earlier],
         early_stopping=early_stopping,
     )
 
@@ -246,7 +259,6 @@ def run_ablation(
                 ray_tune.ladder_trainable,
                 {"trial": ray_tune.grid([asdict(s) for s in specs])},
                 None,
-                bool(resume),
                 False,
             )
             rows, _ = _summarise(
@@ -290,7 +302,7 @@ def run_search(
             description=described,
         )
         with failing_study(launch):
-            outcomes = _tune(launch, ray_tune.search_trainable, None, space, bool(resume), True)
+            outcomes = _tune(launch, ray_tune.search_trainable, None, space, True)
             rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
     metrics = [o.metric for o in study.objectives]
     columns = metrics + [k for k in SUMMARY_METRICS if k not in metrics]

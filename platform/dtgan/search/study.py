@@ -6,9 +6,11 @@ restored checkpoint, run the training (in this process or on a Ray Train worker 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,53 @@ class TrialContext:
     intermediate_fid_every_steps: int | None
     intermediate_fid_images_per_cell: int
     git_state: dict[str, Any]  # of the driver's checkout: trial workers run a shipped copy without .git
+    # A resumed search: (trial key, canonical JSON of its sampled point) of the earlier launch's trials, whose
+    # points the searcher proposes again so that they keep their keys, MLflow runs and checkpoints.
+    earlier_points: tuple[tuple[str, str], ...] = ()
+
+    def earlier_trial_key(self, point: dict[str, Any]) -> str | None:
+        canonical = canonical_point(point)
+        return next((key for key, known in self.earlier_points if known == canonical), None)
+
+
+SEARCH_POINT_FILE = (
+    "search_point.json"  # in a search trial's run folder: its sampled point (JSON, never pickled)
+)
+
+
+def canonical_point(point: dict[str, Any]) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def record_search_point(ctx: TrialContext, trial_key: str, point: dict[str, Any]) -> None:
+    """The trial's sampled point in its run folder in the study storage, before it trains: what ``--resume``
+    reads back (``earlier_search_points``) instead of Tune's pickled searcher state."""
+    folder = Storage.at(ctx.runs_dir).child(trial_key)
+    if not folder.is_file(SEARCH_POINT_FILE):
+        record = {"trial_key": trial_key, "point": point, "recorded_unix": time.time()}
+        folder.write_bytes(SEARCH_POINT_FILE, json.dumps(record, sort_keys=True).encode())
+
+
+def earlier_search_points(runs_uri: str) -> list[tuple[str, dict[str, Any]]]:
+    """(trial key, point) of every search trial an earlier launch of this study started, oldest first. A record
+    that is not the JSON this module writes is one line naming it."""
+    runs = Storage.at(runs_uri)
+    records = []
+    for name in runs.list_dirs():
+        if not runs.child(name).is_file(SEARCH_POINT_FILE):
+            continue
+        uri = runs.child(name, SEARCH_POINT_FILE).uri
+        try:
+            record = json.loads(runs.child(name).read_bytes(SEARCH_POINT_FILE))
+            key, point, when = record["trial_key"], record["point"], float(record["recorded_unix"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{uri}: not a search point record; delete it to resume without that trial"
+            ) from None
+        if key != name or not isinstance(point, dict):
+            raise ConfigError(f"{uri}: its trial key or point does not match its folder; delete it")
+        records.append((when, key, point))
+    return [(key, point) for _, key, point in sorted(records, key=lambda r: (r[0], r[1]))]
 
 
 def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
