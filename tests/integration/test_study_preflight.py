@@ -204,3 +204,23 @@ def test_random_bytes_as_inception_weights_are_refused_before_any_trial_trains(t
         run_ablation(config)
     assert "\n" not in str(err.value)
     _nothing_started(tmp_path)
+
+
+@pytest.mark.ray
+def test_the_private_local_ray_authenticates_with_a_token_even_when_asked_not_to(monkeypatch, tmp_path):
+    """Ray's gRPC servers listen on every interface: the study's own local Ray must demand the token."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled  # what Ray checks
+
+    from dtgan.config.study import StudyConfig
+    from dtgan.search import ray_tune
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # Ray writes ~/.ray/auth_token for a new local cluster
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    try:
+        assert ray_tune.start_ray(StudyConfig(local_num_cpus=1), temp_dir=temp_dir)
+        assert is_token_auth_enabled()
+        assert (tmp_path / ".ray" / "auth_token").is_file()
+    finally:
+        ray_tune.stop_ray()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -379,21 +379,18 @@ def connect_ray(
 
 
 def _require_token_auth() -> None:
-    """The private local Ray always authenticates with a token (Ray generates ``~/.ray/auth_token`` when none
-    exists): its GCS, raylet and worker gRPC servers listen on every interface (Ray 2.60 has no option to bind
-    them to loopback), so without a token anyone on the same network could run code through them."""
-    mode = os.environ.get(_AUTH_MODE_ENV, "")
-    if mode.lower() == "token":
-        return
-    if mode:
+    """The private local Ray always authenticates with a token: its GCS, raylet and worker gRPC servers listen on
+    every interface (Ray 2.60 has no option to bind them to loopback), so without a token anyone on the same
+    network could run code through them. Ray turns tokens on for a new local cluster unless ``$RAY_AUTH_MODE``
+    says otherwise (it then writes ``~/.ray/auth_token`` if missing), so an opt-out is removed here."""
+    mode = os.environ.get(_AUTH_MODE_ENV)
+    if mode is not None and mode.lower() != "token":
         log.warning(
             "%s=%s ignored: the study's private local Ray always uses token authentication",
             _AUTH_MODE_ENV,
             mode,
         )
-    os.environ[_AUTH_MODE_ENV] = (
-        "token"  # what ray.init itself sets for a new local cluster; its children inherit it
-    )
+        del os.environ[_AUTH_MODE_ENV]
 
 
 def ensure_ray(workers: int, cpus_per_worker: float) -> None:
