@@ -279,6 +279,21 @@ class TrialOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` for the block, then exactly as before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     if not early_stopping or study.scheduler == "fifo":
         return FIFOScheduler()
@@ -334,9 +349,6 @@ def run_tune(
     dtgan's own records instead: finished trials in MLflow (reported again, not rerun), checkpoints in the run
     folders (loaded tensors-only), sampled points as JSON (``study.earlier_search_points``).
     """
-    # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
-    # which requires results that carry only some of the searcher's metrics.
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     study, total_steps = config.study, config.train.total_steps
     fn = tune.with_resources(trainable, trial_resources(config))
     searching = space is not None
@@ -361,7 +373,10 @@ def run_tune(
         verbose=1,
     )
     tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
-    results = tuner.fit()
+    # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
+    # which requires results that carry only some of the searcher's metrics. Set for the fit only.
+    with _environment(TUNE_DISABLE_STRICT_METRIC_CHECKING="1"):
+        results = tuner.fit()
     outcomes = []
     for result in results:
         metrics = dict(result.metrics or {})

@@ -1,0 +1,52 @@
+"""What a trial checks and fetches on the node it lands on: a usable GPU when it was given one, the study's
+extractor weights and a multi-worker run's checkpoint from the storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dtgan.config.loader import load_config
+from dtgan.errors import ConfigError
+from dtgan.search import ray_tune
+from dtgan.search.ray_train import fetch_checkpoint
+from dtgan.search.study_extractor import localise_extractor, pin_extractor
+
+
+def test_a_trial_given_a_gpu_without_usable_cuda_stops_with_one_line(monkeypatch):
+    monkeypatch.setattr(ray_tune.ray, "get_gpu_ids", lambda: [0])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(
+        ConfigError, match=r"given GPU\(s\) \[0\].*CUDA is not usable.*CUDA_VISIBLE_DEVICES='0'"
+    ) as err:
+        ray_tune.check_trial_device(load_config("smoke"))
+    assert "\n" not in str(err.value) and "train.device=cpu" in str(err.value)
+    ray_tune.check_trial_device(load_config("smoke", ["train.device=cpu"]))  # the user's explicit choice
+    monkeypatch.setattr(ray_tune.ray, "get_gpu_ids", lambda: [])
+    ray_tune.check_trial_device(load_config("smoke"))  # no GPU given: the CPU is what it was given
+
+
+def test_the_study_pins_its_extractor_so_no_trial_switches(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights anywhere
+    config = load_config("smoke", [f"study.storage_path={tmp_path / 'ray_results'}"])
+    assert config.evaluation.feature_extractor == "auto"
+    pinned = pin_extractor(config)
+    assert pinned.evaluation.feature_extractor == "dtgan-defect-cnn"  # a node with weights cannot switch
+    assert localise_extractor(pinned) == pinned  # nothing to fetch
+    asked = load_config("smoke", ["evaluation.feature_extractor=inception-v3-compat"])
+    assert pin_extractor(asked).evaluation.feature_extractor == "inception-v3-compat"  # its own error later
+
+
+def test_a_multi_worker_trial_takes_its_checkpoint_from_ray_trains_storage(tmp_path):
+    stored = tmp_path / "storage" / "train-g" / "checkpoint_000001"  # what RayTrainReporter hands Ray
+    stored.mkdir(parents=True)
+    (stored / "step_00000010.pt").write_bytes(b"ten")
+    (stored / "metrics.jsonl").write_text("{}\n")
+    run_dir = tmp_path / "scratch" / "g-seed777"
+    got = fetch_checkpoint(str(stored), run_dir)
+    assert got == run_dir / "checkpoints" / "step_00000010.pt" and got.read_bytes() == b"ten"
+    assert fetch_checkpoint(str(tmp_path / "storage" / "empty"), run_dir) is None
+    assert not any(Path(run_dir / "checkpoints").glob(".*"))  # no temporaries left
