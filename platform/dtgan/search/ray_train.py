@@ -220,10 +220,17 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
     diverged = _read_marker(storage_path, run_name)
     if diverged is not None:  # an earlier attempt diverged: finish without training, the driver raises
         return {"diverged": diverged}
+    device = ray.train.torch.get_device()
+    if config.distributed.use_gpu and device.type != "cuda":  # never train on the CPU without a word
+        raise ConfigError(
+            f"worker {rank} was given GPU(s) {ray.get_gpu_ids()} but CUDA is not usable (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+            "fix the node's NVIDIA driver or image, or set distributed.use_gpu=false"
+        )
     env = Environment(
         rank=rank,
         world_size=world_size,
-        device=ray.train.torch.get_device(),
+        device=device,
         sync_gradients=all_reduce_gradients if world_size > 1 else no_gradient_sync,
     )
     checkpoint = ray.train.get_checkpoint()
