@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 import ray.util
+import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -143,8 +144,6 @@ def trial_resources(config: DTGANConfig) -> dict[str, float]:
 def check_trial_device(config: DTGANConfig) -> None:
     """A trial that Ray gave a GPU trains on it or fails with one line; it never trains on the CPU silently
     (``train.device=auto`` would fall back). ``train.device=cpu`` is the user's explicit choice and passes."""
-    import torch
-
     gpu_ids = ray.get_gpu_ids()
     if not gpu_ids or config.train.device == "cpu" or torch.cuda.is_available():
         return
