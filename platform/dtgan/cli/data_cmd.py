@@ -57,6 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     folders.add_argument(
         "--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot"
     )
+    folders.add_argument(
+        "--masks",
+        default=None,
+        metavar="MASKROOT",
+        help="defect masks in a tree mirroring ROOT: MASKROOT/<product>/<defect>/<stem>.png or <stem>_mask.png "
+        "(without it, <stem>_mask.png beside an image is its mask); defect images without one are counted",
+    )
     _add_import_options(folders)
     folders.set_defaults(func=_import_folders)
     mvtec = kinds.add_parser(
@@ -146,7 +153,7 @@ def _import_folders(args: argparse.Namespace) -> int:
 
     check_out_path(args.out)
     defects = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else None
-    rows = import_folders(args.root, args.out, args.size, _split_options(args), defects)
+    rows = import_folders(args.root, args.out, args.size, _split_options(args), defects, args.masks)
     print(f"wrote {len(rows)} images to {args.out}")
     return 0
 

@@ -15,11 +15,11 @@ import numpy as np
 from dtgan.data.codec import (
     CONVERTED_MODES,
     encode_png_gray,
-    read_gray_file,
     read_gray_file_and_mode,
     resize_gray,
     resize_mask,
 )
+from dtgan.data.masks import find_mask, is_mask_file, read_mask_file
 from dtgan.data.parquet_io import Rows, write_dataset
 from dtgan.data.splits import SDI_GAN_NORMAL_PER_PRODUCT, SDI_HOLDOUT_PER_CELL, plan_cell
 from dtgan.data.vocab import NORMAL, Vocab
@@ -74,6 +74,7 @@ class _Walk:
     """What a walk of the defect folders found besides the images: for the counted warnings."""
 
     not_images: int = 0
+    mask_files: int = 0  # <stem>_mask.* files beside images: masks, not images
     dangling: list[Path] = field(default_factory=list)
     nested: Counter = field(default_factory=Counter)  # sub-folder of a defect folder -> images imported
 
@@ -97,6 +98,8 @@ def _images_under(folder: Path, walk: _Walk, seen: set[Path]) -> list[Path]:
             walk.dangling.append(entry)
         elif entry.is_dir():
             found += _images_under(entry, walk, seen)
+        elif entry.suffix.lower() in IMAGE_SUFFIXES and is_mask_file(entry):
+            walk.mask_files += 1
         elif entry.suffix.lower() in IMAGE_SUFFIXES:
             found.append(entry)
         else:
@@ -150,16 +153,23 @@ def warn_normal_only_products(products: Sequence[str], defects: Sequence[str], w
     return normal_only
 
 
-def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[ImportItem]:
+def collect_folders(
+    root: Path, defects: Sequence[str] | None = None, mask_root: Path | None = None
+) -> list[ImportItem]:
     """Items of ROOT/<product>/<defect>/[sub-folders/]<image>; ``defects`` restricts the defect folder names.
 
     Images in sub-folders of a defect folder are imported with the defect folder's label (their row id keeps
     the sub-folder path); dangling symlinks and non-image files are skipped. Each of these is one counted
-    warning that names the folders or files.
+    warning that names the folders or files. Masks (:mod:`dtgan.data.masks`) come from ``mask_root`` (a tree
+    mirroring ROOT) or from ``<stem>_mask.<ext>`` beside the image; when any mask is looked for or found, the
+    defect images without one are one counted warning (Crop&Paste cannot paste them).
     """
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    products = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p))
+    if mask_root is not None and not mask_root.is_dir():
+        raise DataError(f"--masks {mask_root}: no such folder; it mirrors ROOT's <product>/<defect>/ tree")
+    inside = mask_root.resolve() if mask_root is not None else None
+    products = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p) and p.resolve() != inside)
     if not products:
         raise DataError(f"{root}: empty folder; expected ROOT/<product>/<defect>/*.png")
     items: list[ImportItem] = []
@@ -189,10 +199,32 @@ def collect_folders(root: Path, defects: Sequence[str] | None = None) -> list[Im
                 if relative.parent != Path("."):
                     walk.nested[defect_dir / relative.parts[0]] += 1
                 row_id = f"{product}/{defect}/{relative.with_suffix('').as_posix()}"
-                items.append(ImportItem(image, product, defect, row_id=row_id))
+                mask = find_mask(image, image.relative_to(root), mask_root, IMAGE_SUFFIXES)
+                items.append(ImportItem(image, product, defect, mask_path=mask, row_id=row_id))
     _warn_about(root, walk)
+    _warn_about_masks(root, items, mask_root)
     warn_normal_only_products([i.product for i in items], [i.defect for i in items], str(root))
     return items
+
+
+def _warn_about_masks(root: Path, items: list[ImportItem], mask_root: Path | None) -> int:
+    """One counted warning for the defect images without a mask, when masks were asked for or some were found.
+    Returns that count."""
+    if mask_root is None and not any(i.mask_path is not None for i in items):
+        return 0
+    without = [i for i in items if i.defect != NORMAL and i.mask_path is None]
+    if without:
+        where = f"{mask_root} or beside the images" if mask_root is not None else "beside the images"
+        log.warning(
+            "%s: %d of %d defect image(s) have no mask (looked in %s, as <stem>.png or <stem>_mask.png): %s; "
+            "Crop&Paste and every mask-based metric leave them out",
+            root,
+            len(without),
+            sum(i.defect != NORMAL for i in items),
+            where,
+            _some(i.id for i in without),
+        )
+    return len(without)
 
 
 def build_rows(
@@ -211,10 +243,20 @@ def build_rows(
     split_of = dict(enumerate(splits)) if splits is not None else _appendix_a_splits(items, options)
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         decoded = list(pool.map(lambda item: _read(item, size), items))
-    resized = sum(was_resized for _, _, was_resized, _ in decoded)
+    resized = sum(d.resized for d in decoded)
     if resized:
         log.warning("%s: resized %d of %d images to %dx%d px", where, resized, len(items), size, size)
-    converted = Counter(mode for *_, mode in decoded if mode in CONVERTED_MODES)
+    other_size = [item.mask_path for item, d in zip(items, decoded) if d.mask_other_size]
+    if other_size:
+        log.warning(
+            "%s: %d mask(s) differ in size from their image and were resized with it to %dx%d px: %s",
+            where,
+            len(other_size),
+            size,
+            size,
+            _some(other_size),
+        )
+    converted = Counter(d.mode for d in decoded if d.mode in CONVERTED_MODES)
     if converted:
         modes = ", ".join(f"{mode} x{n}" for mode, n in sorted(converted.items()))
         log.warning(
@@ -225,15 +267,15 @@ def build_rows(
             modes,
         )
     rows = Rows.empty()
-    for number, (item, (image, mask, _, _)) in enumerate(zip(items, decoded)):
+    for number, (item, d) in enumerate(zip(items, decoded)):
         rows.append(
             id=item.id,
             product=item.product,
             defect=item.defect,
             split=split_of[number],
             source="real",
-            image=image,
-            mask=mask,
+            image=d.image,
+            mask=d.mask,
         )
     return rows, Vocab.from_labels([i.product for i in items], [i.defect for i in items])
 
@@ -255,14 +297,32 @@ def _appendix_a_splits(items: list[ImportItem], options: SplitOptions) -> dict[i
     return split_of
 
 
-def _read(item: ImportItem, size: int) -> tuple[bytes, bytes | None, bool, str]:
-    """(image PNG, mask PNG or None, whether the image was resized, the file's Pillow mode)."""
+@dataclass(frozen=True)
+class _Decoded:
+    image: bytes  # PNG at the import size
+    mask: bytes | None  # PNG 0/255 at the import size
+    resized: bool  # the image had another size
+    mode: str  # the image file's Pillow mode
+    mask_other_size: bool  # the mask's size differs from its image's
+
+
+def _read(item: ImportItem, size: int) -> _Decoded:
     image, mode = read_gray_file_and_mode(str(item.path))
-    was_resized = image.shape != (size, size)
-    mask = None
+    mask, other_size = None, False
     if item.mask_path is not None:
-        mask = encode_png_gray(resize_mask(read_gray_file(str(item.mask_path)), size))
-    return encode_png_gray(resize_gray(image, size)), mask, was_resized, mode
+        array = read_mask_file(item.mask_path)
+        other_size = array.shape != image.shape
+        if other_size and abs(array.shape[0] * image.shape[1] - image.shape[0] * array.shape[1]) > 0.02 * (
+            array.shape[1] * image.shape[1]
+        ):
+            raise DataError(
+                f"{item.mask_path}: mask is {array.shape[1]}x{array.shape[0]} px, its image {item.path.name} "
+                f"{image.shape[1]}x{image.shape[0]} px (another aspect ratio); is it the mask of another image?"
+            )
+        mask = encode_png_gray(resize_mask(array, size))
+    return _Decoded(
+        encode_png_gray(resize_gray(image, size)), mask, image.shape != (size, size), mode, other_size
+    )
 
 
 def import_folders(
@@ -271,18 +331,19 @@ def import_folders(
     size: int = 128,
     options: SplitOptions = SplitOptions(),
     defects: Sequence[str] | None = None,
+    masks: str | None = None,
 ) -> Rows:
-    """Import ROOT/<product>/<defect>/* into ``out_path``; nothing is written if any input is bad."""
+    """Import ROOT/<product>/<defect>/* (and their masks: ``masks`` root or ``<stem>_mask.png`` beside them) into
+    ``out_path``; nothing is written if any input is bad."""
     check_out_path(out_path)
-    items = collect_folders(Path(root), defects)
+    mask_root = Path(masks) if masks is not None else None
+    items = collect_folders(Path(root), defects, mask_root)
     _check_unique_ids(items, root)
     rows, vocab = build_rows(items, size, options, root)
-    write_dataset(
-        out_path,
-        rows,
-        vocab,
-        {"generator": "dtgan data import folders", "root": str(root), "size": size, "seed": options.seed},
-    )
+    info = {"generator": "dtgan data import folders", "root": str(root), "size": size, "seed": options.seed}
+    if mask_root is not None:
+        info["masks"] = str(mask_root)
+    write_dataset(out_path, rows, vocab, info)
     return rows
 
 
