@@ -21,7 +21,15 @@ from dtgan.data.codec import (
 )
 from dtgan.data.masks import find_mask, is_mask_file, read_mask_file
 from dtgan.data.parquet_io import Rows, write_dataset
-from dtgan.data.splits import SDI_GAN_NORMAL_PER_PRODUCT, SDI_HOLDOUT_PER_CELL, plan_cell
+from dtgan.data.split_file import split_file_rule, splits_from_file
+from dtgan.data.splits import (
+    FIELD_SPLIT_RULE,
+    TRAIN_GOOD,
+    SplitOptions,
+    field_splits,
+    paper_split_rule,
+    plan_cell,
+)
 from dtgan.data.vocab import NORMAL, Vocab
 from dtgan.errors import DataError
 
@@ -44,15 +52,6 @@ class ImportItem:
     @property
     def id(self) -> str:
         return self.row_id or f"{self.product}/{self.defect}/{self.path.stem}"
-
-
-@dataclass(frozen=True)
-class SplitOptions:
-    """Paper Appendix A split sizes and the shuffle seed."""
-
-    holdout_per_cell: int = SDI_HOLDOUT_PER_CELL
-    gan_normal_per_product: int = SDI_GAN_NORMAL_PER_PRODUCT
-    seed: int = 0
 
 
 def check_label(name: str, where: Path) -> str:
@@ -325,6 +324,9 @@ def _read(item: ImportItem, size: int) -> _Decoded:
     )
 
 
+FOLDER_PROTOCOLS = ("paper", "field")
+
+
 def import_folders(
     root: str,
     out_path: str,
@@ -332,15 +334,41 @@ def import_folders(
     options: SplitOptions = SplitOptions(),
     defects: Sequence[str] | None = None,
     masks: str | None = None,
+    protocol: str = "paper",
+    split_file: str | None = None,
 ) -> Rows:
     """Import ROOT/<product>/<defect>/* (and their masks: ``masks`` root or ``<stem>_mask.png`` beside them) into
-    ``out_path``; nothing is written if any input is bad."""
+    ``out_path``; nothing is written if any input is bad.
+
+    The split: ``paper`` (Appendix A, per cell), ``field`` (the field's one-third rule: each defect folder a defect
+    type, normal/ the training normals) or, with ``split_file``, the user's own CSV (``dtgan.data.split_file``).
+    The rule is stored in the file's notes as ``split_rule``.
+    """
+    if protocol not in FOLDER_PROTOCOLS:
+        raise DataError(f"--protocol {protocol!r}: choose one of {', '.join(FOLDER_PROTOCOLS)}")
+    if split_file is not None and protocol != "paper":
+        raise DataError("--split-file: the file is the split; leave --protocol out")
     check_out_path(out_path)
     mask_root = Path(masks) if masks is not None else None
     items = collect_folders(Path(root), defects, mask_root)
     _check_unique_ids(items, root)
-    rows, vocab = build_rows(items, size, options, root)
-    info = {"generator": "dtgan data import folders", "root": str(root), "size": size, "seed": options.seed}
+    info: dict = {"generator": "dtgan data import folders", "root": str(root)}
+    if split_file is not None:
+        splits = splits_from_file(Path(split_file), [i.id for i in items], IMAGE_SUFFIXES, root)
+        info.update(protocol="split-file", split_rule=split_file_rule(Path(split_file)))
+    elif protocol == "field":
+        cells = [TRAIN_GOOD if i.defect == NORMAL else i.defect for i in items]
+        splits = field_splits([i.product for i in items], cells, options)
+        info.update(
+            protocol="field",
+            split_rule=FIELD_SPLIT_RULE + "; a folder tree's normal/ images are its train/good",
+            gan_normal_per_product=options.gan_normal_per_product,
+        )
+    else:
+        splits = None
+        info.update(protocol="paper", split_rule=paper_split_rule(options))
+    rows, vocab = build_rows(items, size, options, root, splits=splits)
+    info.update(size=size, seed=options.seed)
     if mask_root is not None:
         info["masks"] = str(mask_root)
     write_dataset(out_path, rows, vocab, info)
