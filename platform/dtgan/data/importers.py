@@ -213,14 +213,15 @@ def _warn_about_masks(root: Path, items: list[ImportItem], mask_root: Path | Non
         return 0
     without = [i for i in items if i.defect != NORMAL and i.mask_path is None]
     if without:
-        where = f"{mask_root} or beside the images" if mask_root is not None else "beside the images"
+        beside = "beside the images as <stem>_mask.png"
+        where = f"in {mask_root}/<product>/<defect>/ as <stem>.png or <stem>_mask.png, and {beside}"
         log.warning(
-            "%s: %d of %d defect image(s) have no mask (looked in %s, as <stem>.png or <stem>_mask.png): %s; "
+            "%s: %d of %d defect image(s) have no mask (looked %s): %s; "
             "Crop&Paste and every mask-based metric leave them out",
             root,
             len(without),
             sum(i.defect != NORMAL for i in items),
-            where,
+            where if mask_root is not None else beside,
             _some(i.id for i in without),
         )
     return len(without)
