@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dtgan import keys
 from dtgan.data.codec import (
     CONVERTED_MODES,
     encode_png_gray,
@@ -76,17 +77,30 @@ class _Walk:
     mask_files: int = 0  # <stem>_mask.* files beside images: masks, not images
     dangling: list[Path] = field(default_factory=list)
     nested: Counter = field(default_factory=Counter)  # sub-folder of a defect folder -> images imported
+    loops: list[Path] = field(default_factory=list)  # symlinked folders reached a second time
+    crossing: list[Path] = field(default_factory=list)  # symlinks into other folders of ROOT, or relabelling
+    empty: list[Path] = field(default_factory=list)  # defect folders without images: skipped classes
 
 
 def _hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def _images_under(folder: Path, walk: _Walk, seen: set[Path]) -> list[Path]:
-    """The image files in ``folder`` and (recursively) its sub-folders, sorted; hidden entries are skipped,
-    a folder reached twice through symlinks is read once."""
+@dataclass(frozen=True)
+class _Home:
+    """Where a defect folder's walk may lead: links into other folders of ROOT would relabel their images."""
+
+    root: Path  # ROOT, resolved
+    folder: Path  # the defect folder, resolved
+
+
+def _images_under(folder: Path, walk: _Walk, seen: set[Path], home: _Home) -> list[Path]:
+    """The image files in ``folder`` and (recursively) its sub-folders, sorted; hidden entries are skipped, a
+    folder reached twice through symlinks is read once (a loop), and a symlink that leads into another folder of
+    ROOT is skipped (it would import that folder's images under this folder's label)."""
     resolved = folder.resolve()
     if resolved in seen:
+        walk.loops.append(folder)
         return []
     seen.add(resolved)
     found: list[Path] = []
@@ -95,8 +109,14 @@ def _images_under(folder: Path, walk: _Walk, seen: set[Path]) -> list[Path]:
             continue
         if entry.is_symlink() and not entry.exists():
             walk.dangling.append(entry)
-        elif entry.is_dir():
-            found += _images_under(entry, walk, seen)
+            continue
+        if entry.is_symlink():
+            target = entry.resolve()
+            if target.is_relative_to(home.root) and not target.is_relative_to(home.folder):
+                walk.crossing.append(entry)
+                continue
+        if entry.is_dir():
+            found += _images_under(entry, walk, seen, home)
         elif entry.suffix.lower() in IMAGE_SUFFIXES and is_mask_file(entry):
             walk.mask_files += 1
         elif entry.suffix.lower() in IMAGE_SUFFIXES:
@@ -117,6 +137,29 @@ def _warn_about(root: Path, walk: _Walk) -> None:
             root,
             len(walk.dangling),
             _some(p.relative_to(root) for p in sorted(walk.dangling)),
+        )
+    if walk.loops:
+        log.warning(
+            "%s: skipped %d symlinked folder(s) reached a second time (a symlink loop): %s",
+            root,
+            len(walk.loops),
+            _some(p.relative_to(root) for p in walk.loops),
+        )
+    if walk.crossing:
+        log.warning(
+            "%s: skipped %d symlink(s) that lead into another folder of ROOT or to an image imported under another "
+            "label (they would import its images under this folder's label): %s",
+            root,
+            len(walk.crossing),
+            _some(p.relative_to(root) for p in walk.crossing),
+        )
+    if walk.empty:
+        log.warning(
+            "%s: skipped %d empty defect folder(s) (no %s images; no class is made for them): %s",
+            root,
+            len(walk.empty),
+            "/".join(IMAGE_SUFFIXES),
+            _some(p.relative_to(root) for p in walk.empty),
         )
     if walk.nested:
         log.warning(
@@ -173,8 +216,18 @@ def collect_folders(
         raise DataError(f"{root}: empty folder; expected ROOT/<product>/<defect>/*.png")
     items: list[ImportItem] = []
     walk = _Walk(dangling=[e for e in sorted(root.iterdir()) if e.is_symlink() and not e.exists()])
+    root_resolved = root.resolve()
+    seen: set[Path] = set()  # resolved folders walked: a folder reached twice is a loop
+    label_of: dict[
+        Path, tuple[str, str]
+    ] = {}  # resolved image file -> the (product, defect) it was imported as
     for product_dir in products:
+        if _leads_elsewhere_in_root(product_dir, root_resolved):
+            walk.crossing.append(product_dir)
+            continue
         defect_dirs = sorted(d for d in product_dir.iterdir() if d.is_dir() and not _hidden(d))
+        walk.crossing += [d for d in defect_dirs if _leads_elsewhere_in_root(d, root_resolved)]
+        defect_dirs = [d for d in defect_dirs if not _leads_elsewhere_in_root(d, root_resolved)]
         walk.dangling += [e for e in sorted(product_dir.iterdir()) if e.is_symlink() and not e.exists()]
         if not defect_dirs:
             raise DataError(f"{product_dir}: empty folder; expected <defect>/ sub-folders such as normal/")
@@ -190,10 +243,18 @@ def collect_folders(
                 )
             product = check_label(product_dir.name, product_dir)
             defect = check_label(defect_dir.name, defect_dir)
-            images = _images_under(defect_dir, walk, set())
+            home = _Home(root_resolved, defect_dir.resolve())
+            images = _images_under(defect_dir, walk, seen, home)
+            if not images and defect != NORMAL:
+                walk.empty.append(defect_dir)
+                continue
             if not images:
                 raise DataError(f"{defect_dir}: empty folder; no {'/'.join(IMAGE_SUFFIXES)} images")
             for image in images:
+                label = label_of.setdefault(image.resolve(), (product, defect))
+                if label != (product, defect):
+                    walk.crossing.append(image)
+                    continue
                 relative = image.relative_to(defect_dir)
                 if relative.parent != Path("."):
                     walk.nested[defect_dir / relative.parts[0]] += 1
@@ -204,6 +265,33 @@ def collect_folders(
     _warn_about_masks(root, items, mask_root)
     warn_normal_only_products([i.product for i in items], [i.defect for i in items], str(root))
     return items
+
+
+def _leads_elsewhere_in_root(folder: Path, root_resolved: Path) -> bool:
+    """A symlinked product or defect folder whose target is another folder of ROOT (its images have a label there)."""
+    return folder.is_symlink() and folder.resolve().is_relative_to(root_resolved)
+
+
+def check_names(products: Sequence[str], defects: Sequence[str], where: str) -> None:
+    """Refuse labels that metric keys, feature files and exports could not tell apart: two products (or two
+    defects) with the same safe name, compared case-insensitively (``a.b`` / ``a-b`` / ``A-B``), and a product
+    named like the report's aggregate over all products."""
+    for kind, names in (("product", products), ("defect", defects)):
+        first: dict[str, str] = {}
+        for name in sorted(set(names)):
+            safe = keys.safe_name(name).lower()
+            if safe in first:
+                raise DataError(
+                    f"{where}: {kind}s {first[safe]!r} and {name!r} both become {safe!r} in metric keys, feature "
+                    "files and exports (dots and dashes alike, case ignored); rename one"
+                )
+            first[safe] = name
+    for name in sorted(set(products)):
+        if keys.safe_name(name).lower() == keys.SCOPE_ALL:
+            raise DataError(
+                f"{where}: product {name!r} is named like the reports' aggregate over all products "
+                f"({keys.SCOPE_ALL!r}); rename it"
+            )
 
 
 def _warn_about_masks(root: Path, items: list[ImportItem], mask_root: Path | None) -> int:
@@ -240,6 +328,7 @@ def build_rows(
     """
     if splits is not None and len(splits) != len(items):
         raise ValueError(f"{len(splits)} split names for {len(items)} items")
+    check_names([i.product for i in items], [i.defect for i in items], where)
     split_of = dict(enumerate(splits)) if splits is not None else _appendix_a_splits(items, options)
     with ThreadPoolExecutor(_READ_THREADS) as pool:
         decoded = list(pool.map(lambda item: _read(item, size), items))
@@ -353,6 +442,7 @@ def import_folders(
     mask_root = Path(masks) if masks is not None else None
     items = collect_folders(Path(root), defects, mask_root)
     _check_unique_ids(items, root)
+    check_names([i.product for i in items], [i.defect for i in items], root)
     info: dict = {"generator": "dtgan data import folders", "root": str(root)}
     if split_file is not None:
         splits = splits_from_file(Path(split_file), [i.id for i in items], IMAGE_SUFFIXES, root)
