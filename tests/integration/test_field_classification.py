@@ -145,3 +145,14 @@ def test_the_recipe_learns_separable_defect_types_and_tests_once_on_the_real_ima
     result = train_and_test(cat, cfg, seed=0, device="cpu")
     assert result["accuracy_pct"] >= 90.0, result
     assert set(result["accuracy_pct_per_type"]) == {"dark", "bright"} and result["test_images"] == 20
+
+
+def test_the_augmentation_study_refuses_a_field_classification_config(tmp_path):
+    from dtgan.downstream.study import plan_jobs
+    from dtgan.errors import ConfigError
+
+    cfg = load_config("field_classification", []).downstream
+    with pytest.raises(
+        ConfigError, match="downstream.protocol=field_classification is not the augmentation study"
+    ):
+        plan_jobs(cfg, tmp_path / "study_data.pt")
