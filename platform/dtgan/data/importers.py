@@ -218,9 +218,8 @@ def collect_folders(
     walk = _Walk(dangling=[e for e in sorted(root.iterdir()) if e.is_symlink() and not e.exists()])
     root_resolved = root.resolve()
     seen: set[Path] = set()  # resolved folders walked: a folder reached twice is a loop
-    label_of: dict[
-        Path, tuple[str, str]
-    ] = {}  # resolved image file -> the (product, defect) it was imported as
+    # resolved image file -> the (product, defect) it was imported as: a second label is a relabelling link
+    label_of: dict[Path, tuple[str, str]] = {}
     for product_dir in products:
         if _leads_elsewhere_in_root(product_dir, root_resolved):
             walk.crossing.append(product_dir)
