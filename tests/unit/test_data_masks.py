@@ -196,3 +196,17 @@ def test_masks_reach_the_dataset_as_0_255(tmp_path):
     import_folders(str(root), str(out), SIZE, OPTIONS)
     ds = DefectImageDataset(str(out), splits=("gan_train",), img_size=SIZE, defects=["scratch"])
     assert ds.masks_uint8 is not None and set(torch.unique(ds.masks_uint8).tolist()) == {0, 255}
+
+
+def test_mask_files_that_belong_to_no_image_are_one_counted_warning(tmp_path, caplog):
+    root = _tree(tmp_path / "in")
+    masks = tmp_path / "masks"
+    for i in range(5):
+        _save(masks / "a" / "scratch" / f"s{i}.png", _mask())
+    _save(masks / "a" / "scrach" / "s0.png", _mask())  # a misspelt defect folder
+    _save(root / "a" / "scratch" / "zz_mask.png", _mask())  # beside, but no image zz
+    with caplog.at_level(logging.WARNING):
+        import_folders(str(root), str(tmp_path / "ds.parquet"), SIZE, OPTIONS, masks=str(masks))
+    assert "2 mask file(s) are no image's mask" in caplog.text
+    assert "a/scratch/zz_mask.png" in caplog.text and "masks/a/scrach/s0.png" in caplog.text
+    assert "have no mask" not in caplog.text

@@ -74,7 +74,9 @@ class _Walk:
     """What a walk of the defect folders found besides the images: for the counted warnings."""
 
     not_images: int = 0
-    mask_files: int = 0  # <stem>_mask.* files beside images: masks, not images
+    mask_files: list[Path] = field(
+        default_factory=list
+    )  # <stem>_mask.* files beside images: masks, not images
     dangling: list[Path] = field(default_factory=list)
     nested: Counter = field(default_factory=Counter)  # sub-folder of a defect folder -> images imported
     loops: list[Path] = field(default_factory=list)  # symlinked folders reached a second time
@@ -118,7 +120,7 @@ def _images_under(folder: Path, walk: _Walk, seen: set[Path], home: _Home) -> li
         if entry.is_dir():
             found += _images_under(entry, walk, seen, home)
         elif entry.suffix.lower() in IMAGE_SUFFIXES and is_mask_file(entry):
-            walk.mask_files += 1
+            walk.mask_files.append(entry)
         elif entry.suffix.lower() in IMAGE_SUFFIXES:
             found.append(entry)
         else:
@@ -262,6 +264,7 @@ def collect_folders(
                 items.append(ImportItem(image, product, defect, mask_path=mask, row_id=row_id))
     _warn_about(root, walk)
     _warn_about_masks(root, items, mask_root)
+    _warn_about_unused_masks(root, items, mask_root, walk.mask_files)
     warn_normal_only_products([i.product for i in items], [i.defect for i in items], str(root))
     return items
 
@@ -291,6 +294,29 @@ def check_names(products: Sequence[str], defects: Sequence[str], where: str) -> 
                 f"{where}: product {name!r} is named like the reports' aggregate over all products "
                 f"({keys.SCOPE_ALL!r}); rename it"
             )
+
+
+def _warn_about_unused_masks(
+    root: Path, items: list[ImportItem], mask_root: Path | None, beside: list[Path]
+) -> list[Path]:
+    """One counted warning for mask files that are no image's mask (a misspelt folder or stem). Returns them."""
+    candidates = list(beside)
+    if mask_root is not None:
+        candidates += [
+            f
+            for f in mask_root.rglob("*")
+            if f.suffix.lower() in IMAGE_SUFFIXES and not _hidden(f) and f.is_file()
+        ]
+    used = {i.mask_path.resolve() for i in items if i.mask_path is not None}
+    unused = sorted({f for f in candidates if f.resolve() not in used})
+    if unused:
+        log.warning(
+            "%s: %d mask file(s) are no image's mask (no image with that product/defect/stem): %s",
+            root,
+            len(unused),
+            _some(unused),
+        )
+    return unused
 
 
 def _warn_about_masks(root: Path, items: list[ImportItem], mask_root: Path | None) -> int:
