@@ -55,6 +55,7 @@ def test_a_folder_import_says_masks_partial_no_clean_pairs_and_the_cells_only_tr
     )
     assert "no real image to measure it" in text
     assert "classifier study (dtgan downstream): no val rows -> not supported" in text
+    assert "evaluation: no val rows -> pass -o evaluation.removal_split=test" in text
     assert (
         "field classification protocol (downstream preset field_classification): a (2 defect types)" in text
     )
@@ -71,6 +72,7 @@ def test_describe_of_the_embedded_benchmark_says_crop_paste_removal_and_its_unse
     )
     assert "(no gan_train images): woven/spot -> transfer" in text and "held-out images measure it" in text
     assert "classifier study (dtgan downstream): val and test rows present" in text
+    assert "evaluation: no val rows" not in text
 
 
 def test_no_masks_says_how_to_import_them(tmp_path):

@@ -125,6 +125,11 @@ def supports(path: str) -> list[str]:
         lines.append(
             f"  classifier study (dtgan downstream): no {missing} rows -> not supported; import with the paper split"
         )
+    if not has_val:
+        lines.append(
+            "  evaluation: no val rows -> pass -o evaluation.removal_split=test to dtgan evaluate and "
+            "evaluate-crop-paste (the mvtec presets do)"
+        )
     types = Counter(p for p, _ in s.field_cells())
     products = sorted(p for p, n in types.items() if n >= 2)
     if products:
