@@ -114,7 +114,7 @@ def _add_import_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help=f"val+test images per product x defect cell (3:7), at most half a cell (default "
-        f"{SDI_HOLDOUT_PER_CELL}; not with mvtec --protocol field)",
+        f"{SDI_HOLDOUT_PER_CELL}; not with --protocol field or --split-file)",
     )
     parser.add_argument(
         "--gan-normal",
