@@ -161,6 +161,15 @@ def safe_name(name: str) -> str:
     return _UNSAFE.sub("-", name)
 
 
+FIELD_ACCURACY = f"{DOWNSTREAM_PREFIX}field_accuracy"
+
+
+def field_accuracy_key(product: str | None = None) -> str:
+    """``downstream/field_accuracy[_{product}]``: the field's defect-type classification accuracy (%) on the real
+    test defects, of one product's classifier, or the mean over products (AnomalyDiffusion's protocol)."""
+    return f"{FIELD_ACCURACY}_{safe_name(product)}" if product else FIELD_ACCURACY
+
+
 def train_key(term: str) -> str:
     """``train/<term>`` for a loss term such as ``g/latent/adv`` or a rate such as ``images_per_s``."""
     return f"{TRAIN_PREFIX}{term}"

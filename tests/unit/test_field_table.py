@@ -107,14 +107,17 @@ def test_mlflow_rows_average_seeds_then_categories_and_say_not_computed(store, c
         "AnomalyDiffusion": 1.80,
         "DFMGAN": 1.72,
         "Crop&Paste": 1.51,
+        "MAGIC": None,
     }
     assert published["SeaS"]["kid"]["text"] == "0.040" and published["DFMGAN"]["kid"]["text"] == "not quoted"
-    assert [published[m]["ic_lpips"]["value"] for m in published] == [0.34, 0.32, 0.20, 0.14]
+    assert [published[m]["ic_lpips"]["value"] for m in published] == [0.34, 0.32, 0.20, 0.14, None]
     md = result["markdown"]
-    assert "| quoted: SeaS | 1.88 | 0.340 | 0.040 | SeaS: Few-shot" in md and "(ICCV 2025)" in md
+    assert "| quoted: SeaS | 1.88 | 0.340 | 0.040 | not quoted | SeaS: Few-shot" in md and "(ICCV 2025)" in md
     assert "(Duan et al., AAAI 2023)" in md and "(Hu et al., AAAI 2024)" in md
     assert "| this platform: StarGAN v2 (a) | not computed | not computed | 0.250 |" in md
-    assert "| this platform: DT-GAN (g), mvtec_textures | grid | 1.60 | 0.200 | 0.150 | 2 |" in md
+    assert (
+        "| this platform: DT-GAN (g), mvtec_textures | grid | 1.60 | 0.200 | 0.150 | not computed | 2 |" in md
+    )
     assert "alex/7be5be79" in md and "not all 15 MVTec categories" in md
 
     # an explicit parent run reads the earlier launch instead; --variant and --categories narrow the table
@@ -178,8 +181,14 @@ def test_evaluation_json_rows_and_markdown_output(tmp_path, capsys):
     path.write_text(json.dumps(report))
     code, out, _ = _run(capsys, "--evaluation", str(path), "--guidance", "mix", "--markdown")
     assert code == 0
-    assert "| this platform: g-seed0 (step 100000) | 1.85 | not computed | 0.080 | measured here" in out
-    assert "| this platform: g-seed0 (step 100000) | grid | 1.80 | not computed | 0.130 | 1 |" in out
+    assert (
+        "| this platform: g-seed0 (step 100000) | 1.85 | not computed | 0.080 | not computed | measured here"
+        in out
+    )
+    assert (
+        "| this platform: g-seed0 (step 100000) | grid | 1.80 | not computed | 0.130 | not computed | 1 |"
+        in out
+    )
     assert "only inception-v3-compat gives the Inception Score the papers report" in out
     assert "IC-LPIPS backbone: not recorded" in out and "no LPIPS weights at /x" in out
     written = tmp_path / "out" / "table.json"
@@ -205,3 +214,57 @@ def test_bad_inputs_stop_with_one_line(store, tmp_path, capsys):
     assert code == 2 and "bad.json: not JSON" in err
     code, _, err = _run(capsys, "--evaluation", str(tmp_path / "missing.json"))
     assert code == 2 and "missing.json: cannot read it" in err
+
+
+def test_the_defect_type_accuracy_column_beside_the_quoted_ones(tmp_path, capsys):
+    run = tmp_path / "runs" / "g-seed0"
+    run.mkdir(parents=True)
+    result = {
+        "protocol": "field_classification",
+        "backbone": "resnet34",
+        "trained_on": "generated defects only",
+        "per_seed_metrics": [
+            {
+                "downstream/field_accuracy_carpet": 60.0,
+                "downstream/field_accuracy_grid": 40.0,
+                "downstream/field_accuracy": 50.0,
+            },
+            {
+                "downstream/field_accuracy_carpet": 70.0,
+                "downstream/field_accuracy_grid": 50.0,
+                "downstream/field_accuracy": 60.0,
+            },
+        ],
+    }
+    path = run / "field_classification.json"
+    path.write_text(json.dumps(result))
+    code, out, _ = _run(capsys, "--classification", str(path))
+    assert code == 0
+    table = json.loads(out)
+    assert table["categories"] == ["carpet", "grid"]
+    (row,) = table["platform"]
+    assert row["label"] == "this platform: defect-type classifier (resnet34, generated defects only, g-seed0)"
+    assert row["cells"]["carpet"]["accuracy"] == {"value": 65.0, "seeds": 2, "text": "65.0"}
+    assert row["cells"]["average"]["accuracy"]["value"] == pytest.approx(55.0)  # mean of 65 and 45
+    assert row["cells"]["average"]["is"]["text"] == "not computed"
+    published = {r["method"]: r["cells"]["average"]["accuracy"]["value"] for r in table["published"]}
+    assert published == {
+        "SeaS": None,
+        "AnomalyDiffusion": 66.1,
+        "DFMGAN": 49.6,
+        "Crop&Paste": 56.2,
+        "MAGIC": 78.1,
+    }
+    md = table["markdown"]
+    assert "| method | IS ↑ | IC-LPIPS ↑ | KID ↓ | defect-type acc. % ↑ | figures |" in md
+    assert (
+        "| this platform: defect-type classifier (resnet34, generated defects only, g-seed0) | not computed | not computed | not computed | 55.0 |"
+        in md
+    )
+    assert "| quoted: MAGIC | not quoted | not quoted | not quoted | 78.1 |" in md
+    assert "| quoted: AnomalyDiffusion | 1.80 | 0.320 | not quoted | 66.1 |" in md
+    assert "Defect-type accuracy: the field's classification protocol" in md
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"protocol": "study"}))
+    code, _, err = _run(capsys, "--classification", str(bad))
+    assert code == 2 and "other.json: not a field_classification.json (protocol 'study')" in err

@@ -57,6 +57,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     folders.add_argument(
         "--defects", default=None, help="allowed defect folders besides normal, e.g. scratch,spot"
     )
+    folders.add_argument(
+        "--masks",
+        default=None,
+        metavar="MASKROOT",
+        help="defect masks in a tree mirroring ROOT: MASKROOT/<product>/<defect>/<stem>.png or <stem>_mask.png "
+        "(without it, <stem>_mask.png beside an image is its mask); defect images without one are counted",
+    )
+    folders.add_argument(
+        "--protocol",
+        choices=("paper", "field"),
+        default="paper",
+        help="paper: Appendix A split per product x defect cell; field: 1/3 of each defect folder's images "
+        "gan_train (floor, at least 1), the rest test, normal/ split gan_train/gan_holdout (as mvtec --protocol field)",
+    )
+    folders.add_argument(
+        "--split-file",
+        default=None,
+        metavar="CSV",
+        help="your own split: a CSV with header id,split and one row per image (id = <product>/<defect>/<path "
+        "without extension>; split = gan_train, gan_holdout, val or test); unknown or unlisted ids are errors",
+    )
     _add_import_options(folders)
     folders.set_defaults(func=_import_folders)
     mvtec = kinds.add_parser(
@@ -93,7 +114,7 @@ def _add_import_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help=f"val+test images per product x defect cell (3:7), at most half a cell (default "
-        f"{SDI_HOLDOUT_PER_CELL}; not with mvtec --protocol field)",
+        f"{SDI_HOLDOUT_PER_CELL}; not with --protocol field or --split-file)",
     )
     parser.add_argument(
         "--gan-normal",
@@ -116,6 +137,16 @@ def _split_options(args: argparse.Namespace):
     if not 16 <= args.size <= 1024:
         raise DataError(f"--size {args.size}: choose 16..1024 pixels")
     return SplitOptions(args.holdout, args.gan_normal, args.seed)
+
+
+def _check_holdout(args: argparse.Namespace) -> None:
+    if args.protocol == "field" and args.holdout is not None:
+        raise DataError(
+            "--holdout: the field protocol holds out no val set (1/3 of each defect type gan_train, the rest "
+            "test); leave --holdout out or use --protocol paper"
+        )
+    if getattr(args, "split_file", None) is not None and args.holdout is not None:
+        raise DataError("--holdout: the split file decides every image's split; leave --holdout out")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -145,8 +176,18 @@ def _import_folders(args: argparse.Namespace) -> int:
     from dtgan.data.importers import check_out_path, import_folders
 
     check_out_path(args.out)
+    _check_holdout(args)
     defects = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else None
-    rows = import_folders(args.root, args.out, args.size, _split_options(args), defects)
+    rows = import_folders(
+        args.root,
+        args.out,
+        args.size,
+        _split_options(args),
+        defects,
+        args.masks,
+        protocol=args.protocol,
+        split_file=args.split_file,
+    )
     print(f"wrote {len(rows)} images to {args.out}")
     return 0
 
@@ -156,11 +197,7 @@ def _import_mvtec(args: argparse.Namespace) -> int:
     from dtgan.data.mvtec import import_mvtec
 
     check_out_path(args.out)
-    if args.protocol == "field" and args.holdout is not None:
-        raise DataError(
-            "--holdout: the field protocol holds out no val set (1/3 of each defect type gan_train, the rest "
-            "test); leave --holdout out or use --protocol paper"
-        )
+    _check_holdout(args)
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     rows = import_mvtec(args.root, args.out, categories, args.size, _split_options(args), args.protocol)
     print(f"wrote {len(rows)} images to {args.out}")

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args
-from dtgan.downstream.preflight import check_downstream, weights_label, weights_source
+from dtgan.downstream.preflight import check_backbone, check_downstream, weights_label, weights_source
+from dtgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def _downstream(args: argparse.Namespace) -> int:
     if not cfg.hub_download:
         os.environ["HF_HUB_OFFLINE"] = "1"
     run_dir = _run_folder(args.checkpoint, args.out, config.train.out_dir, config.preset)
+    if cfg.protocol == "field_classification":
+        return _field_classification(args, config, run_dir)
     study_data_path = run_dir / "downstream" / "study_data.pt"
     jobs = plan_jobs(cfg, study_data_path)
     source = weights_source(cfg)  # a missing weights file or weights=imagenet without any: one line, exit 2
@@ -86,4 +89,39 @@ def _downstream(args: argparse.Namespace) -> int:
     payload = run_study(cfg, study_data_path, out_path=run_dir / "downstream.json")
     print(markdown_table(payload["rows"], cfg.backbone))
     print(f"{payload['wall_seconds']:.1f} s; results: {run_dir / 'downstream.json'}")
+    return 0
+
+
+def _field_classification(args: argparse.Namespace, config, run_dir: Path) -> int:
+    """The field's defect-type classification protocol (downstream.protocol=field_classification)."""
+    from dtgan.downstream.field_classification import (
+        RESULT_FILE,
+        markdown_table,
+        plan_summary,
+        prepare_field_data,
+        run_field_classification,
+    )
+
+    cfg = config.downstream
+    source = weights_source(cfg)
+    print(f"{plan_summary(cfg)}; {weights_label(source)}: {source}")
+    check_backbone(cfg.backbone)
+    if args.checkpoint is None:
+        raise ConfigError(
+            "downstream.protocol=field_classification: the generated defects need a generator checkpoint "
+            "(CHECKPOINT_OR_RUN)"
+        )
+    if args.dry_run:
+        return 0
+    from dtgan.training.checkpoint import load_inference_nets
+    from dtgan.training.environment import resolve_device
+
+    device = resolve_device(cfg.device, "downstream.device")
+    nets = load_inference_nets(args.checkpoint, device=device)
+    data = prepare_field_data(cfg, args.data or config.data.path, nets, args.checkpoint)
+    del nets
+    out_path = run_dir / RESULT_FILE
+    payload = run_field_classification(cfg, data, str(device), out_path=out_path)
+    print(markdown_table(payload))
+    print(f"{payload['wall_seconds']:.1f} s; results: {out_path}")
     return 0

@@ -140,6 +140,24 @@ class DownstreamConfig(Section):
         64, ge=1, description="generator batch size when building synthetic sets"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    # --- the field's defect-type classification protocol (downstream/field_classification.py) -----------------
+    protocol: Literal["study", "field_classification"] = Field(
+        "study",
+        description="study = the paper's augmentation study (arms x sizes); field_classification = the field's "
+        "protocol: per product, a classifier of defect types trained on generated defects, tested on the real "
+        "test defects, accuracy per product and averaged",
+    )
+    field_images_per_defect: int = Field(
+        500, ge=1, description="field_classification: generated training images per product x defect type"
+    )
+    field_real_defects: bool = Field(
+        False,
+        description="field_classification: also train on the real gan_train defects (the one third); papers "
+        "differ, the result records which",
+    )
+    field_guidance: Literal["latent", "reference"] = Field(
+        "latent", description="field_classification: how the generated defects are drawn"
+    )
 
     @field_validator("batch_size", "synthesis_sources_per_product")
     @classmethod

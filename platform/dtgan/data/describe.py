@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from dtgan.data.parquet_io import SPLITS, read_info, read_table
+from dtgan.data.supports import supports
 from dtgan.data.vocab import Vocab
 
 
@@ -16,7 +17,8 @@ def count_cells(path: str) -> tuple[Vocab, Counter]:
 
 
 def describe(path: str) -> str:
-    """A products x defects table per split, with totals, and the file's notes."""
+    """The file's notes, what it supports (:func:`dtgan.data.supports.supports`) and a products x defects table per
+    split, with totals."""
     vocab, counts = count_cells(path)
     info = read_info(path)
     width = max(len(name) for name in (*vocab.products, "product", "total")) + 2
@@ -37,9 +39,11 @@ def describe(path: str) -> str:
         "products",
         "defects",
         "unseen_cells",
+        "masks",
     ):
         if key in info:
             lines.append(f"  {key}: {info[key]}")
+    lines += ["", *supports(path)]
     for split in SPLITS:
         total = sum(n for (s, _, _), n in counts.items() if s == split)
         lines += [

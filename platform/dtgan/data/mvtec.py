@@ -10,21 +10,14 @@
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
+from dtgan.data import splits
 from dtgan.data.importers import IMAGE_SUFFIXES, ImportItem, SplitOptions, build_rows, check_label
 from dtgan.data.parquet_io import Rows, write_dataset
-from dtgan.data.splits import (
-    FIELD_SPLIT_RULE,
-    CellSplit,
-    field_defect_split,
-    field_normal_split,
-)
+from dtgan.data.splits import FIELD_SPLIT_RULE, TEST_GOOD, TRAIN_GOOD, paper_split_rule
 from dtgan.data.vocab import NORMAL
 from dtgan.errors import DataError
 
@@ -111,7 +104,7 @@ def collect_mvtec_field(root: Path, categories: Sequence[str]) -> tuple[list[Imp
                 f"{base}: expected the MVTec AD layout ROOT/<category>/train/good, test/<defect type>, "
                 f"ground_truth/<defect type>"
             )
-        for sub, cell in (("train", "train_good"), ("test", "test_good")):
+        for sub, cell in (("train", TRAIN_GOOD), ("test", TEST_GOOD)):
             folder = base / sub / MVTEC_GOOD
             files = _image_files(folder) if folder.is_dir() else []
             items += [
@@ -142,34 +135,9 @@ def collect_mvtec_field(root: Path, categories: Sequence[str]) -> tuple[list[Imp
     return items, cells
 
 
-def _cell_rng(seed: int, product: str, cell: str) -> np.random.Generator:
-    """One generator per (product, cell), so a category splits the same whether imported alone or with others."""
-    return np.random.default_rng([seed, zlib.crc32(f"{product}/{cell}".encode())])
-
-
-def plan_field_cell(product: str, cell: str, count: int, options: SplitOptions) -> CellSplit:
-    if cell == "train_good":
-        return field_normal_split(product, count, options.gan_normal_per_product)
-    if cell == "test_good":
-        return CellSplit(val=0, test=count, gan_train=0)
-    return field_defect_split(product, cell, count)
-
-
 def field_splits(items: Sequence[ImportItem], cells: Sequence[str], options: SplitOptions) -> list[str]:
     """One split name per item under the field protocol (``splits.FIELD_SPLIT_RULE``), seeded per cell."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for number, (item, cell) in enumerate(zip(items, cells)):
-        groups.setdefault((item.product, cell), []).append(number)
-    for product in {item.product for item in items}:
-        if (product, "train_good") not in groups:
-            raise DataError(f"product {product!r}: no normal training images in train/good")
-    out = [""] * len(items)
-    for (product, cell), numbers in sorted(groups.items()):
-        plan = plan_field_cell(product, cell, len(numbers), options)
-        order = _cell_rng(options.seed, product, cell).permutation(len(numbers))
-        for label, position in zip(plan.labels(), order):
-            out[numbers[position]] = label
-    return out
+    return splits.field_splits([item.product for item in items], cells, options)
 
 
 def import_mvtec(
@@ -191,7 +159,7 @@ def import_mvtec(
         categories = list(categories or DEFAULT_CATEGORIES)
         items = collect_mvtec(Path(root), categories)
         rows, vocab = build_rows(items, size, options, root)
-        info["split_rule"] = "paper: Table 17 labels, Appendix A split (val/test hold-out per cell)"
+        info["split_rule"] = "Table 17 labels; " + paper_split_rule(options)
     else:
         categories = list(categories or TEXTURE_CATEGORIES)
         items, cells = collect_mvtec_field(Path(root), categories)

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -120,7 +121,31 @@ def read_table(path: str, columns: list[str] | None = None) -> tuple[pa.Table, V
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
     _check_labels(table, vocab, path)
+    ids = table["id"] if "id" in table.column_names else _read_ids(path, filesystem, inner)
+    _check_unique(ids, path)
     return table, vocab
+
+
+def _read_ids(path: str, filesystem: pafs.FileSystem, inner: str) -> pa.ChunkedArray:
+    try:
+        return pq.read_table(inner, filesystem=filesystem, columns=["id"])["id"]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def _check_unique(ids: pa.ChunkedArray, path: str) -> None:
+    """Refuse a file whose ``id`` column repeats a value: rows, metrics and exports are named by it."""
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return
+    values = ids.to_pylist()
+    first: dict[str, int] = {}
+    for row, value in enumerate(values):
+        if value in first:
+            raise DataError(
+                f"{path}: id {value!r} appears more than once (rows {first[value]} and {row}); ids must be unique, "
+                "rebuild the file with dtgan data import or dtgan data synth"
+            )
+        first[value] = row
 
 
 def _check_labels(table: pa.Table, vocab: Vocab, path: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from dtgan.data.vocab import NORMAL
 from dtgan.errors import DataError
@@ -10,6 +14,24 @@ from dtgan.errors import DataError
 VAL_FRACTION = 0.3  # val : test = 3 : 7 of the held-out images of each cell
 SDI_HOLDOUT_PER_CELL = 50
 SDI_GAN_NORMAL_PER_PRODUCT = 700
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """Paper Appendix A split sizes and the shuffle seed."""
+
+    holdout_per_cell: int = SDI_HOLDOUT_PER_CELL
+    gan_normal_per_product: int = SDI_GAN_NORMAL_PER_PRODUCT
+    seed: int = 0
+
+
+def paper_split_rule(options: SplitOptions) -> str:
+    """The Appendix A rule with its numbers, as stored in the file and shown by ``dtgan data describe``."""
+    return (
+        f"paper (Appendix A): per product x defect cell of n images, min({options.holdout_per_cell}, n // 2) held "
+        f"out, 3:7 val:test; defects: the rest gan_train; normal: min({options.gan_normal_per_product}, "
+        f"rest // 2) gan_train, the rest gan_holdout; seeded shuffle within each cell (seed {options.seed})"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,3 +121,43 @@ def field_normal_split(product: str, count: int, gan_normal_per_product: int) ->
         )
     gan_train = min(gan_normal_per_product, count // 2)
     return CellSplit(val=0, test=0, gan_train=gan_train, gan_holdout=count - gan_train)
+
+
+TRAIN_GOOD, TEST_GOOD = (
+    "train_good",
+    "test_good",
+)  # the field protocol's normal cells (MVTec train/ and test/good)
+
+
+def _cell_rng(seed: int, product: str, cell: str) -> np.random.Generator:
+    """One generator per (product, cell), so a category splits the same whether imported alone or with others."""
+    return np.random.default_rng([seed, zlib.crc32(f"{product}/{cell}".encode())])
+
+
+def plan_field_cell(product: str, cell: str, count: int, options: SplitOptions) -> CellSplit:
+    """``cell``: TRAIN_GOOD, TEST_GOOD or a defect type."""
+    if cell == TRAIN_GOOD:
+        return field_normal_split(product, count, options.gan_normal_per_product)
+    if cell == TEST_GOOD:
+        return CellSplit(val=0, test=count, gan_train=0)
+    return field_defect_split(product, cell, count)
+
+
+def field_splits(products: Sequence[str], cells: Sequence[str], options: SplitOptions) -> list[str]:
+    """One split name per item (parallel ``products`` and ``cells``) under ``FIELD_SPLIT_RULE``, seeded per cell.
+
+    Shared by the MVTec importer (cells from train/good, test/good and test/<type>) and folder trees (normal/ is
+    TRAIN_GOOD, each defect folder its own cell)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for number, (product, cell) in enumerate(zip(products, cells)):
+        groups.setdefault((product, cell), []).append(number)
+    for product in sorted(set(products)):
+        if (product, TRAIN_GOOD) not in groups:
+            raise DataError(f"product {product!r}: no normal training images (MVTec train/good, or normal/)")
+    out = [""] * len(products)
+    for (product, cell), numbers in sorted(groups.items()):
+        plan = plan_field_cell(product, cell, len(numbers), options)
+        order = _cell_rng(options.seed, product, cell).permutation(len(numbers))
+        for label, position in zip(plan.labels(), order):
+            out[numbers[position]] = label
+    return out

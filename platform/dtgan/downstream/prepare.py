@@ -40,7 +40,7 @@ from dtgan.evaluation.synthesis import synthesize
 log = logging.getLogger(__name__)
 
 
-def _gray(images: torch.Tensor) -> torch.Tensor:
+def gray_uint8(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> (N, 1, H, W): the data sets are gray; the generator's 3 channels are averaged so
     that no channel difference can tell synthetic images from real ones."""
     if images.shape[1] == 1:
@@ -48,7 +48,7 @@ def _gray(images: torch.Tensor) -> torch.Tensor:
     return images.float().mean(dim=1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, h, w) -> (N, C, size, size), antialiased."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
@@ -69,7 +69,7 @@ def _load(
 
 
 def _labelled(ds: DefectImageDataset, rows: torch.Tensor) -> LabelledImages:
-    return LabelledImages(_gray(ds.images_uint8[rows]), ds.y[rows], ds.p[rows])
+    return LabelledImages(gray_uint8(ds.images_uint8[rows]), ds.y[rows], ds.p[rows])
 
 
 def _permuted(rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -198,7 +198,7 @@ def synthesize_sets(
             seed=seed,
             batch_size=cfg.synthesis_batch_size,
         )
-        out[key] = _resize(_gray(fake), cfg.img_size)
+        out[key] = resize_uint8(gray_uint8(fake), cfg.img_size)
         log.info("synthesized %d images for %s", count, key)
     return out
 
@@ -237,7 +237,7 @@ def _crop_paste_bank(
     """The real training defects with masks, at the classifier's size; every pasted defect type must have some."""
     masks = train_ds.masks_uint8
     bank = defect_bank(
-        _gray(train_ds.images_uint8[rows]),
+        gray_uint8(train_ds.images_uint8[rows]),
         None if masks is None else masks[rows],
         train_ds.y[rows],
         train_ds.p[rows],
@@ -376,7 +376,7 @@ def prepare_study_data(
         meta.update({"checkpoint_step": nets.step, "gan_img_size": gan_size})
     if bank is not None:
         at_classifier_size = {"gan_train": train_ds, "gan_holdout": holdout_ds}
-        sources_gray = {pid: _gray(x) for pid, x in _pick(source_picks, at_classifier_size).items()}
+        sources_gray = {pid: gray_uint8(x) for pid, x in _pick(source_picks, at_classifier_size).items()}
         synthetic.update(crop_paste_sets(requirements, sources_gray, bank, data, cfg, crop_paste_cfg))
         meta["crop_paste"] = crop_paste_cfg.model_dump(mode="json")
     meta["synthetic_counts"] = {k: int(v.shape[0]) for k, v in synthetic.items()}

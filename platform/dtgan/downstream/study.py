@@ -25,6 +25,7 @@ from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
 from dtgan.downstream.study_data import load_study_data
+from dtgan.errors import ConfigError
 from dtgan.training.environment import resolve_device
 from dtgan.utils.atomic import write_text_atomic
 
@@ -55,6 +56,11 @@ def plan_cells(cfg: DownstreamConfig) -> list[Cell]:
 
 
 def plan_jobs(cfg: DownstreamConfig, study_data_path: str | Path) -> list[JobSpec]:
+    if cfg.protocol != "study":
+        raise ConfigError(
+            f"downstream.protocol={cfg.protocol} is not the augmentation study; run it with "
+            "`dtgan downstream CHECKPOINT_OR_RUN -c PRESET` (or set downstream.protocol=study)"
+        )
     config = cfg.model_dump(mode="json")
     seeds = [cfg.seed + i for i in range(cfg.num_seeds)]
     return [JobSpec(cell, seed, config, str(study_data_path)) for cell in plan_cells(cfg) for seed in seeds]

@@ -56,7 +56,10 @@ def defect_bank(
     dropped = int((~keep).sum())
     if dropped:
         log.warning(
-            "%s: %d of %d defect images have an empty mask and cannot be pasted", what, dropped, len(keep)
+            "%s: %d of %d defect images have no mask or an empty one and cannot be pasted",
+            what,
+            dropped,
+            len(keep),
         )
     return DefectBank(images[keep], masks[keep] > 0, y[keep], p[keep])
 
