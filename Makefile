@@ -38,8 +38,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check platform tests experiments benchmarks
-	$(VENV)/bin/ruff format --check platform tests experiments benchmarks
+	$(VENV)/bin/ruff check platform tests experiments benchmarks tools
+	$(VENV)/bin/ruff format --check platform tests experiments benchmarks tools
 
 # Regenerate the lock file from the current environment (run after changing dependencies).
 lock: setup
