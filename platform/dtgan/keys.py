@@ -146,6 +146,32 @@ DISENTANGLEMENT_KEYS = (
     EVAL_SELF_RECON_SSIM,
 )
 
+# The validity ladder (dtgan.evaluation.ladder): 1 when FID orders the real-data rungs as it must on all products
+# pooled (0 when not; absent when untested), the separation of "paints nothing" from the real defects there, and
+# how many scopes (all, products, product x defect cells) failed.
+EVAL_LADDER_PASS = "eval/ladder_pass"
+EVAL_LADDER_SEPARATION = "eval/ladder_separation_fid"
+EVAL_LADDER_FAILING_SCOPES = "eval/ladder_failing_scopes"
+# "pass", "untested" or "fail: <extractor>: this metric cannot tell a painted defect from none here (<scopes>)...".
+TAG_LADDER_VERDICT = "ladder_verdict"
+# The scopes whose ladder failed, comma-separated: "all", a product (safe_name) or "product.defect"; reports mark
+# no winner in a column of a failing scope.
+TAG_LADDER_FAILING = "ladder_failing"
+LADDER_CANNOT_TELL = "this metric cannot tell a painted defect from none here"
+
+
+def ladder_scope(product: str | None = None, defect: str | None = None) -> str:
+    """A ladder scope as ``ladder_failing`` lists it: ``all``, ``<product>`` or ``<product>.<defect>``."""
+    if product is None:
+        return SCOPE_ALL
+    return safe_name(product) if defect is None else f"{safe_name(product)}.{safe_name(defect)}"
+
+
+def parse_ladder_failing(tag: str | None) -> set[str]:
+    """The scopes of a ``ladder_failing`` tag (empty for none)."""
+    return {part for part in (tag or "").split(",") if part}
+
+
 # A search's cheap FID-mix during training (few images per cell): the early-stopping signal.
 SEARCH_INTERMEDIATE_FID = "search/fid_mix_intermediate"
 

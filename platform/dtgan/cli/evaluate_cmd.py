@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.evaluation.ladder import ladder_lines
 
     cfg, expected_model = evaluation_config_from_args(args)
     if args.all_checkpoints:
@@ -53,6 +54,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     for key in keys.DISENTANGLEMENT_KEYS:
         if key in metrics:
             print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
+    for line in ladder_lines(result.report.get("validity_ladder")):
+        print(line)
     print(
         f"  {metrics[keys.EVAL_GENERATED_IMAGES_PER_S]:.1f} generated images/s; "
         f"{result.report['wall_s']:.1f} s in all; report: {result.report_path}"

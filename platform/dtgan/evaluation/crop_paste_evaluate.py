@@ -24,8 +24,10 @@ from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_pas
 from dtgan.evaluation.disentanglement import transfer_locality_metrics
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_files import FeatureWriter
+from dtgan.evaluation.fidelity import FeatureExtractor
 from dtgan.evaluation.grids import save_grid_png
 from dtgan.evaluation.inputs import DataInputs, data_inputs, offline_training_images
+from dtgan.evaluation.ladder import ladder_metrics, ladder_tag, validity_ladder
 from dtgan.evaluation.protocol import (
     EvaluationData,
     SyntheticSets,
@@ -57,6 +59,20 @@ def reference_bank(inputs: DataInputs, cfg: EvaluationConfig) -> DefectBank:
     return defect_bank(
         ds.images_uint8, ds.masks_uint8, ds.y, ds.p, f"{data_path} split {cfg.reference_split} defects"
     )
+
+
+def score_ladder(inputs: DataInputs, extractor, cfg: EvaluationConfig, bank=None) -> dict | None:
+    """The validity ladder of the data and extractor (``evaluation.ladder``), or None when switched off; without
+    masks in the reference split it has no Crop&Paste rung."""
+    if not cfg.ladder:
+        return None
+    if bank is None:
+        try:
+            bank = reference_bank(inputs, cfg)
+        except DataError as exc:
+            log.warning("validity ladder without its Crop&Paste rung: %s", exc)
+    features = FeatureExtractor(extractor, cfg, inputs.device)
+    return validity_ladder(inputs.data, features, cfg, bank)
 
 
 def build_crop_paste_sets(
@@ -134,16 +150,24 @@ def evaluate_crop_paste(
         "top_fraction": cfg.locality_top_fraction,
     }
     grid = _grid(data, bank, cfg, crop_cfg, out_dir)
+    ladder = score_ladder(inputs, extractor, cfg, bank)
     metrics = fidelity_metrics(fidelity)
     metrics.update({k: v for k, v in transfer.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
-    tags = {**extractor_tags(extractor), keys.TAG_METHOD: METHOD, keys.TAG_VARIANT: METHOD}
+    metrics.update(ladder_metrics(ladder))
+    tags = {
+        **extractor_tags(extractor),
+        **ladder_tag(ladder),
+        keys.TAG_METHOD: METHOD,
+        keys.TAG_VARIANT: METHOD,
+    }
     report = {
         "method": METHOD,
         # no checkpoint tells the image size: the data block names it
         "data": {**data_block(inputs, cfg, defects_with_masks=len(bank)), "img_size": data.img_size},
         "scored_as": f"the {GUIDANCE} keys (Crop&Paste has no guidance)",
         "feature_extractor": extractor.as_dict(),
+        "validity_ladder": ladder,
         "metrics": metrics,
         "tags": tags,
         "fidelity": fidelity,

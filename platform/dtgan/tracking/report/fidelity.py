@@ -146,7 +146,28 @@ def fidelity_table(
     _add_scale_rows(table, members, row_of, bootstrap, config)
     table.comparisons = seed_comparisons(table, config.significance_alpha)
     table.mark_significant_best()
+    unmark_where_ladder_fails(table, members)
     return table
+
+
+def unmark_where_ladder_fails(table: Table, runs: Sequence[RunRecord]) -> None:
+    """No winner in a column whose scope failed the validity ladder in any of its runs (the ``ladder_failing``
+    tag of the evaluation): there the metric cannot tell a painted defect from none; a note says so."""
+    for column in table.columns:
+        failing = [
+            r
+            for r in runs
+            if r.extractor == column.extractor
+            and column.scope in keys.parse_ladder_failing(r.tags.get(keys.TAG_LADDER_FAILING))
+        ]
+        if not failing:
+            continue
+        for row in table.rows:
+            table.cell(row, column.key).best = False
+        table.notes.append(
+            f"{column.label}: {keys.LADDER_CANNOT_TELL} (the validity ladder failed in {len(failing)} run"
+            f"{'s' if len(failing) != 1 else ''}, e.g. {failing[0].run_id[:8]}); no winner is marked"
+        )
 
 
 def _add_scale_rows(
