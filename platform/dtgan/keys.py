@@ -172,6 +172,27 @@ def parse_ladder_failing(tag: str | None) -> set[str]:
     return {part for part in (tag or "").split(",") if part}
 
 
+# Defect recall (dtgan.evaluation.defect_recall): eval/defect_recall_{guidance}[_{product}][.{defect}] = the share
+# of synthetic images the defect classifier assigns to the intended defect type; its ceiling (held-out real
+# defects) and floor (normals) over all products; the classifier's accuracy on held-out and on training images.
+EVAL_DEFECT_RECALL_CEILING = "eval/defect_recall_ceiling"
+EVAL_DEFECT_RECALL_FLOOR = "eval/defect_recall_floor"
+EVAL_DEFECT_CLASSIFIER_ACCURACY = "eval/defect_classifier_holdout_accuracy"
+EVAL_DEFECT_CLASSIFIER_TRAIN_ACCURACY = "eval/defect_classifier_train_accuracy"
+
+
+def defect_recall_key(guidance: str, product: str | None = None, defect: str | None = None) -> str:
+    """``eval/defect_recall_{guidance}[_{product}][.{defect}]`` (product and defect as :func:`safe_name`)."""
+    if guidance not in GUIDANCES:
+        raise ValueError(f"guidance must be one of {GUIDANCES}, got {guidance!r}")
+    key = f"{EVAL_PREFIX}defect_recall_{guidance}"
+    if product is not None:
+        key += f"_{safe_name(product)}"
+    if defect is not None:
+        key += f".{safe_name(defect)}"
+    return key
+
+
 # A search's cheap FID-mix during training (few images per cell): the early-stopping signal.
 SEARCH_INTERMEDIATE_FID = "search/fid_mix_intermediate"
 

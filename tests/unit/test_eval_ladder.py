@@ -5,52 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from eval_testdata import KINDS, backgrounds, paint, to_rgb_uint8
+from tiny_eval_data import tiny_data
 
 from dtgan import keys
 from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
-from dtgan.data.labelled import LabelledImages
 from dtgan.evaluation import ladder as ladder_mod
-from dtgan.evaluation.crop_paste import defect_bank
 from dtgan.evaluation.defect_cnn import DefectCNN, save_defect_cnn
 from dtgan.evaluation.extractors import DEFECT_CNN, ExtractorSpec, resolve_extractor
-from dtgan.evaluation.feature_cache import fingerprint_file, fingerprint_images
+from dtgan.evaluation.feature_cache import fingerprint_file
 from dtgan.evaluation.fidelity import FeatureExtractor
 from dtgan.evaluation.inputs import offline_training_images
-from dtgan.evaluation.protocol import EvaluationData
 
 CPU = torch.device("cpu")
 PRODUCTS = ("A", "B")
-
-
-def tiny_data(n_per_cell: int = 24, seed: int = 0) -> tuple[EvaluationData, object]:
-    """Two products (B brighter than A), normal/scratch/spot; the references with masks, normal sources."""
-    images, masks, ys, ps = [], [], [], []
-    for p in range(len(PRODUCTS)):
-        for y, kind in enumerate(KINDS):
-            x, m = paint(backgrounds(n_per_cell, seed + 10 * p + y) + 30 * p, kind, seed + 100 + 10 * p + y)
-            images.append(to_rgb_uint8(x))
-            masks.append(m)
-            ys.append(torch.full((n_per_cell,), y))
-            ps.append(torch.full((n_per_cell,), p))
-    images, masks, y, p = torch.cat(images), torch.cat(masks), torch.cat(ys), torch.cat(ps)
-    ids = tuple(f"r{i}" for i in range(len(y)))
-    refs = LabelledImages(images, y, p, ids)
-    src = torch.cat([to_rgb_uint8(backgrounds(n_per_cell, seed + 500 + q) + 30 * q) for q in range(2)])
-    sources = LabelledImages(
-        src, torch.zeros(len(src), dtype=torch.long), torch.arange(2).repeat_interleave(n_per_cell)
-    )
-    data = EvaluationData(
-        products=PRODUCTS,
-        defects=KINDS,
-        img_size=32,
-        reference_split="gan_train",
-        references=refs,
-        reference_fingerprint=fingerprint_images(ids, images),
-        sources=sources,
-    )
-    bank = defect_bank(images[y > 0], masks[y > 0], y[y > 0], p[y > 0], "tiny")
-    return data, bank
 
 
 def cfg_for(cache_dir, **overrides) -> EvaluationConfig:

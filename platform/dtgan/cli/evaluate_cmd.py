@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from dtgan.evaluation.defect_classifier import quality_lines
+    from dtgan.evaluation.defect_recall import recall_lines
     from dtgan.evaluation.evaluate import evaluate
     from dtgan.evaluation.ladder import ladder_lines
 
@@ -54,6 +56,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     for key in keys.DISENTANGLEMENT_KEYS:
         if key in metrics:
             print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
+    for line in recall_lines(result.report.get("defect_recall")):
+        print(line)
+    for line in quality_lines(result.report.get("defect_classifier")):
+        print(line)
     for line in ladder_lines(result.report.get("validity_ladder")):
         print(line)
     print(

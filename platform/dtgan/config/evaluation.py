@@ -133,6 +133,16 @@ class EvaluationConfig(Section):
     )
     grid_num_references: int = Field(4, ge=1, le=32, description="reference columns per defect in the grids")
     defect_cnn: DefectCNNConfig = Field(default_factory=DefectCNNConfig)
+    holdout_split: Split = Field(
+        "val",
+        description="split of held-out real images (every label): the defect classifier's per-class accuracy "
+        "and the ceiling/floor of defect recall; never the split the classifier trains on",
+    )
+    defect_recall: bool = Field(
+        True,
+        description="score defect recall: the share of each cell's synthetic images the defect classifier "
+        "(dtgan-defect-cnn, trained on reference_split) assigns to the intended defect type",
+    )
     ladder: bool = Field(
         True,
         description="run the validity ladder (floor, Crop&Paste, blurred, noised, paints-nothing sets built from "

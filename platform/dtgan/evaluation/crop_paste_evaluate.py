@@ -21,8 +21,15 @@ from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
+from dtgan.evaluation.defect_classifier import DefectClassifier, classifier_quality, quality_metrics
+from dtgan.evaluation.defect_recall import defect_recall_scores, recall_metrics
 from dtgan.evaluation.disentanglement import transfer_locality_metrics
-from dtgan.evaluation.extractors import resolve_extractor
+from dtgan.evaluation.extractors import (
+    DEFECT_CNN,
+    ExtractorSpec,
+    resolve_defect_classifier,
+    resolve_extractor,
+)
 from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.fidelity import FeatureExtractor
 from dtgan.evaluation.grids import save_grid_png
@@ -73,6 +80,33 @@ def score_ladder(inputs: DataInputs, extractor, cfg: EvaluationConfig, bank=None
             log.warning("validity ladder without its Crop&Paste rung: %s", exc)
     features = FeatureExtractor(extractor, cfg, inputs.device)
     return validity_ladder(inputs.data, features, cfg, bank)
+
+
+def classifier_judgement(
+    data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig, sets: SyntheticSets, logits: dict
+) -> tuple[dict | None, dict | None]:
+    """The defect classifier's own quality and the defect recall of ``sets`` (``evaluation.defect_recall``);
+    ``logits`` are reused when the FID extractor is that classifier. (None, None) when switched off."""
+    if not cfg.defect_recall:
+        return None, None
+    spec = (
+        extractor
+        if extractor.name == DEFECT_CNN
+        else resolve_defect_classifier(cfg, lambda: offline_training_images(data))
+    )
+    clf = DefectClassifier.load(spec, data.products, data.defects)
+    quality = classifier_quality(
+        clf,
+        data.references,
+        data.reference_fingerprint,
+        data.reference_split,
+        data.holdout,
+        data.holdout_split,
+        data.products,
+        data.defects,
+    )
+    recall = defect_recall_scores(clf, sets, data, logits if spec == extractor else None)
+    return quality, recall
 
 
 def build_crop_paste_sets(
@@ -137,9 +171,18 @@ def evaluate_crop_paste(
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
     sets = build_crop_paste_sets(data, bank, cfg, crop_cfg)
     features = FeatureWriter(out_dir / keys.FEATURES_DIR) if cfg.save_features else None
+    logits: dict = {}
     fidelity = fidelity_scores(
-        sets, data, extractor, cfg, inputs.device, feature_sink=features, guidances=(GUIDANCE,)
+        sets,
+        data,
+        extractor,
+        cfg,
+        inputs.device,
+        feature_sink=features,
+        logits=logits,
+        guidances=(GUIDANCE,),
     )
+    quality, recall = classifier_judgement(data, extractor, cfg, sets, logits)
     rows = round_robin(data.sources.p, cfg.disentanglement_num_images)
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
@@ -155,6 +198,8 @@ def evaluate_crop_paste(
     metrics.update({k: v for k, v in transfer.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
     metrics.update(ladder_metrics(ladder))
+    metrics.update(quality_metrics(quality))
+    metrics.update(recall_metrics(recall))
     tags = {
         **extractor_tags(extractor),
         **ladder_tag(ladder),
@@ -168,6 +213,8 @@ def evaluate_crop_paste(
         "scored_as": f"the {GUIDANCE} keys (Crop&Paste has no guidance)",
         "feature_extractor": extractor.as_dict(),
         "validity_ladder": ladder,
+        "defect_classifier": quality,
+        "defect_recall": recall,
         "metrics": metrics,
         "tags": tags,
         "fidelity": fidelity,

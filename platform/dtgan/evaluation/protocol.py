@@ -57,6 +57,10 @@ class EvaluationData:
     )
     reference_fingerprint: str  # fingerprint_images of that split
     sources: LabelledImages  # normal rows of the source split
+    # every row of evaluation.holdout_split (None when it is the reference split): the defect classifier's
+    # held-out images
+    holdout: LabelledImages | None = None
+    holdout_split: str | None = None
     removal_defects: torch.Tensor | None = None  # uint8 (R, 3, H, W)
     removal_clean: torch.Tensor | None = None  # uint8 (R, 1|3, H, W)
 

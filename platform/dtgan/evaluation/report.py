@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.evaluation.defect_classifier import quality_metrics
+from dtgan.evaluation.defect_recall import recall_metrics
 from dtgan.evaluation.diversity import COMPUTED
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_files import FeatureWriter
@@ -114,6 +116,8 @@ def write_checkpoint_report(
     grids: list[str],
     wall_s: float,
     ladder: dict | None = None,
+    defect_classifier: dict | None = None,
+    defect_recall: dict | None = None,
 ) -> EvaluationOutput:
     """A checkpoint's ``evaluation.json``: FID/KID, IS/IC-LPIPS, disentanglement, throughput, grids and the
     validity ladder's verdict (:mod:`dtgan.evaluation.ladder`)."""
@@ -126,6 +130,8 @@ def write_checkpoint_report(
         metrics.update({k: v for k, v in scores.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
     metrics.update(ladder_metrics(ladder))
+    metrics.update(quality_metrics(defect_classifier))
+    metrics.update(recall_metrics(defect_recall))
     tags = {**extractor_tags(extractor), **lpips_tags(lpips), **ladder_tag(ladder)}
     report = {
         "checkpoint": str(inputs.checkpoint),
@@ -133,6 +139,8 @@ def write_checkpoint_report(
         "data": data_block(inputs, cfg),
         "feature_extractor": extractor.as_dict(),
         "validity_ladder": ladder,
+        "defect_classifier": defect_classifier,
+        "defect_recall": defect_recall,
         "metrics": {k: _finite(v) for k, v in metrics.items()},
         "tags": tags,
         "fidelity": fidelity,
