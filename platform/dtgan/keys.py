@@ -131,6 +131,10 @@ EVAL_INPUT_DEPENDENCE = "eval/input_dependence"
 # G(x, E(x, y)) vs x on held-out normals: does x survive its own style (and content) code?
 EVAL_SELF_RECON_PSNR = "eval/self_recon_psnr"
 EVAL_SELF_RECON_SSIM = "eval/self_recon_ssim"
+# Where the defect was painted: G(x, defect style) vs G(x, x's own style), the generator's own reconstruction, so
+# pixels it merely fails to reproduce do not count as changes (transfer_* compare with the source x itself).
+EVAL_PAINT_LOCALITY = "eval/paint_locality"
+EVAL_PAINT_BG_PSNR = "eval/paint_bg_psnr"
 # Throughput of the evaluation itself (generated images/s in inference mode).
 EVAL_GENERATED_IMAGES_PER_S = "eval/generated_images_per_s"
 
@@ -140,6 +144,8 @@ DISENTANGLEMENT_KEYS = (
     EVAL_REMOVAL_PSNR,
     EVAL_TRANSFER_LOCALITY,
     EVAL_TRANSFER_BG_PSNR,
+    EVAL_PAINT_LOCALITY,
+    EVAL_PAINT_BG_PSNR,
     EVAL_REMOVAL_PSNR_DO_NOTHING,
     EVAL_INPUT_DEPENDENCE,
     EVAL_SELF_RECON_PSNR,

@@ -23,7 +23,7 @@ from dtgan.errors import DataError
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
 from dtgan.evaluation.defect_classifier import DefectClassifier, classifier_quality, quality_metrics
 from dtgan.evaluation.defect_recall import defect_recall_scores, recall_metrics
-from dtgan.evaluation.disentanglement import transfer_locality_metrics
+from dtgan.evaluation.disentanglement import transfer_and_paint_locality
 from dtgan.evaluation.extractors import (
     DEFECT_CNN,
     ExtractorSpec,
@@ -188,7 +188,10 @@ def evaluate_crop_paste(
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
     translate = crop_paste_translator(bank, crop_cfg, cell_seed(cfg.seed, TRANSFER_STREAM))
     transfer = {
-        **transfer_locality_metrics(translate, data.sources.images[rows], y_trg, cfg.locality_top_fraction),
+        # Crop&Paste reproduces its source exactly: its own reconstruction is the source
+        **transfer_and_paint_locality(
+            translate, lambda x: x, data.sources.images[rows], y_trg, cfg.locality_top_fraction
+        ),
         "n": len(rows),
         "top_fraction": cfg.locality_top_fraction,
     }

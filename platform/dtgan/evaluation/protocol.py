@@ -21,7 +21,7 @@ from dtgan.evaluation.disentanglement import (
     input_dependence,
     removal_metrics,
     self_reconstruction_metrics,
-    transfer_locality_metrics,
+    transfer_and_paint_locality,
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
@@ -328,7 +328,13 @@ def disentanglement_scores(nets, data: EvaluationData, cfg: EvaluationConfig) ->
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
     out["transfer"] = {
-        **transfer_locality_metrics(translate, x_normal, y_trg, cfg.locality_top_fraction),
+        **transfer_and_paint_locality(
+            translate,
+            self_reconstructor(nets, NORMAL_INDEX, cfg.batch_size),
+            x_normal,
+            y_trg,
+            cfg.locality_top_fraction,
+        ),
         "n": len(rows),
         "top_fraction": cfg.locality_top_fraction,
     }
