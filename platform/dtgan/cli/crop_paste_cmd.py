@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate_crop_paste(args: argparse.Namespace) -> int:
     from dtgan.evaluation.crop_paste_evaluate import evaluate_crop_paste
+    from dtgan.evaluation.defect_classifier import quality_lines
+    from dtgan.evaluation.defect_recall import recall_lines
     from dtgan.evaluation.ladder import ladder_lines
 
     config = config_from_args(args)
@@ -75,7 +77,11 @@ def _evaluate_crop_paste(args: argparse.Namespace) -> int:
             )
     for key in (keys.EVAL_TRANSFER_LOCALITY, keys.EVAL_TRANSFER_BG_PSNR):
         print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
-    for line in ladder_lines(result.report.get("validity_ladder")):
+    for line in [
+        *recall_lines(result.report.get("defect_recall")),
+        *quality_lines(result.report.get("defect_classifier")),
+        *ladder_lines(result.report.get("validity_ladder")),
+    ]:
         print(line)
     print(f"  report: {result.report_path}")
     if tracker is not None:

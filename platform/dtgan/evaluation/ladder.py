@@ -154,7 +154,6 @@ class _Cells:
                 ]
                 half = min(len(rows) // 2, cfg.ladder_max_images)
                 self.halves[(p, d)] = (order[:half], order[half : 2 * half])
-        self._normals: dict[int, torch.Tensor] = {}
 
     def normals(self, p: int, count: int) -> torch.Tensor:
         """``count`` normal sources of product ``p`` (seeded; repeated when there are fewer)."""
