@@ -121,6 +121,7 @@ class PlatformRow:
             keys.TAG_LPIPS_BACKBONE,
             keys.TAG_IC_LPIPS_STATUS,
             keys.TAG_PRESET,
+            keys.TAG_LADDER_VERDICT,
         ):
             value = tags.get(name)
             if isinstance(value, str) and value:
@@ -384,7 +385,17 @@ def notes(rows: list[PlatformRow], categories: list[str], guidance: keys.Guidanc
         "MVTec AD means over 15 categories, as quoted); this platform's rows name their backbone and whether the "
         "real third of the anomalies was added (papers differ)."
     )
-    return out
+    return [*ladder_notes(rows), *out]
+
+
+def ladder_notes(rows: list[PlatformRow]) -> list[str]:
+    """The loud line of every row whose evaluation failed the validity ladder (first among the notes)."""
+    return [
+        f"VALIDITY LADDER FAILED ({row.label}): {keys.LADDER_CANNOT_TELL}; its FID/KID decide nothing. "
+        + "; ".join(sorted(v for v in row.tags[keys.TAG_LADDER_VERDICT] if v != "pass"))
+        for row in rows
+        if any(v.startswith("fail") for v in row.tags.get(keys.TAG_LADDER_VERDICT, ()))
+    ]
 
 
 def markdown(result: dict) -> str:
@@ -480,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"field_table: {exc}", file=sys.stderr)
         return 2
     result = build_table(rows, args.guidance, categories)
+    for line in ladder_notes(rows):
+        print(f"field_table: {line}", file=sys.stderr)
     text = json.dumps(result, indent=2)
     print(result["markdown"] if args.markdown else text)
     if args.out is not None:

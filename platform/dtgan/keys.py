@@ -133,6 +133,10 @@ EVAL_INPUT_DEPENDENCE = "eval/input_dependence"
 # G(x, E(x, y)) vs x on held-out normals: does x survive its own style (and content) code?
 EVAL_SELF_RECON_PSNR = "eval/self_recon_psnr"
 EVAL_SELF_RECON_SSIM = "eval/self_recon_ssim"
+# Where the defect was painted: G(x, defect style) vs G(x, x's own style), the generator's own reconstruction, so
+# pixels it merely fails to reproduce do not count as changes (transfer_* compare with the source x itself).
+EVAL_PAINT_LOCALITY = "eval/paint_locality"
+EVAL_PAINT_BG_PSNR = "eval/paint_bg_psnr"
 # Throughput of the evaluation itself (generated images/s in inference mode).
 EVAL_GENERATED_IMAGES_PER_S = "eval/generated_images_per_s"
 
@@ -142,11 +146,60 @@ DISENTANGLEMENT_KEYS = (
     EVAL_REMOVAL_PSNR,
     EVAL_TRANSFER_LOCALITY,
     EVAL_TRANSFER_BG_PSNR,
+    EVAL_PAINT_LOCALITY,
+    EVAL_PAINT_BG_PSNR,
     EVAL_REMOVAL_PSNR_DO_NOTHING,
     EVAL_INPUT_DEPENDENCE,
     EVAL_SELF_RECON_PSNR,
     EVAL_SELF_RECON_SSIM,
 )
+
+# The validity ladder (dtgan.evaluation.ladder): 1 when FID orders the real-data rungs as it must on all products
+# pooled (0 when not; absent when untested), the separation of "paints nothing" from the real defects there, and
+# how many scopes (all, products, product x defect cells) failed.
+EVAL_LADDER_PASS = "eval/ladder_pass"
+EVAL_LADDER_SEPARATION = "eval/ladder_separation_fid"
+EVAL_LADDER_FAILING_SCOPES = "eval/ladder_failing_scopes"
+# "pass", "untested" or "fail: <extractor>: this metric cannot tell a painted defect from none here (<scopes>)...".
+TAG_LADDER_VERDICT = "ladder_verdict"
+# The scopes whose ladder failed, comma-separated: "all", a product (safe_name) or "product.defect"; reports mark
+# no winner in a column of a failing scope.
+TAG_LADDER_FAILING = "ladder_failing"
+LADDER_CANNOT_TELL = "this metric cannot tell a painted defect from none here"
+
+
+def ladder_scope(product: str | None = None, defect: str | None = None) -> str:
+    """A ladder scope as ``ladder_failing`` lists it: ``all``, ``<product>`` or ``<product>.<defect>``."""
+    if product is None:
+        return SCOPE_ALL
+    return safe_name(product) if defect is None else f"{safe_name(product)}.{safe_name(defect)}"
+
+
+def parse_ladder_failing(tag: str | None) -> set[str]:
+    """The scopes of a ``ladder_failing`` tag (empty for none)."""
+    return {part for part in (tag or "").split(",") if part}
+
+
+# Defect recall (dtgan.evaluation.defect_recall): eval/defect_recall_{guidance}[_{product}][.{defect}] = the share
+# of synthetic images the defect classifier assigns to the intended defect type; its ceiling (held-out real
+# defects) and floor (normals) over all products; the classifier's accuracy on held-out and on training images.
+EVAL_DEFECT_RECALL_CEILING = "eval/defect_recall_ceiling"
+EVAL_DEFECT_RECALL_FLOOR = "eval/defect_recall_floor"
+EVAL_DEFECT_CLASSIFIER_ACCURACY = "eval/defect_classifier_holdout_accuracy"
+EVAL_DEFECT_CLASSIFIER_TRAIN_ACCURACY = "eval/defect_classifier_train_accuracy"
+
+
+def defect_recall_key(guidance: str, product: str | None = None, defect: str | None = None) -> str:
+    """``eval/defect_recall_{guidance}[_{product}][.{defect}]`` (product and defect as :func:`safe_name`)."""
+    if guidance not in GUIDANCES:
+        raise ValueError(f"guidance must be one of {GUIDANCES}, got {guidance!r}")
+    key = f"{EVAL_PREFIX}defect_recall_{guidance}"
+    if product is not None:
+        key += f"_{safe_name(product)}"
+    if defect is not None:
+        key += f".{safe_name(defect)}"
+    return key
+
 
 # A search's cheap FID-mix during training (few images per cell): the early-stopping signal.
 SEARCH_INTERMEDIATE_FID = "search/fid_mix_intermediate"

@@ -31,6 +31,8 @@ GOOD = {
     keys.EVAL_IDENTITY_PSNR: 26.0,
     keys.EVAL_TRANSFER_LOCALITY: 0.6,
     keys.EVAL_TRANSFER_BG_PSNR: 27.0,
+    keys.EVAL_PAINT_LOCALITY: 0.6,
+    keys.EVAL_PAINT_BG_PSNR: 27.0,
     keys.EVAL_REMOVAL_PSNR: 30.0,
     keys.EVAL_REMOVAL_PSNR_DO_NOTHING: 28.5,
 }
@@ -46,6 +48,16 @@ def test_targets_are_checked_against_their_thresholds_and_step_zero(tmp_path):
     assert not checks["removal PSNR >= do-nothing + 1 dB"]  # 29.0 < 28.5 + 1
     assert not checks["identity PSNR >= 25 dB"]
     assert checks["identity SSIM >= 0.6"]
+
+
+def test_locality_targets_judge_painting_not_reconstruction_error(tmp_path):
+    # a painter whose residual spreads the change over the image against the source, but not against its own
+    # reconstruction, meets the targets; one that paints everywhere does not
+    blurry = {**GOOD, keys.EVAL_TRANSFER_LOCALITY: 0.26, keys.EVAL_TRANSFER_BG_PSNR: 23.0}
+    assert all(target_checks(read_run(_run_dir(tmp_path, "b", blurry, INIT), "g", 0)).values())
+    spread = {**GOOD, keys.EVAL_PAINT_LOCALITY: 0.2, keys.EVAL_PAINT_BG_PSNR: 20.0}
+    checks = target_checks(read_run(_run_dir(tmp_path, "s", spread, INIT), "g", 1))
+    assert not checks["paint locality >= 0.5"] and not checks["paint background PSNR >= 25 dB"]
 
 
 def test_summary_gives_mean_and_sd_over_seeds_and_counts_targets(tmp_path):

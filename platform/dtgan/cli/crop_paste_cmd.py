@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate_crop_paste(args: argparse.Namespace) -> int:
     from dtgan.evaluation.crop_paste_evaluate import evaluate_crop_paste
+    from dtgan.evaluation.defect_classifier import quality_lines
+    from dtgan.evaluation.defect_recall import recall_lines
+    from dtgan.evaluation.ladder import ladder_lines
 
     config = config_from_args(args)
     if args.parent_run is not None and args.experiment is None:
@@ -74,6 +77,12 @@ def _evaluate_crop_paste(args: argparse.Namespace) -> int:
             )
     for key in (keys.EVAL_TRANSFER_LOCALITY, keys.EVAL_TRANSFER_BG_PSNR):
         print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
+    for line in [
+        *recall_lines(result.report.get("defect_recall")),
+        *quality_lines(result.report.get("defect_classifier")),
+        *ladder_lines(result.report.get("validity_ladder")),
+    ]:
+        print(line)
     print(f"  report: {result.report_path}")
     if tracker is not None:
         run_id = _log(tracker, parent, config, result)

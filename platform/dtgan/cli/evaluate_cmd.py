@@ -30,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from dtgan.evaluation.defect_classifier import quality_lines
+    from dtgan.evaluation.defect_recall import recall_lines
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.evaluation.ladder import ladder_lines
 
     cfg, expected_model = evaluation_config_from_args(args)
     if args.all_checkpoints:
@@ -53,6 +56,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     for key in keys.DISENTANGLEMENT_KEYS:
         if key in metrics:
             print(f"  {key.removeprefix(keys.EVAL_PREFIX):<18} {metrics[key]:.4f}")
+    for line in recall_lines(result.report.get("defect_recall")):
+        print(line)
+    for line in quality_lines(result.report.get("defect_classifier")):
+        print(line)
+    for line in ladder_lines(result.report.get("validity_ladder")):
+        print(line)
     print(
         f"  {metrics[keys.EVAL_GENERATED_IMAGES_PER_S]:.1f} generated images/s; "
         f"{result.report['wall_s']:.1f} s in all; report: {result.report_path}"

@@ -133,6 +133,53 @@ class EvaluationConfig(Section):
     )
     grid_num_references: int = Field(4, ge=1, le=32, description="reference columns per defect in the grids")
     defect_cnn: DefectCNNConfig = Field(default_factory=DefectCNNConfig)
+    holdout_split: Split = Field(
+        "val",
+        description="split of held-out real images (every label): the defect classifier's per-class accuracy "
+        "and the ceiling/floor of defect recall; never the split the classifier trains on",
+    )
+    defect_recall: bool = Field(
+        True,
+        description="score defect recall: the share of each cell's synthetic images the defect classifier "
+        "(dtgan-defect-cnn, trained on reference_split) assigns to the intended defect type",
+    )
+    ladder: bool = Field(
+        True,
+        description="run the validity ladder (floor, Crop&Paste, blurred, noised, paints-nothing sets built from "
+        "the real data) to check that FID/KID can tell a painted defect from none on this data",
+    )
+    ladder_min_images: int = Field(
+        8, ge=2, description="validity ladder: a scope with fewer real defect images per half is untested"
+    )
+    ladder_max_images: int = Field(
+        200, ge=2, description="validity ladder: at most this many images per rung per product x defect cell"
+    )
+    ladder_min_separation: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="validity ladder: 'paints nothing' must sit above the real-defect rungs by at least this "
+        "share of its distance to the floor: (nothing - max(floor, crop_paste)) / (nothing - floor)",
+    )
+    ladder_floor_tolerance: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="validity ladder: the floor counts as the best rung while no rung beats it by more than this "
+        "share of the span from the floor to 'paints nothing' (sampling noise of small halves)",
+    )
+    ladder_blur_sigma_fraction: float = Field(
+        0.04,
+        gt=0.0,
+        le=0.5,
+        description="validity ladder: Gaussian blur sigma as a fraction of the image side",
+    )
+    ladder_noise_std: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="validity ladder: Gaussian noise std as a fraction of the 0..255 range",
+    )
 
     @model_validator(mode="after")
     def _kid_bounds_ordered(self) -> EvaluationConfig:

@@ -21,11 +21,20 @@ from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.selection import round_robin
 from dtgan.errors import DataError
 from dtgan.evaluation.crop_paste import METHOD, DefectBank, crop_paste, crop_paste_translator, defect_bank
-from dtgan.evaluation.disentanglement import transfer_locality_metrics
-from dtgan.evaluation.extractors import resolve_extractor
+from dtgan.evaluation.defect_classifier import DefectClassifier, classifier_quality, quality_metrics
+from dtgan.evaluation.defect_recall import defect_recall_scores, recall_metrics
+from dtgan.evaluation.disentanglement import transfer_and_paint_locality
+from dtgan.evaluation.extractors import (
+    DEFECT_CNN,
+    ExtractorSpec,
+    resolve_defect_classifier,
+    resolve_extractor,
+)
 from dtgan.evaluation.feature_files import FeatureWriter
+from dtgan.evaluation.fidelity import FeatureExtractor
 from dtgan.evaluation.grids import save_grid_png
 from dtgan.evaluation.inputs import DataInputs, data_inputs, offline_training_images
+from dtgan.evaluation.ladder import ladder_metrics, ladder_tag, validity_ladder
 from dtgan.evaluation.protocol import (
     EvaluationData,
     SyntheticSets,
@@ -57,6 +66,47 @@ def reference_bank(inputs: DataInputs, cfg: EvaluationConfig) -> DefectBank:
     return defect_bank(
         ds.images_uint8, ds.masks_uint8, ds.y, ds.p, f"{data_path} split {cfg.reference_split} defects"
     )
+
+
+def score_ladder(inputs: DataInputs, extractor, cfg: EvaluationConfig, bank=None) -> dict | None:
+    """The validity ladder of the data and extractor (``evaluation.ladder``), or None when switched off; without
+    masks in the reference split it has no Crop&Paste rung."""
+    if not cfg.ladder:
+        return None
+    if bank is None:
+        try:
+            bank = reference_bank(inputs, cfg)
+        except DataError as exc:
+            log.warning("validity ladder without its Crop&Paste rung: %s", exc)
+    features = FeatureExtractor(extractor, cfg, inputs.device)
+    return validity_ladder(inputs.data, features, cfg, bank)
+
+
+def classifier_judgement(
+    data: EvaluationData, extractor: ExtractorSpec, cfg: EvaluationConfig, sets: SyntheticSets, logits: dict
+) -> tuple[dict | None, dict | None]:
+    """The defect classifier's own quality and the defect recall of ``sets`` (``evaluation.defect_recall``);
+    ``logits`` are reused when the FID extractor is that classifier. (None, None) when switched off."""
+    if not cfg.defect_recall:
+        return None, None
+    spec = (
+        extractor
+        if extractor.name == DEFECT_CNN
+        else resolve_defect_classifier(cfg, lambda: offline_training_images(data))
+    )
+    clf = DefectClassifier.load(spec, data.products, data.defects)
+    quality = classifier_quality(
+        clf,
+        data.references,
+        data.reference_fingerprint,
+        data.reference_split,
+        data.holdout,
+        data.holdout_split,
+        data.products,
+        data.defects,
+    )
+    recall = defect_recall_scores(clf, sets, data, logits if spec == extractor else None)
+    return quality, recall
 
 
 def build_crop_paste_sets(
@@ -121,29 +171,53 @@ def evaluate_crop_paste(
     extractor = resolve_extractor(cfg, lambda: offline_training_images(data))
     sets = build_crop_paste_sets(data, bank, cfg, crop_cfg)
     features = FeatureWriter(out_dir / keys.FEATURES_DIR) if cfg.save_features else None
+    logits: dict = {}
     fidelity = fidelity_scores(
-        sets, data, extractor, cfg, inputs.device, feature_sink=features, guidances=(GUIDANCE,)
+        sets,
+        data,
+        extractor,
+        cfg,
+        inputs.device,
+        feature_sink=features,
+        logits=logits,
+        guidances=(GUIDANCE,),
     )
+    quality, recall = classifier_judgement(data, extractor, cfg, sets, logits)
     rows = round_robin(data.sources.p, cfg.disentanglement_num_images)
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
     translate = crop_paste_translator(bank, crop_cfg, cell_seed(cfg.seed, TRANSFER_STREAM))
     transfer = {
-        **transfer_locality_metrics(translate, data.sources.images[rows], y_trg, cfg.locality_top_fraction),
+        # Crop&Paste reproduces its source exactly: its own reconstruction is the source
+        **transfer_and_paint_locality(
+            translate, lambda x: x, data.sources.images[rows], y_trg, cfg.locality_top_fraction
+        ),
         "n": len(rows),
         "top_fraction": cfg.locality_top_fraction,
     }
     grid = _grid(data, bank, cfg, crop_cfg, out_dir)
+    ladder = score_ladder(inputs, extractor, cfg, bank)
     metrics = fidelity_metrics(fidelity)
     metrics.update({k: v for k, v in transfer.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
-    tags = {**extractor_tags(extractor), keys.TAG_METHOD: METHOD, keys.TAG_VARIANT: METHOD}
+    metrics.update(ladder_metrics(ladder))
+    metrics.update(quality_metrics(quality))
+    metrics.update(recall_metrics(recall))
+    tags = {
+        **extractor_tags(extractor),
+        **ladder_tag(ladder),
+        keys.TAG_METHOD: METHOD,
+        keys.TAG_VARIANT: METHOD,
+    }
     report = {
         "method": METHOD,
         # no checkpoint tells the image size: the data block names it
         "data": {**data_block(inputs, cfg, defects_with_masks=len(bank)), "img_size": data.img_size},
         "scored_as": f"the {GUIDANCE} keys (Crop&Paste has no guidance)",
         "feature_extractor": extractor.as_dict(),
+        "validity_ladder": ladder,
+        "defect_classifier": quality,
+        "defect_recall": recall,
         "metrics": metrics,
         "tags": tags,
         "fidelity": fidelity,

@@ -142,6 +142,13 @@ def load_defect_cnn(path: str | Path) -> DefectCNN:
     return net.eval()
 
 
+def defect_cnn_metadata(path: str | Path) -> dict:
+    """What a saved network knows of itself: its class names (product/defect, only classes with training images)
+    and its accuracy on its own training images."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {"class_names": list(payload["class_names"]), "train_accuracy": float(payload["train_accuracy"])}
+
+
 def ensure_defect_cnn(
     cache_dir: str | Path,
     data_fingerprint: str,

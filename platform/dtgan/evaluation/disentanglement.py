@@ -156,3 +156,24 @@ def transfer_locality_metrics(
         keys.EVAL_TRANSFER_LOCALITY: float(share.mean()),
         keys.EVAL_TRANSFER_BG_PSNR: float(bg_psnr.mean()),
     }
+
+
+def transfer_and_paint_locality(
+    translate: Translate,
+    reconstruct: Callable[[torch.Tensor], torch.Tensor],
+    x_normal: torch.Tensor,
+    y_trg: torch.Tensor,
+    top_fraction: float = 0.1,
+) -> dict[str, float]:
+    """normal -> defect ``y_trg``, its change measured twice: against the source (``transfer_*``) and against the
+    generator's own reconstruction ``reconstruct(x)`` = G(x, x's own style) (``paint_*``): where the defect was
+    painted, without the pixels the generator fails to reproduce anyway. One translation serves both."""
+    x_out = translate(x_normal, y_trg)
+    share, bg_psnr = change_locality(x_normal, x_out, top_fraction)
+    paint_share, paint_bg = change_locality(reconstruct(x_normal), x_out, top_fraction)
+    return {
+        keys.EVAL_TRANSFER_LOCALITY: float(share.mean()),
+        keys.EVAL_TRANSFER_BG_PSNR: float(bg_psnr.mean()),
+        keys.EVAL_PAINT_LOCALITY: float(paint_share.mean()),
+        keys.EVAL_PAINT_BG_PSNR: float(paint_bg.mean()),
+    }

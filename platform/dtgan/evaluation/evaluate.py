@@ -13,6 +13,7 @@ from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.model import ModelConfig
 from dtgan.data.selection import round_robin
+from dtgan.evaluation.crop_paste_evaluate import classifier_judgement, score_ladder
 from dtgan.evaluation.diversity import diversity_scores
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_files import FeatureWriter
@@ -105,6 +106,8 @@ def evaluate(
     )
     diversity = score_diversity(sets.images, logits, data, extractor, lpips, cfg, inputs.device)
     disentanglement = disentanglement_scores(nets, data, cfg)
+    ladder = score_ladder(inputs, extractor, cfg)
+    quality, recall = classifier_judgement(data, extractor, cfg, sets, logits)
     grids = write_grids(nets, data, cfg, inputs.out_dir)
 
     output = write_checkpoint_report(
@@ -119,6 +122,9 @@ def evaluate(
         disentanglement,
         grids,
         wall_s=time.perf_counter() - started,
+        ladder=ladder,
+        defect_classifier=quality,
+        defect_recall=recall,
     )
     log.info(
         "evaluation of %s (step %d) written to %s in %.1f s",

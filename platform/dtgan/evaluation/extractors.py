@@ -74,9 +74,12 @@ class ClassLabelledImages:
     def from_labelled(
         rows: LabelledImages, products: tuple[str, ...], defects: tuple[str, ...], fingerprint: str
     ) -> ClassLabelledImages:
-        """``rows`` labelled ``p * len(defects) + y``, classes named ``product/defect``."""
-        labels = rows.p * len(defects) + rows.y
-        names = [f"{p}/{d}" for p in products for d in defects]
+        """One class per ``product/defect`` that has images in ``rows`` (in product-major order): a class with no
+        image is never in the classifier's head, where it could only be guessed."""
+        codes = rows.p * len(defects) + rows.y
+        present = torch.unique(codes)  # sorted
+        labels = torch.searchsorted(present, codes)
+        names = [f"{products[int(c) // len(defects)]}/{defects[int(c) % len(defects)]}" for c in present]
         return ClassLabelledImages(rows.images, labels, names, fingerprint)
 
 
@@ -204,6 +207,19 @@ def find_inception_weights(cfg: EvaluationConfig) -> Path | None:
     return hub if hub.is_file() else None
 
 
+def resolve_defect_classifier(
+    cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
+) -> ExtractorSpec:
+    """The data set's ``dtgan-defect-cnn`` (cached; trained now when missing), whatever the FID extractor is: the
+    classifier of defect recall and the network whose quality every evaluation reports."""
+    register_extractors()
+    data = training_images()
+    path = ensure_defect_cnn(
+        cfg.cache_dir, data.fingerprint, data.images, data.labels, data.class_names, cfg.defect_cnn
+    )
+    return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
+
+
 def resolve_extractor(
     cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
 ) -> ExtractorSpec:
@@ -233,8 +249,4 @@ def resolve_extractor(
             hub_inception_weights(),
             DEFECT_CNN,
         )
-    data = training_images()
-    path = ensure_defect_cnn(
-        cfg.cache_dir, data.fingerprint, data.images, data.labels, data.class_names, cfg.defect_cnn
-    )
-    return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
+    return resolve_defect_classifier(cfg, training_images)

@@ -72,6 +72,13 @@ def load_evaluation_data(data_path: str, nets_vocab, cfg: EvaluationConfig, img_
     references = refs_ds.labelled()
     sources_all = DefectImageDataset(data_path, splits=(cfg.source_split,), img_size=img_size).labelled()
     sources = sources_all.where(sources_all.y == NORMAL_INDEX)
+    holdout = None
+    if cfg.holdout_split != cfg.reference_split:
+        holdout = (
+            sources_all
+            if cfg.holdout_split == cfg.source_split
+            else DefectImageDataset(data_path, splits=(cfg.holdout_split,), img_size=img_size).labelled()
+        )
     removal_defects = removal_clean = None
     rm_ds = DefectImageDataset(data_path, splits=(cfg.removal_split,), img_size=img_size)
     clean = getattr(rm_ds, "clean_uint8", None)
@@ -88,6 +95,8 @@ def load_evaluation_data(data_path: str, nets_vocab, cfg: EvaluationConfig, img_
         references=references,
         reference_fingerprint=fingerprint_images(references.ids, references.images),
         sources=sources,
+        holdout=holdout,
+        holdout_split=cfg.holdout_split if holdout is not None else None,
         removal_defects=removal_defects,
         removal_clean=removal_clean,
     )

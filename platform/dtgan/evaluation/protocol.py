@@ -21,7 +21,7 @@ from dtgan.evaluation.disentanglement import (
     input_dependence,
     removal_metrics,
     self_reconstruction_metrics,
-    transfer_locality_metrics,
+    transfer_and_paint_locality,
 )
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_cache import RealSetKey
@@ -57,6 +57,10 @@ class EvaluationData:
     )
     reference_fingerprint: str  # fingerprint_images of that split
     sources: LabelledImages  # normal rows of the source split
+    # every row of evaluation.holdout_split (None when it is the reference split): the defect classifier's
+    # held-out images
+    holdout: LabelledImages | None = None
+    holdout_split: str | None = None
     removal_defects: torch.Tensor | None = None  # uint8 (R, 3, H, W)
     removal_clean: torch.Tensor | None = None  # uint8 (R, 1|3, H, W)
 
@@ -324,7 +328,13 @@ def disentanglement_scores(nets, data: EvaluationData, cfg: EvaluationConfig) ->
     defects = torch.tensor(data.defect_indices)
     y_trg = defects[torch.arange(len(rows)) % len(defects)]
     out["transfer"] = {
-        **transfer_locality_metrics(translate, x_normal, y_trg, cfg.locality_top_fraction),
+        **transfer_and_paint_locality(
+            translate,
+            self_reconstructor(nets, NORMAL_INDEX, cfg.batch_size),
+            x_normal,
+            y_trg,
+            cfg.locality_top_fraction,
+        ),
         "n": len(rows),
         "top_fraction": cfg.locality_top_fraction,
     }

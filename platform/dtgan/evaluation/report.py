@@ -10,11 +10,14 @@ from pathlib import Path
 
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
+from dtgan.evaluation.defect_classifier import quality_metrics
+from dtgan.evaluation.defect_recall import recall_metrics
 from dtgan.evaluation.diversity import COMPUTED
 from dtgan.evaluation.extractors import ExtractorSpec
 from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.ic_lpips import LpipsSpec
 from dtgan.evaluation.inputs import CheckpointInputs, DataInputs
+from dtgan.evaluation.ladder import ladder_metrics, ladder_tag
 from dtgan.evaluation.protocol import SyntheticSets
 from dtgan.utils.atomic import write_text_atomic
 
@@ -112,8 +115,12 @@ def write_checkpoint_report(
     disentanglement: dict[str, dict],
     grids: list[str],
     wall_s: float,
+    ladder: dict | None = None,
+    defect_classifier: dict | None = None,
+    defect_recall: dict | None = None,
 ) -> EvaluationOutput:
-    """A checkpoint's ``evaluation.json``: FID/KID, IS/IC-LPIPS, disentanglement, throughput and grids."""
+    """A checkpoint's ``evaluation.json``: FID/KID, IS/IC-LPIPS, disentanglement, throughput, grids and the
+    validity ladder's verdict (:mod:`dtgan.evaluation.ladder`)."""
     metrics = fidelity_metrics(fidelity)
     for record in diversity:
         metrics[record["is_key"]] = record["is_mean"]
@@ -122,12 +129,18 @@ def write_checkpoint_report(
     for scores in disentanglement.values():
         metrics.update({k: v for k, v in scores.items() if k.startswith(keys.EVAL_PREFIX)})
     metrics[keys.EVAL_GENERATED_IMAGES_PER_S] = sets.images_per_s
-    tags = {**extractor_tags(extractor), **lpips_tags(lpips)}
+    metrics.update(ladder_metrics(ladder))
+    metrics.update(quality_metrics(defect_classifier))
+    metrics.update(recall_metrics(defect_recall))
+    tags = {**extractor_tags(extractor), **lpips_tags(lpips), **ladder_tag(ladder)}
     report = {
         "checkpoint": str(inputs.checkpoint),
         "step": inputs.nets.step,
         "data": data_block(inputs, cfg),
         "feature_extractor": extractor.as_dict(),
+        "validity_ladder": ladder,
+        "defect_classifier": defect_classifier,
+        "defect_recall": defect_recall,
         "metrics": {k: _finite(v) for k, v in metrics.items()},
         "tags": tags,
         "fidelity": fidelity,

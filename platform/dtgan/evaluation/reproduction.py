@@ -27,8 +27,10 @@ DOWNSTREAM_FILE = "downstream.json"
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("identity SSIM >= 0.6", keys.EVAL_IDENTITY_SSIM, ">=", 0.6),
     ("identity PSNR >= 25 dB", keys.EVAL_IDENTITY_PSNR, ">=", 25.0),
-    ("transfer locality >= 0.5", keys.EVAL_TRANSFER_LOCALITY, ">=", 0.5),
-    ("background PSNR >= 25 dB", keys.EVAL_TRANSFER_BG_PSNR, ">=", 25.0),
+    # measured against the generator's own reconstruction: where the defect was painted, not what it fails to
+    # reproduce anyway (a perfect painter with a 23 dB residual scores 0.26 against the source)
+    ("paint locality >= 0.5", keys.EVAL_PAINT_LOCALITY, ">=", 0.5),
+    ("paint background PSNR >= 25 dB", keys.EVAL_PAINT_BG_PSNR, ">=", 25.0),
 )
 
 TABLE_METRICS = (
@@ -38,6 +40,8 @@ TABLE_METRICS = (
     keys.EVAL_IDENTITY_PSNR,
     keys.EVAL_TRANSFER_LOCALITY,
     keys.EVAL_TRANSFER_BG_PSNR,
+    keys.EVAL_PAINT_LOCALITY,
+    keys.EVAL_PAINT_BG_PSNR,
     keys.EVAL_REMOVAL_PSNR,
     keys.EVAL_REMOVAL_PSNR_DO_NOTHING,
     keys.EVAL_INPUT_DEPENDENCE,

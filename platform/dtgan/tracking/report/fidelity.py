@@ -146,7 +146,48 @@ def fidelity_table(
     _add_scale_rows(table, members, row_of, bootstrap, config)
     table.comparisons = seed_comparisons(table, config.significance_alpha)
     table.mark_significant_best()
+    unmark_where_ladder_fails(table, members)
+    table.notes.extend(extractor_quality_notes(members))
     return table
+
+
+def extractor_quality_notes(runs: Sequence[RunRecord]) -> list[str]:
+    """Per extractor, the defect classifier's accuracy on held-out real images and on its training images as its
+    runs logged them (the same network per data set, so one value each, or the range)."""
+    notes = []
+    for extractor in _extractors(runs):
+        mine = [r for r in runs if r.extractor == extractor]
+        parts = []
+        for key, what in (
+            (keys.EVAL_DEFECT_CLASSIFIER_ACCURACY, "held-out accuracy"),
+            (keys.EVAL_DEFECT_CLASSIFIER_TRAIN_ACCURACY, "train accuracy"),
+        ):
+            values = sorted({round(r.metrics[key], 3) for r in mine if key in r.metrics})
+            if values:
+                parts.append(f"{what} {values[0]:.3f}" + (f"-{values[-1]:.3f}" if len(values) > 1 else ""))
+        if parts:
+            notes.append(f"defect classifier of the runs measured with {extractor}: " + ", ".join(parts))
+    return notes
+
+
+def unmark_where_ladder_fails(table: Table, runs: Sequence[RunRecord]) -> None:
+    """No winner in a column whose scope failed the validity ladder in any of its runs (the ``ladder_failing``
+    tag of the evaluation): there the metric cannot tell a painted defect from none; a note says so."""
+    for column in table.columns:
+        failing = [
+            r
+            for r in runs
+            if r.extractor == column.extractor
+            and column.scope in keys.parse_ladder_failing(r.tags.get(keys.TAG_LADDER_FAILING))
+        ]
+        if not failing:
+            continue
+        for row in table.rows:
+            table.cell(row, column.key).best = False
+        table.notes.append(
+            f"{column.label}: {keys.LADDER_CANNOT_TELL} (the validity ladder failed in {len(failing)} run"
+            f"{'s' if len(failing) != 1 else ''}, e.g. {failing[0].run_id[:8]}); no winner is marked"
+        )
 
 
 def _add_scale_rows(
