@@ -229,6 +229,27 @@ def test_sample_writes_the_importer_layout_with_a_manifest(run):
     assert all(m["z_index"] != "" for m in manifest if m["guidance"] == "latent")
 
 
+def test_a_preset_on_an_existing_run_changes_only_the_evaluation_section(run, capsys):
+    """The smoke run evaluated with -c tiny (another model, other data path): the run's model and data are
+    used, the preset's evaluation settings apply, and the export names its files one to one."""
+    out = run["root"] / "exported_tiny"
+    argv = [
+        "sample",
+        str(run["run_dir"]),
+        "-c",
+        "tiny",
+        "--out",
+        str(out),
+        "--max-sources",
+        "2",
+        *run["cache"],
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    with open(out / "manifest.csv") as fh:
+        files = [row["file"] for row in csv.DictReader(fh)]
+    assert len(files) == len(set(files)) == len(list(out.glob("*/*/*.png"))) == 3 * 2 * 2
+
+
 def test_sample_writes_the_platform_parquet_format(run):
     out = run["root"] / "exported.parquet"
     assert (
@@ -264,7 +285,12 @@ def test_sample_writes_the_platform_parquet_format(run):
             "product 'marble' not in the data",
         ),
         (["sample", "{ckpt}", "--out", "{root}/x", "--defects", "dent"], "defect 'dent' not in the data"),
-        (["evaluate", "{ckpt}", "-c", "tiny"], "checkpoint from another model configuration"),
+        (
+            ["evaluate", "{ckpt}", "-o", "model.img_size=64"],
+            "on an existing run only evaluation.* may change",
+        ),
+        (["evaluate", "{ckpt}", "--out", "{ckpt}"], "is a file where a folder is expected"),
+        (["sample", "{ckpt}", "--out", "{ckpt}/x"], "is a file where a folder is expected"),
         (
             ["evaluate", "{ckpt}", "-o", "evaluation.kid_subset_size_min=30"],
             "product brushed, defect pooled (real: split gan_train): 18 real",
@@ -274,8 +300,6 @@ def test_sample_writes_the_platform_parquet_format(run):
 )
 def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
     argv = [a.format(ckpt=run["checkpoint"], root=run["root"]) for a in argv]
-    if argv[0] == "evaluate" and "-c" in argv:
-        argv += ["-o", f"data.path={run['data']}", "-o", "model.img_size=64"]
     assert main([*argv, *run["cache"]]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err

@@ -30,11 +30,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dtgan.evaluation.evaluate import evaluate
+    from dtgan.utils.lock import writer_lock
 
     cfg, expected_model = evaluation_config_from_args(args)
-    if args.all_checkpoints:
-        return _evaluate_curve(args, cfg)
+    out = _output_folder(args)
+    with writer_lock(out, "evaluation folder"):
+        if args.all_checkpoints:
+            return _evaluate_curve(args, cfg)
+        return _evaluate_one(args, cfg, expected_model)
+
+
+def _output_folder(args: argparse.Namespace) -> Path:
+    """Where the reports go (``--out``, else RUN/evaluation), checked before hours of compute."""
+    from dtgan.evaluation.inputs import EVALUATION_DIR
+    from dtgan.training.checkpoint import resolve_checkpoint, run_dir_of
+    from dtgan.utils.destination import check_destination
+
+    if args.out is not None:
+        return check_destination(args.out, "--out")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    return check_destination(run_dir_of(checkpoint) / EVALUATION_DIR, "evaluation folder")
+
+
+def _evaluate_one(args: argparse.Namespace, cfg, expected_model) -> int:
+    from dtgan.evaluation.evaluate import evaluate
+
     result = evaluate(
         args.checkpoint, cfg, data_path=args.data, out_dir=args.out, expected_model=expected_model
     )

@@ -26,6 +26,7 @@ from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_work
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
 from dtgan.utils.entry import run_entry_point
+from dtgan.utils.lock import hold_lock_until_exit
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ def launch_study(
     study_name = study_name_of(config, kind)
     storage = config.study.storage_path
     run_name = resolve_run_name(storage, study_name, resume)
+    hold_lock_until_exit(Path(storage, run_name), "study folder")  # one launch at a time writes it
     Path(storage, run_name).mkdir(parents=True, exist_ok=True)
     tracker = init_tracking(config.tracking, study=study_name)
     params = {k: v for k, v in config_params(config).items() if k not in varied}
