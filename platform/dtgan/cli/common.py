@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dtgan.config import DTGANConfig, load_config
+from dtgan.config.loader import config_from_dict, deep_merge, parse_override
+from dtgan.errors import ConfigError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +36,6 @@ def run_config_from_args(args: argparse.Namespace, checkpoint: str, sections: tu
     """The config of a command on an existing run: the run's saved config (the checkpoint's), with ``-c PRESET``
     replacing only ``sections`` (what the command may change, e.g. ``evaluation``; the model, data and
     training stay the run's), then the ``-o`` overrides."""
-    from dtgan.config.loader import config_from_dict, deep_merge, parse_override
-    from dtgan.errors import ConfigError
     from dtgan.training.checkpoint import read_checkpoint  # loads torch
 
     for text in args.override:

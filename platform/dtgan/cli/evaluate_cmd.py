@@ -10,6 +10,8 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import ConfigError
+from dtgan.utils.destination import check_destination
+from dtgan.utils.lock import writer_lock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dtgan.utils.lock import writer_lock
-
     cfg, expected_model = evaluation_config_from_args(args)
     out = _output_folder(args)
     with writer_lock(out, "evaluation folder"):
@@ -44,7 +44,6 @@ def _output_folder(args: argparse.Namespace) -> Path:
     """Where the reports go (``--out``, else RUN/evaluation), checked before hours of compute."""
     from dtgan.evaluation.inputs import EVALUATION_DIR
     from dtgan.training.checkpoint import resolve_checkpoint, run_dir_of
-    from dtgan.utils.destination import check_destination
 
     if args.out is not None:
         return check_destination(args.out, "--out")

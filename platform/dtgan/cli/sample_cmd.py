@@ -7,6 +7,8 @@ from pathlib import Path
 
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import DataError
+from dtgan.utils.destination import check_destination
+from dtgan.utils.lock import writer_lock
 
 
 def _positive(text: str) -> int:
@@ -76,8 +78,6 @@ def check_overwrite(out: Path, fmt: str, overwrite: bool) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from dtgan.evaluation.export import check_output
-    from dtgan.utils.destination import check_destination
-    from dtgan.utils.lock import writer_lock
 
     check_output(args.out, args.format)  # before the checkpoint and the data are read
     parquet_file = args.format == "parquet" and args.out.suffix == ".parquet"

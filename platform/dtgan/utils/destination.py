@@ -60,10 +60,18 @@ _ADVICE = {
     errno.ENAMETOOLONG: "the name is too long; pick a shorter path",
 }
 
+# Errors that say what is wrong without a path: the output's disk is full or read-only.
+_NO_PATH_NEEDED = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
 
 def os_error_line(exc: OSError) -> str | None:
-    """``<path>: <what the system said>; <what to do>`` for an OSError that names a path, else None."""
-    if exc.filename is None or exc.errno not in _ADVICE:
+    """``<path>: <what the system said>; <what to do>`` for an OSError that names a path (a full disk or a
+    read-only file system also without one: a write to an open file names none), else None."""
+    if exc.errno not in _ADVICE:
         return None
+    if exc.filename is None:
+        if exc.errno not in _NO_PATH_NEEDED:
+            return None
+        return f"a write failed: {exc.strerror or os.strerror(exc.errno)}; {_ADVICE[exc.errno]}"
     where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else f"{exc.filename}"
     return f"{where}: {exc.strerror or os.strerror(exc.errno)}; {_ADVICE[exc.errno]}"

@@ -1,0 +1,78 @@
+"""Two writers, one folder: the second gets one line naming the holder and exit 2; a dead holder's lock is taken
+over; the lock leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dtgan.cli.main import main
+from dtgan.utils.lock import LockHeld, acquire_lock, hold_lock_until_exit, lock_path, writer_lock
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from dtgan.utils.lock import acquire_lock
+    acquire_lock(sys.argv[1], "run folder")
+    print("held", flush=True)
+    if sys.argv[2] == "stay":
+        time.sleep(120)
+    else:
+        import os
+        os._exit(0)  # dies holding it: no release, the lock file stays
+    """
+)
+
+
+def _holder(target, mode: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(target), mode], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_gets_one_line_naming_the_holder_and_exit_2(tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "r"
+    proc = _holder(run_dir, "stay")
+    try:
+        with pytest.raises(LockHeld, match=f"pid {proc.pid} on {socket.gethostname()} since 20"):
+            acquire_lock(run_dir, "run folder")
+        argv = ["train", "-o", f"train.out_dir={tmp_path / 'runs'}", "-o", "train.run_name=r"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"pid {proc.pid}" in err and "run folder is in use" in err and "\n" not in err, err
+        assert not run_dir.exists()  # the second writer wrote nothing
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_dead_holders_lock_is_taken_over_and_released_without_a_trace(tmp_path, caplog):
+    out = tmp_path / "new" / "export"
+    proc = _holder(out, "die")
+    proc.wait()
+    stale = json.loads(lock_path(out).read_text())
+    assert stale["pid"] == proc.pid
+    with writer_lock(out, "export folder"):
+        assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+        assert f"took over the stale lock of pid {proc.pid}" in caplog.text
+    assert not lock_path(out).exists()
+    with writer_lock(tmp_path / "fresh" / "a" / "export", "export folder"):
+        assert (tmp_path / "fresh" / "a").is_dir()
+    assert not (tmp_path / "fresh").exists()  # the folders made for a lock file go with it
+
+
+def test_a_study_lock_held_until_exit_is_reentrant_in_its_process(tmp_path):
+    folder = tmp_path / "study"
+    first = hold_lock_until_exit(folder, "study folder")
+    assert hold_lock_until_exit(folder, "study folder") is first
+    first.release()
+    first.release()
+    assert not lock_path(folder).exists()
