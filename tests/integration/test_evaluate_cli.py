@@ -250,6 +250,38 @@ def test_a_preset_on_an_existing_run_changes_only_the_evaluation_section(run, ca
     assert len(files) == len(set(files)) == len(list(out.glob("*/*/*.png"))) == 3 * 2 * 2
 
 
+def test_an_export_never_writes_one_file_twice(run, tmp_path, capsys):
+    """Image ids that differ only where safe names replace characters ("img.0" and "img-0") get files of their
+    own: as many PNGs as manifest rows, each row naming its own file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(run["data"])
+    ids = [f"img{'.' if i % 2 else '-'}{i // 2}" for i in range(len(table))]
+    table = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids)).replace_schema_metadata(
+        table.schema.metadata
+    )
+    colliding = tmp_path / "colliding.parquet"
+    pq.write_table(table, colliding)
+    out = tmp_path / "export"
+    argv = [
+        "sample",
+        str(run["checkpoint"]),
+        "--data",
+        str(colliding),
+        "--out",
+        str(out),
+        "--defects",
+        "spot",
+    ]
+    assert main([*argv, "--max-sources", "4", *run["cache"]]) == 0, capsys.readouterr().err
+    with open(out / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    files = {row["file"].lower() for row in rows}
+    assert len(files) == len(rows) == len(list(out.glob("*/*/*.png"))) == 3 * 4
+    assert any("~2" in f for f in files)  # the second id of a colliding pair
+
+
 def test_sample_writes_the_platform_parquet_format(run):
     out = run["root"] / "exported.parquet"
     assert (

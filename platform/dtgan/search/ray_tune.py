@@ -298,6 +298,9 @@ def run_tune(
     # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
     # which requires results that carry only some of the searcher's metrics.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Ctrl-C is a KeyboardInterrupt in the driver (the study ends KILLED, "continue with --resume"), not Tune's
+    # quiet stop that returns unfinished trials (ended FAILED) and advises a Tuner.restore the user cannot run.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     study, total_steps = config.study, config.train.total_steps
     fn = tune.with_resources(trainable, trial_resources(config))
     path = os.path.join(storage_path, run_name)
