@@ -335,6 +335,7 @@ def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
     assert main([*argv, *run["cache"]]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err
+    assert not (run["root"] / "x").exists() and not list(run["root"].glob(".*.lock"))  # nothing left behind
 
 
 def test_all_checkpoints_writes_a_learning_curve_from_the_initialised_networks(run, tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args, run_config_from_args
 from dtgan.config.downstream import ALL
-from dtgan.downstream.preflight import check_downstream, weights_label, weights_source
+from dtgan.downstream.preflight import CACHE, FILE, check_downstream, weights_label, weights_source
 from dtgan.errors import DataError
 from dtgan.utils.destination import check_destination
 from dtgan.utils.lock import writer_lock
@@ -121,7 +121,6 @@ def check_study_inputs(cfg, data_path: str, checkpoint: str | None, source: str)
     checkpoint's labels, and the initial weights file (loaded into the backbone once)."""
     from dtgan.data.describe import count_cells
     from dtgan.downstream.classifier import build_classifier
-    from dtgan.downstream.preflight import CACHE, FILE
     from dtgan.downstream.prepare import _check_scopes
 
     vocab, counts = count_cells(data_path)

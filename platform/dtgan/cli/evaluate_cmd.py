@@ -10,7 +10,7 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import ConfigError
-from dtgan.utils.destination import check_destination
+from dtgan.utils.destination import check_destination, removed_on_failure
 from dtgan.utils.lock import writer_lock
 
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     cfg, expected_model = evaluation_config_from_args(args)
     out = _output_folder(args)
-    with writer_lock(out, "evaluation folder"):
+    with writer_lock(out, "evaluation folder"), removed_on_failure(out):
         if args.all_checkpoints:
             return _evaluate_curve(args, cfg)
         return _evaluate_one(args, cfg, expected_model)

@@ -9,6 +9,7 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
 from dtgan.errors import ConfigError
+from dtgan.utils.destination import check_destination
 from dtgan.utils.lock import writer_lock
 
 
@@ -60,7 +61,8 @@ def _with_flags(args: argparse.Namespace) -> list[str]:
 def _train(args: argparse.Namespace) -> int:
     args.override = _with_flags(args)
     config = config_from_args(args)
-    with writer_lock(_locked_run_dir(args, config), "run folder"):
+    run_dir = check_destination(_locked_run_dir(args, config), "run folder")  # before the data is read
+    with writer_lock(run_dir, "run folder"):
         if config.distributed.workers > 0:
             return _train_distributed(args, config)
         from dtgan.training.loop import train

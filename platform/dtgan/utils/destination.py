@@ -3,8 +3,11 @@ hour and then fail to write its report; and what an OSError that happens anyway 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +47,28 @@ def check_destination(path: str | Path, what: str, kind: Literal["folder", "file
             "make it writable or pick another path"
         )
     return path
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder: str | Path) -> Iterator[None]:
+    """When the block raises, remove what it added to ``folder`` (its new entries, or ``folder`` itself and the
+    folders above it that the block created), so a failed command leaves no half-written output. Entries that
+    were there before are left alone. Meant for a folder the caller holds the writer lock of."""
+    folder = Path(folder)
+    created = [f for f in (folder, *folder.parents) if not f.exists()]
+    before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)
+        elif folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name not in before:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(
+                        missing_ok=True
+                    )
+        raise
 
 
 _ADVICE = {
