@@ -21,7 +21,8 @@ def check_product_names(products: Iterable[str], where: str) -> None:
     for name in products:
         if safe_name(name).lower() in RESERVED_PRODUCT_NAMES:
             raise DataError(
-                f"{where}: product {name!r} is named like the aggregate {SCOPE_ALL!r} of the reports; rename it"
+                f"{where}: product {name!r} is named like the aggregate {SCOPE_ALL!r} of the reports; rename its "
+                "folder and import the data again"
             )
     check_distinct_safe_names(products, "product", where)
 
@@ -34,7 +35,7 @@ def check_distinct_safe_names(names: Iterable[str], what: str, where: str) -> No
         if key in seen and seen[key] != name:
             raise DataError(
                 f"{where}: {what}s {seen[key]!r} and {name!r} would share the file and metric name "
-                f"{safe_name(name)!r}; rename one of them"
+                f"{safe_name(name)!r}; rename one of their folders and import the data again"
             )
         seen.setdefault(key, name)
 

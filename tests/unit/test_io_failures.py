@@ -15,7 +15,9 @@ import pytest
 
 from dtgan.cli.main import main
 from dtgan.data.synth import synthesize_benchmark
+from dtgan.errors import ConfigError
 from dtgan.evaluation.export import MANIFEST_FILE, _write_folders
+from dtgan.search.spaces import load_search_space
 from dtgan.utils.destination import DestinationError, check_destination
 from dtgan.utils.entry import run_entry_point
 
@@ -60,6 +62,8 @@ def test_binary_yaml_and_a_parquet_column_of_the_wrong_type_are_one_line(tmp_pat
     preset.write_bytes(bytes(range(256)))
     assert main(["config", "show", "-c", str(preset)]) == 2
     assert "not a text file" in _one_line(capsys)
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_search_space(preset)
     data = tmp_path / "d.parquet"
     synthesize_benchmark(str(data), size=32, scale=0.05, seed=0)
     table = pq.read_table(data)

@@ -36,7 +36,7 @@ class LockHeld(DTGANError):
 
 def lock_path(target: str | Path) -> Path:
     """``<parent>/.<name>.lock``: beside the folder, so a run that fails early can still remove its folder."""
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." and "out/" have a name too
     return target.parent / f".{target.name}{LOCK_SUFFIX}"
 
 
