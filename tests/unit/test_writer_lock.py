@@ -76,3 +76,40 @@ def test_a_study_lock_held_until_exit_is_reentrant_in_its_process(tmp_path):
     first.release()
     first.release()
     assert not lock_path(folder).exists()
+
+
+def test_an_export_folder_is_locked_and_a_failed_writer_leaves_no_lock_or_folder(tmp_path, capsys):
+    out = tmp_path / "export"
+    proc = _holder(out, "stay")
+    try:
+        assert main(["sample", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "export folder is in use" in err and f"pid {proc.pid}" in err, err
+    finally:
+        proc.kill()
+        proc.wait()
+    runs = tmp_path / "fresh" / "runs"
+    argv = ["train", "-o", f"data.path={tmp_path / 'missing.parquet'}", "-o", f"train.out_dir={runs}"]
+    assert main(argv) == 2
+    assert "no such data set" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()  # neither the run folder nor the lock file nor out_dir stay
+
+
+def test_two_resumes_of_one_study_launch_do_not_both_run(tmp_path):
+    from dtgan.config import load_config
+    from dtgan.search.driver import launch_study
+
+    storage = tmp_path / "ray_results"
+    launch = storage / "search-smoke-20260101-000000"
+    launch.mkdir(parents=True)
+    proc = _holder(launch, "stay")
+    try:
+        config = load_config(
+            "smoke", [f"study.storage_path={storage}", f"tracking.tracking_uri=sqlite:///{tmp_path}/m.db"]
+        )
+        with pytest.raises(LockHeld, match=f"study folder is in use by pid {proc.pid}"):
+            launch_study(config, "search", resume=launch.name)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "m.db").exists()  # refused before the MLflow store was touched
