@@ -84,6 +84,7 @@ def test_dry_run_lists_the_cells(bench, capsys):
             "fewer than downstream.normal_images_per_product=5000",
         ),
         ("model.img_size=64", "on an existing run only downstream.*, crop_paste.* may change"),
+        ("downstream.pretrained_paths={resnet10t: BAD}", "BAD is not loadable as resnet10t weights"),
     ],
 )
 def test_dry_run_fails_where_the_real_run_would(bench, tmp_path, capsys, override, expected):
@@ -98,6 +99,11 @@ def test_dry_run_fails_where_the_real_run_would(bench, tmp_path, capsys, overrid
         "--out",
         str(tmp_path / "o"),
     ]
+    if "BAD" in override:  # a weights file timm cannot load: found before any synthesis
+        bad = tmp_path / "BAD"
+        bad.write_bytes(b"PK\x03\x04 not weights")
+        override, expected = override.replace("BAD", str(bad)), expected.replace("BAD", str(bad))
+        argv += ["-o", "downstream.weights=auto"]
     assert main([*argv, "-o", override]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err

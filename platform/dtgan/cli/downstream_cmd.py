@@ -89,11 +89,12 @@ def _downstream(args: argparse.Namespace) -> int:
     data_path = args.data or config.data.path
     check_downstream(cfg, args.checkpoint)  # before any image is read or synthesised
     check_destination(run_dir, "--out" if args.out is not None else "the run folder")
+    check_weights_load(cfg, source)
     if args.dry_run:
-        check_study_inputs(cfg, data_path, args.checkpoint, source)
+        check_study_inputs(cfg, data_path, args.checkpoint)
         for job in jobs[:: cfg.num_seeds]:
             print(f"  {job.cell.label()}")
-        print("dry run: the checks passed; nothing was read beyond labels, nothing written")
+        print("dry run: the checks passed; no image was read, nothing was written")
         return 0
     with writer_lock(run_dir / "downstream", "downstream study folder"):
         nets = None
@@ -115,12 +116,20 @@ def _downstream(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_study_inputs(cfg, data_path: str, checkpoint: str | None, source: str) -> None:
+def check_weights_load(cfg, source: str) -> None:
+    """A local weights file (or cached copy) loads into the backbone: checked once before any synthesis, not in
+    the first classifier job after it."""
+    if source.startswith((f"{FILE}:", f"{CACHE}:")):
+        from dtgan.downstream.classifier import build_classifier  # loads timm
+
+        build_classifier(cfg, num_classes=2, with_domain_head=False)
+
+
+def check_study_inputs(cfg, data_path: str, checkpoint: str | None) -> None:
     """What the real run would find wrong after reading data (``--dry-run``), from the labels alone: the data
     set, its val/test rows, its scopes, enough normals per product for the largest classifier size, the
-    checkpoint's labels, and the initial weights file (loaded into the backbone once)."""
+    checkpoint's labels."""
     from dtgan.data.describe import count_cells
-    from dtgan.downstream.classifier import build_classifier
     from dtgan.downstream.prepare import _check_scopes
 
     vocab, counts = count_cells(data_path)
@@ -155,5 +164,3 @@ def check_study_inputs(cfg, data_path: str, checkpoint: str | None, source: str)
                 f"the data set '{data_path}' has {list(products)} and {list(vocab.defects)}; use the checkpoint "
                 "of a GAN trained on this data"
             )
-    if source.startswith((f"{FILE}:", f"{CACHE}:")):
-        build_classifier(cfg, num_classes=len(vocab.defects), with_domain_head=False)
