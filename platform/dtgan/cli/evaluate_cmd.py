@@ -34,10 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     cfg, expected_model = evaluation_config_from_args(args)
     out = _output_folder(args)
-    with writer_lock(out, "evaluation folder"), removed_on_failure(out):
-        if args.all_checkpoints:
+    with writer_lock(out, "evaluation folder"):
+        if args.all_checkpoints:  # each finished checkpoint's evaluation is kept when a later one fails
             return _evaluate_curve(args, cfg)
-        return _evaluate_one(args, cfg, expected_model)
+        with removed_on_failure(out):  # a failed evaluation leaves no half-written folder
+            return _evaluate_one(args, cfg, expected_model)
 
 
 def _output_folder(args: argparse.Namespace) -> Path:
