@@ -13,7 +13,14 @@ import textwrap
 import pytest
 
 from dtgan.cli.main import main
-from dtgan.utils.lock import LockHeld, acquire_lock, hold_lock_until_exit, lock_path, writer_lock
+from dtgan.utils.lock import (
+    LockHeld,
+    acquire_lock,
+    hold_lock_until_exit,
+    lock_path,
+    release_lock,
+    writer_lock,
+)
 
 HOLDER = textwrap.dedent(
     """
@@ -73,8 +80,9 @@ def test_a_study_lock_held_until_exit_is_reentrant_in_its_process(tmp_path):
     folder = tmp_path / "study"
     first = hold_lock_until_exit(folder, "study folder")
     assert hold_lock_until_exit(folder, "study folder") is first
-    first.release()
-    first.release()
+    release_lock(folder)
+    assert lock_path(folder).exists()  # taken twice, given back once
+    release_lock(folder)
     assert not lock_path(folder).exists()
 
 

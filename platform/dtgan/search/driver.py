@@ -26,7 +26,7 @@ from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_work
 from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
 from dtgan.utils.entry import run_entry_point
-from dtgan.utils.lock import hold_lock_until_exit
+from dtgan.utils.lock import hold_lock_until_exit, release_lock
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
     if closed:
         log.info("closed %d trial run(s) left RUNNING (stopped trials) as KILLED", len(closed))
     launch.tracker.end_run(launch.parent_run_id, status, error=error)
+    release_lock(launch.run_path)  # the launch folder is free for a --resume from another process
 
 
 @contextlib.contextmanager

@@ -200,3 +200,10 @@ def hold_lock_until_exit(target: str | Path, what: str) -> WriterLock:
     lock = acquire_lock(target, what)
     atexit.register(lock.release)
     return lock
+
+
+def release_lock(target: str | Path) -> None:
+    """Give back this process's lock of ``target`` (taken by :func:`hold_lock_until_exit`), if it holds one."""
+    lock = _HELD.get(lock_path(target).resolve())
+    if lock is not None:
+        lock.release()
