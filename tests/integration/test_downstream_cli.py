@@ -75,6 +75,41 @@ def test_dry_run_lists_the_cells(bench, capsys):
     assert "7 cells x 2 seeds = 14 classifier runs" in out and "reference_vcast_n40" in out
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("downstream.backbone=resnet_typo", "unknown timm model 'resnet_typo'"),
+        (
+            "downstream.normal_images_per_product=[5000]",
+            "fewer than downstream.normal_images_per_product=5000",
+        ),
+        ("model.img_size=64", "on an existing run only downstream.*, crop_paste.* may change"),
+        ("downstream.pretrained_paths={resnet10t: BAD}", "BAD is not loadable as resnet10t weights"),
+    ],
+)
+def test_dry_run_fails_where_the_real_run_would(bench, tmp_path, capsys, override, expected):
+    """--dry-run checks what the real run checks (and takes the run's config: its data path, its model)."""
+    _, _, checkpoint = bench
+    argv = [
+        "downstream",
+        str(checkpoint),
+        "-c",
+        "downstream_smoke",
+        "--dry-run",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    if "BAD" in override:  # a weights file timm cannot load: found before any synthesis
+        bad = tmp_path / "BAD"
+        bad.write_bytes(b"PK\x03\x04 not weights")
+        override, expected = override.replace("BAD", str(bad)), expected.replace("BAD", str(bad))
+        argv += ["-o", "downstream.weights=auto"]
+    assert main([*argv, "-o", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_crop_paste_arm_runs_without_a_checkpoint_and_the_heading_says_from_scratch(bench):
     folder, data_path, _ = bench
     fast = [

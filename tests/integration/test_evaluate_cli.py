@@ -229,6 +229,59 @@ def test_sample_writes_the_importer_layout_with_a_manifest(run):
     assert all(m["z_index"] != "" for m in manifest if m["guidance"] == "latent")
 
 
+def test_a_preset_on_an_existing_run_changes_only_the_evaluation_section(run, capsys):
+    """The smoke run evaluated with -c tiny (another model, other data path): the run's model and data are
+    used, the preset's evaluation settings apply, and the export names its files one to one."""
+    out = run["root"] / "exported_tiny"
+    argv = [
+        "sample",
+        str(run["run_dir"]),
+        "-c",
+        "tiny",
+        "--out",
+        str(out),
+        "--max-sources",
+        "2",
+        *run["cache"],
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    with open(out / "manifest.csv") as fh:
+        files = [row["file"] for row in csv.DictReader(fh)]
+    assert len(files) == len(set(files)) == len(list(out.glob("*/*/*.png"))) == 3 * 2 * 2
+
+
+def test_an_export_never_writes_one_file_twice(run, tmp_path, capsys):
+    """Image ids that differ only where safe names replace characters ("img.0" and "img-0") get files of their
+    own: as many PNGs as manifest rows, each row naming its own file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(run["data"])
+    ids = [f"img{'.' if i % 2 else '-'}{i // 2}" for i in range(len(table))]
+    table = table.set_column(table.schema.get_field_index("id"), "id", pa.array(ids)).replace_schema_metadata(
+        table.schema.metadata
+    )
+    colliding = tmp_path / "colliding.parquet"
+    pq.write_table(table, colliding)
+    out = tmp_path / "export"
+    argv = [
+        "sample",
+        str(run["checkpoint"]),
+        "--data",
+        str(colliding),
+        "--out",
+        str(out),
+        "--defects",
+        "spot",
+    ]
+    assert main([*argv, "--max-sources", "4", *run["cache"]]) == 0, capsys.readouterr().err
+    with open(out / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    files = {row["file"].lower() for row in rows}
+    assert len(files) == len(rows) == len(list(out.glob("*/*/*.png"))) == 3 * 4
+    assert any("~2" in f for f in files)  # the second id of a colliding pair
+
+
 def test_sample_writes_the_platform_parquet_format(run):
     out = run["root"] / "exported.parquet"
     assert (
@@ -264,7 +317,12 @@ def test_sample_writes_the_platform_parquet_format(run):
             "product 'marble' not in the data",
         ),
         (["sample", "{ckpt}", "--out", "{root}/x", "--defects", "dent"], "defect 'dent' not in the data"),
-        (["evaluate", "{ckpt}", "-c", "tiny"], "checkpoint from another model configuration"),
+        (
+            ["evaluate", "{ckpt}", "-o", "model.img_size=64"],
+            "on an existing run only evaluation.* may change",
+        ),
+        (["evaluate", "{ckpt}", "--out", "{ckpt}"], "is a file where a folder is expected"),
+        (["sample", "{ckpt}", "--out", "{ckpt}/x"], "is a file where a folder is expected"),
         (
             ["evaluate", "{ckpt}", "-o", "evaluation.kid_subset_size_min=30"],
             "product brushed, defect pooled (real: split gan_train): 18 real",
@@ -274,11 +332,10 @@ def test_sample_writes_the_platform_parquet_format(run):
 )
 def test_bad_input_is_a_one_line_error(run, capsys, argv, expected):
     argv = [a.format(ckpt=run["checkpoint"], root=run["root"]) for a in argv]
-    if argv[0] == "evaluate" and "-c" in argv:
-        argv += ["-o", f"data.path={run['data']}", "-o", "model.img_size=64"]
     assert main([*argv, *run["cache"]]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err
+    assert not (run["root"] / "x").exists() and not list(run["root"].glob(".*.lock"))  # nothing left behind
 
 
 def test_all_checkpoints_writes_a_learning_curve_from_the_initialised_networks(run, tmp_path, capsys):

@@ -107,3 +107,31 @@ def test_precheck_names_an_unknown_backbone_before_any_work():
 def test_scratch_with_a_weights_file_is_refused_at_load():
     with pytest.raises(ValueError, match="weights=scratch but pretrained_paths"):
         tiny(pretrained_paths={"resnet10t": "x.pth"})
+
+
+class _Planted:
+    """Pickled by reference: loading it for real would import and call this class (code in a weights file)."""
+
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a weights file", b"PK\x03\x04 truncated zip", "pickle", "other model"],
+    ids=["text", "truncated", "planted-object", "another-model"],
+)
+def test_a_bad_weights_file_is_one_line_without_the_loaders_advice(tmp_path, content):
+    path = tmp_path / "resnet10t.pth"
+    if content == "pickle":
+        torch.save({"conv1.weight": _Planted()}, path)
+    elif content == "other model":
+        torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), path)
+    else:
+        path.write_bytes(content)
+    cfg = tiny(pretrained_paths={"resnet10t": str(path)}, weights="imagenet")
+    with pytest.raises(ConfigError) as err:
+        build_classifier(cfg, num_classes=3, with_domain_head=False)
+    message = str(err.value)
+    assert message.startswith(f"downstream.pretrained_paths.resnet10t: {path} is not loadable")
+    assert "\n" not in message and "weights_only" not in message

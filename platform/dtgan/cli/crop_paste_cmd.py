@@ -9,6 +9,8 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
 from dtgan.errors import ConfigError
+from dtgan.utils.destination import check_destination, removed_on_failure
+from dtgan.utils.lock import writer_lock
 
 RUN_KEY = "crop_paste"  # the trial key (and run name) of the baseline's run under a study
 
@@ -60,9 +62,11 @@ def _evaluate_crop_paste(args: argparse.Namespace) -> int:
         )  # an existing store: a missing one is an error, not made
         parent = args.parent_run or tracker.latest_study_run(args.experiment)
     out = args.out or Path(config.train.out_dir) / f"crop_paste-{config.preset or 'default'}" / "evaluation"
-    result = evaluate_crop_paste(
-        args.data or config.data.path, config.evaluation, config.crop_paste, config.model.img_size, out
-    )
+    check_destination(out, "--out" if args.out else "the evaluation folder")  # before any image is pasted
+    with writer_lock(out, "evaluation folder"), removed_on_failure(out):
+        result = evaluate_crop_paste(
+            args.data or config.data.path, config.evaluation, config.crop_paste, config.model.img_size, out
+        )
     metrics = result.metrics
     extractor = f"{result.tags[keys.TAG_FID_EXTRACTOR]}@{result.tags[keys.TAG_FID_WEIGHTS]}"
     print(f"Crop&Paste at {config.model.img_size} px, features {extractor} (scored under the mix keys)")

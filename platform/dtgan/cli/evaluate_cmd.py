@@ -10,6 +10,8 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import ConfigError
+from dtgan.utils.destination import check_destination, removed_on_failure
+from dtgan.utils.lock import writer_lock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,14 +32,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    cfg, expected_model = evaluation_config_from_args(args)
+    out = _output_folder(args)
+    with writer_lock(out, "evaluation folder"):
+        if args.all_checkpoints:  # each finished checkpoint's evaluation is kept when a later one fails
+            return _evaluate_curve(args, cfg)
+        with removed_on_failure(out):  # a failed evaluation leaves no half-written folder
+            return _evaluate_one(args, cfg, expected_model)
+
+
+def _output_folder(args: argparse.Namespace) -> Path:
+    """Where the reports go (``--out``, else RUN/evaluation), checked before hours of compute."""
+    from dtgan.evaluation.inputs import EVALUATION_DIR
+    from dtgan.training.checkpoint import resolve_checkpoint, run_dir_of
+
+    if args.out is not None:
+        return check_destination(args.out, "--out")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    return check_destination(run_dir_of(checkpoint) / EVALUATION_DIR, "evaluation folder")
+
+
+def _evaluate_one(args: argparse.Namespace, cfg, expected_model) -> int:
     from dtgan.evaluation.defect_classifier import quality_lines
     from dtgan.evaluation.defect_recall import recall_lines
     from dtgan.evaluation.evaluate import evaluate
     from dtgan.evaluation.ladder import ladder_lines
 
-    cfg, expected_model = evaluation_config_from_args(args)
-    if args.all_checkpoints:
-        return _evaluate_curve(args, cfg)
     result = evaluate(
         args.checkpoint, cfg, data_path=args.data, out_dir=args.out, expected_model=expected_model
     )

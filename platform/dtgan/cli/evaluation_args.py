@@ -4,12 +4,13 @@ section (from the run's own config, or from a preset, with overrides)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from dtgan.cli.common import add_config_arguments
+from dtgan.cli.common import add_config_arguments, run_config_from_args
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.config.loader import config_from_dict, deep_merge, load_config, parse_override
 from dtgan.config.model import ModelConfig
+
+# What a preset may change on an existing run's evaluation or export.
+EVALUATION_SECTIONS = ("evaluation",)
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,16 +27,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluation_config_from_args(args: argparse.Namespace) -> tuple[EvaluationConfig, ModelConfig | None]:
-    """The evaluation section and, with ``-c``, the preset's model section that the checkpoint must match.
-
-    Without ``-c`` the run's own saved config is the base, so ``-o evaluation.x=y`` changes only that.
-    """
-    if args.config is not None:
-        config = load_config(args.config, args.override)
-        return config.evaluation, config.model
-    from dtgan.training.checkpoint import read_checkpoint
-
-    saved = read_checkpoint(Path(args.checkpoint))["config"]
-    for text in args.override:
-        saved = deep_merge(saved, parse_override(text))
-    return config_from_dict(saved).evaluation, None
+    """The evaluation section: the run's own saved one, or with ``-c`` the preset's (the preset changes only
+    what evaluation may change: a run trained as step (a) is evaluated as step (a) whatever the preset's model
+    says), then the ``-o`` overrides. The second value (a model section to match) is None: the run's own."""
+    return run_config_from_args(args, args.checkpoint, EVALUATION_SECTIONS).evaluation, None

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from dtgan.config.tracking import TrackingConfig
 from dtgan.errors import ConfigError
 from dtgan.tracking.locations import check_store_exists, resolve_tracking_uri
+from dtgan.utils.destination import check_destination, removed_on_failure
+from dtgan.utils.lock import writer_lock
 
 FORMAT_CHOICES = ("md", "csv", "parquet", "html")
 
@@ -62,9 +64,10 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tracking-uri: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     tracking_uri = resolve_tracking_uri(tracking)
     check_store_exists(tracking_uri)  # before MLflow opens (and would create) it
+    out = check_destination(args.out or Path("reports") / args.experiment, "--out")  # before the bootstrap
     report = build_report(args.experiment, tracking_uri, args.parent_run, config)
-    out = args.out or Path("reports") / args.experiment
-    written = report.write(out, args.formats or ["md"])
+    with writer_lock(out, "report folder"), removed_on_failure(out):
+        written = report.write(out, args.formats or ["md"])
     print(report.markdown(comparisons=False), end="")
     print(f"\nwrote {len(written)} files under {out}")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from dtgan.cli.evaluation_args import add_evaluation_arguments, evaluation_config_from_args
 from dtgan.errors import DataError
+from dtgan.utils.destination import check_destination
+from dtgan.utils.lock import writer_lock
 
 
 def _positive(text: str) -> int:
@@ -75,13 +77,22 @@ def check_overwrite(out: Path, fmt: str, overwrite: bool) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from dtgan.evaluation.export import check_output, export_samples
+    from dtgan.evaluation.export import check_output
+
+    check_output(args.out, args.format)  # before the checkpoint and the data are read
+    parquet_file = args.format == "parquet" and args.out.suffix == ".parquet"
+    check_destination(args.out, "--out", "file" if parquet_file else "folder")
+    with writer_lock(args.out, "export folder" if not parquet_file else "export file"):
+        check_overwrite(args.out, args.format, args.overwrite)
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dtgan.evaluation.export import export_samples
     from dtgan.evaluation.inputs import check_model_matches, load_evaluation_data
     from dtgan.training.checkpoint import load_inference_nets
     from dtgan.training.environment import resolve_device
 
-    check_output(args.out, args.format)  # before the checkpoint and the data are read
-    check_overwrite(args.out, args.format, args.overwrite)
     cfg, expected_model = evaluation_config_from_args(args)
     nets = load_inference_nets(args.checkpoint, device=resolve_device(cfg.device, "evaluation.device"))
     check_model_matches(Path(args.checkpoint), nets.config.model, expected_model)

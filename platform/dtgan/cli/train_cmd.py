@@ -9,6 +9,8 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
 from dtgan.errors import ConfigError
+from dtgan.utils.destination import check_destination
+from dtgan.utils.lock import writer_lock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,13 +61,27 @@ def _with_flags(args: argparse.Namespace) -> list[str]:
 def _train(args: argparse.Namespace) -> int:
     args.override = _with_flags(args)
     config = config_from_args(args)
-    if config.distributed.workers > 0:
-        return _train_distributed(args, config)
-    from dtgan.training.loop import train
+    run_dir = check_destination(_locked_run_dir(args, config), "run folder")  # before the data is read
+    with writer_lock(run_dir, "run folder"):
+        if config.distributed.workers > 0:
+            return _train_distributed(args, config)
+        from dtgan.training.loop import train
 
-    result = train(config, run_dir=args.run_dir, resume=args.resume)
+        result = train(config, run_dir=args.run_dir, resume=args.resume)
     _print_result(result.step, result.run_dir, result.metrics, result.checkpoint_path)
     return 0
+
+
+def _locked_run_dir(args: argparse.Namespace, config) -> Path:
+    """The local folder the run writes: its run folder (with --workers: ``<storage>/<run_name>`` when the
+    storage is a local folder, else the node-local ``train.out_dir/<run_name>``, as fit_distributed picks)."""
+    from dtgan.training.run_dir import default_run_name, resolve_run_dir  # loads torch
+
+    if args.run_dir is not None or config.distributed.workers == 0:
+        return resolve_run_dir(config, args.run_dir)
+    name = config.train.run_name or default_run_name(config)
+    storage = config.distributed.storage_path or config.train.out_dir
+    return Path(storage if "://" not in storage else config.train.out_dir) / name
 
 
 def _train_distributed(args: argparse.Namespace, config) -> int:
@@ -86,6 +102,11 @@ def _train_distributed(args: argparse.Namespace, config) -> int:
 
 
 def _print_result(step, run_dir, metrics, checkpoint) -> None:
+    if keys.TRAIN_IMAGES_PER_S not in metrics:  # nothing trained: a resume of a finished run
+        print(
+            f"{run_dir} is already at step {step} (train.total_steps); nothing to train; checkpoint: {checkpoint}"
+        )
+        return
     print(
         f"trained {step} steps into {run_dir} "
         f"({metrics.get(keys.TRAIN_IMAGES_PER_S, float('nan')):.1f} images/s, "

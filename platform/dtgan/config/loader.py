@@ -48,7 +48,9 @@ def find_preset(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = safe_load_strict(path.read_text()) or {}
+        data = safe_load_strict(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (binary?); a preset is a YAML file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -74,7 +76,7 @@ def load_preset_dict(name_or_path: str | Path, _depth: int = 0) -> dict[str, Any
     if _depth > _MAX_BASE_DEPTH:
         raise ConfigError(f"preset '{name_or_path}': 'base:' chain deeper than {_MAX_BASE_DEPTH} (a cycle?)")
     path = find_preset(name_or_path)
-    data = _read_yaml(path)
+    data = _resolve_preset_paths(_read_yaml(path), path)
     base = data.pop("base", None)
     if base is None:
         return data
@@ -82,6 +84,25 @@ def load_preset_dict(name_or_path: str | Path, _depth: int = 0) -> dict[str, Any
         raise ConfigError(f"{path}: 'base' must be one preset name or path, got {base!r}")
     parent = load_preset_dict(find_preset(base, relative_to=path.parent), _depth + 1)
     return deep_merge(parent, data)
+
+
+# Keys of a preset that name a file: a relative one is relative to the preset file, so a bundled preset works
+# from any working directory.
+PRESET_PATH_KEYS = (("study", "search_space"),)
+
+
+def _resolve_preset_paths(data: dict[str, Any], preset: Path) -> dict[str, Any]:
+    """``data`` with each relative :data:`PRESET_PATH_KEYS` file made absolute against ``preset``'s folder
+    (kept as written when only the working directory has it: presets written before this rule)."""
+    for section, key in PRESET_PATH_KEYS:
+        block = data.get(section)
+        value = block.get(key) if isinstance(block, dict) else None
+        if not isinstance(value, str) or "://" in value or Path(value).expanduser().is_absolute():
+            continue
+        beside = (preset.parent / value).resolve()
+        if beside.exists() or not Path(value).exists():
+            data = deep_merge(data, {section: {key: str(beside)}})
+    return data
 
 
 def nest(params: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dtgan.config.base import Section
 from dtgan.config.performance import PerformanceConfig
+from dtgan.names import check_run_name
 
 
 class TrainConfig(Section):
@@ -43,5 +44,11 @@ class TrainConfig(Section):
     run_name: str | None = Field(
         None, description="run folder name; null = derived from preset, step and seed"
     )
+
+    @field_validator("run_name")
+    @classmethod
+    def _one_folder(cls, value: str | None) -> str | None:
+        return value if value is None else check_run_name(value)
+
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)

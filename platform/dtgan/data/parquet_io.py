@@ -114,6 +114,7 @@ def read_table(path: str, columns: list[str] | None = None) -> tuple[pa.Table, V
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
         )
+    _check_column_types(schema, path)
     vocab = Vocab.from_schema_metadata(schema.metadata, path)
     filesystem, inner = resolve(path)
     try:
@@ -146,6 +147,22 @@ def _check_unique(ids: pa.ChunkedArray, path: str) -> None:
                 "rebuild the file with dtgan data import or dtgan data synth"
             )
         first[value] = row
+
+
+def _check_column_types(schema: pa.Schema, path: str) -> None:
+    """Each column of the format has its type (text for labels, bytes for images; large or dictionary-encoded
+    variants of them too), so a file written by another tool fails here and not deep inside decoding."""
+    for field in SCHEMA:
+        found = schema.field(field.name).type
+        value = found.value_type if pa.types.is_dictionary(found) else found
+        text = pa.types.is_string(value) or pa.types.is_large_string(value)
+        binary = pa.types.is_binary(value) or pa.types.is_large_binary(value)
+        if not (text if pa.types.is_string(field.type) else binary):
+            kind = "text (string)" if pa.types.is_string(field.type) else "PNG bytes (binary)"
+            raise DataError(
+                f"{path}: column '{field.name}' holds {found}, the format needs {kind}; write the file with the "
+                "types of dtgan.data.parquet_io.SCHEMA (docs/interfaces.md), or import the images as folders"
+            )
 
 
 def _check_labels(table: pa.Table, vocab: Vocab, path: str) -> None:

@@ -55,6 +55,24 @@ class DefectClassifier(nn.Module):
         return ClassifierOutput(logits, domain_logits)
 
 
+def _raise_bad_weights(cfg: DownstreamConfig, source: str, exc: BaseException) -> None:
+    """A weights file timm could not load: one line naming it and what to do. The loader's own message is
+    left out (torch's suggests ``weights_only=False``, which would run any code the file carries)."""
+    if not source.startswith((f"{FILE}:", f"{CACHE}:")):
+        return
+    path = source.split(":", 1)[1]
+    where = (
+        f"downstream.pretrained_paths.{cfg.backbone}"
+        if source.startswith(f"{FILE}:")
+        else "the timm/Hugging Face cache"
+    )
+    raise ConfigError(
+        f"{where}: {path} is not loadable as {cfg.backbone} weights ({type(exc).__name__}); point it at that "
+        "model's weights file (.safetensors or a state-dict .pth), delete a corrupt cached copy, or set "
+        "-o downstream.weights=scratch"
+    ) from None
+
+
 def build_classifier(
     cfg: DownstreamConfig, num_classes: int, with_domain_head: bool
 ) -> tuple[DefectClassifier, str]:
@@ -81,6 +99,12 @@ def build_classifier(
             raise ConfigError(
                 f"downstream.backbone: unknown timm model '{cfg.backbone}'; e.g. resnet50, efficientnet_b4, resnet10t"
             ) from None
+        _raise_bad_weights(cfg, source, exc)
+        raise
+    except (
+        Exception
+    ) as exc:  # the loaders' own errors (pickle, safetensors, zip): one line, never their advice
+        _raise_bad_weights(cfg, source, exc)
         raise
     log.info(
         "classifier %s: %s initial weights (%s)",

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dtgan.config.evaluation import DefectCNNConfig
+from dtgan.evaluation.feature_cache import usable_cache_entry
 from dtgan.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def ensure_defect_cnn(
 ) -> Path:
     """The cached weights for this data, trained now if they are not there yet."""
     path = weights_cache_path(cache_dir, data_fingerprint, len(class_names), cfg)
-    if path.is_file():
+    if usable_cache_entry(path, load_defect_cnn, "offline feature extractor: cached weights"):
         log.info("offline feature extractor: cached weights %s", path)
         return path
     log.info(

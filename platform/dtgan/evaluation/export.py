@@ -21,6 +21,7 @@ from dtgan.errors import DataError
 from dtgan.evaluation.protocol import cell_seed
 from dtgan.evaluation.synthesis import pick_references, synthesize
 from dtgan.keys import safe_name
+from dtgan.names import check_distinct_safe_names, check_product_names, injective_file_stems
 from dtgan.utils.atomic import atomic_path, write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def export_samples(
     defect_names = select_names(defects, data.defects[1:], "defect", "--defects")  # [0] is normal, the anchor
     out = Path(out)
     check_output(out, fmt)
+    check_product_names(product_names, "--products")  # folder names: one per product, none called "all"
+    check_distinct_safe_names(defect_names, "defect", "--defects")
     manifest: list[dict] = []
     encoded: list[tuple[dict, bytes]] = []
     generated, started = 0, time.perf_counter()
@@ -111,6 +114,7 @@ def export_samples(
             )
         x_src = data.sources.images[rows]
         source_ids = [data.sources.ids[i] for i in rows.tolist()]
+        stems = injective_file_stems(source_ids)  # ids such as "a/b" and "a_b" get distinct files
         for defect in defect_names:
             d = data.defects.index(defect)
             y_trg = torch.full((len(rows),), d, dtype=torch.long)
@@ -129,7 +133,7 @@ def export_samples(
                 ref_index = pick_references(y_trg, None, len(ref_rows), seed) if how == "reference" else None
                 generated += len(x_fake)
                 for i, image in enumerate(x_fake):
-                    name = f"{safe_name(source_ids[i])}_{how}_{k}.png"
+                    name = f"{stems[i]}_{how}_{k}.png"
                     record = {
                         "file": f"{safe_name(product)}/{safe_name(defect)}/{name}",
                         "product": product,
@@ -145,13 +149,9 @@ def export_samples(
                     encoded.append((record, png_bytes(image)))
                     manifest.append(record)
     elapsed = time.perf_counter() - started
+    _check_one_row_per_file(manifest)
     if fmt == "folders":
-        for record, data_png in encoded:
-            write_bytes_atomic(out / record["file"], data_png)
-        with atomic_path(out / MANIFEST_FILE) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
-            writer.writeheader()
-            writer.writerows(manifest)
+        _write_folders(out, encoded, manifest)
         out_path = out
     else:
         out_path = _write_parquet(out, encoded, data, cfg.source_split)
@@ -162,6 +162,45 @@ def export_samples(
         generated / elapsed if elapsed > 0 else float("nan"),
     )
     return ExportResult(out_path, generated, generated / elapsed if elapsed > 0 else float("nan"))
+
+
+def _check_one_row_per_file(manifest: list[dict]) -> None:
+    """An export never writes one file twice: every manifest row names its own file (case ignored)."""
+    seen: dict[str, dict] = {}
+    for record in manifest:
+        key = record["file"].lower()
+        if key in seen:
+            first = seen[key]
+            raise DataError(
+                f"{first['source_id']!r} and {record['source_id']!r} would both be exported as {record['file']}; "
+                "rename one of them in the data"
+            )
+        seen[key] = record
+
+
+def _write_folders(out: Path, encoded: list[tuple[dict, bytes]], manifest: list[dict]) -> None:
+    """The PNGs, then the manifest; on any failure (disk full, Ctrl-C) the files and folders this export made
+    are removed again, so no PNGs are left without their manifest."""
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
+    written: list[Path] = []
+    try:
+        for record, data_png in encoded:
+            path = out / record["file"]
+            for folder in (path.parent, path.parent.parent):
+                if not folder.exists():
+                    created.append(folder)
+            written.append(write_bytes_atomic(path, data_png))
+        with atomic_path(out / MANIFEST_FILE) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(manifest)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for folder in sorted(set(created), key=lambda f: len(f.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def _write_parquet(out: Path, encoded: list[tuple[dict, bytes]], data, split: str) -> Path:

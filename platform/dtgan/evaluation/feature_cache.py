@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,21 @@ class RealSetKey:
         """The ``input2_cache_name`` handed to torch-fidelity: readable prefix + hash of every field."""
         payload = json.dumps(self.__dict__, sort_keys=True).encode()
         return f"dtgan-real-{self.split}-{hashlib.sha256(payload).hexdigest()[:FINGERPRINT_CHARS]}"
+
+
+def usable_cache_entry(path: Path, check: Callable[[Path], object], what: str) -> bool:
+    """True when the cache file ``path`` exists and ``check(path)`` reads it. A file that fails its check
+    (truncated, foreign, another format) is removed with a warning, so the caller rebuilds it instead of every
+    later evaluation failing on it."""
+    if not path.is_file():
+        return False
+    try:
+        check(path)
+    except Exception as exc:  # a corrupt file raises whatever its reader raises
+        log.warning("%s %s is unreadable (%s); removed, building it again", what, path, type(exc).__name__)
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def cached_feature_file(cache_root: str | Path, cache_name: str, extractor: str, layer: str) -> Path:

@@ -18,6 +18,7 @@ from dtgan.errors import CheckpointError, DataError
 from dtgan.evaluation.extractors import ClassLabelledImages
 from dtgan.evaluation.feature_cache import fingerprint_images
 from dtgan.evaluation.protocol import EvaluationData
+from dtgan.names import check_distinct_safe_names, check_product_names
 from dtgan.training.checkpoint import InferenceNets, load_inference_nets, resolve_checkpoint, run_dir_of
 from dtgan.training.environment import resolve_device
 
@@ -67,6 +68,8 @@ def _check_vocab(data_vocab, nets_vocab, data_path: str) -> None:
 
 def load_evaluation_data(data_path: str, nets_vocab, cfg: EvaluationConfig, img_size: int) -> EvaluationData:
     """Decode the reference split, the normal sources and the removal pairs at the model's image size."""
+    check_product_names(nets_vocab.products, data_path)  # metric keys, feature files and export folders
+    check_distinct_safe_names(nets_vocab.defects, "defect", data_path)
     refs_ds = DefectImageDataset(data_path, splits=(cfg.reference_split,), img_size=img_size)
     _check_vocab(refs_ds.vocab, nets_vocab, data_path)
     references = refs_ds.labelled()

@@ -28,6 +28,7 @@ from dtgan.search.spaces import load_search_space
 from dtgan.search.study_extractor import pin_extractor
 from dtgan.storage import Storage
 from dtgan.utils.entry import run_entry_point
+from dtgan.utils.lock import hold_lock_until_exit, release_lock
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,12 @@ def launch_study(
     study_name = study_name_of(config, kind)
     storage = config.study.storage_path
     run_name = resolve_run_name(storage, study_name, resume)
-    Storage.at(storage).child(run_name).makedirs()
+    launch_storage = Storage.at(storage).child(run_name)
+    if (
+        launch_storage.is_local
+    ):  # one launch at a time writes it (a bucket has no locks: one driver per launch)
+        hold_lock_until_exit(launch_storage.local_path, "study folder")
+    launch_storage.makedirs()
     tracker = init_tracking(config.tracking, study=study_name)
     params = {k: v for k, v in config_params(config).items() if k not in varied}
     study_run = tracker.start_study(
@@ -217,6 +223,7 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
     if closed:
         log.info("closed %d trial run(s) left RUNNING (stopped trials) as KILLED", len(closed))
     launch.tracker.end_run(launch.parent_run_id, status, error=error)
+    release_lock(launch.run_path)  # the launch folder is free for a --resume from another process
 
 
 @contextlib.contextmanager

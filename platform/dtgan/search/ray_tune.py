@@ -373,8 +373,10 @@ def run_tune(
     )
     tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
     # ASHA-stopped trials end without the objective in their last result: Optuna records them PRUNED,
-    # which requires results that carry only some of the searcher's metrics. Set for the fit only.
-    with _environment(TUNE_DISABLE_STRICT_METRIC_CHECKING="1"):
+    # which requires results that carry only some of the searcher's metrics. Ctrl-C is a KeyboardInterrupt in
+    # the driver (the study ends KILLED, "continue with --resume"), not Tune's quiet stop that returns unfinished
+    # trials (ended FAILED) and advises a Tuner.restore the user cannot run. Both for the fit only.
+    with _environment(TUNE_DISABLE_STRICT_METRIC_CHECKING="1", TUNE_DISABLE_SIGINT_HANDLER="1"):
         results = tuner.fit()
     outcomes = []
     for result in results:

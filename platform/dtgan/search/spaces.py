@@ -69,7 +69,9 @@ def load_search_space(path: str | Path) -> list[Dimension]:
     if not path.is_file():
         raise ConfigError(f"search space {path} does not exist; see experiments/search/*.yaml for examples")
     try:
-        data = safe_load_strict(path.read_text()) or {}
+        data = safe_load_strict(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (binary?); a search space is a YAML file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

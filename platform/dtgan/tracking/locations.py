@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import sqlite3
 import urllib.parse
 from pathlib import Path
 
@@ -75,6 +78,7 @@ def check_store_exists(uri: str, option: str = "--tracking-uri") -> None:
     """For readers (reports): a local store (sqlite file, file: folder) must exist; opening a missing one
     would create an empty store, and its folders, where the user mistyped a path."""
     if not is_local_store(uri):
+        check_store_usable(uri, option)
         return
     path = sqlite_path(uri)
     if path is None:
@@ -87,3 +91,58 @@ def check_store_exists(uri: str, option: str = "--tracking-uri") -> None:
             f"{option} {uri}: no MLflow store at {path} (nothing was created); point it at the study's "
             "store, e.g. sqlite:///mlflow.db in the folder the study ran from"
         )
+    check_store_usable(uri, option)
+
+
+# The tables every MLflow SQL store has; a database without them is someone else's.
+MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
+SQLITE_HEADER = b"SQLite format 3\x00"
+SERVER_TIMEOUT_S = 5.0
+
+
+def check_store_usable(uri: str, option: str = "--tracking-uri") -> None:
+    """Before MLflow opens ``uri``: an existing sqlite file must be an MLflow store (MLflow would add its tables
+    to any database) and a tracking server must answer (MLflow retries for minutes). One-line TrackingError."""
+    path = sqlite_path(uri)
+    if path is not None:
+        check_mlflow_database(path, f"{option} {uri}")
+    elif _scheme(uri) in ("http", "https"):
+        check_server_reachable(uri, option)
+
+
+def check_mlflow_database(path: Path, where: str) -> None:
+    """An existing, non-empty database file is an MLflow store (an empty one is fine: MLflow creates it)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise TrackingError(
+            f"{where}: {path} is not an SQLite database (nothing was changed); point it at an MLflow store, "
+            "e.g. the mlflow.db a study wrote"
+        )
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as exc:
+        raise TrackingError(f"{where}: cannot read the database {path} ({exc}); check the file") from None
+    if tables and not MLFLOW_TABLES <= tables:
+        raise TrackingError(
+            f"{where}: {path} is an SQLite database but not an MLflow store (no experiments/runs tables; "
+            "nothing was changed); point it at an MLflow store or a new file"
+        )
+
+
+def check_server_reachable(uri: str, option: str = "--tracking-uri") -> None:
+    """A TCP connection to the tracking server within a few seconds, or a one-line TrackingError."""
+    parsed = urllib.parse.urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "localhost", port), timeout=SERVER_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise TrackingError(
+            f"{option} {uri}: the tracking server does not answer ({reason}); start it (mlflow server) or "
+            f"point {option} / ${TRACKING_URI_ENV} at a reachable store"
+        ) from None

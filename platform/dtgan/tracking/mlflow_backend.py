@@ -46,6 +46,7 @@ from dtgan.config.tracking import TrackingConfig
 from dtgan.errors import CheckpointError, TrackingError, error_line
 from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
+    check_store_usable,
     resolve_artifact_root,
     resolve_tracking_uri,
     sqlite_path,
@@ -283,6 +284,7 @@ class Tracker:
 
     def init(self, study: str | None = None) -> str:
         """Create the store (sqlite file + tables) and, given a study, its experiment. Safe to repeat."""
+        check_store_usable(self.tracking_uri, "tracking.tracking_uri")  # never MLflow's tables in another db
         db = sqlite_path(self.tracking_uri)
         if db is not None and self._client is None:
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -874,7 +876,12 @@ def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None
         TrackingError: no experiment of that name at the tracking URI.
     """
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
+    try:
+        experiment = client.get_experiment_by_name(experiment_name)
+    except MlflowException as exc:  # a server that is not MLflow's, a store MLflow cannot read
+        raise TrackingError(
+            f"cannot read the tracking store {client.tracking_uri}: {error_line(exc)}; check --tracking-uri"
+        ) from None
     if experiment is None:
         raise TrackingError(
             f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "

@@ -37,7 +37,8 @@ def prepare_run_dir(run_dir: Path, config: DTGANConfig, resuming: bool) -> None:
     """Create the folder and write config.yaml and provenance.json; refuse to mix two runs in one folder."""
     if not resuming and latest_checkpoint(run_dir) is not None:
         raise ConfigError(
-            f"{run_dir} already holds checkpoints; pass --resume to continue it or set train.run_name to start another run"
+            f"{run_dir} already holds checkpoints; pass --resume to continue it, or start another run in a new "
+            "folder (-o train.run_name=NAME, or --run-dir PATH)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     swept = sweep_partial_checkpoints(run_dir)
