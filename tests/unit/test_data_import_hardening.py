@@ -47,16 +47,28 @@ def _run(args: list[str], capsys) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("products", "defects", "message"),
     [
-        (("a.b", "a-b"), ("scratch",), "products 'a-b' and 'a.b' both become 'a-b'"),
-        (("Carpet", "carpet"), ("scratch",), "products 'Carpet' and 'carpet' both become 'carpet'"),
-        (("a",), ("Scratch", "scratch"), "defects 'Scratch' and 'scratch' both become 'scratch'"),
-        (("a",), ("scr.atch", "scr-atch"), "defects 'scr-atch' and 'scr.atch' both become 'scr-atch'"),
+        (("a.b", "a-b"), ("scratch",), "products 'a-b' and 'a.b' would share the file and metric name 'a-b'"),
+        (
+            ("Carpet", "carpet"),
+            ("scratch",),
+            "products 'Carpet' and 'carpet' would share the file and metric name 'carpet'",
+        ),
+        (
+            ("a",),
+            ("Scratch", "scratch"),
+            "defects 'Scratch' and 'scratch' would share the file and metric name 'scratch'",
+        ),
+        (
+            ("a",),
+            ("scr.atch", "scr-atch"),
+            "defects 'scr-atch' and 'scr.atch' would share the file and metric name 'scr-atch'",
+        ),
         (
             ("all", "b"),
             ("scratch",),
-            "product 'all' is named like the reports' aggregate over all products ('all')",
+            "product 'all' is named like the aggregate 'all' of the reports",
         ),
-        (("ALL",), ("scratch",), "product 'ALL' is named like the reports' aggregate"),
+        (("ALL",), ("scratch",), "product 'ALL' is named like the aggregate"),
     ],
     ids=["dot_dash", "case", "defect_case", "defect_dot_dash", "aggregate", "aggregate_upper"],
 )

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dtgan import keys
 from dtgan.data.codec import (
     CONVERTED_MODES,
     encode_png_gray,
@@ -33,6 +32,7 @@ from dtgan.data.splits import (
 )
 from dtgan.data.vocab import NORMAL, Vocab
 from dtgan.errors import DataError
+from dtgan.names import check_distinct_safe_names, check_product_names
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -275,25 +275,10 @@ def _leads_elsewhere_in_root(folder: Path, root_resolved: Path) -> bool:
 
 
 def check_names(products: Sequence[str], defects: Sequence[str], where: str) -> None:
-    """Refuse labels that metric keys, feature files and exports could not tell apart: two products (or two
-    defects) with the same safe name, compared case-insensitively (``a.b`` / ``a-b`` / ``A-B``), and a product
-    named like the report's aggregate over all products."""
-    for kind, names in (("product", products), ("defect", defects)):
-        first: dict[str, str] = {}
-        for name in sorted(set(names)):
-            safe = keys.safe_name(name).lower()
-            if safe in first:
-                raise DataError(
-                    f"{where}: {kind}s {first[safe]!r} and {name!r} both become {safe!r} in metric keys, feature "
-                    "files and exports (dots and dashes alike, case ignored); rename one"
-                )
-            first[safe] = name
-    for name in sorted(set(products)):
-        if keys.safe_name(name).lower() == keys.SCOPE_ALL:
-            raise DataError(
-                f"{where}: product {name!r} is named like the reports' aggregate over all products "
-                f"({keys.SCOPE_ALL!r}); rename it"
-            )
+    """Refuse labels that metric keys, feature files and exports could not tell apart (``dtgan.names``: two
+    products or defects with one safe name, case ignored; a product named like the reports' aggregate)."""
+    check_product_names(sorted(set(products)), where)
+    check_distinct_safe_names(sorted(set(defects)), "defect", where)
 
 
 def _warn_about_unused_masks(
