@@ -223,7 +223,8 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
     if closed:
         log.info("closed %d trial run(s) left RUNNING (stopped trials) as KILLED", len(closed))
     launch.tracker.end_run(launch.parent_run_id, status, error=error)
-    release_lock(launch.run_path)  # the launch folder is free for a --resume from another process
+    if launch.run_storage.is_local:  # the launch folder is free for a --resume from another process
+        release_lock(launch.run_storage.local_path)
 
 
 @contextlib.contextmanager
