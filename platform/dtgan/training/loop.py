@@ -24,6 +24,7 @@ from dtgan.training.checkpoint import (
 from dtgan.training.data import TrainingData, build_training_data
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
+from dtgan.training.rng import capture_rng_state
 from dtgan.training.run_dir import (
     METRICS_FILE,
     first_missing_folder,
@@ -138,7 +139,9 @@ def _start(
             record_config_changes(run_dir, int(payload["step"]), changes)
     state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
     if payload is not None:
-        data.load_state_dict(restore_train_state(payload, state, config, data.vocab, resume_from))
+        data.load_state_dict(
+            restore_train_state(payload, state, config, data.vocab, resume_from, rank=env.rank)
+        )
         log.info("resumed %s at step %d", resume_from, state.step)
     samples = None
     if env.is_main:
@@ -148,9 +151,19 @@ def _start(
     return _Run(run_dir, data, state, samples, resume_from)
 
 
+def _rank_rng_states(state: TrainState, env: Environment) -> list[dict]:
+    """Every rank's RNG states (a collective: all ranks call it when a checkpoint is due)."""
+    return env.gather_objects(capture_rng_state(state.z_generator, env.device))
+
+
 def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | None:
     """Sample grids and checkpoints when due (rank 0); returns the checkpoint written, if any."""
     tcfg, step = config.train, run.state.step
+    rng_states = (
+        _rank_rng_states(run.state, env)
+        if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
+        else None
+    )
     if not env.is_main:
         return None
     if _due(step, tcfg.sample_every_steps, tcfg.total_steps):
@@ -159,7 +172,12 @@ def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | N
         return None
     try:
         saved = save_checkpoint(
-            checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict()
+            checkpoint_path(run.run_dir, step),
+            run.state,
+            config,
+            run.data.vocab,
+            run.data.state_dict(),
+            rng_states,
         )
     except TrainingDiverged as exc:  # finite losses, non-finite weights: never written, never pruned over
         raise TrainingDiverged(
@@ -207,10 +225,17 @@ def _train(
             else NullReporter()
         )
     meter, metrics = TermMeter(), {}
-    if env.is_main and tcfg.checkpoint_at_start and state.step == 0:
-        run.last_checkpoint = save_checkpoint(
-            checkpoint_path(run.run_dir, 0), state, config, run.data.vocab, run.data.state_dict()
-        )
+    if tcfg.checkpoint_at_start and state.step == 0:
+        rng_states = _rank_rng_states(state, env)
+        if env.is_main:
+            run.last_checkpoint = save_checkpoint(
+                checkpoint_path(run.run_dir, 0),
+                state,
+                config,
+                run.data.vocab,
+                run.data.state_dict(),
+                rng_states,
+            )
     try:
         while state.step < tcfg.total_steps:
             started = time.perf_counter()
