@@ -57,18 +57,20 @@ class TermMeter:
 
     def reset(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}  # a term may be absent on some steps (d/r1 with lazy R1)
         self.steps = 0
         self.seconds = 0.0
 
     def add(self, terms: dict[str, torch.Tensor], seconds: float) -> None:
         for name, value in terms.items():
             self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+            self.counts[name] = self.counts.get(name, 0) + 1
         self.steps += 1
         self.seconds += seconds
 
     def flush(self, images_per_step: int) -> dict[str, float]:
         values = torch.stack(list(self.sums.values())).float().cpu().tolist() if self.sums else []
-        metrics = {keys.train_key(name): v / self.steps for name, v in zip(self.sums, values)}
+        metrics = {keys.train_key(name): v / self.counts[name] for name, v in zip(self.sums, values)}
         if self.steps:
             metrics[keys.TRAIN_IMAGES_PER_S] = images_per_step * self.steps / self.seconds
             metrics[keys.TRAIN_STEP_MS] = 1000.0 * self.seconds / self.steps

@@ -24,7 +24,8 @@ from torch import nn
 from dtgan.config.performance import PerformanceConfig, Switch
 
 # Networks whose forward we may compile; D is differentiated twice by R1 (autograd.grad with
-# create_graph), which compiled graphs do not support.
+# create_graph), which compiled graphs do not support: D is compiled only with lazy R1 (loss.r1_every > 1),
+# and its R1 passes run the eager module.
 COMPILED_NETS = ("generator", "mapping_network", "style_encoder")
 
 
@@ -84,8 +85,12 @@ def _compile_blocks(module: nn.Module) -> None:
             block.compile()
 
 
-def apply_performance(name: str, module: nn.Module, perf: Performance) -> nn.Module:
-    """The network ``name`` (already on its device) in channels_last and/or compiled, as ``perf`` says."""
+def apply_performance(name: str, module: nn.Module, perf: Performance, lazy_r1: bool = False) -> nn.Module:
+    """The network ``name`` (already on its device) in channels_last and/or compiled, as ``perf`` says.
+
+    With lazy R1 (``lazy_r1``) D is compiled too, as a ``torch.compile`` wrapper: the R1 steps differentiate
+    its eager module (``losses.objectives.eager_module``), every other pass runs compiled.
+    """
     if perf.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if perf.compile and name in COMPILED_NETS:
@@ -93,4 +98,6 @@ def apply_performance(name: str, module: nn.Module, perf: Performance) -> nn.Mod
             _compile_blocks(module)
         else:
             module.compile()
+    elif perf.compile and lazy_r1 and name == "discriminator":
+        module = torch.compile(module)
     return module

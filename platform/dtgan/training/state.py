@@ -39,7 +39,9 @@ def build_train_state(
     perf = Performance.resolve(config.train.performance, env.device)
     nets = nn.ModuleDict(
         {
-            name: env.prepare_model(apply_performance(name, m.to(env.device), perf))
+            name: env.prepare_model(
+                apply_performance(name, m.to(env.device), perf, lazy_r1=config.loss.r1_every > 1)
+            )
             for name, m in built.items()
         }
     )

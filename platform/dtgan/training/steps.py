@@ -13,7 +13,7 @@ from dtgan.losses.objectives import Batch, Guidance, Terms, discriminator_loss, 
 from dtgan.training.ema import ema_update
 from dtgan.training.environment import no_gradient_sync
 from dtgan.training.performance import Performance, autocast
-from dtgan.training.schedules import ema_beta, lambda_ds
+from dtgan.training.schedules import ema_beta, lambda_ds, r1_due
 from dtgan.training.state import TrainState
 
 # Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
@@ -64,10 +64,13 @@ def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_
 def d_step(
     state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync
 ) -> Terms:
-    """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference)."""
+    """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference); R1 on the steps
+    ``loss.r1_every`` names (every step by default)."""
     nets = state.nets
     with frozen([nets.generator, nets.mapping_network, nets.style_encoder]), _autocast(config, batch):
-        total, terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
+        total, terms = discriminator_loss(
+            nets, batch, guidance, config.loss, config.model.toggles, r1_due(state.step, config.loss)
+        )
     _apply(total, state, ("discriminator",), sync_gradients)
     return _tag(terms, guidance)
 
