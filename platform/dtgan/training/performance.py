@@ -43,19 +43,40 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
 
 
-def _on(switch: Switch, device: torch.device, on_cpu: bool = False) -> bool:
-    """An explicit switch as given; "auto" = on CUDA, and on the CPU when ``on_cpu`` (it pays there)."""
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """This GPU multiplies bf16 in hardware: compute capability 8.0 (Ampere) or later; before, torch emulates it."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+ALL_NETS = ("generator", "mapping_network", "style_encoder", "discriminator")
+# channels_last pays where convolutions follow convolutions. G and M normalise with InstanceNorm, whose kernels
+# return NCHW, so on CUDA each norm would add two full transposes; D and E have no norm layer.
+CUDA_CHANNELS_LAST_NETS = ("style_encoder", "discriminator")
+
+
+def _on(switch: Switch, device: torch.device, on_cpu: bool = False, on_cuda: bool = True) -> bool:
+    """An explicit switch as given; "auto" = on CUDA when ``on_cuda``, on the CPU when ``on_cpu`` (it pays)."""
     if switch != "auto":
         return bool(switch)
-    return device.type == "cuda" or (device.type == "cpu" and on_cpu)
+    return (device.type == "cuda" and on_cuda) or (device.type == "cpu" and on_cpu)
+
+
+def _channels_last_nets(switch: Switch, device: torch.device) -> tuple[str, ...]:
+    """The networks kept in channels_last: all (true), none (false); "auto": D and E on CUDA, all four on a CPU
+    with AMX tiles (oneDNN's bf16 kernels want NHWC there), none on other CPUs."""
+    if switch != "auto":
+        return ALL_NETS if switch else ()
+    if device.type == "cuda":
+        return CUDA_CHANNELS_LAST_NETS
+    return ALL_NETS if device.type == "cpu" and cpu_has_amx() else ()
 
 
 @dataclass(frozen=True)
 class Performance:
-    """The resolved options of one run on one device."""
+    """The resolved options of one run on one device; ``channels_last`` names the networks it applies to."""
 
     bf16_autocast: bool = False
-    channels_last: bool = False
+    channels_last: tuple[str, ...] = ()
     fused_adam: bool = False
     compile: bool = False
 
@@ -63,8 +84,13 @@ class Performance:
     def resolve(cls, cfg: PerformanceConfig, device: torch.device) -> Performance:
         native_bf16 = device.type == "cpu" and cpu_has_native_bf16()
         return cls(
-            bf16_autocast=_on(cfg.bf16_autocast, device, on_cpu=native_bf16),
-            channels_last=_on(cfg.channels_last, device, on_cpu=device.type == "cpu" and cpu_has_amx()),
+            bf16_autocast=_on(
+                cfg.bf16_autocast,
+                device,
+                on_cpu=native_bf16,
+                on_cuda=device.type == "cuda" and cuda_has_native_bf16(device),
+            ),
+            channels_last=_channels_last_nets(cfg.channels_last, device),
             fused_adam=_on(cfg.fused_adam, device),
             compile=cfg.compile,
         )
@@ -91,7 +117,7 @@ def apply_performance(name: str, module: nn.Module, perf: Performance, lazy_r1: 
     With lazy R1 (``lazy_r1``) D is compiled too, as a ``torch.compile`` wrapper: the R1 steps differentiate
     its eager module (``losses.objectives.eager_module``), every other pass runs compiled.
     """
-    if perf.channels_last:
+    if name in perf.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if perf.compile and name in COMPILED_NETS:
         if name == "generator":

@@ -37,6 +37,9 @@ def build_train_state(
     built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
     perf = Performance.resolve(config.train.performance, env.device)
+    for name, module in nets_ema.items():  # the EMA update's multi-tensor kernels want matching layouts
+        if name in perf.channels_last:
+            module.to(memory_format=torch.channels_last)
     nets = nn.ModuleDict(
         {
             name: env.prepare_model(
