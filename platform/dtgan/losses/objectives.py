@@ -53,6 +53,21 @@ class Batch:
     z_trg2: torch.Tensor  # (N, latent_dim)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """G's encoding h of the sources x_real and its BG decoder's share (None with a unified decoder), made
+    without gradients: the two D steps of an iteration make their fakes from the same x_real with the same G."""
+
+    h: torch.Tensor
+    background: torch.Tensor | None
+
+
+@torch.no_grad()
+def encode_sources(generator: nn.Module, x_real: torch.Tensor) -> Sources:
+    h = generator.encode(x_real)
+    return Sources(h, generator.decode_background(h))
+
+
 def content_consistency_enabled(loss_cfg: LossConfig, toggles: Toggles) -> bool:
     """A8: L_con enters with style_content (b) or with anchor_normal (f)."""
     return bool(getattr(toggles, loss_cfg.content_consistency_with))
@@ -84,6 +99,7 @@ def discriminator_loss(
     loss_cfg: LossConfig,
     toggles: Toggles,
     with_r1: bool = True,
+    sources: Sources | None = None,
 ) -> tuple[torch.Tensor, Terms]:
     """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (A3 acgan: also fakes).
 
@@ -91,6 +107,9 @@ def discriminator_loss(
     lambda_reg * k, so that its expected gradient per step is the paper's; elsewhere there is no ``d/r1`` term,
     the real images need no gradient and D's real pass is a plain one (compilable). The penalty is part of the
     D step's single update, so Adam's hyper-parameters need none of StyleGAN2's correction for an extra step.
+
+    ``sources`` (:func:`encode_sources` of ``batch.x_real``) skips G's encoder and BG decoder in making the fake;
+    the fake then equals G(x, s, c) within float tolerance (see ``Generator.decode_background``).
     """
     x_real = batch.x_real
     r1 = with_r1 and loss_cfg.lambda_reg > 0
@@ -107,7 +126,10 @@ def discriminator_loss(
 
     with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)
-        x_fake = nets.generator(batch.x_real, s_trg, c_trg)
+        if sources is None:
+            x_fake = nets.generator(batch.x_real, s_trg, c_trg)
+        else:
+            x_fake = nets.generator.decode(sources.h, s_trg, c_trg, background=sources.background)
     out_fake = nets.discriminator(x_fake, batch.y_trg)
     terms["d/adv_fake"] = adversarial_loss(out_fake.logits, 0.0)
     total = terms["d/adv_real"] + terms["d/adv_fake"]
