@@ -200,17 +200,16 @@ def _rank_rng_states(state: TrainState, env: Environment) -> list[dict]:
 def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | None:
     """Sample grids and checkpoints when due (rank 0); returns the checkpoint written, if any."""
     tcfg, step = config.train, run.state.step
-    rng_states = (
-        _rank_rng_states(run.state, env)
-        if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
-        else None
-    )
+    checkpoint_due = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
     if not env.is_main:
+        if checkpoint_due:
+            _rank_rng_states(run.state, env)  # every rank takes part in the gather
         return None
-    if _due(step, tcfg.sample_every_steps, tcfg.total_steps):
+    if _due(step, tcfg.sample_every_steps, tcfg.total_steps):  # samples fork the RNGs: states unchanged
         write_sample_grids(run.run_dir, step, run.state.nets_ema, run.samples, env.device, tcfg.seed)
-    if not _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
+    if not checkpoint_due:
         return None
+    rng_states = _rank_rng_states(run.state, env)
     try:
         saved = save_checkpoint(
             checkpoint_path(run.run_dir, step),
