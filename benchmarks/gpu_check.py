@@ -22,6 +22,7 @@ next runs; the JSON is rewritten after every section, so a run cut short keeps w
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -241,6 +242,8 @@ def steps(device: torch.device, sizes: Sizes) -> dict:
                     row[mode]["options"] = {k: v for k, v in bench.resolved_options(config, device).items()}
                 except torch.cuda.OutOfMemoryError as exc:
                     row[mode] = {"error": f"out of memory: {str(exc).splitlines()[0]}"}
+                gc.collect()  # after the except block: the traceback no longer holds the failed state
+                if device.type == "cuda":
                     torch.cuda.empty_cache()
             clock = "wall" if device.type == "cuda" else "cpu"
             base = row.get("plain", {}).get(f"{clock}_ms_per_iteration_median")
