@@ -1,8 +1,10 @@
 """Speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
 
-Each option is resolved once against the run's device. "auto" turns on what pays there: everything but
-compile on CUDA; on a CPU, bf16 autocast only where the CPU computes bf16 natively (AMX tiles or AVX512-BF16),
-and channels_last only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
+Each option is resolved once against the run's device. "auto" turns on what pays there: on CUDA fused Adam,
+bf16 autocast from compute capability 8.0 (emulated, hence slow, before) and channels_last for D and E only (G
+and M normalise with InstanceNorm, whose output is NCHW: around it channels_last costs transposes; not yet
+measured on a GPU, see benchmarks/gpu_check.py); on a CPU, bf16 autocast only where the CPU computes bf16
+natively (AMX tiles or AVX512-BF16), and channels_last (all four networks) only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
 thread, CPU-time ratios): on an AVX512-BF16 EPYC without AMX, bf16 autocast 1.52x, channels_last 0.89x in fp32
 and 0.85x on top of bf16, fused Adam 1.11x (noise level); on an AMX Xeon, bf16 1.27x, channels_last 0.98x in
 fp32 but bf16 + channels_last ("auto" there) 1.35x; without bf16 instructions bf16 is emulated: on an AVX2 EPYC a
