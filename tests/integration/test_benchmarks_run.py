@@ -25,6 +25,32 @@ def _run(script: str, *args: str, timeout: int = 300) -> dict:
     return json.loads(done.stdout)
 
 
+def test_train_step_times_lazy_r1_over_whole_cycles_and_compares_with_another_checkouts_plain_step():
+    result = _run(
+        "train_step.py",
+        "--preset",
+        "tiny",
+        "--batch-sizes",
+        "2",
+        "--modes",
+        "plain+lazy_r1",
+        "--r1-every",
+        "2",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--before",
+        str(BENCHMARKS.parent / "platform"),  # this checkout stands in for an older one
+    )
+    (row,) = result["runs"]
+    assert row["plain+lazy_r1"]["iterations_per_timed_call"] == 2
+    assert row["before_plain"]["cpu_ms_per_iteration_median"] > 0
+    assert row["plain+lazy_r1_over_before_plain"] > 0
+    target = result["targets"]["cpu_best_over_before_plain"]
+    assert target["target"] == 2.5 and target["mode"] == "plain+lazy_r1"
+
+
 def test_train_step_compares_plain_with_auto_and_says_the_gpu_targets_were_not_measured():
     result = _run(
         "train_step.py",
@@ -49,11 +75,12 @@ def test_train_step_compares_plain_with_auto_and_says_the_gpu_targets_were_not_m
     assert row["batch_size"] == 2 and "fast" not in row
     assert plain["wall_ms_per_iteration_median"] > 0 and plain["cpu_ms_per_iteration_median"] > 0
     assert plain["images_per_s"] > 0 and plain["gflop_per_iteration"] > 0
-    assert not any(plain["options"].values()) and row["channels_last"]["options"]["channels_last"] is True
+    all_nets = ["generator", "mapping_network", "style_encoder", "discriminator"]
+    assert not any(plain["options"].values()) and row["channels_last"]["options"]["channels_last"] == all_nets
     # "auto" resolves to what pays on this CPU: bf16 where bf16 is native, channels_last only with AMX tiles
     native = bool(env["cpu_amx_tile"] or env["cpu_avx512_bf16"])
     assert row["auto"]["options"]["bf16_autocast"] is native
-    assert row["auto"]["options"]["channels_last"] is bool(env["cpu_amx_tile"])
+    assert bool(row["auto"]["options"]["channels_last"]) is bool(env["cpu_amx_tile"])
     assert row["auto_speedup"] > 0 and row["channels_last_speedup"] > 0
     assert result["targets"]["paper_100k_iterations_hours"].startswith(NOT_MEASURED)
     cpu_target = result["targets"]["cpu_auto_over_plain"]

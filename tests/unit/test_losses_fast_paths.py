@@ -140,3 +140,31 @@ def test_unified_decoder_has_no_background_part():
         generator.decode(
             h, torch.randn(N, 16), torch.randn(N, 8, 16, 16), background=torch.zeros(N, 3, 32, 32)
         )
+
+
+@pytest.mark.parametrize("ablation", ["a", "g"])
+@pytest.mark.parametrize("guidance", ["latent", "reference"])
+def test_d_objective_with_shared_sources_equals_the_full_generator_call(ablation, guidance):
+    """The two D steps share G's encoding of x_real and its BG part (encode_sources): same terms and gradients."""
+    from dtgan.losses import discriminator_loss
+    from dtgan.losses.objectives import encode_sources
+
+    config = load_config("tiny", [f"model.ablation={ablation}"])
+    torch.manual_seed(0)
+    nets = build_nets(config.model, num_domains=K, num_products=P)
+    batch = make_batch(config.model.latent_dim)
+    results = []
+    for sources in (None, encode_sources(nets.generator, batch.x_real)):
+        nets.discriminator.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same mapping noise
+        total, terms = discriminator_loss(
+            nets, batch, guidance, config.loss, config.model.toggles, sources=sources
+        )
+        total.backward()
+        results.append((terms, [p.grad.clone() for p in nets.discriminator.parameters()]))
+    (full, full_grads), (shared, shared_grads) = results
+    assert set(full) == set(shared)
+    for name in full:
+        torch.testing.assert_close(shared[name], full[name], **TOL)
+    for a, b in zip(full_grads, shared_grads, strict=True):
+        torch.testing.assert_close(b, a, **TOL)

@@ -42,13 +42,20 @@ def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(mo
     from dtgan.training import performance
 
     cfg = load_config("tiny").train.performance
-    assert Performance.resolve(cfg, torch.device("cuda")) == Performance(True, True, True, False)
+    # CUDA: bf16 only from compute capability 8.0 (emulated before); channels_last for D and E only (G and M
+    # normalise with InstanceNorm, which returns NCHW)
+    d_and_e = ("style_encoder", "discriminator")
+    for capability, bf16 in (((9, 0), True), ((8, 0), True), ((7, 5), False)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert Performance.resolve(cfg, torch.device("cuda")) == Performance(bf16, d_and_e, True, False)
+    forced_on = load_config("tiny", ["train.performance.channels_last=true"]).train.performance
+    assert Performance.resolve(forced_on, torch.device("cuda")).channels_last == performance.ALL_NETS
     # (native bf16, AMX) -> bf16 autocast with native bf16; channels_last only with AMX (it cost 11-15 % on an
     # AVX512-BF16 CPU without AMX)
     for native, amx, expected in (
         (False, False, Performance()),
-        (True, False, Performance(True, False, False, False)),
-        (True, True, Performance(True, True, False, False)),
+        (True, False, Performance(True, (), False, False)),
+        (True, True, Performance(True, performance.ALL_NETS, False, False)),
     ):
         monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda native=native: native)
         monkeypatch.setattr(performance, "cpu_has_amx", lambda amx=amx: amx)
@@ -129,3 +136,23 @@ def test_performance_options_moved_to_train_and_the_old_place_still_works_with_a
         assert config_from_dict(saved) == old
     with pytest.raises(ConfigError, match="distributed.performance and train.performance are both set"):
         load_config("tiny", ["distributed.performance.compile=true", "train.performance.compile=false"])
+
+
+def test_ema_nets_share_the_memory_layout_of_the_nets_they_follow_and_their_update_is_the_lerp():
+    from dtgan.training.ema import ema_update
+
+    cfg = load_config("tiny", ["train.batch_size=4", "train.performance.channels_last=true"])
+    state = build_train_state(cfg, K, P, Environment())
+    for name, module in state.nets_ema.items():
+        for p_ema, p in zip(module.parameters(), state.nets[name].parameters(), strict=True):
+            assert p_ema.stride() == p.stride(), (
+                name
+            )  # the multi-tensor kernels' fast path wants equal layouts
+    before = [p.clone() for p in state.nets_ema.parameters()]
+    with torch.no_grad():
+        for p in state.nets.parameters():
+            p.add_(0.5)
+    ema_update(state.nets, state.nets_ema, beta=0.75)
+    trained = [p for name in state.nets_ema for p in state.nets[name].parameters()]
+    for old, new, p in zip(before, state.nets_ema.parameters(), trained, strict=True):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * p)

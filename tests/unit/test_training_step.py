@@ -24,7 +24,7 @@ from dtgan.training.checkpoint import (
     save_checkpoint,
 )
 from dtgan.training.environment import Environment
-from dtgan.training.loop import raise_if_not_finite
+from dtgan.training.loop import TermMeter
 from dtgan.training.state import build_train_state
 from dtgan.training.steps import d_step, g_step, train_step
 
@@ -194,14 +194,40 @@ def test_missing_or_corrupt_checkpoint_gives_one_line_errors(tmp_path):
         read_checkpoint(tmp_path)
 
 
+def _terms(**values):
+    return {name.replace("__", "/"): torch.tensor(v) for name, v in values.items()}
+
+
 def test_non_finite_loss_names_the_term_and_the_step(tmp_path):
-    terms = {
-        "d/latent/total": torch.tensor(1.0),
-        "g/latent/cyc": torch.tensor(float("nan")),
-        "g/ref/cyc": torch.tensor(float("inf")),
-    }
+    meter = TermMeter()
+    for step in range(15, 17):
+        meter.add(_terms(d__latent__total=1.0, g__latent__cyc=0.5, g__ref__cyc=0.5), step, 0.1)
+    meter.raise_if_diverged(None)  # all finite so far
+    meter.add(_terms(d__latent__total=1.0, g__latent__cyc=float("nan"), g__ref__cyc=0.5), 17, 0.1)
+    meter.add(_terms(d__latent__total=1.0), 18, 0.1)  # another set of terms (lazy R1): its own group
+    meter.add(_terms(d__latent__total=float("inf"), g__latent__cyc=0.5, g__ref__cyc=float("inf")), 19, 0.1)
     with pytest.raises(
         TrainingDiverged, match=r"'g/latent/cyc' became nan at step 17; the last good checkpoint is .*c.pt"
     ):
-        raise_if_not_finite(terms, 17, tmp_path / "c.pt")
-    raise_if_not_finite({"a": torch.tensor(0.0)}, 1, None)
+        meter.raise_if_diverged(tmp_path / "c.pt")
+    meter.reset()
+    meter.add(_terms(d__latent__total=float("inf"), g__ref__cyc=float("inf")), 3, 0.1)
+    with pytest.raises(TrainingDiverged, match=r"'d/latent/total' became inf at step 3; no checkpoint"):
+        meter.raise_if_diverged(None)  # within a step, the first term in D, D, G, G order
+
+
+def test_term_meter_reads_nothing_back_per_step_and_averages_each_term_over_its_steps(monkeypatch):
+    meter = TermMeter()
+
+    def no_host_read(*args, **kwargs):
+        raise AssertionError("a host read in TermMeter.add")
+
+    with monkeypatch.context() as patch:
+        for read in ("item", "tolist", "__bool__", "cpu", "numpy"):
+            patch.setattr(torch.Tensor, read, no_host_read)
+        meter.add(_terms(d__r1=2.0, d__total=1.0), 1, 0.5)
+        meter.add(_terms(d__total=3.0), 2, 0.5)
+        meter.add(_terms(d__r1=4.0, d__total=5.0), 3, 0.5)
+    metrics = meter.flush(images_per_step=8)
+    assert metrics["train/d/r1"] == 3.0 and metrics["train/d/total"] == 3.0
+    assert metrics["train/images_per_s"] == 16.0 and meter.steps == 0

@@ -13,6 +13,12 @@ class LossConfig(Section):
     """Loss weights (all 1 in the paper, Appendix B) and how ambiguous terms are read."""
 
     lambda_reg: float = Field(1.0, ge=0.0, description="R1 penalty on real images")
+    r1_every: int = Field(
+        1,
+        ge=1,
+        description="lazy R1 (StyleGAN2): the penalty on every r1_every-th D step (steps 0, k, 2k, ...), weighted "
+        "lambda_reg * r1_every there; 1 = every step, the paper. The D steps without it need no double backward",
+    )
     lambda_sty: float = Field(1.0, ge=0.0, description="style(-content) reconstruction, Eq. 2")
     lambda_ds: float = Field(
         1.0, ge=0.0, description="initial diversity-sensitive weight, Eq. 3 (decays to 0)"

@@ -27,6 +27,7 @@ class PerformanceConfig(Section):
     fused_adam: Switch = Field("auto", description="fused Adam kernels (auto = on CUDA)")
     compile: bool = Field(
         False,
-        description="torch.compile the blocks of G and the M and E networks (D never: R1 needs double backward); "
+        description="torch.compile the blocks of G and the M and E networks, and D with lazy R1 (loss.r1_every > 1: "
+        "its R1 passes run eager, double backward cannot be compiled); "
         "opt-in because the warm-up takes minutes",
     )

@@ -30,6 +30,8 @@ from dtgan.evaluation.feature_cache import (
     read_cached_features,
     write_cached_features,
 )
+from dtgan.evaluation.kid import kid_from_features
+from dtgan.training.environment import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +178,26 @@ def fid_kid_from_features(
     n_fake, n_real = f_fake.shape[0], real.features.shape[0]
     subset_size = choose_kid_subset_size(cfg, n_fake, n_real, what)
     fid = fid_statistics_to_metric(fid_features_to_statistics(f_fake), real.statistics, verbose=False)
-    kid = kid_features_to_metric(
-        f_fake,
-        real.features,
-        kid_subsets=cfg.kid_subsets,
-        kid_subset_size=subset_size,
-        rng_seed=cfg.seed,
-        verbose=False,
-    )
+    kid_device = resolve_device(cfg.device, "evaluation.device")
+    if kid_device.type == "cuda":  # the same estimator and subsets in torch on the GPU (evaluation/kid.py)
+        kid_mean, kid_std = kid_from_features(
+            f_fake,
+            real.features,
+            subsets=cfg.kid_subsets,
+            subset_size=subset_size,
+            seed=cfg.seed,
+            device=kid_device,
+        )
+        kid = {KEY_METRIC_KID_MEAN: kid_mean, KEY_METRIC_KID_STD: kid_std}
+    else:
+        kid = kid_features_to_metric(
+            f_fake,
+            real.features,
+            kid_subsets=cfg.kid_subsets,
+            kid_subset_size=subset_size,
+            rng_seed=cfg.seed,
+            verbose=False,
+        )
     log.info(
         "FID/KID %s: %d synthetic vs %d real, KID subset size %d x %d subsets, %s@%s, real features %s",
         what,

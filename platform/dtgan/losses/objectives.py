@@ -53,6 +53,21 @@ class Batch:
     z_trg2: torch.Tensor  # (N, latent_dim)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """G's encoding h of the sources x_real and its BG decoder's share (None with a unified decoder), made
+    without gradients: the two D steps of an iteration make their fakes from the same x_real with the same G."""
+
+    h: torch.Tensor
+    background: torch.Tensor | None
+
+
+@torch.no_grad()
+def encode_sources(generator: nn.Module, x_real: torch.Tensor) -> Sources:
+    h = generator.encode(x_real)
+    return Sources(h, generator.decode_background(h))
+
+
 def content_consistency_enabled(loss_cfg: LossConfig, toggles: Toggles) -> bool:
     """A8: L_con enters with style_content (b) or with anchor_normal (f)."""
     return bool(getattr(toggles, loss_cfg.content_consistency_with))
@@ -71,26 +86,55 @@ def _zero(like: torch.Tensor) -> torch.Tensor:
     return like.new_zeros(())
 
 
+def eager_module(module: nn.Module) -> nn.Module:
+    """The eager module behind a ``torch.compile`` wrapper (compiled graphs cannot be differentiated twice)."""
+    inner = getattr(module, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else module
+
+
 def discriminator_loss(
-    nets: NetsLike, batch: Batch, guidance: Guidance, loss_cfg: LossConfig, toggles: Toggles
+    nets: NetsLike,
+    batch: Batch,
+    guidance: Guidance,
+    loss_cfg: LossConfig,
+    toggles: Toggles,
+    with_r1: bool = True,
+    sources: Sources | None = None,
 ) -> tuple[torch.Tensor, Terms]:
-    """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (A3 acgan: also fakes)."""
+    """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (A3 acgan: also fakes).
+
+    Lazy R1 (``loss.r1_every`` = k, StyleGAN2): the penalty enters only where ``with_r1``, weighted by
+    lambda_reg * k, so that its expected gradient per step is the paper's; elsewhere there is no ``d/r1`` term,
+    the real images need no gradient and D's real pass is a plain one (compilable). The penalty is part of the
+    D step's single update, so Adam's hyper-parameters need none of StyleGAN2's correction for an extra step.
+
+    ``sources`` (:func:`encode_sources` of ``batch.x_real``) skips G's encoder and BG decoder in making the fake;
+    the fake then equals G(x, s, c) within float tolerance (see ``Generator.decode_background``).
+    """
     x_real = batch.x_real
-    if loss_cfg.lambda_reg > 0:
+    r1 = with_r1 and loss_cfg.lambda_reg > 0
+    if r1:
         x_real = x_real.detach().requires_grad_(True)
+    real_discriminator = eager_module(nets.discriminator) if r1 else nets.discriminator
     with torch.autocast(x_real.device.type, enabled=False):  # R1 stays in fp32 under bf16 autocast
-        out_real = nets.discriminator(x_real, batch.y_org)
+        out_real = real_discriminator(x_real, batch.y_org)
         terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
-        terms["d/r1"] = (
-            r1_penalty(out_real.logits, x_real) if loss_cfg.lambda_reg > 0 else _zero(out_real.logits)
-        )
+        if r1:
+            terms["d/r1"] = r1_penalty(out_real.logits, x_real)
+        elif with_r1:
+            terms["d/r1"] = _zero(out_real.logits)
 
     with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)
-        x_fake = nets.generator(batch.x_real, s_trg, c_trg)
+        if sources is None:
+            x_fake = nets.generator(batch.x_real, s_trg, c_trg)
+        else:
+            x_fake = nets.generator.decode(sources.h, s_trg, c_trg, background=sources.background)
     out_fake = nets.discriminator(x_fake, batch.y_trg)
     terms["d/adv_fake"] = adversarial_loss(out_fake.logits, 0.0)
-    total = terms["d/adv_real"] + terms["d/adv_fake"] + loss_cfg.lambda_reg * terms["d/r1"]
+    total = terms["d/adv_real"] + terms["d/adv_fake"]
+    if "d/r1" in terms:
+        total = total + (loss_cfg.lambda_reg * loss_cfg.r1_every) * terms["d/r1"]
 
     acgan = loss_cfg.classifier_losses == "acgan"
     heads = (

@@ -21,7 +21,7 @@ from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
 from dtgan.models import build_nets
 from dtgan.training.ema import EMA_NETS
 from dtgan.training.environment import unwrap_model
-from dtgan.training.rng import capture_rng_state, restore_rng_state
+from dtgan.training.rng import capture_rng_state, restore_rank_rng_state
 from dtgan.training.state import TrainState
 from dtgan.utils.atomic import atomic_path
 
@@ -98,10 +98,25 @@ def _non_finite_in(payload: dict[str, Any]) -> str | None:
     return first_non_finite({key: payload[key] for key in SAVED_TENSORS if key in payload})
 
 
+def state_device(state: TrainState) -> torch.device:
+    """The device the state's networks are on."""
+    return next(state.nets.parameters()).device
+
+
 def save_checkpoint(
-    path: str | Path, state: TrainState, config: DTGANConfig, vocab: Any, loaders: dict[str, dict]
+    path: str | Path,
+    state: TrainState,
+    config: DTGANConfig,
+    vocab: Any,
+    loaders: dict[str, dict],
+    rng_states: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write the whole training state atomically (temp name + rename)."""
+    """Write the whole training state atomically (temp name + rename).
+
+    ``rng_states``: every rank's RNG states in rank order (``Environment.gather_objects``); default: this
+    process's alone. ``rng`` keeps rank 0's for readers of the single-rank form.
+    """
+    per_rank = rng_states or [capture_rng_state(state.z_generator, state_device(state))]
     payload = {
         "format_version": FORMAT_VERSION,
         "config": config.model_dump(mode="json"),
@@ -110,7 +125,8 @@ def save_checkpoint(
         "nets": {name: unwrap_model(m).state_dict() for name, m in state.nets.items()},
         "nets_ema": {name: m.state_dict() for name, m in state.nets_ema.items()},
         "optimizers": {name: opt.state_dict() for name, opt in state.optimizers.items()},
-        "rng": capture_rng_state(state.z_generator),
+        "rng": per_rank[0],
+        "rng_per_rank": per_rank,
         "loaders": loaders,
     }
     bad = _non_finite_in(payload)
@@ -271,10 +287,36 @@ def check_compatible(payload: dict[str, Any], config: DTGANConfig, vocab: Any, p
         )
 
 
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    ``torch.load`` keeps the strides a tensor was saved with, so moments written under channels_last come back
+    channels_last even where the networks are now contiguous (and the other way); fused Adam on CUDA refuses
+    such a mix. The values are unchanged.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            slots = optimizer.state.get(param, {})
+            for key, value in slots.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    slots[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def restore_train_state(
-    payload: dict[str, Any], state: TrainState, config: DTGANConfig, vocab: Any, path: Path
+    payload: dict[str, Any],
+    state: TrainState,
+    config: DTGANConfig,
+    vocab: Any,
+    path: Path,
+    *,
+    rank: int = 0,
 ) -> dict[str, dict]:
-    """Load nets, EMA nets, optimisers, step and RNG states into ``state``; returns the loader positions."""
+    """Load nets, EMA nets, optimisers, step and rank ``rank``'s RNG states into ``state``; returns the loader
+    positions. Works whatever the devices, ranks, memory layout or precision the checkpoint was written with."""
     check_compatible(payload, config, vocab, path)
     for name, module in state.nets.items():
         _load_module(unwrap_model(module), payload["nets"][name], path, name)
@@ -282,8 +324,16 @@ def restore_train_state(
         _load_module(module, payload["nets_ema"][name], path, f"{name} (EMA)")
     for name, opt in state.optimizers.items():
         opt.load_state_dict(payload["optimizers"][name])
+        match_parameter_layout(opt)
     state.step = int(payload["step"])
-    restore_rng_state(payload["rng"], state.z_generator)
+    restore_rank_rng_state(
+        payload.get("rng_per_rank") or [payload["rng"]],
+        state.z_generator,
+        rank=rank,
+        seed=config.train.seed,
+        step=state.step,
+        device=state_device(state),
+    )
     return payload["loaders"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,6 +41,21 @@ def all_reduce_gradients(modules: Iterable[nn.Module]) -> None:
         offset += g.numel()
 
 
+def gather_from_ranks(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order (a collective: every rank must call it); ``[obj]`` in one process.
+
+    Uses the default torch.distributed group when one is initialised (Ray Train sets it up), so the
+    launcher need not pass anything.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def resolve_device(device: str, key: str = "train.device") -> torch.device:
     """The one device rule of every section (``train``, ``evaluation``, ``downstream``): ``auto`` -> cuda when
     available, else cpu; ``cuda`` without a visible GPU is a one-line ConfigError naming ``key``."""
@@ -55,7 +71,8 @@ class Environment:
     """Process placement. Only rank 0 writes files (run folder, checkpoints, samples, metrics).
 
     ``prepare_model`` receives each network after it is on ``device`` (e.g. ``torch.compile``);
-    ``sync_gradients`` is called after every backward with the networks about to be stepped.
+    ``sync_gradients`` is called after every backward with the networks about to be stepped;
+    ``gather_objects`` collects one picklable object per rank (every rank calls it at the same steps).
     """
 
     rank: int = 0
@@ -63,6 +80,7 @@ class Environment:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     prepare_model: Callable[[nn.Module], nn.Module] = identity_model
     sync_gradients: Callable[[Iterable[nn.Module]], None] = no_gradient_sync
+    gather_objects: Callable[[Any], list[Any]] = gather_from_ranks
 
     @property
     def is_main(self) -> bool:

@@ -24,6 +24,7 @@ from dtgan.training.checkpoint import (
 from dtgan.training.data import TrainingData, build_training_data
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.reporter import ConsoleReporter, NullReporter, Reporter
+from dtgan.training.rng import capture_rng_state
 from dtgan.training.run_dir import (
     METRICS_FILE,
     first_missing_folder,
@@ -48,41 +49,82 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)  # the last report
 
 
+@dataclass
+class _TermGroup:
+    """The running sums of one set of term names, and per term the first step it was non-finite (-1: never)."""
+
+    sums: torch.Tensor
+    first_bad_step: torch.Tensor
+    first_bad_value: torch.Tensor
+    count: int = 0
+
+
 class TermMeter:
-    """Averages the detached loss terms over a logging window without a host sync per step."""
+    """Averages the detached loss terms over a logging window and watches them for NaN/inf, on their device.
+
+    Nothing is read back per step (a GPU can run ahead of the CPU): ``raise_if_diverged`` and ``flush`` read
+    the window at log and checkpoint steps. Steps whose terms differ (lazy R1 logs ``d/r1`` on its steps only)
+    keep separate groups; a term's mean is over the steps that computed it.
+    """
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
+        self.groups: dict[tuple[str, ...], _TermGroup] = {}
         self.steps = 0
         self.seconds = 0.0
 
-    def add(self, terms: dict[str, torch.Tensor], seconds: float) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+    def add(self, terms: dict[str, torch.Tensor], step: int, seconds: float) -> None:
+        """Add the terms of ``step`` (the count of completed iterations, as the error message names it)."""
+        values = torch.stack([v.detach().float() for v in terms.values()])
+        group = self.groups.get(tuple(terms))
+        if group is None:
+            group = self.groups[tuple(terms)] = _TermGroup(
+                sums=torch.zeros_like(values),
+                first_bad_step=torch.full(values.shape, -1, dtype=torch.long, device=values.device),
+                first_bad_value=torch.zeros_like(values),
+            )
+        group.sums += values
+        group.count += 1
+        newly_bad = ~torch.isfinite(values) & (group.first_bad_step < 0)
+        group.first_bad_step = torch.where(newly_bad, step, group.first_bad_step)
+        group.first_bad_value = torch.where(newly_bad, values, group.first_bad_value)
         self.steps += 1
         self.seconds += seconds
 
+    def raise_if_diverged(self, last_checkpoint: Path | None) -> None:
+        """One host read: TrainingDiverged naming the first term to go non-finite and its step, if any did.
+
+        The wait for the device counts as training time of the window."""
+        started = time.perf_counter()
+        found = []
+        for names, group in self.groups.items():
+            steps, values = group.first_bad_step.tolist(), group.first_bad_value.tolist()
+            found += [(s, i, name, v) for i, (name, s, v) in enumerate(zip(names, steps, values)) if s >= 0]
+        self.seconds += time.perf_counter() - started
+        if found:
+            step, _, name, value = min(
+                found
+            )  # the earliest step; within it, the first term (D, D, G, G order)
+            raise TrainingDiverged(
+                f"loss '{name}' became {value} at step {step}; {_kept(last_checkpoint)} "
+                "(lower optim.lr or a loss weight)"
+            )
+
     def flush(self, images_per_step: int) -> dict[str, float]:
-        values = torch.stack(list(self.sums.values())).float().cpu().tolist() if self.sums else []
-        metrics = {keys.train_key(name): v / self.steps for name, v in zip(self.sums, values)}
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for names, group in self.groups.items():
+            for name, value in zip(names, group.sums.tolist()):
+                sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + group.count
+        metrics = {keys.train_key(name): sums[name] / counts[name] for name in sums}
         if self.steps:
             metrics[keys.TRAIN_IMAGES_PER_S] = images_per_step * self.steps / self.seconds
             metrics[keys.TRAIN_STEP_MS] = 1000.0 * self.seconds / self.steps
         self.reset()
         return metrics
-
-
-def raise_if_not_finite(terms: dict[str, torch.Tensor], step: int, last_checkpoint: Path | None) -> None:
-    """One host sync per step; on failure name the first non-finite term (in D, D, G, G order)."""
-    if bool(torch.stack([v.float() for v in terms.values()]).isfinite().all()):
-        return
-    name = next(k for k, v in terms.items() if not bool(torch.isfinite(v)))
-    raise TrainingDiverged(
-        f"loss '{name}' became {terms[name].item()} at step {step}; {_kept(last_checkpoint)} (lower optim.lr or a loss weight)"
-    )
 
 
 def _kept(last_checkpoint: Path | None) -> str:
@@ -138,7 +180,9 @@ def _start(
             record_config_changes(run_dir, int(payload["step"]), changes)
     state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
     if payload is not None:
-        data.load_state_dict(restore_train_state(payload, state, config, data.vocab, resume_from))
+        data.load_state_dict(
+            restore_train_state(payload, state, config, data.vocab, resume_from, rank=env.rank)
+        )
         log.info("resumed %s at step %d", resume_from, state.step)
     samples = None
     if env.is_main:
@@ -148,18 +192,32 @@ def _start(
     return _Run(run_dir, data, state, samples, resume_from)
 
 
+def _rank_rng_states(state: TrainState, env: Environment) -> list[dict]:
+    """Every rank's RNG states (a collective: all ranks call it when a checkpoint is due)."""
+    return env.gather_objects(capture_rng_state(state.z_generator, env.device))
+
+
 def _write_outputs(run: _Run, config: DTGANConfig, env: Environment) -> Path | None:
     """Sample grids and checkpoints when due (rank 0); returns the checkpoint written, if any."""
     tcfg, step = config.train, run.state.step
+    checkpoint_due = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps)
     if not env.is_main:
+        if checkpoint_due:
+            _rank_rng_states(run.state, env)  # every rank takes part in the gather
         return None
-    if _due(step, tcfg.sample_every_steps, tcfg.total_steps):
+    if _due(step, tcfg.sample_every_steps, tcfg.total_steps):  # samples fork the RNGs: states unchanged
         write_sample_grids(run.run_dir, step, run.state.nets_ema, run.samples, env.device, tcfg.seed)
-    if not _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
+    if not checkpoint_due:
         return None
+    rng_states = _rank_rng_states(run.state, env)
     try:
         saved = save_checkpoint(
-            checkpoint_path(run.run_dir, step), run.state, config, run.data.vocab, run.data.state_dict()
+            checkpoint_path(run.run_dir, step),
+            run.state,
+            config,
+            run.data.vocab,
+            run.data.state_dict(),
+            rng_states,
         )
     except TrainingDiverged as exc:  # finite losses, non-finite weights: never written, never pruned over
         raise TrainingDiverged(
@@ -207,22 +265,31 @@ def _train(
             else NullReporter()
         )
     meter, metrics = TermMeter(), {}
-    if env.is_main and tcfg.checkpoint_at_start and state.step == 0:
-        run.last_checkpoint = save_checkpoint(
-            checkpoint_path(run.run_dir, 0), state, config, run.data.vocab, run.data.state_dict()
-        )
+    if tcfg.checkpoint_at_start and state.step == 0:
+        rng_states = _rank_rng_states(state, env)
+        if env.is_main:
+            run.last_checkpoint = save_checkpoint(
+                checkpoint_path(run.run_dir, 0),
+                state,
+                config,
+                run.data.vocab,
+                run.data.state_dict(),
+                rng_states,
+            )
     try:
         while state.step < tcfg.total_steps:
             started = time.perf_counter()
             batch = run.data.next_batch(state.z_generator, config.model.latent_dim, env.device)
             terms = train_step(state, batch, config, env.sync_gradients)
-            raise_if_not_finite(terms, state.step, run.last_checkpoint)
-            meter.add(terms, time.perf_counter() - started)
-            saved = _write_outputs(run, config, env)
+            meter.add(terms, state.step, time.perf_counter() - started)
             step = state.step
-            if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(
+            reported = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(
                 step, tcfg.log_every_steps, tcfg.total_steps
-            ):
+            )
+            if reported:  # the only host reads of the loss terms: before anything is written of this step
+                meter.raise_if_diverged(run.last_checkpoint)
+            saved = _write_outputs(run, config, env)
+            if reported:
                 metrics = meter.flush(tcfg.batch_size) | {
                     keys.TRAIN_LAMBDA_DS: lambda_ds(step - 1, config.loss),
                     keys.TRAIN_EMA_BETA: ema_beta(step - 1, tcfg),

@@ -1,8 +1,10 @@
 """Speed options of the training step: bf16 autocast, channels_last, fused Adam, torch.compile.
 
-Each option is resolved once against the run's device. "auto" turns on what pays there: everything but
-compile on CUDA; on a CPU, bf16 autocast only where the CPU computes bf16 natively (AMX tiles or AVX512-BF16),
-and channels_last only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
+Each option is resolved once against the run's device. "auto" turns on what pays there: on CUDA fused Adam,
+bf16 autocast from compute capability 8.0 (emulated, hence slow, before) and channels_last for D and E only (G
+and M normalise with InstanceNorm, whose output is NCHW: around it channels_last costs transposes; not yet
+measured on a GPU, see benchmarks/gpu_check.py); on a CPU, bf16 autocast only where the CPU computes bf16
+natively (AMX tiles or AVX512-BF16), and channels_last (all four networks) only with AMX tiles. Measured with benchmarks/train_step.py (cpu32, step g, batch 8, one
 thread, CPU-time ratios): on an AVX512-BF16 EPYC without AMX, bf16 autocast 1.52x, channels_last 0.89x in fp32
 and 0.85x on top of bf16, fused Adam 1.11x (noise level); on an AMX Xeon, bf16 1.27x, channels_last 0.98x in
 fp32 but bf16 + channels_last ("auto" there) 1.35x; without bf16 instructions bf16 is emulated: on an AVX2 EPYC a
@@ -24,7 +26,8 @@ from torch import nn
 from dtgan.config.performance import PerformanceConfig, Switch
 
 # Networks whose forward we may compile; D is differentiated twice by R1 (autograd.grad with
-# create_graph), which compiled graphs do not support.
+# create_graph), which compiled graphs do not support: D is compiled only with lazy R1 (loss.r1_every > 1),
+# and its R1 passes run the eager module.
 COMPILED_NETS = ("generator", "mapping_network", "style_encoder")
 
 
@@ -42,19 +45,40 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
 
 
-def _on(switch: Switch, device: torch.device, on_cpu: bool = False) -> bool:
-    """An explicit switch as given; "auto" = on CUDA, and on the CPU when ``on_cpu`` (it pays there)."""
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """This GPU multiplies bf16 in hardware: compute capability 8.0 (Ampere) or later; before, torch emulates it."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+ALL_NETS = ("generator", "mapping_network", "style_encoder", "discriminator")
+# channels_last pays where convolutions follow convolutions. G and M normalise with InstanceNorm, whose kernels
+# return NCHW, so on CUDA each norm would add two full transposes; D and E have no norm layer.
+CUDA_CHANNELS_LAST_NETS = ("style_encoder", "discriminator")
+
+
+def _on(switch: Switch, device: torch.device, on_cpu: bool = False, on_cuda: bool = True) -> bool:
+    """An explicit switch as given; "auto" = on CUDA when ``on_cuda``, on the CPU when ``on_cpu`` (it pays)."""
     if switch != "auto":
         return bool(switch)
-    return device.type == "cuda" or (device.type == "cpu" and on_cpu)
+    return (device.type == "cuda" and on_cuda) or (device.type == "cpu" and on_cpu)
+
+
+def _channels_last_nets(switch: Switch, device: torch.device) -> tuple[str, ...]:
+    """The networks kept in channels_last: all (true), none (false); "auto": D and E on CUDA, all four on a CPU
+    with AMX tiles (oneDNN's bf16 kernels want NHWC there), none on other CPUs."""
+    if switch != "auto":
+        return ALL_NETS if switch else ()
+    if device.type == "cuda":
+        return CUDA_CHANNELS_LAST_NETS
+    return ALL_NETS if device.type == "cpu" and cpu_has_amx() else ()
 
 
 @dataclass(frozen=True)
 class Performance:
-    """The resolved options of one run on one device."""
+    """The resolved options of one run on one device; ``channels_last`` names the networks it applies to."""
 
     bf16_autocast: bool = False
-    channels_last: bool = False
+    channels_last: tuple[str, ...] = ()
     fused_adam: bool = False
     compile: bool = False
 
@@ -62,8 +86,13 @@ class Performance:
     def resolve(cls, cfg: PerformanceConfig, device: torch.device) -> Performance:
         native_bf16 = device.type == "cpu" and cpu_has_native_bf16()
         return cls(
-            bf16_autocast=_on(cfg.bf16_autocast, device, on_cpu=native_bf16),
-            channels_last=_on(cfg.channels_last, device, on_cpu=device.type == "cpu" and cpu_has_amx()),
+            bf16_autocast=_on(
+                cfg.bf16_autocast,
+                device,
+                on_cpu=native_bf16,
+                on_cuda=device.type == "cuda" and cuda_has_native_bf16(device),
+            ),
+            channels_last=_channels_last_nets(cfg.channels_last, device),
             fused_adam=_on(cfg.fused_adam, device),
             compile=cfg.compile,
         )
@@ -84,13 +113,19 @@ def _compile_blocks(module: nn.Module) -> None:
             block.compile()
 
 
-def apply_performance(name: str, module: nn.Module, perf: Performance) -> nn.Module:
-    """The network ``name`` (already on its device) in channels_last and/or compiled, as ``perf`` says."""
-    if perf.channels_last:
+def apply_performance(name: str, module: nn.Module, perf: Performance, lazy_r1: bool = False) -> nn.Module:
+    """The network ``name`` (already on its device) in channels_last and/or compiled, as ``perf`` says.
+
+    With lazy R1 (``lazy_r1``) D is compiled too, as a ``torch.compile`` wrapper: the R1 steps differentiate
+    its eager module (``losses.objectives.eager_module``), every other pass runs compiled.
+    """
+    if name in perf.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if perf.compile and name in COMPILED_NETS:
         if name == "generator":
             _compile_blocks(module)
         else:
             module.compile()
+    elif perf.compile and lazy_r1 and name == "discriminator":
+        module = torch.compile(module)
     return module

@@ -26,3 +26,8 @@ def ema_beta(step: int, train_cfg: TrainConfig) -> float:
     if train_cfg.ema_rampup is None:
         return train_cfg.ema_beta
     return min(train_cfg.ema_beta, 0.5 ** (1.0 / (train_cfg.ema_rampup * (step + 1))))
+
+
+def r1_due(step: int, loss_cfg: LossConfig) -> bool:
+    """Whether the D steps of iteration ``step`` (0-based) carry the R1 penalty: every ``r1_every``-th, from 0."""
+    return step % loss_cfg.r1_every == 0

@@ -37,9 +37,14 @@ def build_train_state(
     built = build_nets(config.model, num_domains=num_domains, num_products=num_products)
     nets_ema = make_ema_nets(built, config.train.ema_init).to(env.device)
     perf = Performance.resolve(config.train.performance, env.device)
+    for name, module in nets_ema.items():  # the EMA update's multi-tensor kernels want matching layouts
+        if name in perf.channels_last:
+            module.to(memory_format=torch.channels_last)
     nets = nn.ModuleDict(
         {
-            name: env.prepare_model(apply_performance(name, m.to(env.device), perf))
+            name: env.prepare_model(
+                apply_performance(name, m.to(env.device), perf, lazy_r1=config.loss.r1_every > 1)
+            )
             for name, m in built.items()
         }
     )

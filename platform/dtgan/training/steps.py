@@ -9,11 +9,19 @@ import torch
 from torch import nn
 
 from dtgan.config.root import DTGANConfig
-from dtgan.losses.objectives import Batch, Guidance, Terms, discriminator_loss, generator_loss
+from dtgan.losses.objectives import (
+    Batch,
+    Guidance,
+    Sources,
+    Terms,
+    discriminator_loss,
+    encode_sources,
+    generator_loss,
+)
 from dtgan.training.ema import ema_update
 from dtgan.training.environment import no_gradient_sync
 from dtgan.training.performance import Performance, autocast
-from dtgan.training.schedules import ema_beta, lambda_ds
+from dtgan.training.schedules import ema_beta, lambda_ds, r1_due
 from dtgan.training.state import TrainState
 
 # Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
@@ -62,12 +70,26 @@ def _apply(total: torch.Tensor, state: TrainState, names: tuple[str, ...], sync_
 
 
 def d_step(
-    state: TrainState, batch: Batch, guidance: Guidance, config: DTGANConfig, sync_gradients=no_gradient_sync
+    state: TrainState,
+    batch: Batch,
+    guidance: Guidance,
+    config: DTGANConfig,
+    sync_gradients=no_gradient_sync,
+    sources: Sources | None = None,
 ) -> Terms:
-    """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference)."""
+    """Update D on reals vs. fakes made with M(z) (latent) or E(x_ref) (reference); R1 on the steps
+    ``loss.r1_every`` names (every step by default). ``sources``: G's encoding of x_real, shared by the D steps."""
     nets = state.nets
     with frozen([nets.generator, nets.mapping_network, nets.style_encoder]), _autocast(config, batch):
-        total, terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
+        total, terms = discriminator_loss(
+            nets,
+            batch,
+            guidance,
+            config.loss,
+            config.model.toggles,
+            r1_due(state.step, config.loss),
+            sources,
+        )
     _apply(total, state, ("discriminator",), sync_gradients)
     return _tag(terms, guidance)
 
@@ -92,8 +114,10 @@ def train_step(
 ) -> Terms:
     """One iteration; returns every named term (detached) and advances ``state.step`` by one."""
     terms: Terms = {}
-    terms.update(d_step(state, batch, "latent", config, sync_gradients))
-    terms.update(d_step(state, batch, "reference", config, sync_gradients))
+    with _autocast(config, batch):  # G is the same in both D steps: encode x_real (and its BG part) once
+        sources = encode_sources(state.nets.generator, batch.x_real)
+    terms.update(d_step(state, batch, "latent", config, sync_gradients, sources))
+    terms.update(d_step(state, batch, "reference", config, sync_gradients, sources))
     terms.update(g_step(state, batch, "latent", config, sync_gradients))
     terms.update(g_step(state, batch, "reference", config, sync_gradients))
     ema_update(state.nets, state.nets_ema, ema_beta(state.step, config.train))
