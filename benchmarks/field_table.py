@@ -66,7 +66,7 @@ class Published:
     average: Mapping[str, float]
 
 
-# Averages over MVTec AD's 15 categories as quoted in issue 16 from the papers' comparison tables.
+# Averages over MVTec AD's 15 categories as quoted from the papers' comparison tables.
 PUBLISHED = (
     Published(
         "SeaS",
@@ -136,7 +136,7 @@ def _finite(value: object) -> bool:
 
 
 def categories_in(metrics: Iterable[str], guidance: keys.Guidance) -> list[str]:
-    """The products named in per-product keys ``eval/{is,ic_lpips,kid}_{guidance}_{product}`` (A14's per-defect
+    """The products named in per-product keys ``eval/{is,ic_lpips,kid}_{guidance}_{product}`` (docs/model.md#a14's per-defect
     ``.{defect}`` keys excluded)."""
     found: set[str] = set()
     for build in KEY_BUILDERS.values():
@@ -362,7 +362,7 @@ def notes(rows: list[PlatformRow], categories: list[str], guidance: keys.Guidanc
     statuses = sorted({s for row in rows for s in row.tags.get(keys.TAG_IC_LPIPS_STATUS, ())})
     out = [
         "Quoted rows: the papers' own MVTec AD averages over all 15 categories (objects and textures, in colour, "
-        "at the papers' image sizes), quoted in issue 16, not re-measured here; per-category figures are not quoted.",
+        "at the papers' image sizes), not re-measured here; per-category figures are not quoted.",
         f"This platform: {guidance}-guided synthesis; 'average' is the mean of the per-category values over "
         f"{', '.join(categories) or 'no category'} (not all 15 MVTec categories); MVTec is imported as grayscale.",
         "IS is computed from the FID extractor's logits: "

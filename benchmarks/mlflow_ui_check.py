@@ -152,7 +152,7 @@ def _metrics(run: dict) -> dict[str, float]:
 
 
 def inspect(ui: UI, experiment_name: str) -> dict:
-    """Everything the UI would show that issue 18 is about, and the checks over it."""
+    """Everything the UI would show about the study's runs, and the checks over it."""
     checks: dict[str, bool] = {}
     experiment = ui.get("experiments/get-by-name", experiment_name=experiment_name)["experiment"]
     experiment_id = experiment["experiment_id"]

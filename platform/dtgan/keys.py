@@ -48,7 +48,7 @@ TAG_SEARCH_OBJECTIVES = "search_objectives"
 TAG_BEST_TRIAL = "best_trial"
 TAG_BEST_RUN_ID = "best_run_id"
 
-# DESIGN.md's descriptive tags, set by the callers (studies, trainer, evaluation).
+# The descriptive tags of docs/interfaces.md#metric-keys-dtgankeys, set by the callers (studies, trainer, evaluation).
 # git_sha and git_dirty are fields of dtgan.provenance.git_state() (which stays free of dtgan imports), logged as
 # tags by the MLflow adapter's log_provenance; git_sha is also mirrored into TAG_GIT_COMMIT. TAG_GIT_DIRTY is read
 # by no code: it stays because docs/interfaces.md names it among the tags users filter on.
@@ -236,7 +236,7 @@ def parse_train_key(key: str) -> str | None:
 
 def eval_key(metric: str, guidance: str, product: str | None = None, defect: str | None = None) -> str:
     """``eval/{metric}_{guidance}`` (all products), ``eval/{metric}_{guidance}_{product}``, and with a defect type
-    (the per-type option of A14) ``eval/{metric}_{guidance}.{defect}`` / ``..._{product}.{defect}``; metric one
+    (the per-type option of docs/model.md#a14) ``eval/{metric}_{guidance}.{defect}`` / ``..._{product}.{defect}``; metric one
     of FIDELITY_METRICS + DIVERSITY_METRICS. Product and defect go through :func:`safe_name`, so a "." only ever
     starts the defect part."""
     if metric not in FIDELITY_METRICS + DIVERSITY_METRICS:

@@ -121,7 +121,7 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
 
 
 def _assert_the_ui_can_compare_the_variants(client: MlflowClient, launch, parent, runs: dict, best) -> None:
-    """What the MLflow UI's runs table, compare view, charts and Models tab read (issue 18)."""
+    """What the MLflow UI's runs table, compare view, charts and Models tab read."""
     from dtgan.tracking.describe import variant_run_name
 
     experiment = client.get_experiment(parent.info.experiment_id)
@@ -175,7 +175,7 @@ def _assert_report_has_bootstrap_cis(client: MlflowClient, parent_run_id: str, f
         client.download_artifacts(parent_run_id, "report/report_comparisons.parquet", str(folder))
     )
     ablation = comparisons[comparisons["table"] == "table15_ablation"]
-    # 3 guidances x FID, KID; one seed per variant: no verdict, with its reason (issue 14)
+    # 3 guidances x FID, KID; one seed per variant: no verdict, with its reason
     assert len(ablation) == 6 and set(ablation["significant"]) == {"n/a"} and ablation["reason"].notna().all()
     assert (ablation["ci_low"] <= ablation["ci_high"]).all()
     markdown = Path(client.download_artifacts(parent_run_id, "report/report.md", str(folder))).read_text()

@@ -50,7 +50,8 @@ def test_vocab_puts_normal_first_and_sorts_the_rest():
 def test_dataset_decodes_rows_once_with_labels_masks_and_clean(dataset):
     n = len(dataset)
     assert dataset.images_uint8.shape == (n, 3, SIZE, SIZE) and dataset.images_uint8.dtype == torch.uint8
-    assert torch.equal(dataset.images_uint8[:, 0], dataset.images_uint8[:, 2])  # gray replicated (A20)
+    # gray replicated (docs/model.md#a20)
+    assert torch.equal(dataset.images_uint8[:, 0], dataset.images_uint8[:, 2])
     assert dataset.masks_uint8.shape == (n, 1, SIZE, SIZE)
     defective = dataset.y != NORMAL_INDEX
     assert torch.equal(dataset.has_clean, defective)  # clean backgrounds exist exactly for defect rows

@@ -1,4 +1,4 @@
-"""IS and IC-LPIPS (issue 16): the clustering and averaging, the LPIPS package's distance, the weights' safety
+"""IS and IC-LPIPS: the clustering and averaging, the LPIPS package's distance, the weights' safety
 checks, the offline "not computed" path, and IS through torch-fidelity.
 
 LPIPS trunks here are untrained (no weights can be had offline): the numbers test the formula and the plumbing,

@@ -1,4 +1,4 @@
-"""Helpers that were written twice with small differences and are now one (issue 17): each keeps what both
+"""Helpers that were written twice with small differences and are now one: each keeps what both
 callers relied on."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The paper configuration at 128 px has the tensor shapes of Tables 9-11 (spec §3.7) and pinned sizes."""
+"""The paper configuration at 128 px has the tensor shapes of Tables 9-11 (docs/model.md#tensor-shapes) and pinned sizes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dtgan.models import Nets, build_nets
 K, P = 3, 3  # SDI: {normal, scratch, spot} x products {A, B, C}
 
 # Parameter counts at the paper configuration (128 px, K = 3, P = 3), computed once and pinned. Cross-checks:
-# M's content branch is 11,832,576 per domain copy (spec: "about 11.8 M, 35 M for K = 3"); E(g) - E(a) is the
+# M's content branch is 11,832,576 per domain copy (docs/model.md#a6: about 11.8 M, 35 M for K = 3); E(g) - E(a) is the
 # 1x1 content conv 512 -> 192; D(g) - D(a) is the BG Linear, the content conv, 4 ResBlks of 192 and a Linear.
 PARAMS_STEP_A = {
     "generator": 33_632_003,

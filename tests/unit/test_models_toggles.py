@@ -1,4 +1,4 @@
-"""The ablation toggles and ambiguity switches really change the networks and their behaviour (§3.8, §5)."""
+"""The ablation toggles and ambiguity switches really change the networks and their behaviour (docs/model.md#ablation-ladder, docs/model.md#ambiguities)."""
 
 from __future__ import annotations
 

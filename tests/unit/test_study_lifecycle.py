@@ -1,4 +1,4 @@
-"""The augmentation study's runs end as its trials do (issue 17's one trial life cycle): FINISHED, or FAILED with the
+"""The augmentation study's runs end as its trials do (one trial life cycle): FINISHED, or FAILED with the
 error tag and the study's parent run FAILED too; a resumed launch skips the finished ones. Ray and the classifier
 jobs are replaced by in-process fakes, MLflow is a real sqlite store."""
 

@@ -45,7 +45,7 @@ def test_overfitting_four_images_lowers_cycle_and_reconstruction_losses(ablation
 
 @pytest.mark.slow
 def test_cpu_preset_generator_keeps_its_input_while_it_learns_to_reconstruct_it():
-    """The CPU preset's fix for the collapse (issue 13): after a short run on four fixed textures, G under one
+    """The CPU preset's fix for the collapse: after a short run on four fixed textures, G under one
     shared style code still gives different outputs for different sources (input dependence well above the ~0.01
     of the collapsed tiny G), and G(x, E(x)) reproduces x (SSIM -0.02 -> 0.42 here; with loss.lambda_self_rec=0 it
     stays at -0.02 after the same 40 steps, so the assertion fails without the preset's term)."""

@@ -110,7 +110,7 @@ def test_fail_at_step_left_the_schema_but_saved_configs_still_load():
     from dtgan.config.loader import config_from_dict
 
     saved = load_config("tiny").model_dump(mode="json")
-    saved["distributed"]["fail_at_step"] = None  # what configs saved before issue 17 hold
+    saved["distributed"]["fail_at_step"] = None  # what configs saved by older versions hold
     assert config_from_dict(saved) == load_config("tiny")
     with pytest.raises(
         ConfigError, match="distributed.fail_at_step is no config key any more.*DTGAN_TEST_FAIL_AT_STEP=5"
@@ -129,7 +129,7 @@ def test_performance_options_moved_to_train_and_the_old_place_still_works_with_a
         "tiny", ["train.performance.bf16_autocast=false", "train.performance.compile=true"]
     )
     assert "performance" not in old.distributed.model_dump()
-    # a checkpoint's config from before issue 17 loads as the same config
+    # a checkpoint's config from an older version loads as the same config
     saved = old.model_dump(mode="json")
     saved["distributed"]["performance"] = saved["train"].pop("performance")
     with pytest.warns(FutureWarning):

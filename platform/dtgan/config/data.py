@@ -10,14 +10,14 @@ from dtgan.config.base import Section
 
 
 class DataConfig(Section):
-    """The data set and the StarGAN v2 training transforms (spec §1.6, A12, A13)."""
+    """The data set and the StarGAN v2 training transforms (docs/model.md#data-pipeline, docs/model.md#a12, docs/model.md#a13)."""
 
     path: str = Field(
         "data/synthetic/benchmark.parquet",
         description="Parquet data set (local path or pyarrow filesystem URI such as s3://bucket/ds.parquet)",
     )
     random_resized_crop_prob: float = Field(
-        0.5, ge=0.0, le=1.0, description="probability of StarGAN v2's random-resized crop (A12)"
+        0.5, ge=0.0, le=1.0, description="probability of StarGAN v2's random-resized crop (docs/model.md#a12)"
     )
     crop_scale_min: float = Field(0.8, gt=0.0, le=1.0, description="smallest area fraction of the crop")
     crop_ratio_min: float = Field(0.9, gt=0.0, le=1.0, description="smallest aspect ratio of the crop")
@@ -25,7 +25,7 @@ class DataConfig(Section):
     hflip: bool = Field(True, description="random horizontal flip")
     balance: Literal["defect", "product_defect"] = Field(
         "defect",
-        description="class balancing of the samplers: on defect labels (StarGAN) or product x defect (A13)",
+        description="class balancing of the samplers: on defect labels (StarGAN) or product x defect (docs/model.md#a13)",
     )
     loader_workers: int = Field(
         0, ge=0, description="DataLoader worker processes (0 = in the training process)"

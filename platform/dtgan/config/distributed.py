@@ -30,7 +30,7 @@ class DistributedConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _test_hook_left_the_schema(cls, data: Any) -> Any:
-        """Configs saved before issue 17 hold ``fail_at_step: null``: drop it; a value is refused."""
+        """Configs saved by older versions hold ``fail_at_step: null``: drop it; a value is refused."""
         if isinstance(data, dict) and "fail_at_step" in data:
             if data["fail_at_step"] is not None:
                 raise ValueError(

@@ -1,4 +1,4 @@
-"""Config of the downstream defect-classifier study (paper §4.2, Appendix B, spec §4)."""
+"""Config of the downstream defect-classifier study (paper §4.2, Appendix B, docs/model.md#evaluation-protocol)."""
 
 from __future__ import annotations
 

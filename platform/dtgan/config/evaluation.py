@@ -33,7 +33,7 @@ class DefectCNNConfig(Section):
 
 
 class EvaluationConfig(Section):
-    """The protocol of spec §4 (paper Appendix C) with A14/A15 and the platform's extra metrics."""
+    """The protocol of docs/model.md#evaluation-protocol (paper Appendix C) with docs/model.md#a14/docs/model.md#a15 and the platform's extra metrics."""
 
     images_per_product_per_defect: int = Field(
         4000, ge=1, description="synthetic images per product per defect domain per guidance (paper: 4000)"
@@ -46,12 +46,13 @@ class EvaluationConfig(Section):
         "gan_train", description="split of the real defect images: FID/KID reference set and style references"
     )
     per_defect: bool = Field(
-        False, description="A14: also score each defect type separately (the default pools the defect types)"
+        False,
+        description="docs/model.md#a14: also score each defect type separately (the default pools the defect types)",
     )
     synthetic_cells: Literal["all", "with_real_defects"] = Field(
         "all",
         description=(
-            "which product x defect cells are synthesised and scored: all (spec: every product gets every "
+            "which product x defect cells are synthesised and scored: all (the paper's protocol: every product gets every "
             "defect domain, unseen cells included) or with_real_defects (only cells with real defect images in "
             "reference_split: the field's per-category protocol, e.g. MVTec, where most types belong to one category)"
         ),
@@ -80,12 +81,14 @@ class EvaluationConfig(Section):
         "CIs; Inception at paper scale: ~200 MB per guidance for all products, as much again per product",
     )
     kid_subset_size_max: int = Field(
-        1000, ge=2, description="A15: KID subset size = min(this, real set size, synthetic set size)"
+        1000,
+        ge=2,
+        description="docs/model.md#a15: KID subset size = min(this, real set size, synthetic set size)",
     )
     kid_subset_size_min: int = Field(
         20, ge=2, description="smallest acceptable KID subset; fewer real images is an error naming the set"
     )
-    kid_subsets: int = Field(100, ge=1, description="A15: number of KID subsets")
+    kid_subsets: int = Field(100, ge=1, description="docs/model.md#a15: number of KID subsets")
     is_splits: int = Field(
         10,
         ge=1,

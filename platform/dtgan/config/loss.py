@@ -1,4 +1,4 @@
-"""Config of the loss weights of Eq. 8 and the loss-reading switches A1-A3, A8."""
+"""Config of the loss weights of Eq. 8 and the loss-reading switches docs/model.md#a1, docs/model.md#a2, docs/model.md#a3, docs/model.md#a8."""
 
 from __future__ import annotations
 
@@ -35,16 +35,17 @@ class LossConfig(Section):
     lambda_bg: float = Field(1.0, ge=0.0, description="BG classification, Eq. 7")
     ds_decay_steps: int = Field(100_000, ge=1, description="steps over which lambda_ds decays linearly to 0")
     ds_detach: Literal["none", "all_but_first"] = Field(
-        "none", description="A2: keep gradients through all four mixes, or only through G_11 (StarGAN style)"
+        "none",
+        description="docs/model.md#a2: keep gradients through all four mixes, or only through G_11 (StarGAN style)",
     )
     ds_reduction: Literal["sum", "mean"] = Field(
-        "sum", description="A2: sum or mean of the 6 pairwise L1 terms"
+        "sum", description="docs/model.md#a2: sum or mean of the 6 pairwise L1 terms"
     )
     classifier_losses: Literal["stargan_v1", "acgan"] = Field(
         "stargan_v1",
-        description="A3: D learns the classifiers on reals only, or also on fakes with target labels",
+        description="docs/model.md#a3: D learns the classifiers on reals only, or also on fakes with target labels",
     )
     content_consistency_with: Literal["style_content", "anchor_normal"] = Field(
         "style_content",
-        description="A8: the ladder step that turns on L_con: (b) style_content or (f) anchor_normal",
+        description="docs/model.md#a8: the ladder step that turns on L_con: (b) style_content or (f) anchor_normal",
     )

@@ -1,4 +1,4 @@
-"""Config of the networks: sizes, the ablation ladder (a)-(g), its toggles, and the spec's ambiguity switches."""
+"""Config of the networks: sizes, the ablation ladder (a)-(g), its toggles, and the ambiguity switches of docs/model.md#ambiguities."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from dtgan.config.base import Section
 
 LADDER_STEPS = ("a", "b", "c", "d", "e", "f", "g")
-# Each ladder step turns on one toggle on top of all earlier steps (spec §3.8).
+# Each ladder step turns on one toggle on top of all earlier steps (docs/model.md#ablation-ladder).
 TOGGLE_OF_STEP = {
     "b": "style_content",
     "c": "fg_classifier",
@@ -71,25 +71,31 @@ class ModelConfig(Section):
     mapping_noise: bool | None = Field(None, description="per-pixel noise in M's content branch (g)")
     content_heads: Literal["full", "last"] = Field(
         "full",
-        description="A6: a full copy of M's content branch per domain, or a shared trunk with a K-way last conv",
+        description="docs/model.md#a6: a full copy of M's content branch per domain, or a shared trunk with a K-way last conv",
     )
     content_injection: Literal["replace", "concat"] = Field(
         "replace",
-        description="A7: c replaces G's FG slice, or is concatenated to all channels (unified decoder only)",
+        description="docs/model.md#a7: c replaces G's FG slice, or is concatenated to all channels (unified decoder only)",
     )
-    stem_kernel_size: Literal[1, 3] = Field(3, description="A4: kernel of the first conv of G, E and D")
+    stem_kernel_size: Literal[1, 3] = Field(
+        3, description="docs/model.md#a4: kernel of the first conv of G, E and D"
+    )
     fusion: Literal["norm_act_conv", "conv"] = Field(
         "norm_act_conv",
-        description="A5: fusion of the separate decoders: IN+LReLU+1x1 conv, or the 1x1 conv alone",
+        description="docs/model.md#a5: fusion of the separate decoders: IN+LReLU+1x1 conv, or the 1x1 conv alone",
     )
     noise_strength_init: float = Field(
-        0.1, ge=0.0, description="A9: initial learned per-channel noise strength (StyleGAN uses 0)"
+        0.1,
+        ge=0.0,
+        description="docs/model.md#a9: initial learned per-channel noise strength (StyleGAN uses 0)",
     )
     fg_classifier_dim: int | None = Field(
-        None, ge=1, description="A11: width of the FG classifier's residual blocks; null = content_dim * K"
+        None,
+        ge=1,
+        description="docs/model.md#a11: width of the FG classifier's residual blocks; null = content_dim * K",
     )
     anchor_in_discriminator: bool = Field(
-        False, description="A17: also zero D's content head for normal (the spec says no)"
+        False, description="docs/model.md#a17: also zero D's content head for normal (off by default)"
     )
 
     @property

@@ -1,4 +1,4 @@
-"""Config of the Adam optimisers of G, M, E and D (StarGAN v2 defaults, spec §1.4, A10)."""
+"""Config of the Adam optimisers of G, M, E and D (StarGAN v2 defaults, docs/model.md#optimisation, docs/model.md#a10)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ class OptimConfig(Section):
     lr: float = Field(1e-4, gt=0.0, description="learning rate of G, E and D")
     mapping_lr: float = Field(1e-6, gt=0.0, description="learning rate of the mapping network M (f_lr)")
     mapping_content_lr: float | None = Field(
-        None, gt=0.0, description="A10: learning rate of M's content branch; null = mapping_lr"
+        None, gt=0.0, description="docs/model.md#a10: learning rate of M's content branch; null = mapping_lr"
     )
     noise_strength_lr: float | None = Field(
         None,
         gt=0.0,
-        description="A10: learning rate of M's noise strengths; null = that of the content branch",
+        description="docs/model.md#a10: learning rate of M's noise strengths; null = that of the content branch",
     )
     beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam beta1")
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="Adam beta2")

@@ -45,7 +45,7 @@ class DTGANConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _moved_keys(cls, data: Any) -> Any:
-        """``distributed.performance`` (before issue 17; still in saved configs) is read as ``train.performance``."""
+        """``distributed.performance`` (older versions; still in saved configs) is read as ``train.performance``."""
         if not isinstance(data, dict) or not isinstance(data.get("distributed"), dict):
             return data
         distributed = dict(data["distributed"])

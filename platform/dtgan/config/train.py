@@ -12,7 +12,7 @@ from dtgan.names import check_run_name
 
 
 class TrainConfig(Section):
-    """The single-process loop (spec §1.4, §3.6). Intervals are in steps (iterations)."""
+    """The single-process loop (docs/model.md#optimisation, docs/model.md#training-procedure). Intervals are in steps (iterations)."""
 
     seed: int = Field(777, ge=0, description="seed of Python, NumPy, torch and every sampler")
     total_steps: int = Field(100_000, ge=1, description="training iterations")

@@ -45,7 +45,7 @@ def encode_png_gray(image: np.ndarray, compress_level: int = 1) -> bytes:
 
 
 def _to_gray_uint8(image: Image.Image, where: str) -> np.ndarray:
-    """(H, W) uint8 from a decoded Pillow image: 16-bit scaled to 8 bits, RGB to luma (A20)."""
+    """(H, W) uint8 from a decoded Pillow image: 16-bit scaled to 8 bits, RGB to luma (docs/model.md#a20)."""
     if image.mode in CONVERTED_MODES:  # 1-bit, palette, alpha, CMYK: to RGB (alpha dropped), then luma
         return np.asarray(image.convert("RGB").convert("L"), dtype=np.uint8)
     if image.mode not in SUPPORTED_MODES:

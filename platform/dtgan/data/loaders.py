@@ -29,7 +29,7 @@ def derive_seed(seed: int, stream: int, epoch: int) -> int:
 
 
 def class_weights(dataset: DefectImageDataset, balance: str) -> torch.Tensor:
-    """Per-sample weights 1 / (size of its class): class = defect, or product x defect (A13)."""
+    """Per-sample weights 1 / (size of its class): class = defect, or product x defect (docs/model.md#a13)."""
     labels = dataset.y if balance == "defect" else dataset.p * dataset.vocab.num_domains + dataset.y
     counts = torch.bincount(labels)
     return 1.0 / counts[labels].double()

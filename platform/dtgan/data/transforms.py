@@ -48,7 +48,7 @@ def _crop_box(
 
 
 def stargan_transform(data_cfg: DataConfig, img_size: int) -> Transform:
-    """The training transform (spec §1.6, A12): with probability ``random_resized_crop_prob`` a random-resized
+    """The training transform (docs/model.md#data-pipeline, docs/model.md#a12): with probability ``random_resized_crop_prob`` a random-resized
     crop, then resize to ``img_size``, random horizontal flip, and [-1, 1]; gray is replicated to 3 channels.
 
     Randomness comes only from the ``generator`` argument, so a sample's augmentation is a function of its
@@ -56,7 +56,8 @@ def stargan_transform(data_cfg: DataConfig, img_size: int) -> Transform:
     """
 
     def transform(image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        gray = image[:1]  # (1, H, W): channels are identical (gray replicated, A20), so work on one
+        # (1, H, W): channels are identical (gray replicated, docs/model.md#a20), so work on one
+        gray = image[:1]
         if torch.rand((), generator=generator).item() < data_cfg.random_resized_crop_prob:
             top, left, h, w = _crop_box(gray.shape[-2], gray.shape[-1], data_cfg, generator)
             gray = TF.resized_crop(gray, top, left, h, w, [img_size, img_size], antialias=True)

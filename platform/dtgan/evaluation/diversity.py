@@ -1,4 +1,4 @@
-"""The field's yardsticks beside FID/KID (issue 16): Inception Score and IC-LPIPS of every synthetic set.
+"""The field's yardsticks beside FID/KID: Inception Score and IC-LPIPS of every synthetic set.
 
 - IS: torch-fidelity's ``isc_features_to_metric`` on the FID extractor's logits (Inception's ``logits_unbiased``
   with the real weights; the offline ``dtgan-defect-cnn``'s product x defect logits without them). Every record

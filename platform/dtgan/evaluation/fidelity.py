@@ -92,7 +92,7 @@ class RealFeatures:
 
 
 def choose_kid_subset_size(cfg: EvaluationConfig, n_fake: int, n_real: int, what: str) -> int:
-    """A15: min(kid_subset_size_max, n_real, n_fake); an error naming the set when that is below the minimum."""
+    """docs/model.md#a15: min(kid_subset_size_max, n_real, n_fake); an error naming the set when that is below the minimum."""
     size = min(cfg.kid_subset_size_max, n_fake, n_real)
     if size < cfg.kid_subset_size_min:
         raise DataError(

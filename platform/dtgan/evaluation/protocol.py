@@ -1,4 +1,4 @@
-"""The evaluation protocol of spec §4 (paper Appendix C, A14, A15) on data already decoded: synthetic sets
+"""The evaluation protocol of docs/model.md#evaluation-protocol (paper Appendix C, docs/model.md#a14, docs/model.md#a15) on data already decoded: synthetic sets
 per product x defect x guidance, FID/KID per product and over all products, disentanglement metrics."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _source_rows(sources: LabelledImages, product: int, count: int, seed: int) -
 
 def build_synthetic_sets(nets, data: EvaluationData, cfg: EvaluationConfig) -> SyntheticSets:
     """Latent and reference sets of ``images_per_product_per_defect`` per cell, and the mix set drawn half
-    from each (spec §4)."""
+    from each (docs/model.md#evaluation-protocol)."""
     count = cfg.images_per_product_per_defect
     sets = SyntheticSets()
     cells = synthetic_cells(data, cfg)

@@ -3,7 +3,7 @@
 Each run folder holds ``evaluation/curve.json`` (``dtgan evaluate RUN --all-checkpoints``) and optionally
 ``downstream/downstream.json`` (``dtgan downstream RUN``). The summary gives, per variant, the mean and the
 sample standard deviation over seeds of every metric at the last checkpoint and at step 0 (the same networks
-untrained), the targets of issue 13 with how many seeds meet them, and the seeds behind every number.
+untrained), the reproduction targets with how many seeds meet them, and the seeds behind every number.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dtgan.utils.atomic import atomic_path, write_text_atomic
 
 DOWNSTREAM_FILE = "downstream.json"
 
-# (label, metric key, comparison, threshold): the CPU preset's targets for step (g) (issue 13); None = relative
+# (label, metric key, comparison, threshold): the CPU preset's targets for step (g); None = relative
 # to another figure, computed in :func:`target_checks`.
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("identity SSIM >= 0.6", keys.EVAL_IDENTITY_SSIM, ">=", 0.6),

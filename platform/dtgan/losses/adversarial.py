@@ -1,4 +1,4 @@
-"""Eq. 1: the non-saturating BCE adversarial loss and the zero-centred R1 penalty on real images (spec §1.4)."""
+"""Eq. 1: the non-saturating BCE adversarial loss and the zero-centred R1 penalty on real images (docs/model.md#optimisation)."""
 
 from __future__ import annotations
 

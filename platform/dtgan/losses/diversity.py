@@ -1,4 +1,4 @@
-"""Eq. 3: the diversity-sensitive loss, StarGAN v2's single pair and DT-GAN's 6 pairs of mixes (A1, A2)."""
+"""Eq. 3: the diversity-sensitive loss, StarGAN v2's single pair and DT-GAN's 6 pairs of mixes (docs/model.md#a1, docs/model.md#a2)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def diversity_loss_mixed(
 ) -> torch.Tensor:
     """All 6 pairwise element-mean L1 distances among G_11, G_12, G_21, G_22 (G_ij = G(x, s_i, c_j)).
 
-    Detaching (A2 ``ds_detach``) is the caller's choice: it passes detached mixes where wanted.
+    Detaching (docs/model.md#a2 ``ds_detach``) is the caller's choice: it passes detached mixes where wanted.
     ``reduction`` "sum" adds the 6 terms as Eq. 3 is written, "mean" divides by 6.
     """
     mixes = (x_11, x_12, x_21, x_22)

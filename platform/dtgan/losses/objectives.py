@@ -1,4 +1,4 @@
-"""The D and G objectives of one training step (spec §1.5, §3.5, §3.8): each returns (total, named terms).
+"""The D and G objectives of one training step (docs/model.md#training-step, docs/model.md#losses, docs/model.md#ablation-ladder): each returns (total, named terms).
 
 Which terms exist follows the ablation toggles (step (a) = StarGAN v2 exactly); a term whose weight is 0
 is not computed and reported as exactly 0. Terms are unweighted in the dict; totals are weighted (Eq. 8).
@@ -69,7 +69,7 @@ def encode_sources(generator: nn.Module, x_real: torch.Tensor) -> Sources:
 
 
 def content_consistency_enabled(loss_cfg: LossConfig, toggles: Toggles) -> bool:
-    """A8: L_con enters with style_content (b) or with anchor_normal (f)."""
+    """docs/model.md#a8: L_con enters with style_content (b) or with anchor_normal (f)."""
     return bool(getattr(toggles, loss_cfg.content_consistency_with))
 
 
@@ -101,7 +101,7 @@ def discriminator_loss(
     with_r1: bool = True,
     sources: Sources | None = None,
 ) -> tuple[torch.Tensor, Terms]:
-    """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (A3 acgan: also fakes).
+    """D side of Eq. 8: adversarial real/fake + lambda_reg R1 + FG/BG CE on reals (docs/model.md#a3 acgan: also fakes).
 
     Lazy R1 (``loss.r1_every`` = k, StyleGAN2): the penalty enters only where ``with_r1``, weighted by
     lambda_reg * k, so that its expected gradient per step is the paper's; elsewhere there is no ``d/r1`` term,
@@ -124,7 +124,7 @@ def discriminator_loss(
         elif with_r1:
             terms["d/r1"] = _zero(out_real.logits)
 
-    with torch.no_grad():  # the fake is a constant for D (spec §3.6 step 1)
+    with torch.no_grad():  # the fake is a constant for D (docs/model.md#training-step, step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)
         if sources is None:
             x_fake = nets.generator(batch.x_real, s_trg, c_trg)
@@ -163,7 +163,8 @@ def discriminator_loss(
         real_logits, fake_logits = getattr(out_real, attr), getattr(out_fake, attr)
         terms[f"d/{name}_cls"] = loss_fn(real_logits, label_real) if weight > 0 else _zero(real_logits)
         total = total + weight * terms[f"d/{name}_cls"]
-        if acgan:  # A3 alternative: D also learns the classes of fakes (target FG label, source product)
+        # docs/model.md#a3 alternative: D also learns the classes of fakes (target FG label, source product)
+        if acgan:
             terms[f"d/{name}_cls_fake"] = (
                 loss_fn(fake_logits, label_fake) if weight > 0 else _zero(fake_logits)
             )
@@ -282,7 +283,7 @@ def _diversity_pair(nets, batch, guidance, h_real, x_fake) -> torch.Tensor:
 def _decode_mixes(generator, h_real, background, codes1, codes2, loss_cfg: LossConfig):
     """G_11 and (G_12, G_21, G_22), G_ij = G(x, s_i, c_j), from G's shared encoding (and BG part) of x.
 
-    The mixes go through the decoder as one batch (k*N rows); A2 ``all_but_first`` decodes all but G_11
+    The mixes go through the decoder as one batch (k*N rows); docs/model.md#a2 ``all_but_first`` decodes all but G_11
     without gradients.
     """
     (s1, c1), (s2, c2) = codes1, codes2

@@ -32,7 +32,7 @@ def self_reconstruction_loss(x_self: torch.Tensor, x_real: torch.Tensor) -> torc
 def content_consistency_loss(
     fg_real: torch.Tensor, c_org: torch.Tensor, fg_fake: torch.Tensor, c_trg: torch.Tensor
 ) -> torch.Tensor:
-    """Eq. 5: mean |FG_G(x) - c^| + mean |FG_G(G_11) - c~_1| (all (N, C, B, B); no stop-gradient, A16).
+    """Eq. 5: mean |FG_G(x) - c^| + mean |FG_G(G_11) - c~_1| (all (N, C, B, B); no stop-gradient, docs/model.md#a16).
 
     With the anchor on and a Normal source, c^ = 0 and the first term is the Normal-content penalty.
     """

@@ -1,4 +1,4 @@
-"""Building blocks of G, M, E and D: StarGAN v2's residual blocks, DT-GAN's IN and noise variants (§1.1, A9, A19)."""
+"""Building blocks of G, M, E and D: StarGAN v2's residual blocks, DT-GAN's IN and noise variants (docs/model.md#building-blocks, docs/model.md#a9, docs/model.md#a19)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class AdainResBlk(nn.Module):
 
 
 class INResBlk(nn.Module):
-    """A19: AdainResBlk with IN(affine) in place of AdaIN; the blocks of DT-GAN's BG decoder."""
+    """docs/model.md#a19: AdainResBlk with IN(affine) in place of AdaIN; the blocks of DT-GAN's BG decoder."""
 
     def __init__(self, dim_in: int, dim_out: int, upsample: bool = False) -> None:
         super().__init__()
@@ -108,7 +108,7 @@ class INResBlk(nn.Module):
 class NoiseInjection(nn.Module):
     """StyleGAN noise: x + strength_c * n with n ~ N(0, 1) of shape (N, 1, H, W), fresh on every call.
 
-    The noise is drawn in eval mode too: DT-GAN's content stays non-deterministic for a fixed z (spec §3.2).
+    The noise is drawn in eval mode too: DT-GAN's content stays non-deterministic for a fixed z (docs/model.md#mapping-network).
     """
 
     def __init__(self, channels: int, strength_init: float) -> None:
@@ -122,7 +122,7 @@ class NoiseInjection(nn.Module):
 
 
 class NoisyUpResBlk(nn.Module):
-    """A9: the upsampling block of M's content branch, conv before IN so a 1x1 input never meets IN.
+    """docs/model.md#a9: the upsampling block of M's content branch, conv before IN so a 1x1 input never meets IN.
 
     Residual: up -> conv3x3 (in->out) -> [noise] -> IN(affine) -> LReLU -> conv3x3 -> [noise] -> IN -> LReLU.
     Shortcut: up -> [1x1 conv if in != out] (no noise). Output (res + sc) / sqrt(2).

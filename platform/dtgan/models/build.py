@@ -1,4 +1,4 @@
-"""build_nets: the four networks of a model config, He-initialised as StarGAN v2 does (spec §1.3)."""
+"""build_nets: the four networks of a model config, He-initialised as StarGAN v2 does (docs/model.md#initialisation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The multi-task discriminator D(x, y): real/fake per defect domain, FG and BG classifiers (§1.2, §3.4)."""
+"""The multi-task discriminator D(x, y): real/fake per defect domain, FG and BG classifiers (docs/model.md#networks, docs/model.md#discriminator)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dtgan.models.blocks import LRELU_SLOPE, ResBlk, zero_normal
 from dtgan.models.encoder import content_head, shared_trunk, style_branch
 from dtgan.models.widths import layer_widths
 
-NUM_FG_CLASSIFIER_BLOCKS = 4  # "four more pre-activation residual layers" (Table 11, A11)
+NUM_FG_CLASSIFIER_BLOCKS = 4  # "four more pre-activation residual layers" (Table 11, docs/model.md#a11)
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -25,7 +25,7 @@ class DiscriminatorOutput(NamedTuple):
 
 
 class FGClassifier(nn.Module):
-    """A11: the content over all K slices (N, C*K, B, B) -> 4 norm-free ResBlks -> LReLU -> Linear -> (N, K).
+    """docs/model.md#a11: the content over all K slices (N, C*K, B, B) -> 4 norm-free ResBlks -> LReLU -> Linear -> (N, K).
 
     Each block average-pools by 2 while the map is larger than 1 x 1 (16 -> 8 -> 4 -> 2 -> 1 at 128 px; at
     B = 4 the last two blocks keep 1 x 1); a global average pool then covers any B > 16.
@@ -52,8 +52,8 @@ class Discriminator(nn.Module):
     The trunk and style-branch structure equal E's (own weights); the real/fake Linear gives K logits of which
     the one for y is taken (StarGAN). ``bg_classifier`` adds a Linear -> P parallel to it; ``fg_classifier``
     adds a content head (LReLU + 1x1 conv -> C*K) on the trunk and the FG classifier over all K slices.
-    A17 ``anchor_in_discriminator`` (with ``anchor_normal``) zeroes that content for rows with y == 0, the
-    same rule as E's anchor; the spec's reading leaves it off because D would be told the Normal label.
+    docs/model.md#a17 ``anchor_in_discriminator`` (with ``anchor_normal``) zeroes that content for rows with y == 0, the
+    same rule as E's anchor; the default reading leaves it off because D would be told the Normal label.
     """
 
     def __init__(self, cfg: ModelConfig, num_domains: int, num_products: int) -> None:

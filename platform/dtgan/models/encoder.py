@@ -1,4 +1,4 @@
-"""The style-content encoder E(x, y) -> (s, c): StarGAN v2's style encoder plus a content head (spec §3.3)."""
+"""The style-content encoder E(x, y) -> (s, c): StarGAN v2's style encoder plus a content head (docs/model.md#style-content-encoder)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dtgan.models.widths import Widths, layer_widths
 
 def shared_trunk(w: Widths, stem_kernel_size: int) -> nn.Sequential:
     """E/D's shared trunk: stem conv to stem_dim, 3 norm-free down ResBlks. (N, 3, H, W) -> (N, 512, B, B)."""
-    k = stem_kernel_size  # A4: 3x3 as StarGAN's code; Table 11 prints 1x1
+    k = stem_kernel_size  # docs/model.md#a4: 3x3 as StarGAN's code; Table 11 prints 1x1
     return nn.Sequential(
         nn.Conv2d(3, w.stem, k, 1, k // 2),
         *(ResBlk(b.dim_in, b.dim_out, normalize=False, downsample=b.resample) for b in w.trunk),

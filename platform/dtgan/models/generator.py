@@ -1,4 +1,4 @@
-"""The generator G(x, s, c): StarGAN v2's encoder, DT-GAN's FG/BG split and either decoder (§1.2, §3.1)."""
+"""The generator G(x, s, c): StarGAN v2's encoder, DT-GAN's FG/BG split and either decoder (docs/model.md#networks, docs/model.md#generator)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Generator(nn.Module):
 
     The encoder maps x to h (N, max_conv_dim, B, B); its first ``max_conv_dim - content_dim`` channels are the
     background BG_G(x), the last ``content_dim`` the foreground FG_G(x). With ``style_content`` the FG slice
-    is discarded and the target content c takes its place (or, A7 ``concat``, c is appended to all of h). The
+    is discarded and the target content c takes its place (or, docs/model.md#a7 ``concat``, c is appended to all of h). The
     unified decoder is StarGAN's AdaIN decoder; with ``separate_decoders`` a BG decoder (IN) and a FG decoder
     (AdaIN with s) run side by side and a fusion layer maps their concatenation to RGB.
     """
@@ -38,7 +38,7 @@ class Generator(nn.Module):
         self.concat = concat_injection(cfg)
         self.bg_dim, self.content_dim = w.bg, w.content
 
-        k = cfg.stem_kernel_size  # A4: 3x3 as in StarGAN's code (the tables print 1x1)
+        k = cfg.stem_kernel_size  # docs/model.md#a4: 3x3 as in StarGAN's code (the tables print 1x1)
         self.from_rgb = nn.Conv2d(3, w.stem, k, 1, k // 2)
         self.encoder = nn.ModuleList(
             ResBlk(b.dim_in, b.dim_out, normalize=True, downsample=b.resample) for b in w.encoder
@@ -52,7 +52,7 @@ class Generator(nn.Module):
             )
             self.bg_out_dim = w.bg_decoder[-1].dim_out
             fused = self.bg_out_dim + w.fg_decoder[-1].dim_out  # 448 + 64 = 512 at 128 px
-            self.fusion = _to_rgb(fused, norm_act=cfg.fusion == "norm_act_conv")  # A5
+            self.fusion = _to_rgb(fused, norm_act=cfg.fusion == "norm_act_conv")  # docs/model.md#a5
         else:
             self.decoder = nn.ModuleList(
                 AdainResBlk(b.dim_in, b.dim_out, cfg.style_dim, upsample=b.resample)
@@ -87,13 +87,14 @@ class Generator(nn.Module):
 
     def _fusion_part(self, feats: torch.Tensor, channels: slice, with_bias: bool) -> torch.Tensor:
         """The fusion applied to the ``channels`` slice of its input alone: (N, |channels|, H, W) -> (N, 3, H, W)."""
-        if isinstance(self.fusion, nn.Sequential):  # A5 norm_act_conv: IN(affine) -> LReLU -> conv1x1
+        # docs/model.md#a5 norm_act_conv: IN(affine) -> LReLU -> conv1x1
+        if isinstance(self.fusion, nn.Sequential):
             norm, _, conv = self.fusion
             feats = F.instance_norm(
                 feats, weight=norm.weight[channels], bias=norm.bias[channels], eps=norm.eps
             )
             feats = F.leaky_relu(feats, LRELU_SLOPE)
-        else:  # A5 conv
+        else:  # docs/model.md#a5 conv
             conv = self.fusion
         return F.conv2d(feats, conv.weight[:, channels], conv.bias if with_bias else None)
 
@@ -130,7 +131,7 @@ class Generator(nn.Module):
                 fg = block(fg, s)  # -> (N, 64, 128, 128)
             return self.fusion(torch.cat([bg, fg], dim=1))  # (N, 512, 128, 128) -> (N, 3, 128, 128)
         if c is not None:
-            # A7: [BG 448 | c 64] (replace) or [h 512 | c 64] (concat), both at (B, B).
+            # docs/model.md#a7: [BG 448 | c 64] (replace) or [h 512 | c 64] (concat), both at (B, B).
             h = torch.cat([h if self.concat else h[:, : self.bg_dim], c], dim=1)
         for block in self.decoder:
             h = block(h, s)  # -> (N, stem_dim, H, W)

@@ -1,4 +1,4 @@
-"""The mapping network M(z, y) -> (s, c): StarGAN v2's style MLP plus DT-GAN's content branch (§1.2, §3.2)."""
+"""The mapping network M(z, y) -> (s, c): StarGAN v2's style MLP plus DT-GAN's content branch (docs/model.md#networks, docs/model.md#mapping-network)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def _mlp(dims: list[int]) -> list[nn.Module]:
 class ContentBranch(nn.Module):
     """Table 10c: (N, hidden) at 1 x 1 -> log2(B) noisy upsampling blocks -> 1x1 conv -> [noise] -> IN.
 
-    ``out_channels`` is content_dim for one per-domain copy (A6 ``full``) or content_dim * K for the shared
-    branch with a K-way last conv (A6 ``last``). ``noise_init=None`` leaves out every noise layer.
+    ``out_channels`` is content_dim for one per-domain copy (docs/model.md#a6 ``full``) or content_dim * K for the shared
+    branch with a K-way last conv (docs/model.md#a6 ``last``). ``noise_init=None`` leaves out every noise layer.
     """
 
     def __init__(self, w: Widths, hidden_dim: int, out_channels: int, noise_init: float | None) -> None:
@@ -68,9 +68,9 @@ class MappingNetwork(nn.Module):
         self.full_content_heads = cfg.content_heads == "full"
         if self.style_content:
             noise_init = cfg.noise_strength_init if toggles.mapping_noise else None
-            if self.full_content_heads:  # A6 literal: one full content branch per domain
+            if self.full_content_heads:  # docs/model.md#a6 literal: one full content branch per domain
                 heads = [ContentBranch(w, hidden, cfg.content_dim, noise_init) for _ in range(num_domains)]
-            else:  # A6 "last": one shared branch whose last 1x1 conv emits all K contents
+            else:  # docs/model.md#a6 "last": one shared branch whose last 1x1 conv emits all K contents
                 heads = [ContentBranch(w, hidden, cfg.content_dim * num_domains, noise_init)]
             self.content_heads = nn.ModuleList(heads)
 
@@ -90,7 +90,7 @@ class MappingNetwork(nn.Module):
         return s, (zero_normal(c, y) if self.anchor_normal else c)
 
     def noise_strength_parameters(self) -> list[nn.Parameter]:
-        """The learned per-channel noise strengths (A10 may give them their own learning rate)."""
+        """The learned per-channel noise strengths (docs/model.md#a10 may give them their own learning rate)."""
         return [m.strength for m in self.modules() if isinstance(m, NoiseInjection)]
 
     def content_parameters(self) -> list[nn.Parameter]:

@@ -89,7 +89,7 @@ def _down_chain(start: int, cap: int, count: int) -> list[Block]:
 
 
 def concat_injection(cfg: ModelConfig) -> bool:
-    """A7 alternative: c is concatenated to all of h (only with content and the unified decoder)."""
+    """docs/model.md#a7 alternative: c is concatenated to all of h (only with content and the unified decoder)."""
     toggles = cfg.toggles
     return cfg.content_injection == "concat" and toggles.style_content and not toggles.separate_decoders
 

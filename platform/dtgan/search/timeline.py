@@ -1,7 +1,7 @@
 """Where a trial's time goes: wall and CPU timestamps at its phases, written to ``runs/<trial_key>/timeline.json``.
 
 ``trial start -> first training step`` and ``last training step -> trial end`` are the study's per-trial
-overhead (issue 10's target is <= 10 s each); ``benchmarks/trial_overhead.py --study`` reads this file.
+overhead (the target is <= 10 s each); ``benchmarks/trial_overhead.py --study`` reads this file.
 """
 
 from __future__ import annotations

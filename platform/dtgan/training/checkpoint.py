@@ -226,7 +226,7 @@ RESUMABLE_KEYS = (
     "train.out_dir",
     "train.run_name",
     "train.device",
-    "train.performance.",  # speed options (distributed.performance before issue 17)
+    "train.performance.",  # speed options (distributed.performance in older versions)
     "data.loader_workers",
     "tracking.",
     "evaluation.",

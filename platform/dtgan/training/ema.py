@@ -1,4 +1,4 @@
-"""Exponential moving average of G, M and E (spec §1.3-1.4): the networks used for sampling and evaluation."""
+"""Exponential moving average of G, M and E (docs/model.md#ema): the networks used for sampling and evaluation."""
 
 from __future__ import annotations
 

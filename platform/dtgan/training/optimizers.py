@@ -1,4 +1,4 @@
-"""One Adam per network (spec §1.4): lr for G, E, D; mapping_lr for M with A10's separate content/noise rates."""
+"""One Adam per network (docs/model.md#optimisation): lr for G, E, D; mapping_lr for M with docs/model.md#a10's separate content/noise rates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One training iteration (spec §1.5, §3.6): D latent, D reference, G latent (G, M, E), G reference (G), EMA."""
+"""One training iteration (docs/model.md#training-step, docs/model.md#training-procedure): D latent, D reference, G latent (G, M, E), G reference (G), EMA."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dtgan.training.state import TrainState
 
 # Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
 GUIDANCE_TAG = {"latent": "latent", "reference": "ref"}
-# Which networks each G step updates (spec §1.5: E's gradients in the reference step are discarded).
+# Which networks each G step updates (docs/model.md#training-step: E's gradients in the reference step are discarded).
 G_STEP_UPDATES = {"latent": ("generator", "mapping_network", "style_encoder"), "reference": ("generator",)}
 
 
