@@ -3,6 +3,8 @@ trial drivers' resource, exits 2 with one line and leaves no MLflow store, paren
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -206,21 +208,37 @@ def test_random_bytes_as_inception_weights_are_refused_before_any_trial_trains(t
     _nothing_started(tmp_path)
 
 
+_TOKEN_CHECK = """
+import json, sys
+from ray._private.authentication.authentication_utils import is_token_auth_enabled  # what Ray itself checks
+from dtgan.config.study import StudyConfig
+from dtgan.search import ray_tune
+ray_tune.start_ray(StudyConfig(local_num_cpus=1), temp_dir=sys.argv[1])
+try:
+    print(json.dumps({"token": is_token_auth_enabled()}))
+finally:
+    ray_tune.stop_ray()
+"""
+
+
 @pytest.mark.ray
-def test_the_private_local_ray_authenticates_with_a_token_even_when_asked_not_to(monkeypatch, tmp_path):
-    """Ray's gRPC servers listen on every interface: the study's own local Ray must demand the token."""
-    from ray._private.authentication.authentication_utils import is_token_auth_enabled  # what Ray checks
-
-    from dtgan.config.study import StudyConfig
-    from dtgan.search import ray_tune
-
-    monkeypatch.setenv("HOME", str(tmp_path))  # Ray writes ~/.ray/auth_token for a new local cluster
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+def test_the_private_local_ray_authenticates_with_a_token_even_when_asked_not_to(tmp_path):
+    """Ray's gRPC servers listen on every interface: the study's own local Ray must demand the token. In a
+    process of its own: Ray keeps its authentication mode in process-wide state."""
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    env = {**os.environ, "HOME": str(tmp_path), "RAY_AUTH_MODE": "disabled"}  # a user's opt-out
+    env.pop("RAY_AUTH_TOKEN", None)
     try:
-        assert ray_tune.start_ray(StudyConfig(local_num_cpus=1), temp_dir=temp_dir)
-        assert is_token_auth_enabled()
-        assert (tmp_path / ".ray" / "auth_token").is_file()
+        done = subprocess.run(
+            [sys.executable, "-c", _TOKEN_CHECK, temp_dir],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
-        ray_tune.stop_ray()
         shutil.rmtree(temp_dir, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"token": True}
+    assert (tmp_path / ".ray" / "auth_token").is_file()  # Ray made the token for the new local cluster
+    assert "RAY_AUTH_MODE=disabled ignored" in done.stderr

@@ -165,11 +165,12 @@ class EvaluationConfig(Section):
         "share of its distance to the floor: (nothing - max(floor, crop_paste)) / (nothing - floor)",
     )
     ladder_floor_tolerance: float = Field(
-        0.1,
+        0.25,
         ge=0.0,
         lt=1.0,
         description="validity ladder: the floor counts as the best rung while no rung beats it by more than this "
-        "share of the span from the floor to 'paints nothing' (sampling noise of small halves)",
+        "share of the span from the floor to 'paints nothing' (sampling noise of small halves: on the tiny test data "
+        "a working extractor put lightly noised real defects 0.105 of the span below the floor with 2 threads)",
     )
     ladder_blur_sigma_fraction: float = Field(
         0.04,
