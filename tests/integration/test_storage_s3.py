@@ -140,8 +140,10 @@ def test_a_study_on_s3_resumes_and_reports_from_the_bucket_alone(s3_endpoint, tm
     assert "| b-seed777 | completed |" in done.stdout
     assert not any(p.name.startswith("s3") for p in tmp_path.iterdir())  # no local folder named after the URI
 
-    (launch,) = Storage.at(storage).list_dirs()
+    (launch,) = [d for d in Storage.at(storage).list_dirs() if d.startswith("ablation-smoke-")]
     files = Storage.at(storage).child(launch).files()
+    # The networks every trial scores with, pinned by the driver, content-addressed in the bucket.
+    assert any(f.endswith(".pt") for f in Storage.at(storage).child("extractors").files())
     assert any(f.startswith("runs/b-seed777/checkpoints/step_") for f in files)
     assert "runs/b-seed777/evaluation/final/evaluation.json" in files
     assert any(f.startswith("experiment_state") for f in files)  # Tune's own state, in the bucket too

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from dtgan.config.loader import load_config
+from dtgan.data.synth import synthesize_benchmark
 from dtgan.errors import ConfigError
+from dtgan.evaluation.extractors import pinned_defect_classifier
+from dtgan.evaluation.feature_cache import fingerprint_file
 from dtgan.search import ray_tune
 from dtgan.search.ray_train import fetch_checkpoint
 from dtgan.search.study_extractor import localise_extractor, pin_extractor
@@ -31,12 +34,32 @@ def test_a_trial_given_a_gpu_without_usable_cuda_stops_with_one_line(monkeypatch
 
 def test_the_study_pins_its_extractor_so_no_trial_switches(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights anywhere
-    config = load_config("smoke", [f"study.storage_path={tmp_path / 'ray_results'}"])
-    assert config.evaluation.feature_extractor == "auto"
+    data = tmp_path / "bench.parquet"
+    synthesize_benchmark(str(data), size=32, scale=0.02, seed=0, products=2, threads=1)
+    overrides = [
+        f"data.path={data}",
+        f"study.storage_path={tmp_path / 'ray_results'}",
+        f"evaluation.cache_dir={tmp_path / 'cache'}",
+        "evaluation.defect_cnn.min_steps=5",
+        "evaluation.defect_cnn.epochs=1",
+    ]
+    config = load_config("smoke", overrides)
+    assert config.evaluation.feature_extractor == "auto" and config.evaluation.defect_cnn_weights_path is None
     pinned = pin_extractor(config)
-    assert pinned.evaluation.feature_extractor == "dtgan-defect-cnn"  # a node with weights cannot switch
-    assert localise_extractor(pinned) == pinned  # nothing to fetch
-    asked = load_config("smoke", ["evaluation.feature_extractor=inception-v3-compat"])
+    assert pinned.evaluation.feature_extractor == "dtgan-defect-cnn"  # a node with Inception cannot switch
+    weights = Path(pinned.evaluation.defect_cnn_weights_path)  # trained once, by the driver
+    assert weights.is_file() and weights.is_relative_to(tmp_path / "cache")
+    assert pin_extractor(config).evaluation.defect_cnn_weights_path == str(weights)  # cached, not retrained
+    assert localise_extractor(pinned) == pinned  # local storage: every trial reads the driver's file
+    assert not (tmp_path / "ray_results").exists()  # pinning starts nothing in the storage
+    spec = pinned_defect_classifier(weights)
+    assert spec.weights_fingerprint == fingerprint_file(weights)
+    (tmp_path / "bad.pt").write_bytes(b"not a network")
+    with pytest.raises(
+        ConfigError, match=r"defect_cnn_weights_path: .*bad.pt is not dtgan-defect-cnn weights"
+    ):
+        pinned_defect_classifier(tmp_path / "bad.pt")
+    asked = load_config("smoke", [*overrides, "evaluation.feature_extractor=inception-v3-compat"])
     assert pin_extractor(asked).evaluation.feature_extractor == "inception-v3-compat"  # its own error later
 
 

@@ -71,6 +71,11 @@ class EvaluationConfig(Section):
         description="SHA-256 the Inception weights file must have before anything reads it (default: the published "
         "torch-fidelity/pytorch-fid file); change it only for weights of your own, whose FIDs are not the paper's",
     )
+    defect_cnn_weights_path: str | None = Field(
+        None,
+        description="weights of dtgan-defect-cnn to use instead of training it on the data; a study sets it to the "
+        "network its driver trained, so that every trial on every node scores with the same one",
+    )
     cache_dir: str = Field(
         "~/.cache/dtgan/evaluation",
         description="folder of cached real-image features and of the trained offline extractor",

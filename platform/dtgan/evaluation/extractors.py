@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,12 +208,32 @@ def find_inception_weights(cfg: EvaluationConfig) -> Path | None:
     return hub if hub.is_file() else None
 
 
+def pinned_defect_classifier(path: Path) -> ExtractorSpec:
+    """``evaluation.defect_cnn_weights_path``: that network, checked to load (tensors only), never retrained."""
+    if not path.is_file():
+        raise ConfigError(
+            f"evaluation.defect_cnn_weights_path: {path} does not exist; point it at dtgan-defect-cnn weights "
+            "or set it to null to train the network on the data"
+        )
+    try:
+        load_defect_cnn(path)
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"evaluation.defect_cnn_weights_path: {path} is not dtgan-defect-cnn weights ({first}); set it to null "
+            "to train the network on the data"
+        ) from None
+    return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
+
+
 def resolve_defect_classifier(
     cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
 ) -> ExtractorSpec:
     """The data set's ``dtgan-defect-cnn`` (cached; trained now when missing), whatever the FID extractor is: the
     classifier of defect recall and the network whose quality every evaluation reports."""
     register_extractors()
+    if cfg.defect_cnn_weights_path is not None:
+        return pinned_defect_classifier(Path(cfg.defect_cnn_weights_path).expanduser())
     data = training_images()
     path = ensure_defect_cnn(
         cfg.cache_dir, data.fingerprint, data.images, data.labels, data.class_names, cfg.defect_cnn
