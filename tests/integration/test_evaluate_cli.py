@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from eval_testdata import two_step_run
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
@@ -16,7 +17,6 @@ from dtgan import keys
 from dtgan.cli.main import main
 from dtgan.config import load_config
 from dtgan.data.dataset import DefectImageDataset
-from dtgan.data.synth import synthesize_benchmark
 from dtgan.tracking.report.uncertainty import fid_from_features
 from dtgan.training.loop import train
 
@@ -45,20 +45,7 @@ EVAL_OPTS = [
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
-    data = str(root / "bench.parquet")
-    synthesize_benchmark(data, size=32, scale=0.05, seed=0)
-    config = load_config(
-        "smoke",
-        [
-            f"data.path={data}",
-            "train.total_steps=2",
-            "train.checkpoint_every_steps=2",
-            "train.sample_every_steps=2",
-            f"train.out_dir={root / 'runs'}",
-            "train.run_name=r",
-        ],
-    )
-    result = train(config)
+    data, result = two_step_run(root)
     return {
         "root": root,
         "data": data,

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from eval_testdata import two_step_run
 
 from dtgan import keys
 from dtgan.cli.main import main
-from dtgan.config import load_config
-from dtgan.data.synth import synthesize_benchmark
-from dtgan.training.loop import train
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +41,7 @@ OPTS = [
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline_checks")
-    data = str(root / "bench.parquet")
-    synthesize_benchmark(data, size=32, scale=0.05, seed=0)
-    config = load_config(
-        "smoke",
-        [
-            f"data.path={data}",
-            "train.total_steps=2",
-            "train.checkpoint_every_steps=2",
-            "train.sample_every_steps=2",
-            f"train.out_dir={root / 'runs'}",
-            "train.run_name=r",
-        ],
-    )
-    run_dir = train(config).run_dir
+    run_dir = two_step_run(root)[1].run_dir
     cache = ["-o", f"evaluation.cache_dir={root / 'cache'}"]
     return root, run_dir, cache
 
