@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from eval_testdata import two_step_run
+from evaluate_cli_testdata import two_step_run
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_testdata import two_step_run
+from evaluate_cli_testdata import two_step_run
 
 from dtgan import keys
 from dtgan.cli.main import main
