@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import Dimension
 from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, record_search_point, run_trial
 from dtgan.tracking.describe import search_description
-from dtgan.training.checkpoint import checkpoints_in, latest_checkpoint
+from dtgan.training.checkpoint import latest_checkpoint
 from dtgan.training.environment import Environment, resolve_device
 from dtgan.training.loop import TrainResult, train
 from dtgan.training.reporter import Reporter
@@ -184,26 +182,10 @@ class TuneHooks:
         self.trial_id = context.get_trial_id()
         self.trial_name = context.get_trial_name()
 
-    def report(self, metrics: dict[str, Any], checkpoint_path: str | None) -> None:
-        if checkpoint_path is None:
-            tune.report(metrics)
-            return
-        # Tune copies the folder into its storage: the trial can resume from it on any node.
-        with tempfile.TemporaryDirectory(prefix="dtgan-tune-ckpt-") as tmp:
-            target = Path(tmp) / Path(checkpoint_path).name
-            try:
-                os.link(checkpoint_path, target)
-            except OSError:
-                shutil.copyfile(checkpoint_path, target)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-    def restored_checkpoint(self) -> str | None:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            return None
-        folder = Path(checkpoint.to_directory())
-        files = checkpoints_in(folder)
-        return str(files[-1]) if files else None
+    def report(self, metrics: dict[str, Any]) -> None:
+        # No Tune checkpoint: the trial's checkpoints are in its run folder in the study storage, where a
+        # restarted trial finds them (search/study.py); a Tune copy would upload each one a second time.
+        tune.report(metrics)
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
         if trains_in_process(config):
@@ -365,7 +347,6 @@ def run_tune(
     run_config = tune.RunConfig(
         name=run_name,
         storage_path=storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         # A trial whose node died (a preempted spot instance) or that raised is started again, on any node,
         # from its last stored checkpoint; its MLflow run is found again by its trial key.
         failure_config=tune.FailureConfig(max_failures=study.max_trial_failures),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
 from dtgan.training.checkpoint import (
-    CHECKPOINT_DIR,
     checkpoint_path,
     checkpoint_step,
     latest_checkpoint,
@@ -54,11 +52,8 @@ class TrialHooks(Protocol):
 
     trial_id: str | None
 
-    def report(self, metrics: dict[str, Any], checkpoint_path: str | None) -> None:
-        """Intermediate or final result; a checkpoint file makes the trial resumable from it."""
-
-    def restored_checkpoint(self) -> str | None:
-        """The checkpoint file the scheduler restored this trial from (after a driver restart), if any."""
+    def report(self, metrics: dict[str, Any]) -> None:
+        """Intermediate or final result (the trial's checkpoints live in its run folder, not with the scheduler)."""
 
     def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
         """Run ``dtgan.training.loop.train`` (one process) or its distributed equivalent; a TrainResult."""
@@ -191,8 +186,7 @@ class StudyReporter(Reporter):
         fid = self.fid(checkpoint_path)
         self.mlflow_reporter.report(step, {keys.SEARCH_INTERMEDIATE_FID: fid}, None)
         self.hooks.report(
-            {STEP_KEY: step, keys.SEARCH_INTERMEDIATE_FID: fid, **dict.fromkeys(self.stand_in_for, fid)},
-            checkpoint_path,
+            {STEP_KEY: step, keys.SEARCH_INTERMEDIATE_FID: fid, **dict.fromkeys(self.stand_in_for, fid)}
         )
 
     def close(self) -> None:
@@ -227,15 +221,6 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
     return {
         keys.init_key(k): v for k, v in _finite(evaluation.metrics).items() if k.startswith(keys.EVAL_PREFIX)
     }
-
-
-def _adopt_restored_checkpoint(run_dir: Path, restored: str | None) -> None:
-    """After a driver restart on another node the run folder may lack the checkpoint Tune kept: copy it in."""
-    if restored is None or latest_checkpoint(run_dir) is not None:
-        return
-    target = run_dir / CHECKPOINT_DIR / Path(restored).name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(restored, target)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -309,7 +294,7 @@ def run_trial(
                 RUN_ID_KEY: trial.run_id,
                 CHECKPOINT_KEY: tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
             }
-            hooks.report(final, None)
+            hooks.report(final)
             log.info(
                 "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
             )
@@ -322,7 +307,6 @@ def run_trial(
             run_folder.pull()  # restarted on a new node (a preempted one): continue from the stored checkpoint
         timeline.mark("mlflow_run_started")
         tracker.log_dataset(trial.run_id, config.data.path)
-        _adopt_restored_checkpoint(run_dir, hooks.restored_checkpoint())
         resumed_from = latest_checkpoint(run_dir)
         resume = resumed_from is not None
         if resume:
@@ -396,5 +380,5 @@ def run_trial(
         timeline.mark("trial_end")
         timeline.write(run_dir)
         run_folder.push()
-        hooks.report(report, str(checkpoint))
+        hooks.report(report)
         return report
