@@ -9,7 +9,7 @@ first step (Tune dispatching the trial process, imports, MLflow run, data/nets/s
 step -> trial end (final checkpoint and samples, evaluation, and the bookkeeping after it: tags, artifacts,
 metrics, end of the MLflow run), and for the driver ray.init, the MLflow parent run and Tune's setup.
 
-Otherwise a "trial" is one Ray Train run of the platform (``dtgan.search.ray_train.fit_distributed``, a
+Otherwise a "trial" is one Ray Train run of the platform (``dtgan.training.ray_train.fit_distributed``, a
 TorchTrainer with one CPU worker) on the smoke preset, as the studies launch them; the Tune layer of the
 studies (experiments/*.py) is not part of it. Start overhead = first report's arrival - fit() call - the
 first step's own time; end overhead = fit() return - last report's arrival (it includes writing and
@@ -79,7 +79,7 @@ def _env() -> dict:
 
 def one_trial(data: Path, work: Path, name: str, steps: int) -> dict:
     from dtgan.config.loader import load_config
-    from dtgan.search.ray_train import fit_distributed
+    from dtgan.training.ray_train import fit_distributed
 
     config = load_config(
         "smoke",
@@ -189,7 +189,7 @@ def main() -> None:
         if args.study:  # before the TorchTrainer trials: the study starts (and stops) its own local Ray
             result["study"] = study_overhead(data, work / "study", args.variants.split(","), args.steps)
         if args.trials:
-            from dtgan.search.ray_train import ensure_ray
+            from dtgan.training.ray_train import ensure_ray
 
             started = time.perf_counter()
             ensure_ray(1, 1.0)

@@ -10,7 +10,7 @@ import pytest
 from dtgan.config import load_config
 from dtgan.data.synth import synthesize_benchmark
 from dtgan.evaluation.evaluate import evaluate
-from dtgan.search.study import _evaluate_initial
+from dtgan.search.trial import _evaluate_initial
 from dtgan.training.checkpoint import checkpoint_path
 from dtgan.training.loop import train
 

@@ -60,7 +60,7 @@ def _config(data_path, *extra):
 
 
 def _fit(name, config, storage):
-    from dtgan.search.ray_train import fit_distributed
+    from dtgan.training.ray_train import fit_distributed
 
     started = time.perf_counter()
     result = fit_distributed(config, run_name=name, storage_path=str(storage), resume="auto")

@@ -22,7 +22,7 @@ SCRIPTS = [REPO / "experiments", REPO / "benchmarks"]
 # third-party library -> the modules allowed to import it (DESIGN: one adapter each)
 ADAPTERS = {
     "mlflow": {"dtgan.tracking.mlflow_backend"},
-    "ray": {"dtgan.search.ray_tune", "dtgan.search.ray_train"},
+    "ray": {"dtgan.search.ray_tune", "dtgan.training.ray_train"},
     "optuna": {"dtgan.search.ray_tune"},  # through ray.tune.search.optuna
 }
 
@@ -117,9 +117,9 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_parser_sees_the_adapters_imports():
     # a guard that cannot pass vacuously: the known importers are found
-    assert {"dtgan.search.ray_tune", "dtgan.search.ray_train"} <= _library_importers("ray", MODULES)
+    assert {"dtgan.search.ray_tune", "dtgan.training.ray_train"} <= _library_importers("ray", MODULES)
     assert _library_importers("mlflow", MODULES) == {"dtgan.tracking.mlflow_backend"}
-    assert "dtgan.training.checkpoint" in _dtgan_edges("dtgan.search.ray_train")
+    assert "dtgan.training.checkpoint" in _dtgan_edges("dtgan.training.ray_train")
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
 

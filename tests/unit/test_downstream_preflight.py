@@ -6,7 +6,7 @@ from dtgan.config import load_config
 from dtgan.downstream import preflight
 from dtgan.errors import ConfigError
 from dtgan.search.augmentation import run_augmentation
-from dtgan.search.study import check_study_config
+from dtgan.search.driver import check_study_config
 
 
 def test_augmentation_study_with_an_unknown_backbone_stops_before_its_launch(tmp_path):

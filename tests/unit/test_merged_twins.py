@@ -73,7 +73,7 @@ def fake_ray(monkeypatch):
 def test_one_ray_connection_policy_for_studies_and_distributed_training(fake_ray, monkeypatch):
     import os
 
-    from dtgan.search import ray_train
+    from dtgan.training import ray_train
 
     assert ray_train.connect_ray(num_cpus=2, resources={"TRAIN_DRIVER": 4}, temp_dir="/tmp/x") is True
     ray_train.ensure_ray(workers=64, cpus_per_worker=1.5)  # more than this machine: a local Ray that large

@@ -9,11 +9,10 @@ import pytest
 from dtgan.config.loader import load_config, nest
 from dtgan.config.model import toggles_of_step
 from dtgan.errors import ConfigError
-from dtgan.search.driver import resolve_run_name
+from dtgan.search.driver import check_study_config, resolve_run_name
 from dtgan.search.ladder import apply_overrides, ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
-from dtgan.search.study import check_study_config
 
 REPO = Path(__file__).resolve().parents[2]
 

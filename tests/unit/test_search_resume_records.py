@@ -15,14 +15,14 @@ import pytest
 from dtgan.config.loader import load_config
 from dtgan.errors import ConfigError
 from dtgan.search import ray_tune
-from dtgan.search.spaces import load_search_space
-from dtgan.search.study import (
+from dtgan.search.search_points import (
     SEARCH_POINT_FILE,
-    TrialContext,
     canonical_point,
     earlier_search_points,
     record_search_point,
 )
+from dtgan.search.spaces import load_search_space
+from dtgan.search.trial import TrialContext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,12 +43,12 @@ def _context(runs: Path, earlier=()) -> TrialContext:
 def test_points_recorded_by_trials_come_back_oldest_first_and_keep_their_keys(tmp_path, monkeypatch):
     runs = tmp_path / "launch" / "runs"
     clock = iter([100.0, 50.0])
-    monkeypatch.setattr("dtgan.search.study.time.time", lambda: next(clock))
+    monkeypatch.setattr("dtgan.search.search_points.time.time", lambda: next(clock))
     first = {"loss.lambda_ds": 0.31, "model.ablation": "g"}
     second = {"loss.lambda_ds": 2.5, "model.ablation": "e"}
-    record_search_point(_context(runs), "trial-b", first)
-    record_search_point(_context(runs), "trial-a", second)
-    record_search_point(_context(runs), "trial-a", first)  # once recorded, a trial's point never changes
+    record_search_point(str(runs), "trial-b", first)
+    record_search_point(str(runs), "trial-a", second)
+    record_search_point(str(runs), "trial-a", first)  # once recorded, a trial's point never changes
     (runs / "a-seed777").mkdir()  # a folder without a record (not a search trial) is passed over
 
     earlier = earlier_search_points(str(runs))

@@ -6,9 +6,9 @@ import torch
 from dtgan.config import load_config
 from dtgan.errors import ConfigError
 from dtgan.losses import Batch
-from dtgan.search.ray_train import check_distributed
 from dtgan.training.environment import Environment
 from dtgan.training.performance import Performance
+from dtgan.training.ray_train import check_distributed
 from dtgan.training.state import build_train_state
 from dtgan.training.steps import train_step
 
@@ -93,7 +93,7 @@ def test_global_batch_must_divide_over_the_workers():
 
 
 def test_injected_failure_is_a_test_hook_in_the_environment_and_must_be_a_reported_step(monkeypatch):
-    from dtgan.search.ray_train import injected_failure_step
+    from dtgan.training.ray_train import injected_failure_step
 
     assert injected_failure_step() is None
     monkeypatch.setenv("DTGAN_TEST_FAIL_AT_STEP", "3")

@@ -14,8 +14,8 @@ from dtgan.errors import ConfigError
 from dtgan.evaluation.extractors import pinned_defect_classifier
 from dtgan.evaluation.feature_cache import fingerprint_file
 from dtgan.search import ray_tune
-from dtgan.search.ray_train import fetch_checkpoint
 from dtgan.search.study_extractor import localise_extractor, pin_extractor
+from dtgan.training.ray_train import fetch_checkpoint
 
 
 def test_a_trial_given_a_gpu_without_usable_cuda_stops_with_one_line(monkeypatch):

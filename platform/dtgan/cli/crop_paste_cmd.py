@@ -96,7 +96,7 @@ def _evaluate_crop_paste(args: argparse.Namespace) -> int:
 
 def _log(tracker, parent_run_id: str, config, result) -> str:
     """One trial run under the study: params, tags, eval/* metrics, the evaluation folder and its features."""
-    from dtgan.search.study import log_evaluation
+    from dtgan.search.trial import log_evaluation
 
     with tracker.trial(
         parent_run_id,

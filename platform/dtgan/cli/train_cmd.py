@@ -1,4 +1,5 @@
-"""``dtgan train``: train one configuration in this process, or on Ray Train workers with ``--workers N``."""
+"""``dtgan train``: train one configuration through ``training.launch.fit``: in this process, or on Ray Train
+workers with ``--workers N`` (N >= 2; 0 or 1 trains in this process, as in a study trial)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 from dtgan import keys
 from dtgan.cli.common import add_config_arguments, config_from_args
-from dtgan.errors import ConfigError
 from dtgan.utils.destination import check_destination
 from dtgan.utils.lock import writer_lock
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="train on N Ray Train workers (sets distributed.workers); default: one process",
+        help="train on N Ray Train workers (sets distributed.workers; 0 or 1: this process); default: one process",
     )
     parser.add_argument(
         "--gpu", action="store_true", default=None, help="one GPU per worker, nccl (distributed.use_gpu)"
@@ -62,43 +62,32 @@ def _train(args: argparse.Namespace) -> int:
     args.override = _with_flags(args)
     config = config_from_args(args)
     run_dir = check_destination(_locked_run_dir(args, config), "run folder")  # before the data is read
-    with writer_lock(run_dir, "run folder"):
-        if config.distributed.workers > 0:
-            return _train_distributed(args, config)
-        from dtgan.training.loop import train
+    from dtgan.training.launch import fit  # loads torch
+    from dtgan.training.ray_train import DistributedTrainingFailed
 
-        result = train(config, run_dir=args.run_dir, resume=args.resume)
-    _print_result(result.step, result.run_dir, result.metrics, result.checkpoint_path)
+    with writer_lock(run_dir, "run folder"):
+        try:
+            result = fit(config, run_dir=args.run_dir, resume=args.resume)
+        except DistributedTrainingFailed as exc:
+            print(f"dtgan: error: {exc}", file=sys.stderr)
+            return 1
+    _print_result(
+        result.step, result.run_dir, result.metrics, result.checkpoint_uri or result.checkpoint_path
+    )
     return 0
 
 
 def _locked_run_dir(args: argparse.Namespace, config) -> Path:
-    """The local folder the run writes: its run folder (with --workers: ``<storage>/<run_name>`` when the
+    """The local folder the run writes: its run folder (on Ray Train workers: ``<storage>/<run_name>`` when the
     storage is a local folder, else the node-local ``train.out_dir/<run_name>``, as fit_distributed picks)."""
-    from dtgan.training.run_dir import default_run_name, resolve_run_dir  # loads torch
+    from dtgan.training.launch import trains_in_process  # loads torch
+    from dtgan.training.run_dir import default_run_name, resolve_run_dir
 
-    if args.run_dir is not None or config.distributed.workers == 0:
+    if args.run_dir is not None or trains_in_process(config):
         return resolve_run_dir(config, args.run_dir)
     name = config.train.run_name or default_run_name(config)
     storage = config.distributed.storage_path or config.train.out_dir
     return Path(storage if "://" not in storage else config.train.out_dir) / name
-
-
-def _train_distributed(args: argparse.Namespace, config) -> int:
-    from dtgan.search.ray_train import DistributedTrainingFailed, fit_distributed
-
-    if args.resume not in (True, False):
-        raise ConfigError(
-            "--resume CHECKPOINT works in one process; with --workers use --resume alone "
-            "(the run continues from its latest checkpoint in the storage)"
-        )
-    try:
-        result = fit_distributed(config, resume=bool(args.resume), run_dir=args.run_dir)
-    except DistributedTrainingFailed as exc:
-        print(f"dtgan: error: {exc}", file=sys.stderr)
-        return 1
-    _print_result(result.step, result.run_dir, result.metrics, result.checkpoint_uri)
-    return 0
 
 
 def _print_result(step, run_dir, metrics, checkpoint) -> None:

@@ -8,14 +8,17 @@ from pydantic import Field, model_validator
 
 from dtgan.config.base import Section
 
-FAIL_AT_STEP_ENV = "DTGAN_TEST_FAIL_AT_STEP"  # the test-only failure injection (search.ray_train)
+FAIL_AT_STEP_ENV = "DTGAN_TEST_FAIL_AT_STEP"  # the test-only failure injection (training.ray_train)
 
 
 class DistributedConfig(Section):
     """Ray Train: how many workers, where checkpoints live, how many failures to recover from."""
 
     workers: int = Field(
-        0, ge=0, le=4096, description="Ray Train workers; 0 = train in this process without Ray"
+        0,
+        ge=0,
+        le=4096,
+        description="Ray Train workers; 0 or 1 = train in this process without Ray (training.launch)",
     )
     use_gpu: bool = Field(False, description="one GPU per worker (nccl); otherwise CPU workers (gloo)")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPU cores reserved per worker")

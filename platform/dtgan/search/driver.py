@@ -20,6 +20,7 @@ from typing import Any
 from dtgan import keys
 from dtgan.config.loader import load_config
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.preflight import check_downstream
 from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
 from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
@@ -135,6 +136,34 @@ def preflight_study(config: DTGANConfig, kind: str, resume: bool | str) -> DTGAN
     if kind != "augmentation":  # the trials score FID/KID: one extractor for all; bad weights fail now
         config = pin_extractor(config)
     return config
+
+
+def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
+    """Cross-section checks the study sections cannot make alone."""
+    every = config.study.intermediate_fid_every_steps
+    if every is not None and every % config.train.checkpoint_every_steps:
+        raise ConfigError(
+            f"study.intermediate_fid_every_steps={every} must be a multiple of "
+            f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
+        )
+    objectives = config.study.objectives
+    if (
+        early_stopping
+        and every is not None
+        and len(objectives) == 1
+        and objectives[0].metric != keys.fid_key("mix")
+    ):
+        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
+        raise ConfigError(
+            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
+            f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
+        )
+    if early_stopping and config.study.scheduler == "asha" and every is None:
+        raise ConfigError(
+            "study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)"
+        )
+    if config.study.run_downstream:  # backbone and weights before any trial trains a generator
+        check_downstream(config.downstream, checkpoint="the trial's generator")
 
 
 @dataclass

@@ -31,14 +31,13 @@ from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
 from dtgan.errors import ConfigError, error_line
-from dtgan.search import ray_train
 from dtgan.search.ladder import apply_overrides
+from dtgan.search.search_points import record_search_point
 from dtgan.search.spaces import Dimension
-from dtgan.search.study import STEP_KEY, TRIAL_DONE_KEY, record_search_point, run_trial
+from dtgan.search.trial import STEP_KEY, TRIAL_DONE_KEY, run_trial
 from dtgan.tracking.describe import search_description
-from dtgan.training.checkpoint import latest_checkpoint
-from dtgan.training.environment import Environment, resolve_device
-from dtgan.training.loop import TrainResult, train
+from dtgan.training import ray_train
+from dtgan.training.launch import Trained, WorkerGroupRun, fit, trains_in_process
 from dtgan.training.reporter import Reporter
 
 log = logging.getLogger(__name__)
@@ -121,11 +120,6 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
-def trains_in_process(config: DTGANConfig) -> bool:
-    """One worker trains in the trial process itself (a worker group of one would only add start-up time)."""
-    return config.distributed.workers <= 1
-
-
 def trial_resources(config: DTGANConfig) -> dict[str, float]:
     """One placement bundle per trial. In-process training: the CPU/GPU it trains on (no driver slot: the head
     that offers the slots has no CPU or GPU, so one bundle asking for both fits no node). Multi-worker: the
@@ -171,7 +165,7 @@ def local_map_fn(fn, specs):
 
 
 class TuneHooks:
-    """``dtgan.search.study.TrialHooks`` inside a Tune function trainable."""
+    """``dtgan.search.trial.TrialHooks`` inside a Tune function trainable."""
 
     def __init__(self, study: StudyConfig, runs_uri: str) -> None:
         self.study = study
@@ -184,46 +178,26 @@ class TuneHooks:
 
     def report(self, metrics: dict[str, Any]) -> None:
         # No Tune checkpoint: the trial's checkpoints are in its run folder in the study storage, where a
-        # restarted trial finds them (search/study.py); a Tune copy would upload each one a second time.
+        # restarted trial finds them (search/trial.py); a Tune copy would upload each one a second time.
         tune.report(metrics)
 
-    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
+    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool) -> Trained:
         if trains_in_process(config):
             check_trial_device(config)
-            return train(
-                config,
-                reporter=reporter,
-                run_dir=run_dir,
-                resume=resume,
-                env=Environment(device=resolve_device(config.train.device)),
-            )
-
-        # A TorchTrainer from this function trainable (Train V2's way); its stable name lets a restored trial
-        # continue the stored run. Metrics reach MLflow from the stored history after the fit (the Train
-        # controller runs elsewhere); multi-worker trials report no intermediate FID.
-        result = ray_train.fit_distributed(
+        # Multi-worker: a TorchTrainer from this function trainable (Train V2's way); its stable name lets a
+        # restarted trial continue the stored run. Metrics reach MLflow from the stored history after the fit
+        # (the Train controller runs elsewhere); multi-worker trials report no intermediate FID.
+        return fit(
             config,
-            run_name=f"train-{run_dir.name}",
-            storage_path=self.runs_uri.rsplit("/", 1)[0] + "/train",
-            resume="auto",
-            run_dir=run_dir,
-            progress=False,
-        )
-        # Rank 0 wrote its run folder on its own node; the trial evaluates here from Ray's stored checkpoint.
-        if latest_checkpoint(run_dir) is None and result.checkpoint_uri is not None:
-            ray_train.fetch_checkpoint(result.checkpoint_uri, run_dir)
-        try:
-            for row in result.metrics_history:
-                reporter.report(
-                    int(row["step"]), {k: v for k, v in row.items() if k.startswith(keys.TRAIN_PREFIX)}, None
-                )
-        finally:
-            reporter.close()
-        return TrainResult(
-            run_dir=result.run_dir,
-            step=result.step,
-            checkpoint_path=latest_checkpoint(result.run_dir),
-            metrics=result.metrics,
+            reporter,
+            run_dir,
+            resume,
+            workers=WorkerGroupRun(
+                run_name=f"train-{run_dir.name}",
+                storage_path=self.runs_uri.rsplit("/", 1)[0] + "/train",
+                resume="auto",
+                progress=False,
+            ),
         )
 
     def downstream_map_fn(self):
@@ -328,7 +302,7 @@ def run_tune(
     A resumed study starts a new Tune run in the same folder and never restores Tune's saved state: Ray would
     unpickle it, and a file planted in a shared bucket would run its code here. What a resume needs is in
     dtgan's own records instead: finished trials in MLflow (reported again, not rerun), checkpoints in the run
-    folders (loaded tensors-only), sampled points as JSON (``study.earlier_search_points``).
+    folders (loaded tensors-only), sampled points as JSON (``search_points.earlier_search_points``).
     """
     study, total_steps = config.study, config.train.total_steps
     fn = tune.with_resources(trainable, trial_resources(config))
@@ -410,7 +384,7 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     hooks = TuneHooks(base.study, ctx.runs_dir)
     point = params["search"]
     trial_key = ctx.earlier_trial_key(point) or f"trial-{hooks.trial_id}"  # a resumed trial keeps its key
-    record_search_point(ctx, trial_key, point)
+    record_search_point(ctx.runs_dir, trial_key, point)
     config = apply_overrides(base, nest(point), run_name=trial_key)
     run_trial(
         config,

@@ -20,6 +20,7 @@ from dtgan.provenance import git_state
 from dtgan.search.driver import (
     StudyLaunch,
     absolute_paths,
+    check_study_config,
     failing_study,
     finish_study,
     launch_study,
@@ -29,15 +30,9 @@ from dtgan.search.driver import (
 )
 from dtgan.search.ladder import ladder_trials
 from dtgan.search.pareto import pareto_front
+from dtgan.search.search_points import canonical_point, earlier_search_points
 from dtgan.search.spaces import load_search_space
-from dtgan.search.study import (
-    CHECKPOINT_KEY,
-    RUN_ID_KEY,
-    TrialContext,
-    canonical_point,
-    check_study_config,
-    earlier_search_points,
-)
+from dtgan.search.trial import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext
 from dtgan.storage import fetch_file
 
 log = logging.getLogger(__name__)

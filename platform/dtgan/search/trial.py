@@ -6,10 +6,8 @@ restored checkpoint, run the training (in this process or on a Ray Train worker 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dtgan import keys
 from dtgan.config.root import DTGANConfig
-from dtgan.downstream.preflight import check_downstream
 from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn, run_study
-from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
 from dtgan.search.intermediate import IntermediateFID
+from dtgan.search.search_points import canonical_point
 from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
@@ -82,75 +79,7 @@ class TrialContext:
         return next((key for key, known in self.earlier_points if known == canonical), None)
 
 
-SEARCH_POINT_FILE = (
-    "search_point.json"  # in a search trial's run folder: its sampled point (JSON, never pickled)
-)
-
-
-def canonical_point(point: dict[str, Any]) -> str:
-    return json.dumps(point, sort_keys=True)
-
-
-def record_search_point(ctx: TrialContext, trial_key: str, point: dict[str, Any]) -> None:
-    """The trial's sampled point in its run folder in the study storage, before it trains: what ``--resume``
-    reads back (``earlier_search_points``) instead of Tune's pickled searcher state."""
-    folder = Storage.at(ctx.runs_dir).child(trial_key)
-    if not folder.is_file(SEARCH_POINT_FILE):
-        record = {"trial_key": trial_key, "point": point, "recorded_unix": time.time()}
-        folder.write_bytes(SEARCH_POINT_FILE, json.dumps(record, sort_keys=True).encode())
-
-
-def earlier_search_points(runs_uri: str) -> list[tuple[str, dict[str, Any]]]:
-    """(trial key, point) of every search trial an earlier launch of this study started, oldest first. A record
-    that is not the JSON this module writes is one line naming it."""
-    runs = Storage.at(runs_uri)
-    records = []
-    for name in runs.list_dirs():
-        if not runs.child(name).is_file(SEARCH_POINT_FILE):
-            continue
-        uri = runs.child(name, SEARCH_POINT_FILE).uri
-        try:
-            record = json.loads(runs.child(name).read_bytes(SEARCH_POINT_FILE))
-            key, point, when = record["trial_key"], record["point"], float(record["recorded_unix"])
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(
-                f"{uri}: not a search point record; delete it to resume without that trial"
-            ) from None
-        if key != name or not isinstance(point, dict):
-            raise ConfigError(f"{uri}: its trial key or point does not match its folder; delete it")
-        records.append((when, key, point))
-    return [(key, point) for _, key, point in sorted(records, key=lambda r: (r[0], r[1]))]
-
-
-def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
-    """Cross-section checks the study sections cannot make alone."""
-    every = config.study.intermediate_fid_every_steps
-    if every is not None and every % config.train.checkpoint_every_steps:
-        raise ConfigError(
-            f"study.intermediate_fid_every_steps={every} must be a multiple of "
-            f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
-        )
-    objectives = config.study.objectives
-    if (
-        early_stopping
-        and every is not None
-        and len(objectives) == 1
-        and objectives[0].metric != keys.fid_key("mix")
-    ):
-        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
-        raise ConfigError(
-            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
-            f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
-        )
-    if early_stopping and config.study.scheduler == "asha" and every is None:
-        raise ConfigError(
-            "study.scheduler=asha needs study.intermediate_fid_every_steps (the early-stopping signal)"
-        )
-    if config.study.run_downstream:  # backbone and weights before any trial trains a generator
-        check_downstream(config.downstream, checkpoint="the trial's generator")
-
-
-class StudyReporter(Reporter):
+class TrialReporter(Reporter):
     """The loop's reporter inside a trial: MLflow metrics, plus the cheap FID and a checkpoint to the scheduler."""
 
     def __init__(
@@ -326,7 +255,7 @@ def run_trial(
         ):
             objectives = [o.metric for o in config.study.objectives]
             stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
-            reporter = StudyReporter(
+            reporter = TrialReporter(
                 sink,
                 hooks,
                 config.train.total_steps,
