@@ -210,7 +210,7 @@ def _experiment_rows(
     variants: list[str] | None,
 ) -> dict[str, PlatformRow]:
     from dtgan.errors import TrackingError
-    from dtgan.tracking.mlflow_backend import search_experiment_runs
+    from dtgan.tracking.mlflow.reading import search_experiment_runs
 
     try:
         runs = search_experiment_runs(experiment, tracking_uri)

@@ -21,7 +21,13 @@ SCRIPTS = [REPO / "experiments", REPO / "benchmarks"]
 
 # third-party library -> the modules allowed to import it (DESIGN: one adapter each)
 ADAPTERS = {
-    "mlflow": {"dtgan.tracking.mlflow_backend"},
+    "mlflow": {
+        "dtgan.tracking.mlflow.fluent",
+        "dtgan.tracking.mlflow.generator_model",
+        "dtgan.tracking.mlflow.model",
+        "dtgan.tracking.mlflow.reading",
+        "dtgan.tracking.mlflow.runs",
+    },
     "ray": {"dtgan.search.ray_tune", "dtgan.training.ray_train"},
     "optuna": {"dtgan.search.ray_tune"},  # through ray.tune.search.optuna
 }
@@ -118,7 +124,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_parser_sees_the_adapters_imports():
     # a guard that cannot pass vacuously: the known importers are found
     assert {"dtgan.search.ray_tune", "dtgan.training.ray_train"} <= _library_importers("ray", MODULES)
-    assert _library_importers("mlflow", MODULES) == {"dtgan.tracking.mlflow_backend"}
+    assert _library_importers("mlflow", MODULES) == ADAPTERS["mlflow"]
     assert "dtgan.training.checkpoint" in _dtgan_edges("dtgan.training.ray_train")
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
@@ -222,7 +228,7 @@ def test_function_local_imports_only_defer_a_heavy_library():
     # only when it keeps torch, Ray, MLflow (...) out of the importing module's start-up (e.g. `dtgan --help`).
     assert _heavy_loaded("dtgan.config") == set() and "torch" in _heavy_loaded("dtgan.models.generator")
     assert _heavy_loaded("dtgan.tracking") == set() and _LAZY_EXPORTS["dtgan.tracking"]["init_tracking"] == (
-        "dtgan.tracking.mlflow_backend"
+        "dtgan.tracking.mlflow.runs"
     )  # `from dtgan.tracking import init_tracking` loads MLflow: it counts as importing the adapter
     needless = _needless_local_imports()
     assert not needless, "move these to the module's top:\n" + "\n".join(needless)
@@ -231,7 +237,13 @@ def test_function_local_imports_only_defer_a_heavy_library():
 def test_the_entry_points_import_without_mlflow_or_ray():
     # what the static rule stands for, measured: a script's error path (bad flag, missing checkpoint) prints its
     # one line before MLflow (about a second, and a warning on stderr) or Ray is ever imported
-    entry = "dtgan.cli.main", "dtgan.search.runner", "dtgan.search.driver", "dtgan.search.augmentation"
+    entry = (
+        "dtgan.cli.main",
+        "dtgan.search.runner",
+        "dtgan.search.driver",
+        "dtgan.search.augmentation",
+        "dtgan.tracking.mlflow",
+    )
     code = f"import sys; import {', '.join(entry)}; print(sorted({{'mlflow', 'ray'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from report_store import Store
 
 from dtgan.cli.main import main
-from dtgan.tracking.mlflow_backend import log_report_to_run
+from dtgan.tracking.mlflow.reading import log_report_to_run
 from dtgan.tracking.report import ReportConfig, build_report
 
 

@@ -126,7 +126,7 @@ def test_trial_block_ends_its_run_finished_failed_or_killed(store, smoke):
 
 
 def test_ended_on_error_ends_failed_or_killed_and_reraises():
-    from dtgan.tracking.mlflow_backend import end_status, ended_on_error
+    from dtgan.tracking.mlflow.runs import end_status, ended_on_error
 
     ended = []
     with ended_on_error(lambda status, exc: ended.append((status, type(exc)))):
@@ -266,7 +266,7 @@ def test_reporter_batches_metrics_and_uploads_only_the_final_checkpoint(store, s
 
 
 def test_checkpoint_artifact_folder_is_the_run_folders_checkpoint_folder():
-    from dtgan.tracking.mlflow_backend import CHECKPOINT_ARTIFACT_PATH
+    from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH
     from dtgan.training.checkpoint import CHECKPOINT_DIR
 
     # written out in tracking so that reading the store needs no torch
@@ -293,7 +293,7 @@ def test_fluent_store_puts_the_environment_back_exactly(tmp_path, monkeypatch):
     # pointing later TrackingConfig() stores (and subprocesses) at the current folder's mlflow.db.
     import mlflow
 
-    from dtgan.tracking.mlflow_backend import fluent_store
+    from dtgan.tracking.mlflow.fluent import fluent_store
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)

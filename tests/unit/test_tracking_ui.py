@@ -17,7 +17,7 @@ from dtgan.search.driver import runs_table_url
 from dtgan.search.ladder import apply_overrides, ladder_trials
 from dtgan.tracking import init_tracking
 from dtgan.tracking.describe import final_metrics, toggle_tags, variant_description, variant_run_name
-from dtgan.tracking.mlflow_backend import fluent_store
+from dtgan.tracking.mlflow.fluent import fluent_store
 from dtgan.tracking.summary import study_note, variants_table
 
 

@@ -55,7 +55,7 @@ def _evaluate_crop_paste(args: argparse.Namespace) -> int:
         raise ConfigError("--parent-run needs --experiment NAME (the experiment that holds the study run)")
     tracker = parent = None
     if args.experiment is not None:  # the store and the study must exist before any image is pasted
-        from dtgan.tracking.mlflow_backend import Tracker
+        from dtgan.tracking.mlflow.runs import Tracker
 
         tracker = Tracker.from_config(
             config.tracking

@@ -204,7 +204,7 @@ def launch_study(
     (e.g. ``model.ablation`` and the toggles of a ladder), and ``description`` as its note until the study
     ends and the summary replaces it.
     """
-    from dtgan.tracking.mlflow_backend import config_params, init_tracking
+    from dtgan.tracking.mlflow.runs import config_params, init_tracking
 
     config = absolute_paths(config)
     study_name = study_name_of(config, kind)
@@ -260,7 +260,7 @@ def finish_study(launch: StudyLaunch, status: str, error: BaseException | str | 
 def failing_study(launch: StudyLaunch) -> Iterator[None]:
     """The body of a launched study: when it raises, ``finish_study`` FAILED (KILLED on Ctrl-C/SystemExit) with
     the error, then the error goes on. Ending it FINISHED stays with the caller (after its report)."""
-    from dtgan.tracking.mlflow_backend import ended_on_error  # MLflow: loaded by launch_study already
+    from dtgan.tracking.mlflow.runs import ended_on_error  # MLflow: loaded by launch_study already
 
     with ended_on_error(lambda status, exc: finish_study(launch, status, error=exc)):
         yield
@@ -274,7 +274,7 @@ def log_study_report(launch: StudyLaunch) -> str | None:
 
 def study_report(launch: StudyLaunch):
     """Build the comparison tables from MLflow and log them to the parent run; the Report, or None."""
-    from dtgan.tracking.mlflow_backend import log_report_to_run
+    from dtgan.tracking.mlflow.reading import log_report_to_run
     from dtgan.tracking.report.build import build_report
     from dtgan.tracking.report.config import ReportConfig
     from dtgan.tracking.report.errors import ReportError

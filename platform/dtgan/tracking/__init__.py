@@ -10,11 +10,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "init_tracking": "dtgan.tracking.mlflow_backend",
-    "Tracker": "dtgan.tracking.mlflow_backend",
-    "StudyRun": "dtgan.tracking.mlflow_backend",
-    "TrialRun": "dtgan.tracking.mlflow_backend",
-    "RegisteredGenerator": "dtgan.tracking.mlflow_backend",
+    "init_tracking": "dtgan.tracking.mlflow.runs",
+    "Tracker": "dtgan.tracking.mlflow.runs",
+    "StudyRun": "dtgan.tracking.mlflow.runs",
+    "TrialRun": "dtgan.tracking.mlflow.runs",
+    "RegisteredGenerator": "dtgan.tracking.mlflow.runs",
     "MLflowReporter": "dtgan.tracking.mlflow_reporter",
 }
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dtgan.tracking.mlflow_backend import CHECKPOINT_ARTIFACT_PATH, Tracker
+from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH, Tracker
 
 CheckpointPolicy = Literal["never", "final", "every"]
 # MLflow accepts at most 1000 metrics per log_batch; flush before the buffer needs a second call.

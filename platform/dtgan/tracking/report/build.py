@@ -142,12 +142,12 @@ def build_report(
     Raises:
         ReportError: the experiment does not exist, is empty, or holds no dtgan runs.
     """
-    from dtgan.tracking import mlflow_backend  # the report's only MLflow use (MLflow: only when reading it)
+    from dtgan.tracking.mlflow import reading  # the report's only MLflow use (MLflow: only when reading it)
 
     try:
-        frame = mlflow_backend.search_experiment_runs(experiment_name, tracking_uri)
+        frame = reading.search_experiment_runs(experiment_name, tracking_uri)
     except TrackingError as exc:
         raise ReportError(str(exc)) from None
     study = select_study_runs(frame, experiment_name, parent_run_id)
-    with mlflow_backend.FeatureCache(tracking_uri) as loader:
+    with reading.FeatureCache(tracking_uri) as loader:
         return build_report_from_runs(study, loader, config)

@@ -1,9 +1,8 @@
-"""The MLflow adapter: one experiment per study, a parent run per study, a nested run per trial, resumable;
-and the reports' reading side (a study's runs, their feature artifacts, a report logged to a run).
+"""The MLflow run tracker: one experiment per study, a parent run per study, a nested run per trial, resumable;
+the registry of the best generators (the logged model itself is ``model.py``).
 
-The only module that imports MLflow (a test guards it). Every call goes through an explicit ``MlflowClient``
-bound to one tracking URI (never the process-global default), so a ``Tracker`` can be pickled into Ray
-trial processes and talks to the same store there.
+Every call goes through an explicit ``MlflowClient`` bound to one tracking URI (never the process-global
+default), so a ``Tracker`` can be pickled into Ray trial processes and talks to the same store there.
 """
 
 from __future__ import annotations
@@ -11,26 +10,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import mlflow
-import mlflow.pyfunc
-import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, set_model  # noqa: F401  (set_model: for generator_model.py)
-from mlflow.tracking._model_registry import utils as mlflow_registry_utils
-from mlflow.tracking._tracking_service import utils as mlflow_tracking_utils
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
     MAX_METRICS_PER_BATCH,
@@ -43,7 +33,7 @@ from dtgan import keys
 from dtgan.config import DTGANConfig, flatten, to_yaml
 from dtgan.config.model import TOGGLES
 from dtgan.config.tracking import TrackingConfig
-from dtgan.errors import CheckpointError, TrackingError, error_line
+from dtgan.errors import TrackingError, error_line
 from dtgan.tracking.describe import toggle_tags
 from dtgan.tracking.locations import (
     check_store_usable,
@@ -51,6 +41,8 @@ from dtgan.tracking.locations import (
     resolve_tracking_uri,
     sqlite_path,
 )
+from dtgan.tracking.mlflow.fluent import fluent_store
+from dtgan.tracking.mlflow.model import log_generator_model
 
 EndStatus = Literal["FINISHED", "FAILED", "KILLED"]
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -64,10 +56,6 @@ _SEARCH_PAGE = 1000
 # The artifact folder of a run's checkpoints: training.checkpoint.CHECKPOINT_DIR (a test pins the two equal),
 # written out so that reading the store never imports torch.
 CHECKPOINT_ARTIFACT_PATH = "checkpoints"
-GENERATOR_ARTIFACT_PATH = "generator"
-GENERATOR_FILE = "generator.pt"
-# The models-from-code file MLflow stores with the logged generator and runs when loading it.
-GENERATOR_MODEL_CODE = Path(__file__).with_name("generator_model.py")
 CONFIG_ARTIFACT = "config.yaml"
 PROVENANCE_ARTIFACT = "provenance.json"
 
@@ -675,10 +663,6 @@ class Tracker:
         version. The model holds ``generator.pt`` (format_version, config, vocab, step, nets_ema: no
         discriminator, no optimizer state).
         """
-        import torch
-
-        from dtgan.training.checkpoint import inference_payload
-
         run = self.client.get_run(run_id)
         if name is not None:
             try:
@@ -695,37 +679,7 @@ class Tracker:
             latest = max(existing, key=lambda v: int(v.version))
             return RegisteredGenerator(name, int(latest.version), latest.source)
 
-        path = Path(checkpoint_path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist; nothing to register")
-        checkpoint = inference_payload(torch.load(path, map_location="cpu", weights_only=True), path)
-        config = DTGANConfig.model_validate(checkpoint["config"])
-        vocab = checkpoint["vocab"]
-        description = (
-            f"dtgan generator (EMA G, M, E) of run {run.info.run_name} at step {checkpoint['step']}: "
-            f"ablation ({config.model.ablation}), {config.model.img_size} px, products "
-            f"{', '.join(vocab['products'])}, target defects {', '.join(vocab['defects'])}. "
-            "predict(sources uint8 (N,3,H,W), y_trg int64 (N,) defect indices, references uint8 "
-            "(M,3,H,W) for reference guidance; params guidance='latent'|'reference', seed) -> uint8 (N,3,H,W)."
-        )
-        previous_status = run.info.status
-        with tempfile.TemporaryDirectory(prefix="dtgan-generator-") as tmp:
-            slim = Path(tmp) / GENERATOR_FILE
-            torch.save(checkpoint, slim)
-            with fluent_store(self.tracking_uri), warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # MLflow's notes on pip requirements and hints
-                with mlflow.start_run(run_id=run_id):
-                    info = mlflow.pyfunc.log_model(
-                        name=GENERATOR_ARTIFACT_PATH,
-                        python_model=str(GENERATOR_MODEL_CODE),
-                        artifacts={"checkpoint": str(slim)},
-                        signature=generator_signature(config.model.img_size),
-                        input_example=generator_input_example(config.model.img_size, len(vocab["defects"])),
-                        pip_requirements=["torch", "dtgan-platform"],
-                        tags={keys.TAG_VARIANT: config.model.ablation, "step": str(checkpoint["step"])},
-                    )
-            if previous_status != RunStatus.to_string(RunStatus.FINISHED):
-                self.client.update_run(run_id, status=previous_status)  # start_run's exit marked it FINISHED
+        info, description = log_generator_model(self.client, self.tracking_uri, run, checkpoint_path)
         try:
             self.client.create_registered_model(
                 name, description="dtgan generators (EMA networks) of a study"
@@ -763,192 +717,8 @@ class Tracker:
         return monitor
 
 
-class GeneratorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc model of a logged generator: translates sources to target defects with the EMA nets.
-
-    ``predict(model_input, params)``: ``model_input`` is ``{"sources": uint8 (N,3,H,W), "y_trg": int64 (N,)
-    target defect indices, "references": uint8 (M,3,H,W)}`` (references are used by reference guidance
-    only; pass at least one image otherwise); ``params`` ``{"guidance": "latent"|"reference", "seed": int}``.
-    Returns uint8 (N,3,H,W). Keys ``guidance`` and ``seed`` inside ``model_input`` are accepted too.
-    """
-
-    def load_context(self, context) -> None:
-        from dtgan.training.checkpoint import load_inference_nets
-
-        self.nets = load_inference_nets(context.artifacts["checkpoint"], device="cpu")
-
-    def predict(self, context, model_input, params=None):
-        import torch
-
-        from dtgan.evaluation.synthesis import synthesize
-
-        options = {**{k: model_input[k] for k in ("guidance", "seed") if k in model_input}, **(params or {})}
-        guidance = str(options.get("guidance", "latent"))
-        references = model_input.get("references")
-        x_fake = synthesize(
-            self.nets,
-            torch.as_tensor(np.asarray(model_input["sources"]), dtype=torch.uint8),
-            torch.as_tensor(np.asarray(model_input["y_trg"]), dtype=torch.long),
-            guidance=guidance,
-            references=None
-            if references is None
-            else torch.as_tensor(np.asarray(references), dtype=torch.uint8),
-            seed=int(options.get("seed", 0)),
-        )
-        return x_fake.numpy()
-
-
-def generator_signature(img_size: int):
-    """Inputs ``sources``/``references`` uint8 (-1,3,S,S), ``y_trg`` int64 (-1,); output uint8 (-1,3,S,S);
-    params ``guidance`` (default latent) and ``seed`` (default 0)."""
-    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
-
-    image = (-1, 3, img_size, img_size)
-    return ModelSignature(
-        inputs=Schema(
-            [
-                TensorSpec(np.dtype(np.uint8), image, "sources"),
-                TensorSpec(np.dtype(np.int64), (-1,), "y_trg"),
-                TensorSpec(np.dtype(np.uint8), image, "references"),
-            ]
-        ),
-        outputs=Schema([TensorSpec(np.dtype(np.uint8), image)]),
-        params=ParamSchema([ParamSpec("guidance", "string", "latent"), ParamSpec("seed", "long", 0)]),
-    )
-
-
-def generator_input_example(img_size: int, num_defects: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Two mid-grey sources translated to the last defect, one reference; latent guidance, seed 0."""
-    image = np.full((2, 3, img_size, img_size), 128, dtype=np.uint8)
-    target = np.full((2,), num_defects - 1, dtype=np.int64)
-    return {"sources": image, "y_trg": target, "references": image[:1].copy()}, {
-        "guidance": "latent",
-        "seed": 0,
-    }
-
-
-_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-@contextlib.contextmanager
-def fluent_store(tracking_uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (``log_model``, ``search_runs`` need it) at this store for the block, then
-    restore it exactly, environment included.
-
-    ``mlflow.set_tracking_uri`` exports ``$MLFLOW_TRACKING_URI`` for subprocesses, and ``get_tracking_uri``
-    of a process that never set one returns the default ``sqlite:///<cwd>/mlflow.db``: putting that back
-    would leave the variable pointing every later ``TrackingConfig()`` of the process (and its children) at
-    the current folder's database. So an unset URI is put back as unset.
-    """
-    previous = mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri  # None = never set
-    environ = {name: os.environ.get(name) for name in _FLUENT_ENV}
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-        for name, value in environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def init_tracking(cfg: TrackingConfig, study: str | None = None, cwd: str | Path | None = None) -> Tracker:
     """From the study driver, before any trial starts: resolve, create the store and the study's experiment."""
     tracker = Tracker.from_config(cfg, cwd)
     tracker.init(study)
     return tracker
-
-
-# -- reading a study back for reports, and logging a report to a run ---------------------------------------
-
-REPORT_ARTIFACT_DIR = "report"
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-
-
-def search_experiment_runs(experiment_name: str, tracking_uri: str | None = None) -> pd.DataFrame:
-    """All runs of the experiment as ``mlflow.search_runs`` returns them (columns ``metrics.*``, ``tags.*``...).
-
-    Raises:
-        TrackingError: no experiment of that name at the tracking URI.
-    """
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        experiment = client.get_experiment_by_name(experiment_name)
-    except MlflowException as exc:  # a server that is not MLflow's, a store MLflow cannot read
-        raise TrackingError(
-            f"cannot read the tracking store {client.tracking_uri}: {error_line(exc)}; check --tracking-uri"
-        ) from None
-    if experiment is None:
-        raise TrackingError(
-            f"no MLflow experiment named {experiment_name!r} at {client.tracking_uri}; "
-            "check --experiment and --tracking-uri"
-        )
-    with fluent_store(client.tracking_uri):
-        return mlflow.search_runs(
-            experiment_ids=[experiment.experiment_id], order_by=["attributes.start_time ASC"]
-        )
-
-
-class FeatureCache:
-    """Downloads a run's feature artifacts (float32 (N, D) ``.npy``) into a temporary folder, once each.
-
-    Used as the report's ``FeatureLoader``: ``loader(run_id, "eval/features/gen_mix_all.npy")`` -> array or
-    None when the run did not log that artifact.
-    """
-
-    def __init__(self, tracking_uri: str | None = None) -> None:
-        self._client = MlflowClient(tracking_uri=tracking_uri)
-        self._tmp = tempfile.TemporaryDirectory(prefix="dtgan-report-")
-        self._listed: dict[tuple[str, str], set[str]] = {}
-
-    def __enter__(self) -> FeatureCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._tmp.cleanup()
-
-    def __call__(self, run_id: str, artifact_path: str) -> np.ndarray | None:
-        folder = artifact_path.rpartition("/")[0]
-        if (run_id, folder) not in self._listed:
-            try:
-                listed = {f.path for f in self._client.list_artifacts(run_id, folder)}
-            except (MlflowException, OSError):
-                listed = set()
-            self._listed[(run_id, folder)] = listed
-        if artifact_path not in self._listed[(run_id, folder)]:
-            return None
-        with _quiet_downloads():
-            local = self._client.download_artifacts(run_id, artifact_path, str(Path(self._tmp.name) / run_id))
-        return np.load(local)
-
-
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No progress bar per feature file (they would bury the report on the terminal)."""
-    previous = os.environ.get(_PROGRESS_BAR)
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = previous
-
-
-# One copy of each table on the run: Markdown and HTML to read (the UI previews both), Parquet for tools.
-# The per-variant MLflow table for the Evaluation view is the study driver's (study/variants_table.json).
-RUN_REPORT_FORMATS = ("md", "html", "parquet")
-
-
-def log_report_to_run(report: Any, run_id: str, tracking_uri: str | None = None) -> None:
-    """Log the files of ``report`` (a ``tracking.report.Report``: ``write(folder, formats)``) in
-    ``RUN_REPORT_FORMATS`` and its plots under ``report/`` of the run."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="dtgan-report-") as tmp:
-        report.write(tmp, formats=RUN_REPORT_FORMATS)
-        client.log_artifacts(run_id, tmp, artifact_path=REPORT_ARTIFACT_DIR)
