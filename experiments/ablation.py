@@ -21,7 +21,7 @@ def ablation(args) -> int:
         load_study_config(args), resume=args.resume, address=args.address, temp_dir=args.ray_temp_dir
     )
     print(text, flush=True)
-    return 0 if any(r["status"] == "completed" for r in rows) else 1
+    return 0 if any(r.status == "completed" for r in rows) else 1
 
 
 if __name__ == "__main__":

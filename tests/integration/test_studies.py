@@ -57,7 +57,7 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
     config = load_config("smoke", [*tiny_study_overrides(folder, data_path), "study.variants=[a,g]"])
     launch, rows, text = run_ablation(config)
 
-    assert [(r["trial"], r["status"]) for r in rows] == [
+    assert [(r.trial, r.status) for r in rows] == [
         ("a-seed777", "completed"),
         ("g-seed777", "completed"),
     ]
@@ -199,8 +199,8 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
     )
     launch, rows, text = run_search(config)
 
-    assert len(rows) == 2 and all(r["status"] in ("completed", "stopped") for r in rows)
-    assert any(r["status"] == "completed" for r in rows)
+    assert len(rows) == 2 and all(r.status in ("completed", "stopped") for r in rows)
+    assert any(r.status == "completed" for r in rows)
     client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     parent = client.get_run(launch.parent_run_id)
     assert parent.data.tags["search_objectives"] == "eval/fid_mix:min" and parent.info.status == "FINISHED"
@@ -233,7 +233,7 @@ def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_tri
     )
     launch, rows, _ = run_ablation(config)
 
-    assert [(r["trial"], r["status"]) for r in rows] == [("b-seed777", "completed")]
+    assert [(r.trial, r.status) for r in rows] == [("b-seed777", "completed")]
     client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
     (run,) = children(client, launch.parent_run_id)
     assert run.info.status == "FINISHED" and run.data.params["distributed.workers"] == "2"

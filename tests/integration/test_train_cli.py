@@ -51,6 +51,19 @@ def _dtgan(*args):
     )
 
 
+def test_one_worker_trains_in_this_process_as_a_study_trial_does(benchmark, tmp_path):
+    # distributed.workers=1 means the same everywhere (training.launch): no Ray, the single-process run folder
+    args = ["train", "-c", "smoke", "--workers", "1", "--storage", str(tmp_path / "ray")]
+    for o in _overrides(benchmark, tmp_path):
+        args += ["-o", o]
+    done = _dtgan(*args)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "smoke-g-seed777"
+    assert "trained 2 steps" in done.stdout and str(run / "checkpoints" / "step_00000002.pt") in done.stdout
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000002.pt"]
+    assert not (tmp_path / "ray").exists()  # no Ray Train storage
+
+
 def test_train_cli_writes_the_run_folder_and_resumes(benchmark, tmp_path):
     args = ["train", "-c", "smoke"]
     for o in _overrides(benchmark, tmp_path):

@@ -1,7 +1,9 @@
-"""The pure parts of the studies: ladder trials, YAML search spaces, Pareto fronts, study config checks."""
+"""The pure parts of the studies: ladder trials, YAML search spaces, Pareto fronts, study config checks, trial
+outcomes and rows."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from dtgan.search.driver import check_study_config, resolve_run_name
 from dtgan.search.ladder import apply_overrides, ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.spaces import load_search_space
+from dtgan.search.trial import FinalReport, TrialOutcome
+from dtgan.tracking.trial_rows import TrialRow, TrialStatus
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -168,3 +172,30 @@ def test_trial_timeline_with_a_single_report_uses_it_as_first_and_last():
     timeline.training_report(7, {"train/step_ms": 3.0})
     written = timeline.as_dict()
     assert written["first_report"]["step"] == 7 and [r["step"] for r in written["last_reports"]] == [7]
+
+
+def test_a_trial_outcome_carries_its_key_status_run_and_checkpoint_from_its_results():
+    final = FinalReport("trial-old", 20, "run-1", "/store/runs/trial-old/step_20.pt", {"eval/fid_mix": 41.5})
+    done = TrialOutcome.from_result(
+        {**final.result(), "trial_id": "b2", "date": "today"}, trial_id="b2", planned_key="trial-b2"
+    )
+    assert (done.trial_key, done.status, done.run_id) == ("trial-old", TrialStatus.COMPLETED, "run-1")
+    assert done.checkpoint.endswith("step_20.pt") and done.metrics["eval/fid_mix"] == 41.5
+    assert "date" not in done.metrics and "trial_key" not in done.metrics  # numbers only
+    stopped = TrialOutcome.from_result(
+        {"step": 10, "trial_key": "trial-c3", "search/intermediate_fid": 70.0}, trial_id="c3", planned_key="x"
+    )
+    assert (stopped.trial_key, stopped.status, stopped.run_id) == ("trial-c3", TrialStatus.STOPPED, None)
+    failed = TrialOutcome.from_result({}, trial_id="d4", planned_key="a-seed1", error="ValueError: boom")
+    assert (failed.trial_key, failed.status, failed.error) == (
+        "a-seed1",
+        TrialStatus.FAILED,
+        "ValueError: boom",
+    )
+
+
+def test_trial_rows_serialise_as_before():
+    row = TrialRow("a-seed1", "x1", TrialStatus.COMPLETED, metrics={"eval/fid_mix": 3.0}, variant="a")
+    record = json.loads(json.dumps(row.record()))
+    assert record["status"] == "completed" and record["variant"] == "a" and "run_name" not in record
+    assert f"{row.status}" == "completed" and row.status == "completed"

@@ -19,6 +19,7 @@ from dtgan.tracking import init_tracking
 from dtgan.tracking.describe import final_metrics, toggle_tags, variant_description, variant_run_name
 from dtgan.tracking.mlflow.fluent import fluent_store
 from dtgan.tracking.summary import study_note, variants_table
+from dtgan.tracking.trial_rows import TrialRow, TrialStatus
 
 
 @pytest.fixture(scope="module")
@@ -222,14 +223,15 @@ def _rows():
         metrics = {"eval/fid_mix": fid, "eval/kid_mix": kid}
         if error is not None:
             metrics["downstream/error_mix_resnet18_mean"] = error
-        return {
-            "trial": f"{variant}-seed{seed}",
-            "variant": variant,
-            "run_name": variant_run_name(variant, seed),
-            "status": status,
-            "metrics": metrics,
-            "run_id": f"run-{variant}{seed}",
-        }
+        return TrialRow(
+            trial=f"{variant}-seed{seed}",
+            trial_id=f"{variant}{seed}",
+            variant=variant,
+            run_name=variant_run_name(variant, seed),
+            status=TrialStatus(status),
+            metrics=metrics,
+            run_id=f"run-{variant}{seed}",
+        )
 
     return [
         row("a", 1, "completed", 40.0, 0.02, 0.3),

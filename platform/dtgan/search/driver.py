@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dtgan import keys
 from dtgan.config.loader import load_config
@@ -28,6 +27,7 @@ from dtgan.search.ladder import apply_overrides
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study_extractor import pin_extractor
 from dtgan.storage import Storage
+from dtgan.tracking.tracker import RunTracker
 from dtgan.utils.entry import run_entry_point
 from dtgan.utils.lock import hold_lock_until_exit, release_lock
 
@@ -174,7 +174,7 @@ class StudyLaunch:
     kind: str
     study_name: str
     run_name: str
-    tracker: Any
+    tracker: RunTracker
     parent_run_id: str
     experiment_name: str
     storage_path: str

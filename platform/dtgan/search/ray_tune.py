@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,17 @@ from dtgan import keys
 from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
+from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError, error_line
-from dtgan.search.ladder import apply_overrides
+from dtgan.search.ladder import TrialSpec, apply_overrides
 from dtgan.search.search_points import record_search_point
 from dtgan.search.spaces import Dimension
-from dtgan.search.trial import STEP_KEY, TRIAL_DONE_KEY, run_trial
+from dtgan.search.trial import STEP_KEY, TrialContext, TrialOutcome, run_trial
 from dtgan.tracking.describe import search_description
 from dtgan.training import ray_train
-from dtgan.training.launch import Trained, WorkerGroupRun, fit, trains_in_process
+from dtgan.training.launch import WorkerGroupRun, fit, trains_in_process
 from dtgan.training.reporter import Reporter
+from dtgan.training.trained import Trained
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +160,6 @@ def downstream_map_fn(gpus_per_job: float) -> Callable:
     return map_fn
 
 
-def local_map_fn(fn, specs):
-    """Run downstream jobs in the trial process (no cluster resources reserved for them)."""
-    return map(fn, specs)
-
-
 class TuneHooks:
     """``dtgan.search.trial.TrialHooks`` inside a Tune function trainable."""
 
@@ -200,10 +196,10 @@ class TuneHooks:
             ),
         )
 
-    def downstream_map_fn(self):
+    def downstream_map_fn(self) -> MapFn:
         if self.study.gpus_per_classifier:
             return downstream_map_fn(self.study.gpus_per_classifier)
-        return local_map_fn
+        return map  # in the trial process: no cluster resources reserved for the jobs
 
 
 def trial_dirname(trial) -> str:
@@ -220,18 +216,6 @@ def tune_distribution(dim: Dimension):
     if dim.type == "int":
         return tune.randint(int(dim.low), int(dim.high) + 1)  # Tune's upper bound is exclusive
     return tune.choice(list(dim.values))
-
-
-@dataclass
-class TrialOutcome:
-    """One trial as the driver sees it after ``fit()``."""
-
-    trial_id: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    completed: bool  # ran to the end (not stopped early, not failed)
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -287,15 +271,15 @@ def run_tune(
     run_name: str,
     storage_path: str,
     *,
-    param_space: dict[str, Any] | None = None,
+    trials: list[TrialSpec] | None = None,
     space: list[Dimension] | None = None,
     earlier_points: list[dict[str, Any]] | None = None,
     early_stopping: bool = False,
 ) -> list[TrialOutcome]:
     """Run the study's trials; every trial's outcome.
 
-    ``param_space`` fixes the trials (the ladder: ``{"trial": tune.grid_search([...])}``); ``space`` makes it
-    a search (Optuna TPE seeded by ``study.search_seed``, ``study.num_samples`` trials), whose searcher first
+    ``trials`` fixes the trials (the ladder: one per spec, ``params["trial"]`` of the trainable); ``space``
+    makes it a search (Optuna TPE seeded by ``study.search_seed``, ``study.num_samples`` trials), whose searcher first
     proposes ``earlier_points`` (a resumed search: the points its earlier launch sampled). ``early_stopping``
     turns on ``study.scheduler`` (ASHA on the intermediate FID); otherwise every trial runs to the end.
 
@@ -315,7 +299,7 @@ def run_tune(
         reuse_actors=False,
         trial_dirname_creator=trial_dirname,
     )
-    param_space = dict(param_space or {})
+    param_space: dict[str, Any] = {"trial": tune.grid_search(trials)} if trials else {}
     if searching:
         param_space["search"] = {dim.key: tune_distribution(dim) for dim in space}
     run_config = tune.RunConfig(
@@ -335,49 +319,39 @@ def run_tune(
         results = tuner.fit()
     outcomes = []
     for result in results:
-        metrics = dict(result.metrics or {})
-        params = dict((result.config or {}).get("search", {}))
-        completed = result.error is None and metrics.get(TRIAL_DONE_KEY) == 1.0
-        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix(
-            "trial_"
-        )  # see trial_dirname
+        config = result.config or {}
+        trial_id = str(
+            (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial_")
+        )
+        spec = config.get("trial")  # a trial that failed before its first result names no key: its plan does
         outcomes.append(
-            TrialOutcome(
-                trial_id=str(trial_id),
-                params=params,
-                metrics=metrics,
-                completed=completed,
+            TrialOutcome.from_result(
+                result.metrics or {},
+                trial_id=trial_id,  # see trial_dirname
+                planned_key=spec.trial_key if isinstance(spec, TrialSpec) else f"trial-{trial_id}",
+                params=config.get("search"),
                 error=None if result.error is None else error_line(result.error, last=True),
-                extra={"config": result.config or {}},
             )
         )
     return outcomes
 
 
-def grid(values: list[Any]):
-    """``tune.grid_search`` over fixed trials (the ablation ladder)."""
-    return tune.grid_search(values)
-
-
-def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
-    """One ladder variant x seed (``params["trial"]`` from ``ladder_trials``)."""
-
-    spec = params["trial"]
-    config = apply_overrides(
-        DTGANConfig.model_validate(base_config), spec["overrides"], run_name=spec["trial_key"]
-    )
+def ladder_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx: TrialContext) -> None:
+    """One ladder variant x seed (``params["trial"]``, one of ``ladder_trials``)."""
+    spec: TrialSpec = params["trial"]
+    config = apply_overrides(DTGANConfig.model_validate(base_config), spec.overrides, run_name=spec.trial_key)
     run_trial(
         config,
-        spec["trial_key"],
-        spec["variant"],
+        spec.trial_key,
+        spec.variant,
         ctx,
         TuneHooks(config.study, ctx.runs_dir),
-        run_name=spec.get("run_name") or None,
-        description=spec.get("description") or None,
+        run_name=spec.run_name or None,
+        description=spec.description or None,
     )
 
 
-def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -> None:
+def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx: TrialContext) -> None:
     """One sampled point of the search space (``params["search"]``: dotted key -> value)."""
 
     base = DTGANConfig.model_validate(base_config)
@@ -396,6 +370,6 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx) -
     )
 
 
-def bind(trainable: Callable, base_config: DTGANConfig, ctx) -> Callable:
+def bind(trainable: Callable, base_config: DTGANConfig, ctx: TrialContext) -> Callable:
     """The trainable with the base config and the trial context put in Ray's object store once."""
     return tune.with_parameters(trainable, base_config=base_config.model_dump(mode="json"), ctx=ctx)

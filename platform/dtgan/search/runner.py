@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dtgan import keys
 from dtgan.config.model import TOGGLES
 from dtgan.config.root import DTGANConfig
+from dtgan.config.study import Objective
 from dtgan.errors import ConfigError
 from dtgan.provenance import git_state
 from dtgan.search.driver import (
@@ -28,12 +27,13 @@ from dtgan.search.driver import (
     study_report,
     where_to_look,
 )
-from dtgan.search.ladder import ladder_trials
+from dtgan.search.ladder import TrialSpec, ladder_trials
 from dtgan.search.pareto import pareto_front
 from dtgan.search.search_points import canonical_point, earlier_search_points
-from dtgan.search.spaces import load_search_space
-from dtgan.search.trial import CHECKPOINT_KEY, RUN_ID_KEY, TrialContext
+from dtgan.search.spaces import Dimension, load_search_space
+from dtgan.search.trial import TrialContext, TrialOutcome
 from dtgan.storage import fetch_file
+from dtgan.tracking.trial_rows import TrialRow, TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,84 +61,72 @@ def _context(launch: StudyLaunch, earlier: list[tuple[str, dict[str, Any]]] = ()
     )
 
 
-def _value(metrics: dict[str, Any], key: str) -> float | None:
-    value = metrics.get(key)
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def trials_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def trials_table(rows: list[TrialRow], columns: list[str]) -> str:
     """A Markdown table of the trials: key, status and the chosen metrics."""
     lines = ["| trial | status | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for row in rows:
         lines.append(
-            f"| {row['trial']} | {row['status']} | "
-            + " | ".join(_fmt(row["metrics"].get(c)) for c in columns)
-            + " |"
+            f"| {row.trial} | {row.status} | " + " | ".join(_fmt(row.metrics.get(c)) for c in columns) + " |"
         )
     return "\n".join(lines)
 
 
-def _best(rows: list[dict[str, Any]], objective) -> dict[str, Any] | None:
+def _best(rows: list[TrialRow], objective: Objective) -> TrialRow | None:
     """The completed trial with the best value of the primary objective, or None."""
-    scored = [r for r in rows if r["status"] == "completed" and objective.metric in r["metrics"]]
+    scored = [r for r in rows if r.status == TrialStatus.COMPLETED and objective.metric in r.metrics]
     sign = 1.0 if objective.mode == "min" else -1.0
-    return min(scored, key=lambda r: sign * r["metrics"][objective.metric]) if scored else None
+    return min(scored, key=lambda r: sign * r.metrics[objective.metric]) if scored else None
 
 
-def _summarise(
-    launch: StudyLaunch, outcomes, trial_key_of, described_by=None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Rows per trial and the best completed one (primary objective); the best generator is registered.
+def _row(outcome: TrialOutcome, described: dict[str, str] | None = None) -> TrialRow:
+    """The study's row of one trial; ``described``: its ``variant`` and ``run_name`` (ladder trials)."""
+    return TrialRow(
+        trial=outcome.trial_key,
+        trial_id=outcome.trial_id,
+        status=outcome.status,
+        error=outcome.error,
+        params=outcome.params,
+        metrics=outcome.metrics,
+        run_id=outcome.run_id,
+        checkpoint=outcome.checkpoint,
+        **(described or {}),
+    )
 
-    ``described_by(outcome)`` adds the trial's ``variant`` and ``run_name`` to its row (the summary's table).
-    """
+
+def _summarise(launch: StudyLaunch, rows: list[TrialRow]) -> TrialRow | None:
+    """Log the rows and the best completed trial (primary objective) to the parent run; the best generator
+    is registered. The best row, or None."""
     objective = launch.config.study.objective
-    rows = []
-    for outcome in outcomes:
-        status = "completed" if outcome.completed else ("failed" if outcome.error else "stopped")
-        numeric = {k: v for k, v in outcome.metrics.items() if _value(outcome.metrics, k) is not None}
-        rows.append(
-            {
-                "trial": trial_key_of(outcome),
-                "trial_id": outcome.trial_id,
-                "status": status,
-                "error": outcome.error,
-                "params": outcome.params,
-                "metrics": numeric,
-                "run_id": outcome.metrics.get(RUN_ID_KEY),
-                "checkpoint": outcome.metrics.get(CHECKPOINT_KEY),
-                **(described_by(outcome) if described_by else {}),
-            }
-        )
     best = _best(rows, objective)
     tracker = launch.tracker
     if best is not None:
         tracker.log_metrics(
-            launch.parent_run_id, {keys.best_key(objective.metric): best["metrics"][objective.metric]}, 0
+            launch.parent_run_id, {keys.best_key(objective.metric): best.metrics[objective.metric]}, 0
         )
         tracker.set_tags(
-            launch.parent_run_id, {keys.TAG_BEST_TRIAL: best["trial"], keys.TAG_BEST_RUN_ID: best["run_id"]}
+            launch.parent_run_id, {keys.TAG_BEST_TRIAL: best.trial, keys.TAG_BEST_RUN_ID: best.run_id}
         )
-        if best["run_id"] and best["checkpoint"]:
+        if best.run_id and best.checkpoint:
             with tempfile.TemporaryDirectory(prefix="dtgan-best-") as tmp:
                 # The trial wrote it on its node: from the study storage (a bucket on a cluster).
-                checkpoint = fetch_file(best["checkpoint"], Path(tmp))
-                registered = tracker.log_best_checkpoint(best["run_id"], checkpoint)
+                checkpoint = fetch_file(best.checkpoint, Path(tmp))
+                registered = tracker.log_best_checkpoint(best.run_id, checkpoint)
             if registered is not None:
                 log.info(
                     "best generator (%s) registered as %s version %s",
-                    best["trial"],
+                    best.trial,
                     registered.name,
                     registered.version,
                 )
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "stopped", "failed")}
+    counts = {status: sum(r.status == status for r in rows) for status in TrialStatus}
     tracker.log_metrics(launch.parent_run_id, {f"trials_{s}": n for s, n in counts.items()}, 0)
-    tracker.log_text(launch.parent_run_id, json.dumps(rows, indent=2, default=str), keys.TRIALS_ARTIFACT)
-    return rows, best
+    records = [row.record() for row in rows]
+    tracker.log_text(launch.parent_run_id, json.dumps(records, indent=2, default=str), keys.TRIALS_ARTIFACT)
+    return best
 
 
 @contextlib.contextmanager
@@ -151,8 +139,14 @@ def _ray_session(config: DTGANConfig, address: str | None, temp_dir: str | None)
         yield
 
 
-def _tune(launch: StudyLaunch, trainable, param_space, space, early_stopping: bool):
-    """The study's trials on Tune. A resumed search proposes its earlier launch's points again first (read from
+def _tune(
+    launch: StudyLaunch,
+    trainable: Callable[..., None],
+    trials: list[TrialSpec] | None,
+    space: list[Dimension] | None,
+    early_stopping: bool,
+) -> list[TrialOutcome]:
+    """The study's trials on Tune: the fixed ``trials``, or a search over ``space``. A resumed search proposes its earlier launch's points again first (read from
     their JSON records in the storage), so that those trials keep their keys, MLflow runs and checkpoints."""
     from dtgan.search import ray_tune
 
@@ -164,14 +158,14 @@ def _tune(launch: StudyLaunch, trainable, param_space, space, early_stopping: bo
         launch.config,
         launch.run_name,
         launch.storage_path,
-        param_space=param_space,
+        trials=trials,
         space=space,
         earlier_points=[point for _, point in earlier],
         early_stopping=early_stopping,
     )
 
 
-def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> None:
+def _describe_study(launch: StudyLaunch, rows: list[TrialRow], report) -> None:
     """The parent run's summary for the MLflow UI: the wide per-variant table (``log_table``, MLflow's
     Evaluation view) and the description (table, best variant with a link, what it establishes)."""
     from dtgan.tracking.summary import study_note, variants_table
@@ -182,9 +176,7 @@ def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> 
         tracker.log_table(launch.parent_run_id, table, keys.VARIANTS_TABLE_ARTIFACT)
     objective = study.objective
     best = _best(rows, objective)
-    extractor = (
-        tracker.run_tag(best["run_id"], keys.TAG_FID_EXTRACTOR) if best and best.get("run_id") else None
-    )
+    extractor = tracker.run_tag(best.run_id, keys.TAG_FID_EXTRACTOR) if best and best.run_id else None
     experiment_id = tracker.experiment_id(launch.experiment_name)
     note = study_note(
         kind=launch.kind,
@@ -201,10 +193,10 @@ def _describe_study(launch: StudyLaunch, rows: list[dict[str, Any]], report) -> 
     tracker.set_tags(launch.parent_run_id, {keys.TAG_NOTE: note})
 
 
-def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: list[str]) -> str:
+def _conclude(launch: StudyLaunch, rows: list[TrialRow], table_columns: list[str]) -> str:
     """End the parent run, log and print the report; the text printed."""
-    completed = sum(r["status"] == "completed" for r in rows)
-    failed = [r for r in rows if r["status"] == "failed"]
+    completed = sum(r.status == TrialStatus.COMPLETED for r in rows)
+    failed = [r for r in rows if r.status == TrialStatus.FAILED]
     report = study_report(launch)
     markdown = None if report is None else report.markdown(comparisons=False)  # pairwise tables: in report.md
     try:
@@ -214,7 +206,7 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
     if completed:
         finish_study(launch, "FINISHED")
     else:
-        finish_study(launch, "FAILED", error=failed[0]["error"] if failed else "no trial completed")
+        finish_study(launch, "FAILED", error=failed[0].error if failed else "no trial completed")
     text = [
         f"## {launch.study_name}: {completed}/{len(rows)} trials completed",
         "",
@@ -222,7 +214,7 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
         "",
     ]
     for row in failed:
-        text.append(f"- {row['trial']} failed: {row['error']}")
+        text.append(f"- {row.trial} failed: {row.error}")
     if markdown:
         text += ["", markdown]
     text += ["", where_to_look(launch)]
@@ -231,7 +223,7 @@ def _conclude(launch: StudyLaunch, rows: list[dict[str, Any]], table_columns: li
 
 def run_ablation(
     config: DTGANConfig, resume: bool | str = False, address: str | None = None, temp_dir: str | None = None
-) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+) -> tuple[StudyLaunch, list[TrialRow], str]:
     """The ladder (a)-(g) x seeds, every trial to the end (no early stopping); rows and the printed text.
 
     Config, data and cluster are checked before the launch folder and the MLflow parent run exist."""
@@ -249,27 +241,17 @@ def run_ablation(
         specs = ladder_trials(launch.config.study.variants, launch.config.study.seeds)
         names = {s.trial_key: {"variant": s.variant, "run_name": s.run_name} for s in specs}
         with failing_study(launch):
-            outcomes = _tune(
-                launch,
-                ray_tune.ladder_trainable,
-                {"trial": ray_tune.grid([asdict(s) for s in specs])},
-                None,
-                False,
-            )
-            rows, _ = _summarise(
-                launch,
-                outcomes,
-                lambda o: o.extra["config"]["trial"]["trial_key"],
-                lambda o: names.get(o.extra["config"]["trial"]["trial_key"], {}),
-            )
+            outcomes = _tune(launch, ray_tune.ladder_trainable, specs, None, False)
+            rows = [_row(o, names.get(o.trial_key)) for o in outcomes]
+            _summarise(launch, rows)
     order = {s.trial_key: i for i, s in enumerate(specs)}
-    rows.sort(key=lambda r: order.get(r["trial"], len(order)))
+    rows.sort(key=lambda r: order.get(r.trial, len(order)))
     return launch, rows, _conclude(launch, rows, list(SUMMARY_METRICS))
 
 
 def run_search(
     config: DTGANConfig, resume: bool | str = False, address: str | None = None, temp_dir: str | None = None
-) -> tuple[StudyLaunch, list[dict[str, Any]], str]:
+) -> tuple[StudyLaunch, list[TrialRow], str]:
     """Optuna TPE (through Tune) over the YAML space; ASHA on one objective, a Pareto front on two."""
     from dtgan.search import ray_tune
 
@@ -298,23 +280,24 @@ def run_search(
         )
         with failing_study(launch):
             outcomes = _tune(launch, ray_tune.search_trainable, None, space, True)
-            rows, _ = _summarise(launch, outcomes, lambda o: f"trial-{o.trial_id}")
+            rows = [_row(o) for o in outcomes]
+            _summarise(launch, rows)
     metrics = [o.metric for o in study.objectives]
     columns = metrics + [k for k in SUMMARY_METRICS if k not in metrics]
     text_extra = []
     if len(metrics) == 2:
         # Only trials that ran to the end: a stopped trial's last values are not its final ones.
         points = {
-            r["trial"]: [r["metrics"][m] for m in metrics]
+            r.trial: [r.metrics[m] for m in metrics]
             for r in rows
-            if r["status"] == "completed" and all(m in r["metrics"] for m in metrics)
+            if r.status == TrialStatus.COMPLETED and all(m in r.metrics for m in metrics)
         }
         front = pareto_front(points, [o.mode for o in study.objectives])
         front_rows = [
             {
                 "trial": t,
                 **dict(zip(metrics, points[t])),
-                "params": next(r["params"] for r in rows if r["trial"] == t),
+                "params": next(r.params for r in rows if r.trial == t),
             }
             for t in front
         ]
@@ -323,7 +306,7 @@ def run_search(
         )
         text_extra = ["", f"Pareto front ({' vs '.join(metrics)}): " + (", ".join(front) or "empty")]
     text_extra += ["", "Sampled parameters:"] + [
-        f"- {r['trial']}: {json.dumps(r['params'], default=str)}" for r in rows
+        f"- {r.trial}: {json.dumps(r.params, default=str)}" for r in rows
     ]
     text = _conclude(launch, rows, columns)
     return launch, rows, text + "\n".join(text_extra)

@@ -1,4 +1,5 @@
-"""The trial function of every study: train -> evaluate -> optional downstream study, tracked as one MLflow run.
+"""The trial function of every study: train -> evaluate -> optional downstream study, tracked as one MLflow run;
+what it reports (``FinalReport``) and what the driver reads back of it (``TrialOutcome``).
 
 It knows nothing of Ray: the Tune adapter passes ``TrialHooks`` that report to the scheduler, hand back a
 restored checkpoint, run the training (in this process or on a Ray Train worker group) and map downstream jobs.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,8 @@ from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
+from dtgan.tracking.tracker import RunTracker
+from dtgan.tracking.trial_rows import TrialStatus
 from dtgan.training.checkpoint import (
     checkpoint_path,
     checkpoint_step,
@@ -32,6 +35,7 @@ from dtgan.training.checkpoint import (
 )
 from dtgan.training.environment import resolve_device
 from dtgan.training.reporter import Reporter
+from dtgan.training.trained import Trained
 
 if TYPE_CHECKING:
     from dtgan.evaluation.report import EvaluationOutput
@@ -42,6 +46,75 @@ STEP_KEY = "step"  # the Tune result field ASHA counts in (training steps)
 TRIAL_DONE_KEY = "trial_done"  # 1.0 in the final result of a trial that ran to the end
 RUN_ID_KEY = "mlflow_run_id"
 CHECKPOINT_KEY = "checkpoint_file"
+TRIAL_KEY_KEY = "trial_key"  # in every result of a trial: the driver's outcome carries the key from there
+
+
+@dataclass(frozen=True)
+class FinalReport:
+    """A trial's last result: its final metrics, the evaluated step, its MLflow run and final checkpoint."""
+
+    trial_key: str
+    step: int
+    run_id: str
+    checkpoint: str  # in the study storage ("" when an earlier launch logged none)
+    metrics: dict[str, float]
+
+    def result(self) -> dict[str, Any]:
+        """The scheduler's form: the metrics and the trial's fields under their result keys."""
+        return {
+            **self.metrics,
+            STEP_KEY: self.step,
+            TRIAL_DONE_KEY: 1.0,
+            RUN_ID_KEY: self.run_id,
+            CHECKPOINT_KEY: self.checkpoint,
+            TRIAL_KEY_KEY: self.trial_key,
+        }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial as the driver sees it after the scheduler ran it (``from_result``: its last result)."""
+
+    trial_key: str
+    trial_id: str
+    status: TrialStatus
+    params: dict[str, Any]  # the sampled point of a search trial (dotted key -> value)
+    metrics: dict[str, float]  # the numeric values of its last result
+    run_id: str | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_result(
+        cls,
+        result: Mapping[str, Any],
+        *,
+        trial_id: str,
+        planned_key: str,
+        params: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> TrialOutcome:
+        """From the trial's last result (``FinalReport.result()`` when it ran to the end, an intermediate one
+        when the scheduler stopped it, none when it failed first): ``planned_key`` names a trial whose
+        results do not (it failed before its first report)."""
+        completed = error is None and result.get(TRIAL_DONE_KEY) == 1.0
+        status = (
+            TrialStatus.COMPLETED if completed else (TrialStatus.FAILED if error else TrialStatus.STOPPED)
+        )
+        return cls(
+            trial_key=str(result.get(TRIAL_KEY_KEY) or planned_key),
+            trial_id=trial_id,
+            status=status,
+            params=dict(params or {}),
+            metrics={k: v for k, v in result.items() if _number(v)},
+            run_id=result.get(RUN_ID_KEY),
+            checkpoint=result.get(CHECKPOINT_KEY),
+            error=error,
+        )
 
 
 class TrialHooks(Protocol):
@@ -52,8 +125,8 @@ class TrialHooks(Protocol):
     def report(self, metrics: dict[str, Any]) -> None:
         """Intermediate or final result (the trial's checkpoints live in its run folder, not with the scheduler)."""
 
-    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool):
-        """Run ``dtgan.training.loop.train`` (one process) or its distributed equivalent; a TrainResult."""
+    def train(self, config: DTGANConfig, reporter: Reporter, run_dir: Path, resume: bool) -> Trained:
+        """Train through ``dtgan.training.launch.fit`` (in this process or on Ray Train workers)."""
 
     def downstream_map_fn(self) -> MapFn:
         """The executor of the downstream study's classifier jobs."""
@@ -63,7 +136,7 @@ class TrialHooks(Protocol):
 class TrialContext:
     """Everything a trial process needs besides its config; small and picklable."""
 
-    tracker: Any  # dtgan.tracking.Tracker (pickles to its settings)
+    tracker: RunTracker  # dtgan.tracking.mlflow.runs.Tracker (pickles to its settings)
     parent_run_id: str
     study: str
     runs_dir: str  # absolute: <storage_path>/<study run>/runs; each trial writes runs/<trial_key>/
@@ -89,6 +162,7 @@ class TrialReporter(Reporter):
         total_steps: int,
         fid: Callable[[str], float] | None,
         every_steps: int | None,
+        trial_key: str = "",
         stand_in_for: tuple[str, ...] = (),
         timeline: TrialTimeline | None = None,
         run_folder: RunFolderSync | None = None,
@@ -102,6 +176,7 @@ class TrialReporter(Reporter):
         self.total_steps = total_steps
         self.fid = fid
         self.every_steps = every_steps
+        self.trial_key = trial_key  # named in every result (the driver's outcome carries it)
         self.stand_in_for = stand_in_for  # objectives the cheap FID stands in for in intermediate results
 
     def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
@@ -115,14 +190,19 @@ class TrialReporter(Reporter):
         fid = self.fid(checkpoint_path)
         self.mlflow_reporter.report(step, {keys.SEARCH_INTERMEDIATE_FID: fid}, None)
         self.hooks.report(
-            {STEP_KEY: step, keys.SEARCH_INTERMEDIATE_FID: fid, **dict.fromkeys(self.stand_in_for, fid)}
+            {
+                STEP_KEY: step,
+                TRIAL_KEY_KEY: self.trial_key,
+                keys.SEARCH_INTERMEDIATE_FID: fid,
+                **dict.fromkeys(self.stand_in_for, fid),
+            }
         )
 
     def close(self) -> None:
         self.mlflow_reporter.close()
 
 
-def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> None:
+def log_evaluation(tracker: RunTracker, run_id: str, evaluation: EvaluationOutput) -> None:
     """The evaluation folder under ``eval/<folder name>/`` (JSON, grids) and its feature arrays under
     ``eval/features/``, where the report's bootstrap reads them (uploaded once, not also inside the folder)."""
     out_dir = evaluation.out_dir
@@ -135,7 +215,9 @@ def log_evaluation(tracker: Any, run_id: str, evaluation: EvaluationOutput) -> N
         tracker.log_artifacts(run_id, list(evaluation.feature_paths), keys.FEATURES_ARTIFACT_DIR)
 
 
-def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: str) -> dict[str, float]:
+def _evaluate_initial(
+    config: DTGANConfig, run_dir: Path, tracker: RunTracker, run_id: str
+) -> dict[str, float]:
     """With ``train.checkpoint_at_start``: the same evaluation of the step-0 checkpoint, as ``eval_init/...``
     metrics (its JSON under ``eval_init/``); nothing when the option is off or the checkpoint is gone."""
     from dtgan.evaluation.evaluate import evaluate
@@ -153,7 +235,7 @@ def _evaluate_initial(config: DTGANConfig, run_dir: Path, tracker: Any, run_id: 
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+    return {k: float(v) for k, v in metrics.items() if _number(v)}
 
 
 def _downstream(
@@ -187,8 +269,8 @@ def run_trial(
     *,
     run_name: str | None = None,
     description: str | None = None,
-) -> dict[str, Any]:
-    """Train, evaluate and (optionally) run the downstream study of one trial; its final metrics.
+) -> FinalReport:
+    """Train, evaluate and (optionally) run the downstream study of one trial; its final report.
 
     ``run_name`` and ``description`` are what the MLflow UI shows for the run (default: the trial key, none).
     The headline results are also logged as ``final/...`` at step 0 (one comparable value per run), with
@@ -216,18 +298,18 @@ def run_trial(
     ) as trial:
         if trial.finished:
             metrics, tags = tracker.run_results(trial.run_id)
-            final = {
-                **_finite(metrics),
-                TRIAL_DONE_KEY: 1.0,
-                STEP_KEY: config.train.total_steps,
-                RUN_ID_KEY: trial.run_id,
-                CHECKPOINT_KEY: tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
-            }
-            hooks.report(final)
+            earlier = FinalReport(
+                trial_key,
+                config.train.total_steps,
+                trial.run_id,
+                tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
+                _finite(metrics),
+            )
+            hooks.report(earlier.result())
             log.info(
                 "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
             )
-            return final
+            return earlier
         # The run folder: in the study storage itself, or (a bucket) node-local and mirrored to it.
         config = localise_extractor(config)  # the study's extractor, fetched from its storage when remote
         run_folder = RunFolderSync(Storage.at(ctx.runs_dir).child(trial_key))
@@ -261,6 +343,7 @@ def run_trial(
                 config.train.total_steps,
                 fid,
                 ctx.intermediate_fid_every_steps,
+                trial_key,
                 stand_in,
                 timeline,
                 run_folder,
@@ -294,20 +377,12 @@ def run_trial(
         samples = run_dir / "samples"
         if samples.is_dir():
             tracker.log_sample_grids(trial.run_id, samples)
-        if keys.fid_key("mix") in final:
-            final[keys.SEARCH_INTERMEDIATE_FID] = final[
-                keys.fid_key("mix")
-            ]  # the last rung compares full FIDs
-        report = {
-            **final,
-            STEP_KEY: result.step,
-            TRIAL_DONE_KEY: 1.0,
-            RUN_ID_KEY: trial.run_id,
-            CHECKPOINT_KEY: stored_checkpoint,
-        }
+        if keys.fid_key("mix") in final:  # the last rung compares full FIDs
+            final[keys.SEARCH_INTERMEDIATE_FID] = final[keys.fid_key("mix")]
+        report = FinalReport(trial_key, result.step, trial.run_id, stored_checkpoint, final)
         trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")
         timeline.write(run_dir)
         run_folder.push()
-        hooks.report(report)
+        hooks.report(report.result())
         return report

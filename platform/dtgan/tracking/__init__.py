@@ -12,10 +12,12 @@ from typing import Any
 _EXPORTS = {
     "init_tracking": "dtgan.tracking.mlflow.runs",
     "Tracker": "dtgan.tracking.mlflow.runs",
-    "StudyRun": "dtgan.tracking.mlflow.runs",
-    "TrialRun": "dtgan.tracking.mlflow.runs",
-    "RegisteredGenerator": "dtgan.tracking.mlflow.runs",
+    "StudyRun": "dtgan.tracking.tracker",
+    "TrialRun": "dtgan.tracking.tracker",
+    "RegisteredGenerator": "dtgan.tracking.tracker",
     "MLflowReporter": "dtgan.tracking.mlflow_reporter",
+    "RunTracker": "dtgan.tracking.tracker",
+    "OpenTrial": "dtgan.tracking.tracker",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH, Tracker
+from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH
+from dtgan.tracking.tracker import RunTracker
 
 CheckpointPolicy = Literal["never", "final", "every"]
 # MLflow accepts at most 1000 metrics per log_batch; flush before the buffer needs a second call.
@@ -25,7 +26,7 @@ class MLflowReporter:
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: RunTracker,
         run_id: str,
         *,
         checkpoints: CheckpointPolicy = "final",

@@ -15,6 +15,7 @@ import pandas as pd
 from dtgan import keys
 from dtgan.config.model import LADDER_STEPS, TOGGLES, toggles_of_step
 from dtgan.tracking.describe import variant_description
+from dtgan.tracking.trial_rows import TrialRow, TrialStatus
 
 NOTE_MAX_CHARS = 7900  # MLflow caps a tag value at 8000 characters
 _HEADLINE = (("fid_mix", keys.fid_key("mix")), ("kid_mix", keys.kid_key("mix")))
@@ -48,42 +49,36 @@ def _report_cis(cells: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float
     return found
 
 
-def variants_table(rows: Sequence[Mapping[str, Any]], cells: pd.DataFrame | None = None) -> pd.DataFrame:
+def variants_table(rows: Sequence[TrialRow], cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per variant: its toggles, seeds, FID/KID mix (mean over completed seeds, with the report's
     bootstrap CI where it has one), each downstream classifier error (mean over seeds), and its runs.
 
-    ``rows`` are the study's trial rows (``trial``, ``status``, ``metrics``, ``run_id``, ``variant``,
-    ``run_name``); only completed trials contribute numbers.
+    ``rows`` are the study's trial rows; only completed trials contribute numbers.
     """
     cis = _report_cis(cells)
-    by_variant: dict[str, list[Mapping[str, Any]]] = {}
+    by_variant: dict[str, list[TrialRow]] = {}
     for row in rows:
-        by_variant.setdefault(str(row.get("variant") or row["trial"]), []).append(row)
+        by_variant.setdefault(row.variant or row.trial, []).append(row)
     error_keys = sorted(
-        {
-            k
-            for r in rows
-            for k in r.get("metrics", {})
-            if k.startswith(keys.DOWNSTREAM_PREFIX) and k.endswith("_mean")
-        }
+        {k for r in rows for k in r.metrics if k.startswith(keys.DOWNSTREAM_PREFIX) and k.endswith("_mean")}
     )
     records = []
     for variant in sorted(by_variant, key=lambda v: (LADDER_STEPS.index(v) if v in LADDER_STEPS else 99, v)):
         trials = by_variant[variant]
-        done = [r for r in trials if r.get("status") == "completed"]
+        done = [r for r in trials if r.status == TrialStatus.COMPLETED]
         record: dict[str, Any] = {"variant": variant, "description": variant_description(variant)}
         if variant in LADDER_STEPS:
             record.update({name: bool(getattr(toggles_of_step(variant), name)) for name in TOGGLES})
         record.update({"trials": len(trials), "completed": len(done)})
         for name, key in _HEADLINE:
-            values = [v for r in done if (v := _finite(r["metrics"].get(key))) is not None]
+            values = [v for r in done if (v := _finite(r.metrics.get(key))) is not None]
             low, high = cis.get((variant, name), (None, None))
             record.update({name: _mean(values), f"{name}_ci_low": low, f"{name}_ci_high": high})
         for key in error_keys:
-            values = [v for r in done if (v := _finite(r["metrics"].get(key))) is not None]
+            values = [v for r in done if (v := _finite(r.metrics.get(key))) is not None]
             record[key.removeprefix(keys.DOWNSTREAM_PREFIX).removesuffix("_mean")] = _mean(values)
-        record["runs"] = ", ".join(str(r.get("run_name") or r["trial"]) for r in trials)
-        record["run_ids"] = ", ".join(str(r["run_id"]) for r in trials if r.get("run_id"))
+        record["runs"] = ", ".join(r.run_name or r.trial for r in trials)
+        record["run_ids"] = ", ".join(r.run_id for r in trials if r.run_id)
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -110,8 +105,8 @@ def study_note(
     study: str,
     experiment_id: str,
     table: pd.DataFrame,
-    rows: Sequence[Mapping[str, Any]],
-    best: Mapping[str, Any] | None,
+    rows: Sequence[TrialRow],
+    best: TrialRow | None,
     objective: str,
     seeds: Sequence[int],
     total_steps: int,
@@ -119,7 +114,7 @@ def study_note(
 ) -> str:
     """The parent run's description (Markdown): the table, the best variant with a link to its run, what
     the comparison does and does not establish."""
-    completed = sum(r.get("status") == "completed" for r in rows)
+    completed = sum(r.status == TrialStatus.COMPLETED for r in rows)
     lines = [
         f"**{kind} study `{study}`**: {completed}/{len(rows)} trials completed, "
         f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {total_steps} training steps each.",
@@ -138,11 +133,11 @@ def study_note(
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
-    if best is not None and best.get("run_id"):
-        value = _number(best["metrics"].get(objective))
+    if best is not None and best.run_id:
+        value = _number(best.metrics.get(objective))
         lines.append(
-            f"**Best by {objective}**: [{best.get('run_name') or best['trial']}]"
-            f"({run_link(experiment_id, best['run_id'])}) ({value}); its generator is the logged model."
+            f"**Best by {objective}**: [{best.run_name or best.trial}]"
+            f"({run_link(experiment_id, best.run_id)}) ({value}); its generator is the logged model."
         )
     else:
         lines.append(f"**Best by {objective}**: none (no completed trial has it).")

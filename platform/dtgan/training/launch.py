@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,7 @@ from dtgan.training.checkpoint import latest_checkpoint
 from dtgan.training.loop import train
 from dtgan.training.ray_train import fetch_checkpoint, fit_distributed
 from dtgan.training.reporter import Reporter
+from dtgan.training.trained import Trained
 
 
 def trains_in_process(config: DTGANConfig) -> bool:
@@ -42,17 +43,6 @@ class WorkerGroupRun:
     storage_path: str | None = None
     resume: Literal["auto"] | None = None
     progress: bool = True
-
-
-@dataclass(frozen=True)
-class Trained:
-    """What a training run ended with, wherever it ran."""
-
-    run_dir: Path
-    step: int
-    checkpoint_path: Path | None  # the latest checkpoint in ``run_dir`` (fetched from the storage if needed)
-    metrics: dict[str, float] = field(default_factory=dict)  # the last report (averaged over the workers)
-    checkpoint_uri: str | None = None  # multi-worker: the latest Ray checkpoint folder in the storage
 
 
 def fit(

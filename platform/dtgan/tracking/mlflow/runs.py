@@ -13,9 +13,8 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -43,9 +42,15 @@ from dtgan.tracking.locations import (
 )
 from dtgan.tracking.mlflow.fluent import fluent_store
 from dtgan.tracking.mlflow.model import log_generator_model
+from dtgan.tracking.tracker import (
+    END_STATUSES,
+    EndStatus,
+    OpenTrial,
+    RegisteredGenerator,
+    StudyRun,
+    TrialRun,
+)
 
-EndStatus = Literal["FINISHED", "FAILED", "KILLED"]
-END_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # Runs in these states were cut off without being ended (driver or trial killed, ASHA stop).
 _OPEN_STATUSES = ("RUNNING", "SCHEDULED")
 # Keys end up inside MLflow filter strings ("tags.trial_key = '...'"): no quotes, no whitespace.
@@ -58,64 +63,6 @@ _SEARCH_PAGE = 1000
 CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 CONFIG_ARTIFACT = "config.yaml"
 PROVENANCE_ARTIFACT = "provenance.json"
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """The parent run of a study; ``resumed`` when an earlier launch with the same resume key made it."""
-
-    run_id: str
-    experiment_id: str
-    experiment_name: str
-    resumed: bool
-
-
-@dataclass(frozen=True)
-class TrialRun:
-    """The child run of one trial.
-
-    ``finished`` means an earlier launch already completed this trial (its run stays FINISHED and
-    untouched): the study should skip it. ``resumed`` means an unfinished run was reopened (RUNNING).
-    """
-
-    run_id: str
-    trial_key: str
-    resumed: bool
-    finished: bool
-
-
-@dataclass
-class OpenTrial:
-    """The run of a trial inside ``with tracker.trial(...)``; ``finish()`` ends it FINISHED before the block
-    does (e.g. before a last report after which a scheduler may end the process)."""
-
-    tracker: Tracker
-    run: TrialRun
-    ended: bool = False
-
-    @property
-    def run_id(self) -> str:
-        return self.run.run_id
-
-    @property
-    def finished(self) -> bool:
-        """An earlier launch completed this trial: skip it (its run stays untouched)."""
-        return self.run.finished
-
-    def finish(self) -> None:
-        """End the run FINISHED now; idempotent (the block's normal exit then ends nothing)."""
-        if not self.ended and not self.run.finished:
-            self.tracker.end_run(self.run.run_id)
-        self.ended = True
-
-
-@dataclass(frozen=True)
-class RegisteredGenerator:
-    """A generator version in the MLflow model registry (load it with ``models:/<name>/<version>``)."""
-
-    name: str
-    version: int
-    source: str
 
 
 def _check_key(kind: str, value: str) -> str:
