@@ -22,7 +22,7 @@ K, P, N = 3, 2, 4
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
-def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, lambda_ds):
+def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, ds_weight):
     """Eq. 8's G side read term by term: every term makes its own full G and E calls (no shared passes)."""
     G, E, mixed = nets.generator, nets.style_encoder, toggles.style_content
     s1, c1 = target_codes(nets, batch, guidance, 1)
@@ -51,7 +51,7 @@ def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, lambda_ds):
         t["g/fg_cls"] = fg_classification_loss(out.fg_logits, batch.y_trg)
     if toggles.bg_classifier:
         t["g/bg_cls"] = bg_classification_loss(out.bg_logits, batch.p_org)
-    weights = {"g/ds": -lambda_ds}  # all other lambdas are 1 in these tests
+    weights = {"g/ds": -ds_weight}  # all other lambdas are 1 in these tests
     t["g/total"] = sum(weights.get(k, 1.0) * v for k, v in t.items())
     return t["g/total"], t
 

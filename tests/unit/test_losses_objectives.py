@@ -15,13 +15,13 @@ def _config(*overrides):
     return load_config("tiny", list(overrides))
 
 
-def _losses(config, guidance="latent", lambda_ds=1.0, seed=0):
+def _losses(config, guidance="latent", ds_weight=1.0, seed=0):
     torch.manual_seed(seed)
     nets = build_nets(config.model, num_domains=K, num_products=P)
     batch = make_batch(config.model.latent_dim)
     torch.manual_seed(seed + 1)  # same mapping noise for both objectives of a comparison
     d_total, d_terms = discriminator_loss(nets, batch, guidance, config.loss, config.model.toggles)
-    g_total, g_terms = generator_loss(nets, batch, guidance, config.loss, config.model.toggles, lambda_ds)
+    g_total, g_terms = generator_loss(nets, batch, guidance, config.loss, config.model.toggles, ds_weight)
     return d_total, d_terms, g_total, g_terms
 
 
@@ -64,7 +64,7 @@ def test_a_term_is_zero_when_its_weight_is_zero(weight, term):
 
 
 def test_diversity_is_zero_once_lambda_ds_has_decayed():
-    *_, g_terms = _losses(_config(), lambda_ds=0.0)
+    *_, g_terms = _losses(_config(), ds_weight=0.0)
     assert g_terms["g/ds"].item() == 0.0
 
 
@@ -77,7 +77,7 @@ def test_totals_are_the_weighted_sums_of_eq_8():
         "loss.lambda_fg=5",
         "loss.lambda_bg=6",
     )
-    d_total, d, g_total, g = _losses(cfg, lambda_ds=0.7)
+    d_total, d, g_total, g = _losses(cfg, ds_weight=0.7)
     expected_d = d["d/adv_real"] + d["d/adv_fake"] + 2 * d["d/r1"] + 5 * d["d/fg_cls"] + 6 * d["d/bg_cls"]
     expected_g = (
         g["g/adv"]

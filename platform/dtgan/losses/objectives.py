@@ -179,9 +179,10 @@ def generator_loss(
     guidance: Guidance,
     loss_cfg: LossConfig,
     toggles: Toggles,
-    lambda_ds: float,
+    ds_weight: float,
 ) -> tuple[torch.Tensor, Terms]:
-    """G side of Eq. 8 for one guidance.
+    """G side of Eq. 8 for one guidance; ``ds_weight`` is the diversity weight at this step (``loss.lambda_ds``
+    decayed by ``training.schedules.lambda_ds``), 0 once it has decayed.
 
     No network pass is repeated: G's encoding of x and its BG decoding serve all four mixes of Eq. 3 (decoded
     in one batched pass) and the encoding of G_11 serves Eq. 4 and Eq. 5. The values equal the
@@ -193,7 +194,7 @@ def generator_loss(
     h_real = generator.encode(batch.x_real)  # (N, max_conv_dim, B, B), shared by all mixes
     background = generator.decode_background(h_real)  # (N, 3, H, W) with separate decoders, else None
     mixes = None  # G_12, G_21, G_22 of Eq. 3
-    if mixed and lambda_ds > 0:
+    if mixed and ds_weight > 0:
         s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
         x_fake, mixes = _decode_mixes(
             generator, h_real, background, (s_trg, c_trg), (s_trg2, c_trg2), loss_cfg
@@ -219,8 +220,8 @@ def generator_loss(
         if mixed:
             terms["g/con_sty"] = zero
 
-    # Eq. 3: diversity, skipped once lambda_ds has decayed to 0.
-    if lambda_ds <= 0:
+    # Eq. 3: diversity, skipped once its weight has decayed to 0.
+    if ds_weight <= 0:
         terms["g/ds"] = zero
     elif mixed:
         terms["g/ds"] = diversity_loss_mixed(x_fake, *mixes, reduction=loss_cfg.ds_reduction)
@@ -260,7 +261,7 @@ def generator_loss(
         "g/adv": 1.0,
         "g/sty": loss_cfg.lambda_sty,
         "g/con_sty": loss_cfg.lambda_sty,
-        "g/ds": -lambda_ds,
+        "g/ds": -ds_weight,
         "g/cyc": loss_cfg.lambda_cyc,
         "g/con": loss_cfg.lambda_con,
         "g/self_rec": loss_cfg.lambda_self_rec,
