@@ -8,7 +8,7 @@ import scipy.linalg
 
 from dtgan.tracking.report.runs import RunRecord
 from dtgan.tracking.report.search_plots import parameter_importance, pareto_mask, search_figures, trials_frame
-from dtgan.tracking.report.uncertainty import fid_from_features, kid_from_features, paired_t_test
+from dtgan.tracking.report.uncertainty import fid_from_features, kid_from_features, seed_test
 
 
 @pytest.mark.parametrize(("rows_gen", "dim"), [(50, 8), (12, 40)])  # full-rank and low-rank (N < D) paths
@@ -35,10 +35,12 @@ def test_kid_is_the_unbiased_cubic_kernel_mmd():
     assert kid_from_features(x, y) == pytest.approx(expected)
 
 
-def test_paired_t_test_needs_two_shared_seeds():
-    assert paired_t_test({"0": 1.0, "1": 2.0}, {"1": 1.0, "2": 3.0}, 0.05) is None
-    constant = paired_t_test({"0": 2.0, "1": 3.0}, {"0": 1.0, "1": 2.0}, 0.05)
-    assert constant.p_value == 0.0 and constant.significant and constant.delta == 1.0
+def test_the_paired_t_test_needs_two_shared_seeds():
+    welch = seed_test({"0": 1.0, "1": 2.0}, {"1": 1.0, "2": 3.0}, 0.05)  # one shared seed: Welch's t instead
+    assert welch.kind == "Welch t" and welch.shared_seeds == 1
+    constant = seed_test({"0": 2.0, "1": 3.0}, {"0": 1.0, "1": 2.0}, 0.05)
+    assert constant.kind == "paired t" and constant.p_value == 0.0 and constant.significant
+    assert constant.delta == 1.0
 
 
 def test_pareto_front_keeps_only_non_dominated_trials():

@@ -21,6 +21,7 @@ checkpoint's copy, so the history has every step exactly once. Divergence (NaN) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -234,7 +235,7 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
         sync_gradients=all_reduce_gradients if world_size > 1 else no_gradient_sync,
     )
     checkpoint = ray.train.get_checkpoint()
-    with checkpoint.as_directory() if checkpoint is not None else _no_directory() as restored:
+    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext() as restored:
         restored = Path(restored) if restored is not None else None
         resume: bool | Path = False
         start_step = 0
@@ -256,14 +257,6 @@ def _train_worker(params: dict[str, Any]) -> dict[str, Any]:
             _write_marker(storage_path, run_name, str(exc))
             raise
     return {"step": result.step, "metrics": result.metrics, "run_dir": str(result.run_dir)}
-
-
-class _no_directory:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 # --------------------------------------------------------------------------------------------- driver

@@ -140,16 +140,6 @@ class PairedTest:
     seeds: tuple[int, int] | None = None  # seeds of A and B
 
 
-def bootstrap_difference(reps_a: np.ndarray, reps_b: np.ndarray, delta: float, alpha: float) -> PairedTest:
-    """The eval CI of a difference: the percentile CI of the paired replicate differences.
-
-    ``significant`` says whether it excludes 0, i.e. whether the two *estimates* are distinguishable; the
-    report never uses this for a verdict between recipes (that is :func:`seed_test`).
-    """
-    low, high = percentile_ci(reps_a - reps_b, alpha)
-    return PairedTest(delta=delta, significant=bool(low > 0 or high < 0), ci=(low, high))
-
-
 def min_detectable(se: float, df: float, alpha: float, power: float = POWER) -> float:
     """Smallest true |difference| a two-sided t-test at ``alpha`` detects with probability ``power``:
     (t_{1-alpha/2, df} + t_{power, df}) * se (the usual normal-approximation formula with t quantiles)."""
@@ -221,19 +211,3 @@ def holm_adjust(p_values: list[float]) -> list[float]:
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(stepped, 1.0)
     return adjusted.tolist()
-
-
-def paired_t_test(values_a: dict[str, float], values_b: dict[str, float], alpha: float) -> PairedTest | None:
-    """scipy.stats.ttest_rel over the seeds both cells share; None with fewer than 2 shared seeds."""
-    shared = sorted(set(values_a) & set(values_b))
-    if len(shared) < MIN_SHARED_SEEDS:
-        return None
-    a = np.array([values_a[s] for s in shared])
-    b = np.array([values_b[s] for s in shared])
-    delta = float(np.mean(list(values_a.values())) - np.mean(list(values_b.values())))
-    if np.allclose(a - b, (a - b)[0]):
-        # Constant differences: t is infinite (or undefined when all are 0); scipy returns nan.
-        p_value = 0.0 if (a - b)[0] != 0 else 1.0
-    else:
-        p_value = float(stats.ttest_rel(a, b).pvalue)
-    return PairedTest(delta=delta, significant=p_value < alpha, p_value=p_value, shared_seeds=len(shared))
