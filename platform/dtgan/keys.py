@@ -103,8 +103,12 @@ ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste")
 # field's diversity yardsticks (higher is better).
 FIDELITY_METRICS = ("fid", "kid")
 DIVERSITY_METRICS = ("is", "ic_lpips")
-# The scope of a report cell or a feature file: all products pooled, or a (safe_name'd) product.
+# The scope of a report cell or a feature file: all products pooled, or a (safe_name'd) product; also the
+# downstream study's pooled classifier scope and defect source (downstream.products / defect_sources).
 SCOPE_ALL = "all"
+# A run folder's checkpoints (<run>/checkpoints/step_XXXXXXXX.pt) and the MLflow artifact folder of a run's
+# checkpoints: one name, so that reading the store never imports the training code (torch).
+CHECKPOINT_DIR = "checkpoints"
 
 TRAIN_PREFIX = "train/"
 EVAL_PREFIX = "eval/"

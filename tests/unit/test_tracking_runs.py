@@ -265,14 +265,6 @@ def test_reporter_batches_metrics_and_uploads_only_the_final_checkpoint(store, s
         reporter.report(101, {"train/loss_g": 1.0})
 
 
-def test_checkpoint_artifact_folder_is_the_run_folders_checkpoint_folder():
-    from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH
-    from dtgan.training.checkpoint import CHECKPOINT_DIR
-
-    # written out in tracking so that reading the store needs no torch
-    assert CHECKPOINT_ARTIFACT_PATH == CHECKPOINT_DIR
-
-
 def test_system_metrics_are_logged_while_the_reporter_is_open(store, smoke, monkeypatch):
     tracker, client, _ = store
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")

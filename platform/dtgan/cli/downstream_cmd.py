@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from dtgan.cli.common import add_config_arguments, config_from_args, run_config_from_args
-from dtgan.config.downstream import ALL
 from dtgan.downstream.preflight import (
     CACHE,
     FILE,
@@ -18,6 +17,7 @@ from dtgan.downstream.preflight import (
     weights_source,
 )
 from dtgan.errors import ConfigError, DataError
+from dtgan.keys import SCOPE_ALL
 from dtgan.utils.destination import check_destination
 from dtgan.utils.lock import writer_lock
 
@@ -188,7 +188,7 @@ def check_study_inputs(cfg, data_path: str, checkpoint: str | None) -> None:
     biggest = max(cfg.normal_images_per_product)
     reserved = cfg.synthesis_sources_per_product if cfg.synthesis_sources == "holdout" else 0
     reserved = reserved if isinstance(reserved, int) and cfg.balanced_arms else 0
-    scoped = products if ALL in cfg.products else tuple(p for p in products if p in cfg.products)
+    scoped = products if SCOPE_ALL in cfg.products else tuple(p for p in products if p in cfg.products)
     for product in scoped:
         normals = counts[("gan_train", product, normal)] + counts[("gan_holdout", product, normal)]
         if normals - reserved < biggest:

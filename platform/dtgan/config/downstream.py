@@ -7,13 +7,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from dtgan.config.base import Section
+from dtgan.keys import SCOPE_ALL
 
-ARM_NAMES = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste")
 GENERATOR_ARMS = ("latent", "reference", "mix")  # synthetic images from the GAN: they need a checkpoint
 CROP_PASTE_ARM = "crop_paste"  # synthetic images by Crop&Paste of real masked defects: no checkpoint
 SYNTHETIC_ARMS = (*GENERATOR_ARMS, CROP_PASTE_ARM)  # balanced with synthetic images (and the domain head)
 DEFAULT_ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix")  # the paper's Table 8 columns
-ALL = "all"
 AUTO = "auto"
 # ImageNet weights: 'imagenet' = required (stop before any work without them), 'auto' = when they can be found,
 # else random initialisation (labelled 'scratch'), 'scratch' = random initialisation.
@@ -105,12 +104,12 @@ class DownstreamConfig(Section):
         "(paper: 1500, 2200, 4000, 6200)",
     )
     products: tuple[str, ...] = Field(
-        (ALL,),
+        (SCOPE_ALL,),
         min_length=1,
         description="classifier scopes: 'all' = products pooled, or single product names",
     )
     defect_sources: tuple[str, ...] = Field(
-        (ALL,),
+        (SCOPE_ALL,),
         min_length=1,
         description="cross-domain arms: reference defects from 'all' products or one "
         "(vA, vB, ...); applies to the reference and mix arms",

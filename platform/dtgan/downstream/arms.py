@@ -17,14 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-from dtgan.config.downstream import ALL, CROP_PASTE_ARM, SYNTHETIC_ARMS
+from dtgan.config.downstream import CROP_PASTE_ARM, SYNTHETIC_ARMS
 from dtgan.data.labelled import LabelledImages
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.study_data import StudyData, synthetic_key
 from dtgan.errors import DataError
+from dtgan.keys import ARMS, SCOPE_ALL
 
 # The paper always adds traditional augmentation to the synthetic arms; crop_paste gets the same recipe.
-AUGMENTED_ARMS = ("trad_aug", "latent", "reference", "mix", CROP_PASTE_ARM)
+AUGMENTED_ARMS = tuple(arm for arm in ARMS if arm != "no_aug")
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Cell:
 
     arm: str
     normal_images_per_product: int
-    product: str = ALL  # classifier scope: 'all' = products pooled
-    defect_source: str = ALL  # product whose training defects guide reference synthesis (vA, vB, ...)
+    product: str = SCOPE_ALL  # classifier scope: 'all' = products pooled
+    defect_source: str = SCOPE_ALL  # product whose training defects guide reference synthesis (vA, vB, ...)
 
     @property
     def synthetic(self) -> bool:
@@ -43,9 +44,9 @@ class Cell:
     def label(self, with_size: bool = True) -> str:
         """'reference_vA_B_n4000': arm, defect source, scope, size; 'all' parts are left out."""
         parts = [self.arm]
-        if self.defect_source != ALL:
+        if self.defect_source != SCOPE_ALL:
             parts.append(f"v{self.defect_source}")
-        if self.product != ALL:
+        if self.product != SCOPE_ALL:
             parts.append(self.product)
         if with_size:
             parts.append(f"n{self.normal_images_per_product}")
@@ -75,7 +76,7 @@ class TrainingSet:
 
 
 def scope_product_ids(data: StudyData, product: str) -> list[int]:
-    return list(range(len(data.products))) if product == ALL else [data.product_index(product)]
+    return list(range(len(data.products))) if product == SCOPE_ALL else [data.product_index(product)]
 
 
 def in_scope(split: LabelledImages, product_ids: list[int]) -> LabelledImages:
@@ -116,7 +117,7 @@ def synthetic_deficits(data: StudyData, cell: Cell) -> dict[tuple[int, int], int
 def synthetic_draws(data: StudyData, cell: Cell) -> dict[str, int]:
     """synthetic_key -> how many images (the first ones of that set) the cell's training set takes."""
     draws: dict[str, int] = {}
-    source = cell.defect_source if cell.arm in ("reference", "mix") else ALL
+    source = cell.defect_source if cell.arm in ("reference", "mix") else SCOPE_ALL
     for (pid, k), d in synthetic_deficits(data, cell).items():
         product, defect = data.products[pid], data.defects[k]
         if cell.arm in ("latent", CROP_PASTE_ARM):
@@ -126,7 +127,7 @@ def synthetic_draws(data: StudyData, cell: Cell) -> dict[str, int]:
         else:  # mix: 50/50, the latent half rounded up
             parts = {"latent": (d + 1) // 2, "reference": d // 2}
         for guidance, count in parts.items():
-            key = synthetic_key(guidance, source if guidance == "reference" else ALL, product, defect)
+            key = synthetic_key(guidance, source if guidance == "reference" else SCOPE_ALL, product, defect)
             draws[key] = count
     return draws
 

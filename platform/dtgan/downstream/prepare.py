@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from dtgan.config.crop_paste import CropPasteConfig
-from dtgan.config.downstream import ALL, AUTO, CROP_PASTE_ARM, DownstreamConfig
+from dtgan.config.downstream import AUTO, CROP_PASTE_ARM, DownstreamConfig
 from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.labelled import LabelledImages
 from dtgan.data.parquet_io import read_table
@@ -36,6 +36,7 @@ from dtgan.downstream.study_data import StudyData
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation.crop_paste import DefectBank, crop_paste, defect_bank
 from dtgan.evaluation.synthesis import synthesize
+from dtgan.keys import SCOPE_ALL
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _limit_defects(ds: DefectImageDataset, cfg: DownstreamConfig, generator: tor
 
 def _check_scopes(cfg: DownstreamConfig, products: tuple[str, ...]) -> None:
     for key, names in (("products", cfg.products), ("defect_sources", cfg.defect_sources)):
-        unknown = [n for n in names if n != ALL and n not in products]
+        unknown = [n for n in names if n != SCOPE_ALL and n not in products]
         if unknown:
             raise ConfigError(
                 f"downstream.{key}: unknown product(s) {unknown}; use 'all' or {', '.join(products)}"
@@ -180,7 +181,7 @@ def synthesize_sets(
         refs = None
         if guidance == "reference":
             mask = references.y == k
-            if defect_source != ALL:
+            if defect_source != SCOPE_ALL:
                 mask &= references.p == data.product_index(defect_source)
             if not mask.any():
                 raise DataError(

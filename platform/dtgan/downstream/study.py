@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from dtgan import keys
-from dtgan.config.downstream import ALL, DownstreamConfig
+from dtgan.config.downstream import DownstreamConfig
 from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.preflight import weights_label
@@ -50,7 +50,7 @@ def plan_cells(cfg: DownstreamConfig) -> list[Cell]:
     for size in cfg.normal_images_per_product:
         for product in cfg.products:
             for arm in cfg.arms:
-                sources = cfg.defect_sources if arm in ("reference", "mix") else (ALL,)
+                sources = cfg.defect_sources if arm in ("reference", "mix") else (keys.SCOPE_ALL,)
                 cells += [Cell(arm, size, product, source) for source in sources]
     return cells
 

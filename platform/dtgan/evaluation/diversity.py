@@ -25,7 +25,6 @@ from dtgan.evaluation.ic_lpips import ClusterResult, Embed, LpipsSpec, ic_lpips
 
 log = logging.getLogger(__name__)
 
-ALL_PRODUCTS = "all"
 POOLED = "pooled"
 IS_MIN_IMAGES_PER_SPLIT = 10  # fewer splits on small sets: IS of a 1-image split is exactly 1
 COMPUTED = "computed"
@@ -95,7 +94,7 @@ def diversity_scores(
             defect = None if d_sel is None else defects[d_sel]
             record = {
                 "guidance": guidance,
-                "product": product or ALL_PRODUCTS,
+                "product": product or keys.SCOPE_ALL,
                 "defect": defect or POOLED,
                 "is_key": keys.is_key(guidance, product, defect),
                 **inception_score(torch.cat([logits[(guidance, p, d)] for p, d in members]), cfg),

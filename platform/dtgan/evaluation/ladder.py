@@ -47,7 +47,6 @@ LADDER_METRICS = ("fid", "kid")
 JUDGED_METRIC = "fid"
 PASS, FAIL, UNTESTED = "pass", "fail", "untested"
 CANNOT_TELL = keys.LADDER_CANNOT_TELL
-ALL = "all"
 POOLED = "pooled"
 LADDER_VERSION = 1  # bump when the rungs or the checks change: cached ladders are then scored again
 # The evaluation settings besides ladder_* that a ladder's numbers depend on.
@@ -253,7 +252,7 @@ def validity_ladder(
         for cell in cells.halves
         if len(cells.halves[cell][1]) >= 1
     }
-    scopes: list[tuple[str, str, list[tuple[int, int]]]] = [(ALL, POOLED, list(per_cell))]
+    scopes: list[tuple[str, str, list[tuple[int, int]]]] = [(keys.SCOPE_ALL, POOLED, list(per_cell))]
     for p, product in enumerate(data.products):
         scopes.append((product, POOLED, [c for c in per_cell if c[0] == p]))
     for p, d in per_cell:
@@ -302,7 +301,7 @@ def _json_safe(obj):
 
 def scope_label(record: dict) -> str:
     if record["defect"] == POOLED:
-        return "all products" if record["product"] == ALL else f"product {record['product']}"
+        return "all products" if record["product"] == keys.SCOPE_ALL else f"product {record['product']}"
     return f"{record['product']}/{record['defect']}"
 
 
@@ -332,7 +331,7 @@ def ladder_fails(ladder: dict | None, product: str | None = None, defect: str | 
     if not ladder:
         return False
     for r in ladder["scopes"]:
-        if r["product"] == (product or ALL) and r["defect"] == (defect or POOLED):
+        if r["product"] == (product or keys.SCOPE_ALL) and r["defect"] == (defect or POOLED):
             return r["verdict"] == FAIL
     return False
 
@@ -357,7 +356,8 @@ def ladder_tag(ladder: dict | None) -> dict[str, str]:
     if ladder["failing"]:
         scopes = [
             keys.ladder_scope(
-                None if r["product"] == ALL else r["product"], None if r["defect"] == POOLED else r["defect"]
+                None if r["product"] == keys.SCOPE_ALL else r["product"],
+                None if r["defect"] == POOLED else r["defect"],
             )
             for r in ladder["scopes"]
             if r["verdict"] == FAIL

@@ -35,7 +35,6 @@ from dtgan.evaluation.synthesis import (
 
 log = logging.getLogger(__name__)
 
-ALL_PRODUCTS = "all"
 POOLED = "pooled"
 
 # Receives each pooled scope's feature set as it is scored: (file name such as "gen_mix_all.npy" or
@@ -194,7 +193,7 @@ def check_kid_feasible(data: EvaluationData, cfg: EvaluationConfig) -> None:
         if n_cells == 0:
             continue
         n_fake = cfg.images_per_product_per_defect * n_cells
-        product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
+        product_name = keys.SCOPE_ALL if p_sel is None else data.products[p_sel]
         defect_name = POOLED if d_sel is None else data.defects[d_sel]
         choose_kid_subset_size(
             cfg,
@@ -231,7 +230,7 @@ def synthetic_features(
 
 def scope_name(product: str) -> str:
     """The scope of a product's feature files: its name as in the metric keys (``all`` for all products)."""
-    return product if product == ALL_PRODUCTS else keys.safe_name(product)
+    return product if product == keys.SCOPE_ALL else keys.safe_name(product)
 
 
 def fidelity_scores(
@@ -260,7 +259,7 @@ def fidelity_scores(
     for p_sel, d_sel in _groups(data, cfg.per_defect):
         products, defects = _selection(data, p_sel, d_sel)
         x_real = reals.images[_real_rows(reals, products, defects)]
-        product_name = ALL_PRODUCTS if p_sel is None else data.products[p_sel]
+        product_name = keys.SCOPE_ALL if p_sel is None else data.products[p_sel]
         defect_name = POOLED if d_sel is None else data.defects[d_sel]
         if d_sel is not None and len(x_real) == 0:
             log.warning("no real '%s' images of product %s: no per-defect score", defect_name, product_name)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from dtgan import keys
-from dtgan.config.downstream import ALL
 from dtgan.config.root import DTGANConfig
 from dtgan.downstream.preflight import check_downstream, weights_label
 from dtgan.errors import ConfigError
@@ -83,7 +82,7 @@ def preflight_augmentation(
     finite), the data and ``--resume`` (``preflight_study``). Returns (the study's config with absolute paths,
     the generator's config)."""
     cfg = config.downstream
-    if cfg.products != (ALL,) or cfg.defect_sources != (ALL,):
+    if cfg.products != (keys.SCOPE_ALL,) or cfg.defect_sources != (keys.SCOPE_ALL,):
         raise ConfigError(
             "experiments/augmentation.py runs Tables 2/3/8 (downstream.products=[all], "
             "defect_sources=[all]); run cross-domain studies with `dtgan downstream`"

@@ -12,12 +12,13 @@ import time
 
 import torch
 
+from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.evaluation.extractors import resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.fidelity import fid_kid
 from dtgan.evaluation.inputs import load_evaluation_data, offline_training_images
-from dtgan.evaluation.protocol import ALL_PRODUCTS, POOLED, build_synthetic_sets
+from dtgan.evaluation.protocol import POOLED, build_synthetic_sets
 from dtgan.training.checkpoint import load_inference_nets
 from dtgan.training.environment import resolve_device
 
@@ -59,7 +60,7 @@ class IntermediateFID:
         real_key = RealSetKey(
             data_fingerprint=data.reference_fingerprint,
             split=data.reference_split,
-            selection=f"product={ALL_PRODUCTS};defect={POOLED}",
+            selection=f"product={keys.SCOPE_ALL};defect={POOLED}",
             img_size=data.img_size,
             extractor=self._extractor.name,
             weights_fingerprint=self._extractor.weights_fingerprint,

@@ -25,6 +25,7 @@ from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
 from dtgan.tracking.describe import FINAL_STEP, final_metrics
+from dtgan.tracking.mlflow_reporter import MLflowReporter
 from dtgan.tracking.tracker import RunTracker
 from dtgan.tracking.trial_rows import TrialStatus
 from dtgan.training.checkpoint import (
@@ -282,7 +283,6 @@ def run_trial(
     """
     timeline = TrialTimeline()  # first: the imports below are part of the trial's start
     from dtgan.evaluation.evaluate import evaluate
-    from dtgan.tracking import MLflowReporter
 
     timeline.mark("imported")
     tracker = ctx.tracker

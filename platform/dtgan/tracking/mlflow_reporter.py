@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dtgan.tracking.mlflow.runs import CHECKPOINT_ARTIFACT_PATH
+from dtgan import keys
 from dtgan.tracking.tracker import RunTracker
 
 CheckpointPolicy = Literal["never", "final", "every"]
@@ -58,7 +58,7 @@ class MLflowReporter:
             self.last_checkpoint_path = str(checkpoint_path)
             self.flush()
             if self.checkpoints == "every":
-                self.tracker.log_artifacts(self.run_id, [checkpoint_path], CHECKPOINT_ARTIFACT_PATH)
+                self.tracker.log_artifacts(self.run_id, [checkpoint_path], keys.CHECKPOINT_DIR)
         elif (
             self._buffered >= _MAX_BUFFERED_METRICS
             or time.monotonic() - self._last_flush >= self.flush_every_s
@@ -82,7 +82,7 @@ class MLflowReporter:
             and self.last_checkpoint_path
             and Path(self.last_checkpoint_path).is_file()
         ):
-            self.tracker.log_artifacts(self.run_id, [self.last_checkpoint_path], CHECKPOINT_ARTIFACT_PATH)
+            self.tracker.log_artifacts(self.run_id, [self.last_checkpoint_path], keys.CHECKPOINT_DIR)
         if self._monitor is not None:
             self._monitor.finish()
         self._closed = True

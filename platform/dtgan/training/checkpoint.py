@@ -18,6 +18,7 @@ from dtgan.config.loader import config_from_dict
 from dtgan.config.root import DTGANConfig
 from dtgan.data.vocab import Vocab
 from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
+from dtgan.keys import CHECKPOINT_DIR
 from dtgan.models import build_nets
 from dtgan.training.ema import EMA_NETS
 from dtgan.training.environment import unwrap_model
@@ -26,7 +27,6 @@ from dtgan.training.state import TrainState
 from dtgan.utils.atomic import atomic_path
 
 FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"  # <run>/checkpoints/step_XXXXXXXX.pt; also the MLflow artifact folder
 _PREFIX, _SUFFIX = "step_", ".pt"
 _GLOB = f"{_PREFIX}[0-9]*{_SUFFIX}"
 # What inference needs of a payload (save_checkpoint): the EMA nets and what explains them (no discriminator,

@@ -58,9 +58,6 @@ _KEY = re.compile(r"^[A-Za-z0-9._=,+:@/-]{1,250}$")
 DATASET_LOG_ATTEMPTS = 4  # concurrent trials logging one data set: see MLflowTracker.log_dataset
 _SAMPLE_GRID = re.compile(r"^step_(?P<step>\d+)_(?P<kind>[A-Za-z0-9_-]+)\.png$")
 _SEARCH_PAGE = 1000
-# The artifact folder of a run's checkpoints: training.checkpoint.CHECKPOINT_DIR (a test pins the two equal),
-# written out so that reading the store never imports torch.
-CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 CONFIG_ARTIFACT = "config.yaml"
 PROVENANCE_ARTIFACT = "provenance.json"
 
@@ -593,7 +590,7 @@ class Tracker:
 
     def log_best_checkpoint(self, run_id: str, checkpoint_path: str | Path) -> RegisteredGenerator | None:
         """Upload the best checkpoint to ``checkpoints/best`` and, if configured, register its generator."""
-        self.log_artifacts(run_id, [checkpoint_path], f"{CHECKPOINT_ARTIFACT_PATH}/best")
+        self.log_artifacts(run_id, [checkpoint_path], f"{keys.CHECKPOINT_DIR}/best")
         if not self.register_best_model:
             return None
         return self.register_generator(run_id, checkpoint_path)
