@@ -317,14 +317,14 @@ def study_overhead(data: Path, work: Path, variants: list[str], steps: int) -> d
         _, rows, _ = study(config)
     finally:
         stop()
-    if any(r["status"] != "completed" for r in rows):
+    if any(r.status != "completed" for r in rows):
         raise SystemExit(
-            f"--study: not every trial completed: {[(r['trial'], r['status'], r['error']) for r in rows]}"
+            f"--study: not every trial completed: {[(r.trial, str(r.status), r.error) for r in rows]}"
         )
     runs_dir = next((work / "ray_results").glob("*/runs"))
-    timelines = {r["trial"]: json.loads((runs_dir / r["trial"] / TIMELINE_FILE).read_text()) for r in rows}
+    timelines = {r.trial: json.loads((runs_dir / r.trial / TIMELINE_FILE).read_text()) for r in rows}
     trials, dispatched_at = {}, tune_run.called
-    for key in (r["trial"] for r in rows):  # one trial at a time, in ladder order (max_concurrent_trials=1)
+    for key in (r.trial for r in rows):  # one trial at a time, in ladder order (max_concurrent_trials=1)
         trials[key] = trial_breakdown(timelines[key], dispatched_at)
         dispatched_at = timelines[key]["marks"]["trial_end"]["wall_s"]
     worst_start = max(t["start_to_first_step"]["total_s"] for t in trials.values())
