@@ -319,17 +319,19 @@ def run_tune(
         results = tuner.fit()
     outcomes = []
     for result in results:
-        config = result.config or {}
+        trial_config = result.config or {}
         trial_id = str(
             (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial_")
         )
-        spec = config.get("trial")  # a trial that failed before its first result names no key: its plan does
+        spec = trial_config.get(
+            "trial"
+        )  # a trial that failed before its first result names no key: its plan does
         outcomes.append(
             TrialOutcome.from_result(
                 result.metrics or {},
                 trial_id=trial_id,  # see trial_dirname
                 planned_key=spec.trial_key if isinstance(spec, TrialSpec) else f"trial-{trial_id}",
-                params=config.get("search"),
+                params=trial_config.get("search"),
                 error=None if result.error is None else error_line(result.error, last=True),
             )
         )

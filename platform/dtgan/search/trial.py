@@ -163,7 +163,7 @@ class TrialReporter(Reporter):
         total_steps: int,
         fid: Callable[[str], float] | None,
         every_steps: int | None,
-        trial_key: str = "",
+        trial_key: str,
         stand_in_for: tuple[str, ...] = (),
         timeline: TrialTimeline | None = None,
         run_folder: RunFolderSync | None = None,
@@ -297,19 +297,19 @@ def run_trial(
         description=description,
     ) as trial:
         if trial.finished:
-            metrics, tags = tracker.run_results(trial.run_id)
-            earlier = FinalReport(
+            logged_metrics, logged_tags = tracker.run_results(trial.run_id)
+            done = FinalReport(
                 trial_key,
                 config.train.total_steps,
                 trial.run_id,
-                tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
-                _finite(metrics),
+                logged_tags.get(keys.TAG_FINAL_CHECKPOINT, ""),
+                _finite(logged_metrics),
             )
-            hooks.report(earlier.result())
+            hooks.report(done.result())
             log.info(
                 "trial %s finished in an earlier launch (run %s); not run again", trial_key, trial.run_id
             )
-            return earlier
+            return done
         # The run folder: in the study storage itself, or (a bucket) node-local and mirrored to it.
         config = localise_extractor(config)  # the study's extractor, fetched from its storage when remote
         run_folder = RunFolderSync(Storage.at(ctx.runs_dir).child(trial_key))

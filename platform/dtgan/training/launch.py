@@ -61,8 +61,8 @@ def fit(
     run's latest checkpoint; a file (in process only) continues that checkpoint.
     """
     if trains_in_process(config):
-        result = train(config, reporter, run_dir, resume)
-        return Trained(result.run_dir, result.step, result.checkpoint_path, result.metrics)
+        local = train(config, reporter, run_dir, resume)
+        return Trained(local.run_dir, local.step, local.checkpoint_path, local.metrics)
     if resume not in (True, False):
         raise ConfigError(
             f"resume from {resume}: a checkpoint file continues a run in one process (distributed.workers <= 1); "
@@ -70,7 +70,7 @@ def fit(
             "its latest checkpoint in the storage"
         )
     try:
-        result = fit_distributed(
+        stored = fit_distributed(
             config,
             run_name=workers.run_name,
             storage_path=workers.storage_path,
@@ -79,15 +79,15 @@ def fit(
             progress=workers.progress,
         )
         # Rank 0 wrote the run folder on its own node: the checkpoint comes from Ray's storage when missing here.
-        if latest_checkpoint(result.run_dir) is None and result.checkpoint_uri is not None:
-            fetch_checkpoint(result.checkpoint_uri, result.run_dir)
+        if latest_checkpoint(stored.run_dir) is None and stored.checkpoint_uri is not None:
+            fetch_checkpoint(stored.checkpoint_uri, stored.run_dir)
         if reporter is not None:
-            for row in result.metrics_history:
+            for row in stored.metrics_history:
                 train_terms = {k: v for k, v in row.items() if k.startswith(keys.TRAIN_PREFIX)}
                 reporter.report(int(row["step"]), train_terms, None)
     finally:
         if reporter is not None:
             reporter.close()
     return Trained(
-        result.run_dir, result.step, latest_checkpoint(result.run_dir), result.metrics, result.checkpoint_uri
+        stored.run_dir, stored.step, latest_checkpoint(stored.run_dir), stored.metrics, stored.checkpoint_uri
     )
