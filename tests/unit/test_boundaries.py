@@ -27,6 +27,7 @@ ADAPTERS = {
         "dtgan.tracking.mlflow.model",
         "dtgan.tracking.mlflow.reading",
         "dtgan.tracking.mlflow.runs",
+        "dtgan.tracking.mlflow_backend",  # the old model-code import path of generators logged before the split
     },
     "ray": {"dtgan.search.ray_tune", "dtgan.training.ray_train"},
     "optuna": {"dtgan.search.ray_tune"},  # through ray.tune.search.optuna

@@ -95,3 +95,13 @@ def test_registration_can_be_switched_off_and_rejects_foreign_files(store, tmp_p
         CheckpointError, match=r"other.pt lacks format_version, config, vocab, step, nets_ema"
     ):
         tracker.register_generator(trial.run_id, tmp_path / "other.pt", name="custom-name")
+
+
+def test_generators_logged_before_the_adapter_became_a_package_still_find_their_class():
+    # MLflow runs the models-from-code file stored with each logged model; the earlier copies import this path
+    import importlib
+
+    from dtgan.tracking.mlflow.model import GeneratorModel
+
+    earlier = importlib.import_module("dtgan.tracking.mlflow_backend")
+    assert earlier.GeneratorModel is GeneratorModel and callable(earlier.set_model)
