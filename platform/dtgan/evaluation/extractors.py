@@ -26,15 +26,20 @@ from dtgan.data.labelled import LabelledImages
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
 from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
+from dtgan.evaluation.pretrained_cnn import ensure_pretrained_cnn
 
 log = logging.getLogger(__name__)
 
 INCEPTION = "inception-v3-compat"
-DEFECT_CNN = "dtgan-defect-cnn"
+DEFECT_CNN = "dtgan-defect-cnn"  # trained on the data set's own reference split
+PRETRAINED_CNN = (
+    "dtgan-pretrained-cnn"  # the same architecture pre-trained on the procedural corpus (the default)
+)
+OFFLINE = (PRETRAINED_CNN, DEFECT_CNN)
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features"}
+FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features", PRETRAINED_CNN: "features"}
 # The logits the Inception Score is computed on (torch-fidelity's default layer for "isc" of each extractor).
-LOGITS_LAYER = {INCEPTION: "logits_unbiased", DEFECT_CNN: "logits"}
+LOGITS_LAYER = {INCEPTION: "logits_unbiased", DEFECT_CNN: "logits", PRETRAINED_CNN: "logits"}
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,7 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
     ) -> None:
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
-            raise ValueError(
-                f"{DEFECT_CNN} needs feature_extractor_weights_path (it is trained per data set)"
-            )
+            raise ValueError(f"{name} needs feature_extractor_weights_path (it is trained, never downloaded)")
         self.net = load_defect_cnn(feature_extractor_weights_path)
         self.requires_grad_(False)
 
@@ -180,12 +183,13 @@ def build_inception(
 
 
 def register_extractors() -> None:
-    """Register the offline extractor with torch-fidelity once per process (a second registration raises)."""
-    registered = FEATURE_EXTRACTORS_REGISTRY.get(DEFECT_CNN)
-    if registered is None:
-        torch_fidelity.register_feature_extractor(DEFECT_CNN, DefectCNNFeatureExtractor)
-    elif registered is not DefectCNNFeatureExtractor:
-        raise RuntimeError(f"another feature extractor is registered as {DEFECT_CNN!r}: {registered}")
+    """Register the offline extractors with torch-fidelity once per process (a second registration raises)."""
+    for name in OFFLINE:
+        registered = FEATURE_EXTRACTORS_REGISTRY.get(name)
+        if registered is None:
+            torch_fidelity.register_feature_extractor(name, DefectCNNFeatureExtractor)
+        elif registered is not DefectCNNFeatureExtractor:
+            raise RuntimeError(f"another feature extractor is registered as {name!r}: {registered}")
 
 
 def hub_inception_weights() -> Path:
@@ -241,6 +245,30 @@ def resolve_defect_classifier(
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
 
 
+def pretrained_extractor(cfg: EvaluationConfig) -> ExtractorSpec:
+    """``dtgan-pretrained-cnn``: the pinned file of ``evaluation.pretrained_cnn.weights_path``, else the cached
+    network pre-trained on the procedural corpus (trained now when missing: a few minutes of one core)."""
+    pinned = cfg.pretrained_cnn.weights_path
+    if pinned is not None:
+        path = Path(os.path.expanduser(pinned))
+        if not path.is_file():
+            raise ConfigError(
+                f"evaluation.pretrained_cnn.weights_path: {path} does not exist; point it at {PRETRAINED_CNN} "
+                "weights or set it to null to pre-train the network on the procedural corpus"
+            )
+        try:
+            load_defect_cnn(path)
+        except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"evaluation.pretrained_cnn.weights_path: {path} is not {PRETRAINED_CNN} weights ({first}); set "
+                "it to null to pre-train the network"
+            ) from None
+    else:
+        path = ensure_pretrained_cnn(cfg.pretrained_cnn)
+    return ExtractorSpec(PRETRAINED_CNN, str(path), fingerprint_file(path))
+
+
 def resolve_extractor(
     cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
 ) -> ExtractorSpec:
@@ -268,6 +296,9 @@ def resolve_extractor(
             "FID/KID: no Inception weights (%s, evaluation.inception_weights_path unset); using the offline "
             "extractor %s. Its numbers are NOT comparable with Inception FIDs or the paper's.",
             hub_inception_weights(),
-            DEFECT_CNN,
+            PRETRAINED_CNN,
         )
+        return pretrained_extractor(cfg)
+    if name == PRETRAINED_CNN:
+        return pretrained_extractor(cfg)
     return resolve_defect_classifier(cfg, training_images)
