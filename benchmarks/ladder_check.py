@@ -79,6 +79,8 @@ def check(name: str, path: Path, args) -> dict:
     ]
     if args.pretrained_cache:
         overrides.append(f"evaluation.pretrained_cnn.cache_dir={args.pretrained_cache}")
+    if args.weights:
+        overrides.append(f"evaluation.pretrained_cnn.weights_path={args.weights}")
     cfg = load_config(args.preset, overrides).evaluation
     started = time.perf_counter()
     inputs = data_inputs(str(path), cfg, args.img_size, args.work / name / "out")
@@ -111,6 +113,9 @@ def main() -> int:
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument(
         "--pretrained-cache", default=None, help="evaluation.pretrained_cnn.cache_dir (default: the preset's)"
+    )
+    parser.add_argument(
+        "--weights", default=None, help="evaluation.pretrained_cnn.weights_path: pinned pretrained weights"
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
