@@ -35,6 +35,15 @@ OPTS = [
     "evaluation.defect_cnn.epochs=1",
     "-o",
     "evaluation.ladder_min_images=4",
+    # the default FID extractor, dtgan-pretrained-cnn, on a tiny corpus: seconds to pre-train (cache_dir per test)
+    "-o",
+    "evaluation.pretrained_cnn.images_per_class=8",
+    "-o",
+    "evaluation.pretrained_cnn.epochs=1",
+    "-o",
+    "evaluation.pretrained_cnn.render_sides=[32]",
+    "-o",
+    "evaluation.pretrained_cnn.widths=[8,16,32]",
 ]
 
 
@@ -42,7 +51,10 @@ OPTS = [
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline_checks")
     run_dir = two_step_run(root)[1].run_dir
-    cache = ["-o", f"evaluation.cache_dir={root / 'cache'}"]
+    cache = [
+        *("-o", f"evaluation.cache_dir={root / 'cache'}"),
+        *("-o", f"evaluation.pretrained_cnn.cache_dir={root / 'pretrained'}"),
+    ]
     return root, run_dir, cache
 
 

@@ -58,16 +58,22 @@ class PretrainedCNNConfig(Section):
         min_length=1,
         description="native sides the corpus is rendered at (a random one per chunk), then downsampled",
     )
-    min_boldness: float = Field(0.5, gt=0.0, le=8.0, description="weakest defect boldness in the corpus")
+    min_boldness: float = Field(1.0, gt=0.0, le=8.0, description="weakest defect boldness in the corpus")
     max_boldness: float = Field(3.0, gt=0.0, le=8.0, description="boldest defect boldness in the corpus")
     corpus_seed: int = Field(0, ge=0, description="seed of the corpus")
     widths: list[int] = Field(
         [32, 64, 128], min_length=3, max_length=3, description="channels of the three conv stages"
     )
     feature_dim: int = Field(128, ge=8, le=2048, description="width of the feature (penultimate) layer")
-    epochs: int = Field(6, ge=1, le=200, description="training epochs over the corpus")
+    epochs: int = Field(4, ge=1, le=200, description="training epochs over the corpus")
     batch_size: int = Field(64, ge=1, description="training batch size")
-    lr: float = Field(1e-3, gt=0.0, description="Adam learning rate")
+    lr: float = Field(2e-3, gt=0.0, description="Adam learning rate (cosine decay to 0 over the run)")
+    defect_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="weight of the defect-type loss (the class logits summed over backgrounds) beside the "
+        "background x defect loss",
+    )
     seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
 
     @model_validator(mode="after")

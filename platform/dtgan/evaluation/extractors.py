@@ -26,7 +26,7 @@ from dtgan.data.labelled import LabelledImages
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
 from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
-from dtgan.evaluation.pretrained_cnn import ensure_pretrained_cnn
+from dtgan.evaluation.pretrained_cnn import ensure_pretrained_cnn, pretrained_metadata
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,15 @@ class ExtractorSpec:
     def logits_layer(self) -> str:
         return LOGITS_LAYER[self.name]
 
-    def as_dict(self) -> dict[str, str]:
-        return {
+    def as_dict(self) -> dict:
+        out: dict = {
             "extractor": self.name,
             "weights_fingerprint": self.weights_fingerprint,
             "weights_path": self.weights_path,
         }
+        if self.name == PRETRAINED_CNN:  # its corpus and its accuracy on a corpus of another seed
+            out["pretrained"] = pretrained_metadata(self.weights_path)
+        return out
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,21 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
         features, logits = self.net(x)
         out = {"features": features, "logits": logits}
         return tuple(out[name] for name in self.features_list)
+
+
+def extractor_lines(record: dict | None) -> list[str]:
+    """The terminal's view of the extractor block of a report (``ExtractorSpec.as_dict``): what the pretrained
+    network was trained on and how well it does on a corpus it did not see."""
+    meta = (record or {}).get("pretrained")
+    if not meta:
+        return []
+    return [
+        f"  {record['extractor']}@{record['weights_fingerprint']}: pre-trained on the procedural corpus "
+        f"{meta.get('corpus_key')} ({meta.get('corpus_images')} images, {meta.get('num_classes')} background x "
+        f"defect classes), never on this data; accuracy on a corpus of another seed "
+        f"{meta.get('heldout_accuracy', float('nan')):.3f} (defect type "
+        f"{meta.get('heldout_defect_accuracy', float('nan')):.3f})"
+    ]
 
 
 def read_inception_state_dict(path: str | Path, expected_sha256: str) -> dict[str, torch.Tensor]:

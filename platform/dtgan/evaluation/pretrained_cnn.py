@@ -16,23 +16,26 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from dtgan.config.evaluation import DefectCNNConfig, PretrainedCNNConfig
+from dtgan.config.evaluation import PretrainedCNNConfig
 from dtgan.data import corpus as corpus_mod
 from dtgan.data import defects as defects_mod
 from dtgan.data import textures as textures_mod
 from dtgan.evaluation import defect_cnn as defect_cnn_mod
-from dtgan.evaluation.defect_cnn import DefectCNN, load_defect_cnn, train_defect_cnn
+from dtgan.evaluation.defect_cnn import DefectCNN, load_defect_cnn, to_gray_input
 from dtgan.evaluation.feature_cache import fingerprint_images, usable_cache_entry
 from dtgan.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
 PRETRAINED_DIR = "pretrained_cnn"
+TRAINER_VERSION = 2  # bump when train_pretrained changes: cached networks are then trained again
 # The modules whose code decides the corpus and the network: a change in any retrains.
 _CODE = (corpus_mod, textures_mod, defects_mod, defect_cnn_mod)
 
@@ -48,17 +51,43 @@ def corpus_spec(cfg: PretrainedCNNConfig) -> corpus_mod.CorpusSpec:
     )
 
 
-def training_recipe(cfg: PretrainedCNNConfig) -> DefectCNNConfig:
-    """The per-data-set network's training loop, with the pretraining's settings."""
-    return DefectCNNConfig(
-        input_size_px=cfg.input_size_px,
-        feature_dim=cfg.feature_dim,
-        epochs=cfg.epochs,
-        min_steps=0,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
+def train_pretrained(
+    images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: PretrainedCNNConfig
+) -> tuple[DefectCNN, float]:
+    """Fit the network (batch norm) to the background x defect classes, plus the defect type alone: the joint
+    class logits summed over backgrounds (logsumexp) are a defect-type classifier whose cross-entropy is added, so
+    that the feature is about the defect at least as much as about the background. Adam with a cosine decay;
+    seeded. Returns the network in eval mode and its class accuracy on the training images."""
+    per_bg = len(defects_mod.DEFECTS) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = DefectCNN(num_classes, cfg.feature_dim, cfg.input_size_px, tuple(cfg.widths), norm=True)
+    x_all = to_gray_input(images_uint8, cfg.input_size_px)
+    x_all = ((x_all + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    defect_labels = labels % per_bg
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    steps = cfg.epochs * math.ceil(len(labels) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps))
     )
+    order_rng = torch.Generator().manual_seed(cfg.seed)
+    net.train()
+    for _epoch in range(cfg.epochs):
+        order = torch.randperm(len(labels), generator=order_rng)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            _, logits = net(x_all[idx])
+            defect_logits = logits.view(len(idx), -1, per_bg).logsumexp(dim=1)
+            loss = F.cross_entropy(logits, labels[idx]) + cfg.defect_weight * F.cross_entropy(
+                defect_logits, defect_labels[idx]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    net.eval()
+    accuracy, _ = _accuracy(net, x_all, labels)
+    return net, accuracy
 
 
 def code_fingerprint() -> str:
@@ -66,6 +95,7 @@ def code_fingerprint() -> str:
     digest = hashlib.sha256()
     for module in _CODE:
         digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -73,9 +103,13 @@ def pretrained_key(cfg: PretrainedCNNConfig) -> str:
     """What the cached weights depend on: corpus spec (with its version), recipe, architecture, code."""
     payload = {
         "corpus": corpus_spec(cfg).as_dict(),
-        "recipe": training_recipe(cfg).model_dump(),
+        "recipe": {
+            k: v
+            for k, v in cfg.model_dump(mode="json").items()
+            if k in ("widths", "feature_dim", "epochs", "batch_size", "lr", "seed", "defect_weight")
+        },
+        "trainer": TRAINER_VERSION,
         "arch": defect_cnn_mod.ARCH_VERSION,
-        "widths": list(cfg.widths),
         "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -110,9 +144,7 @@ def pretrain(cfg: PretrainedCNNConfig, path: Path) -> Path:
         len(names),
         render_s,
     )
-    net, train_accuracy = train_defect_cnn(
-        images, labels, len(names), training_recipe(cfg), tuple(cfg.widths)
-    )
+    net, train_accuracy = train_pretrained(images, labels, len(names), cfg)
     held_spec = dataclasses.replace(
         spec, images_per_class=max(8, spec.images_per_class // 4), seed=spec.seed + 1_000_003
     )
@@ -124,6 +156,7 @@ def pretrain(cfg: PretrainedCNNConfig, path: Path) -> Path:
         "feature_dim": net.feature.out_features,
         "input_size_px": net.input_size_px,
         "widths": list(net.widths),
+        "norm": net.norm,
         "class_names": names,
         "train_accuracy": train_accuracy,
         "heldout_accuracy": held_accuracy,
