@@ -43,14 +43,14 @@ class PretrainedCNNConfig(Section):
         "nothing is ever downloaded)",
     )
     cache_dir: str = Field(
-        "~/.cache/dtgan/pretrained",
+        "~/.cache/dtgan",
         description="folder of the pretrained weights: they depend on no data set, so every evaluation on this "
         "machine shares them",
     )
     images_per_class: int = Field(
         240,
         ge=4,
-        description="corpus images per background x defect class (10 backgrounds x 6 defect classes)",
+        description="corpus images per background x defect class (11 backgrounds x 6 defect classes)",
     )
     input_size_px: int = Field(32, ge=16, le=128, description="side of the corpus and of the network's input")
     render_sides: list[int] = Field(
@@ -69,7 +69,7 @@ class PretrainedCNNConfig(Section):
     batch_size: int = Field(64, ge=1, description="training batch size")
     lr: float = Field(2e-3, gt=0.0, description="Adam learning rate (cosine decay to 0 over the run)")
     defect_weight: float = Field(
-        1.0,
+        2.0,
         ge=0.0,
         description="weight of the defect-type loss (the class logits summed over backgrounds) beside the "
         "background x defect loss",

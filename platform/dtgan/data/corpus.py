@@ -28,7 +28,7 @@ from dtgan.data.textures import TEXTURES, blurred_noise, lighting, pixel_grid, s
 from dtgan.data.vocab import NORMAL
 
 # Bump when the corpus' rendering changes: pretrained networks keyed by it are then trained again.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 CHUNK = 64  # images per rendered chunk; each chunk has its own seeded RNG
 
 
@@ -65,10 +65,29 @@ def gratings(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return out + 0.02 * smooth_noise(rng, n, size, 3)
 
 
+def collage(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Photograph-like scenes: overlapping discs (a dead-leaves layout, large to small) each filled with a textured
+    surface (a product texture, blurred noise or gratings) at its own brightness, with sharp occlusion edges."""
+    y, x = pixel_grid(size)
+    fills = [*TEXTURES.values(), noise_field, gratings]
+    first = fills[int(rng.integers(len(fills)))](rng, n, size)
+    out = first - first.mean(axis=(1, 2), keepdims=True) + rng.uniform(0.2, 0.8, (n, 1, 1)).astype(np.float32)
+    for _ in range(4):
+        fill = fills[int(rng.integers(len(fills)))](rng, n, size)
+        fill = fill - fill.mean(axis=(1, 2), keepdims=True)
+        fill = fill * rng.uniform(0.5, 2.0, (n, 1, 1)).astype(np.float32) + rng.uniform(0.15, 0.85, (n, 1, 1))
+        for _ in range(3):
+            radius = (size * rng.uniform(0.1, 0.45, (n, 1, 1))).astype(np.float32)
+            cx, cy = (rng.uniform(-0.1, 1.1, (2, n, 1, 1)) * size).astype(np.float32)
+            out = np.where((x - cx) ** 2 + (y - cy) ** 2 < radius**2, fill, out)
+    return out.astype(np.float32)
+
+
 GENERIC_BACKGROUNDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "dead_leaves": dead_leaves,
     "noise_field": noise_field,
     "gratings": gratings,
+    "collage": collage,
 }
 
 
