@@ -79,6 +79,13 @@ def test_evaluation_records_the_ladder_quality_recall_and_paint_locality(evaluat
     assert quality["corpus"]["fingerprint"] == report["data"]["reference_fingerprint"]
     assert 0.0 <= metrics[keys.EVAL_DEFECT_CLASSIFIER_ACCURACY] <= 1.0
     assert "defect classifier dtgan-defect-cnn@" in out and "not in its head: woven/spot" in out
+    # the FID extractor is the pretrained network, and what it was trained on is printed and recorded
+    extractor = report["feature_extractor"]
+    assert extractor["extractor"] == "dtgan-pretrained-cnn" and extractor["pretrained"]["corpus_images"] > 0
+    assert (
+        f"dtgan-pretrained-cnn@{extractor['weights_fingerprint']}: pre-trained on the procedural corpus"
+        in out
+    )
     for guidance in keys.GUIDANCES:
         assert 0.0 <= metrics[keys.defect_recall_key(guidance)] <= 1.0
         assert keys.defect_recall_key(guidance, "woven", "spot") in metrics
