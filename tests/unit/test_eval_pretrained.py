@@ -191,3 +191,27 @@ def test_the_per_data_set_network_stays_selectable(pretrained):
     other = resolve_extractor(own, lambda: offline_training_images(data))
     assert other.name == DEFECT_CNN and other.weights_fingerprint != spec.weights_fingerprint
     assert load_defect_cnn(other.weights_path).classifier.out_features == 6  # the data set's own classes
+
+
+def test_fine_tuning_on_the_data_set_is_cached_and_recorded(pretrained, monkeypatch):
+    from dtgan.evaluation import fine_tune as fine_tune_mod
+    from dtgan.evaluation.inputs import offline_training_images
+
+    data, _ = tiny_data()
+    cfg, base = pretrained
+    tuned_cfg = cfg.model_copy(
+        update={
+            "pretrained_cnn": cfg.pretrained_cnn.model_copy(update={"fine_tune": True, "fine_tune_steps": 10})
+        }
+    )
+    tuned = resolve_extractor(tuned_cfg, lambda: offline_training_images(data))
+    assert tuned.name == PRETRAINED_CNN and tuned.weights_fingerprint != base.weights_fingerprint
+    net = load_defect_cnn(tuned.weights_path)
+    assert net.classifier.out_features == 6 and net.norm  # the data set's classes, the pretrained trunk
+    record = tuned.as_dict()["pretrained"]
+    assert record["fine_tune_steps"] == 10 and record["base_fingerprint"] == base.weights_fingerprint
+    assert record["corpus_key"] == pretrained_mod.corpus_spec(cfg.pretrained_cnn).key()  # the base's corpus
+    monkeypatch.setattr(
+        fine_tune_mod, "DefectCNN", lambda *a, **k: pytest.fail("fine-tuned once, then cached")
+    )
+    assert resolve_extractor(tuned_cfg, lambda: offline_training_images(data)) == tuned

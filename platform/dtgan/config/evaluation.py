@@ -75,6 +75,13 @@ class PretrainedCNNConfig(Section):
         "background x defect loss",
     )
     seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
+    fine_tune: bool = Field(
+        False,
+        description="fine-tune the pretrained network on the data set's reference split (a new head of its "
+        "product x defect classes, every weight trained; cached per data set under evaluation.cache_dir)",
+    )
+    fine_tune_steps: int = Field(300, ge=1, description="fine-tuning: Adam steps")
+    fine_tune_lr: float = Field(3e-4, gt=0.0, description="fine-tuning: Adam learning rate")
 
     @model_validator(mode="after")
     def _boldness_ordered(self) -> PretrainedCNNConfig:

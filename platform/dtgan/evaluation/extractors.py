@@ -26,6 +26,7 @@ from dtgan.data.labelled import LabelledImages
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
 from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
+from dtgan.evaluation.fine_tune import fine_tune, fine_tune_record
 from dtgan.evaluation.pretrained_cnn import ensure_pretrained_cnn, pretrained_metadata
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class ExtractorSpec:
         }
         if self.name == PRETRAINED_CNN:  # its corpus and its accuracy on a corpus of another seed
             out["pretrained"] = pretrained_metadata(self.weights_path)
+            out["pretrained"].update(fine_tune_record(self.weights_path))
         return out
 
 
@@ -139,9 +141,15 @@ def extractor_lines(record: dict | None) -> list[str]:
     return [
         f"  {record['extractor']}@{record['weights_fingerprint']}: pre-trained on the procedural corpus "
         f"{meta.get('corpus_key')} ({meta.get('corpus_images')} images, {meta.get('num_classes')} background x "
-        f"defect classes), never on this data; accuracy on a corpus of another seed "
+        f"defect classes); accuracy on a corpus of another seed "
         f"{meta.get('heldout_accuracy', float('nan')):.3f} (defect type "
         f"{meta.get('heldout_defect_accuracy', float('nan')):.3f})"
+        + (
+            f"; fine-tuned {meta['fine_tune_steps']} steps on this data set's reference split "
+            f"(corpus {meta['fine_tuned_on']})"
+            if meta.get("fine_tuned_on")
+            else ""
+        )
     ]
 
 
@@ -263,9 +271,12 @@ def resolve_defect_classifier(
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
 
 
-def pretrained_extractor(cfg: EvaluationConfig) -> ExtractorSpec:
+def pretrained_extractor(
+    cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages] | None = None
+) -> ExtractorSpec:
     """``dtgan-pretrained-cnn``: the pinned file of ``evaluation.pretrained_cnn.weights_path``, else the cached
-    network pre-trained on the procedural corpus (trained now when missing: a few minutes of one core)."""
+    network pre-trained on the procedural corpus (trained now when missing: a few minutes of one core); with
+    ``evaluation.pretrained_cnn.fine_tune`` that network fine-tuned on ``training_images`` (cached)."""
     pinned = cfg.pretrained_cnn.weights_path
     if pinned is not None:
         path = Path(os.path.expanduser(pinned))
@@ -284,6 +295,19 @@ def pretrained_extractor(cfg: EvaluationConfig) -> ExtractorSpec:
             ) from None
     else:
         path = ensure_pretrained_cnn(cfg.pretrained_cnn)
+    if cfg.pretrained_cnn.fine_tune:
+        if training_images is None:
+            raise ValueError("evaluation.pretrained_cnn.fine_tune needs the data set's training images")
+        data = training_images()
+        path = fine_tune(
+            path,
+            data.images,
+            data.labels,
+            data.class_names,
+            data.fingerprint,
+            cfg.pretrained_cnn,
+            cfg.cache_dir,
+        )
     return ExtractorSpec(PRETRAINED_CNN, str(path), fingerprint_file(path))
 
 
@@ -316,7 +340,7 @@ def resolve_extractor(
             hub_inception_weights(),
             PRETRAINED_CNN,
         )
-        return pretrained_extractor(cfg)
+        return pretrained_extractor(cfg, training_images)
     if name == PRETRAINED_CNN:
-        return pretrained_extractor(cfg)
+        return pretrained_extractor(cfg, training_images)
     return resolve_defect_classifier(cfg, training_images)
