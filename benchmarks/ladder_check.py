@@ -81,6 +81,8 @@ def check(name: str, path: Path, args) -> dict:
         overrides.append(f"evaluation.pretrained_cnn.cache_dir={args.pretrained_cache}")
     if args.weights:
         overrides.append(f"evaluation.pretrained_cnn.weights_path={args.weights}")
+    if args.fine_tune:
+        overrides.append("evaluation.pretrained_cnn.fine_tune=true")
     cfg = load_config(args.preset, overrides).evaluation
     started = time.perf_counter()
     inputs = data_inputs(str(path), cfg, args.img_size, args.work / name / "out")
@@ -117,6 +119,11 @@ def main() -> int:
     parser.add_argument(
         "--weights", default=None, help="evaluation.pretrained_cnn.weights_path: pinned pretrained weights"
     )
+    parser.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="evaluation.pretrained_cnn.fine_tune: the pretrained network fine-tuned on each data set's gan_train",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,7 +135,7 @@ def main() -> int:
     print(
         json.dumps(
             {
-                "extractor": args.extractor,
+                "extractor": args.extractor + (" (fine-tuned per data set)" if args.fine_tune else ""),
                 "all_pass": all(r["verdict"] == "pass" and not r["failing"] for r in results),
                 "results": results,
             },
