@@ -39,6 +39,15 @@ EVAL_OPTS = [
     "evaluation.defect_cnn.min_steps=20",
     "-o",
     "evaluation.defect_cnn.epochs=1",
+    # the default FID extractor, dtgan-pretrained-cnn, on a tiny corpus: seconds to pre-train (cache_dir per test)
+    "-o",
+    "evaluation.pretrained_cnn.images_per_class=8",
+    "-o",
+    "evaluation.pretrained_cnn.epochs=1",
+    "-o",
+    "evaluation.pretrained_cnn.render_sides=[32]",
+    "-o",
+    "evaluation.pretrained_cnn.widths=[8,16,32]",
 ]
 
 
@@ -51,7 +60,10 @@ def run(tmp_path_factory):
         "data": data,
         "run_dir": result.run_dir,
         "checkpoint": result.checkpoint_path,
-        "cache": ["-o", f"evaluation.cache_dir={root / 'cache'}"],
+        "cache": [
+            *("-o", f"evaluation.cache_dir={root / 'cache'}"),
+            *("-o", f"evaluation.pretrained_cnn.cache_dir={root / 'pretrained'}"),
+        ],
     }
 
 
@@ -79,7 +91,7 @@ def test_evaluate_reports_every_guidance_per_product_and_over_all_products(run, 
     # 3 products x 2 defects x 24 per guidance; every number names its extractor, sizes and KID subset size.
     assert report["throughput"]["generated_images"] == 3 * 2 * 24 * 2
     for record in report["fidelity"]:
-        assert record["extractor"] == "dtgan-defect-cnn" == report["feature_extractor"]["extractor"]
+        assert record["extractor"] == "dtgan-pretrained-cnn" == report["feature_extractor"]["extractor"]
         assert record["weights_fingerprint"] == report["tags"][keys.TAG_FID_WEIGHTS]
         assert record["kid_subset_size"] == min(record["n_real"], record["n_fake"], 1000)
     all_latent = next(r for r in report["fidelity"] if r["fid_key"] == "eval/fid_latent")
@@ -374,7 +386,7 @@ def test_is_and_ic_lpips_beside_fid_and_not_computed_offline(run, tmp_path, monk
         for product in (None, *report["data"]["products"]):
             assert report["metrics"][keys.is_key(guidance, product)] >= 1.0
     for record in report["diversity"]:
-        assert record["extractor"] == "dtgan-defect-cnn" and record["ic_lpips_status"] == reason
+        assert record["extractor"] == "dtgan-pretrained-cnn" and record["ic_lpips_status"] == reason
 
 
 @pytest.mark.slow

@@ -35,6 +35,15 @@ OPTS = [
     "evaluation.defect_cnn.epochs=1",
     "-o",
     "evaluation.ladder_min_images=4",
+    # the default FID extractor, dtgan-pretrained-cnn, on a tiny corpus: seconds to pre-train (cache_dir per test)
+    "-o",
+    "evaluation.pretrained_cnn.images_per_class=8",
+    "-o",
+    "evaluation.pretrained_cnn.epochs=1",
+    "-o",
+    "evaluation.pretrained_cnn.render_sides=[32]",
+    "-o",
+    "evaluation.pretrained_cnn.widths=[8,16,32]",
 ]
 
 
@@ -42,7 +51,10 @@ OPTS = [
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline_checks")
     run_dir = two_step_run(root)[1].run_dir
-    cache = ["-o", f"evaluation.cache_dir={root / 'cache'}"]
+    cache = [
+        *("-o", f"evaluation.cache_dir={root / 'cache'}"),
+        *("-o", f"evaluation.pretrained_cnn.cache_dir={root / 'pretrained'}"),
+    ]
     return root, run_dir, cache
 
 
@@ -67,6 +79,13 @@ def test_evaluation_records_the_ladder_quality_recall_and_paint_locality(evaluat
     assert quality["corpus"]["fingerprint"] == report["data"]["reference_fingerprint"]
     assert 0.0 <= metrics[keys.EVAL_DEFECT_CLASSIFIER_ACCURACY] <= 1.0
     assert "defect classifier dtgan-defect-cnn@" in out and "not in its head: woven/spot" in out
+    # the FID extractor is the pretrained network, and what it was trained on is printed and recorded
+    extractor = report["feature_extractor"]
+    assert extractor["extractor"] == "dtgan-pretrained-cnn" and extractor["pretrained"]["corpus_images"] > 0
+    assert (
+        f"dtgan-pretrained-cnn@{extractor['weights_fingerprint']}: pre-trained on the procedural corpus"
+        in out
+    )
     for guidance in keys.GUIDANCES:
         assert 0.0 <= metrics[keys.defect_recall_key(guidance)] <= 1.0
         assert keys.defect_recall_key(guidance, "woven", "spot") in metrics

@@ -11,10 +11,10 @@ import torch
 import torch_fidelity
 from eval_testdata import KINDS, labelled_set
 
-from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig
+from dtgan.config.evaluation import DefectCNNConfig, EvaluationConfig, PretrainedCNNConfig
 from dtgan.errors import ConfigError, DataError
 from dtgan.evaluation import defect_cnn
-from dtgan.evaluation.extractors import DEFECT_CNN, ClassLabelledImages, resolve_extractor
+from dtgan.evaluation.extractors import DEFECT_CNN, PRETRAINED_CNN, ClassLabelledImages, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey, fingerprint_images
 from dtgan.evaluation.feature_files import FeatureWriter
 from dtgan.evaluation.fidelity import FeatureExtractor, UInt8Images, choose_kid_subset_size, fid_kid
@@ -142,10 +142,19 @@ def test_offline_extractor_runs_without_network_and_warns(tmp_path, monkeypatch,
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    cfg = _cfg(tmp_path / "cache", feature_extractor="auto")
+    tiny_corpus = PretrainedCNNConfig(
+        cache_dir=str(tmp_path / "pretrained"),
+        images_per_class=4,
+        render_sides=[32],
+        widths=[8, 16, 32],
+        feature_dim=16,
+        epochs=1,
+    )
+    cfg = _cfg(tmp_path / "cache", feature_extractor="auto", pretrained_cnn=tiny_corpus)
     with caplog.at_level(logging.WARNING):
-        spec = resolve_extractor(cfg, _training_images)
-    assert spec.name == DEFECT_CNN and len(spec.weights_fingerprint) == 16
+        spec = resolve_extractor(cfg, lambda: pytest.fail("the pretrained network needs no data set"))
+    # no Inception: the network pre-trained on the procedural corpus, trained here without any download
+    assert spec.name == PRETRAINED_CNN and len(spec.weights_fingerprint) == 16
     assert any("NOT comparable" in r.message for r in caplog.records)
     x, _ = labelled_set(10, seed=9)
     assert fid_kid(x, x, spec, cfg, CPU).fid < 1e-3

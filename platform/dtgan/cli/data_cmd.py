@@ -13,7 +13,7 @@ BENCHMARK_FILE = "benchmark.parquet"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="create, import and inspect data sets")
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,import,describe}")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,import,describe,photos}")
 
     synth = sub.add_parser(
         "synth", help="render the embedded SDI-like benchmark (with clean backgrounds and masks)"
@@ -100,6 +100,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_import_options(mvtec)
     mvtec.set_defaults(func=_import_mvtec)
+
+    photos = sub.add_parser(
+        "photos",
+        help="build the small real-photo check set: crops of photographs that installed packages ship, "
+        "procedural crack/stain defects with masks (docs/offline-metrics.md)",
+    )
+    photos.add_argument("--out", required=True, help="output .parquet path")
+    photos.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    photos.add_argument("--seed", type=int, default=0, help="seed of the crops, the defects and the split")
+    photos.set_defaults(func=_photos)
 
     describe = sub.add_parser("describe", help="print image counts per split, product and defect")
     describe.add_argument("path", help="Parquet data set (local path or URI)")
@@ -201,6 +211,18 @@ def _import_mvtec(args: argparse.Namespace) -> int:
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     rows = import_mvtec(args.root, args.out, categories, args.size, _split_options(args), args.protocol)
     print(f"wrote {len(rows)} images to {args.out}")
+    return 0
+
+
+def _photos(args: argparse.Namespace) -> int:
+    from dtgan.data.importers import check_out_path
+    from dtgan.data.photos import build_photo_set
+
+    check_out_path(args.out)
+    if not 16 <= args.size <= 1024:
+        raise DataError(f"--size {args.size}: choose 16..1024 pixels")
+    rows = build_photo_set(args.out, args.size, args.seed)
+    print(f"wrote {rows} images ({args.size} px) to {args.out}")
     return 0
 
 

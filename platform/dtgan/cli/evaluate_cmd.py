@@ -56,6 +56,7 @@ def _evaluate_one(args: argparse.Namespace, cfg, expected_model) -> int:
     from dtgan.evaluation.defect_classifier import quality_lines
     from dtgan.evaluation.defect_recall import recall_lines
     from dtgan.evaluation.evaluate import evaluate
+    from dtgan.evaluation.extractors import extractor_lines
     from dtgan.evaluation.ladder import ladder_lines
 
     result = evaluate(
@@ -64,6 +65,8 @@ def _evaluate_one(args: argparse.Namespace, cfg, expected_model) -> int:
     metrics = result.metrics
     extractor = f"{result.tags[keys.TAG_FID_EXTRACTOR]}@{result.tags[keys.TAG_FID_WEIGHTS]}"
     print(f"step {result.report['step']}, features {extractor}")
+    for line in extractor_lines(result.report.get("feature_extractor")):
+        print(line)
     lpips = result.tags.get(keys.TAG_LPIPS_BACKBONE) or result.tags[keys.TAG_IC_LPIPS_STATUS]
     print(f"IS on {result.tags[keys.TAG_FID_EXTRACTOR]} logits; IC-LPIPS: {lpips}")
     for guidance in keys.GUIDANCES:

@@ -32,6 +32,66 @@ class DefectCNNConfig(Section):
     seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
 
 
+class PretrainedCNNConfig(Section):
+    """The default offline FID feature extractor ``dtgan-pretrained-cnn``: the ``dtgan-defect-cnn`` architecture
+    pre-trained once on a procedural corpus of background x defect classes that the embedded generator renders
+    (never the images being judged), cached under a key of the corpus, the recipe and the code."""
+
+    weights_path: str | None = Field(
+        None,
+        description="weights of dtgan-pretrained-cnn to use instead of the cached/pretrained ones (a local file; "
+        "nothing is ever downloaded)",
+    )
+    cache_dir: str = Field(
+        "~/.cache/dtgan",
+        description="folder of the pretrained weights: they depend on no data set, so every evaluation on this "
+        "machine shares them",
+    )
+    images_per_class: int = Field(
+        240,
+        ge=4,
+        description="corpus images per background x defect class (11 backgrounds x 6 defect classes)",
+    )
+    input_size_px: int = Field(32, ge=16, le=128, description="side of the corpus and of the network's input")
+    render_sides: list[int] = Field(
+        [32, 64, 128],
+        min_length=1,
+        description="native sides the corpus is rendered at (a random one per chunk), then downsampled",
+    )
+    min_boldness: float = Field(1.0, gt=0.0, le=8.0, description="weakest defect boldness in the corpus")
+    max_boldness: float = Field(3.0, gt=0.0, le=8.0, description="boldest defect boldness in the corpus")
+    corpus_seed: int = Field(0, ge=0, description="seed of the corpus")
+    widths: list[int] = Field(
+        [32, 64, 128], min_length=3, max_length=3, description="channels of the three conv stages"
+    )
+    feature_dim: int = Field(128, ge=8, le=2048, description="width of the feature (penultimate) layer")
+    epochs: int = Field(4, ge=1, le=200, description="training epochs over the corpus")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+    lr: float = Field(2e-3, gt=0.0, description="Adam learning rate (cosine decay to 0 over the run)")
+    defect_weight: float = Field(
+        2.0,
+        ge=0.0,
+        description="weight of the defect-type loss (the class logits summed over backgrounds) beside the "
+        "background x defect loss",
+    )
+    seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
+    fine_tune: bool = Field(
+        False,
+        description="fine-tune the pretrained network on the data set's reference split (a new head of its "
+        "product x defect classes, every weight trained; cached per data set under evaluation.cache_dir)",
+    )
+    fine_tune_steps: int = Field(300, ge=1, description="fine-tuning: Adam steps")
+    fine_tune_lr: float = Field(3e-4, gt=0.0, description="fine-tuning: Adam learning rate")
+
+    @model_validator(mode="after")
+    def _boldness_ordered(self) -> PretrainedCNNConfig:
+        if self.min_boldness > self.max_boldness:
+            raise ValueError(
+                f"min_boldness ({self.min_boldness}) must not exceed max_boldness ({self.max_boldness})"
+            )
+        return self
+
+
 class EvaluationConfig(Section):
     """The protocol of docs/model.md#evaluation-protocol (paper Appendix C) with docs/model.md#a14/docs/model.md#a15 and the platform's extra metrics."""
 
@@ -57,9 +117,13 @@ class EvaluationConfig(Section):
             "reference_split: the field's per-category protocol, e.g. MVTec, where most types belong to one category)"
         ),
     )
-    feature_extractor: Literal["auto", "inception-v3-compat", "dtgan-defect-cnn"] = Field(
-        "auto",
-        description="FID/KID features: auto = Inception when its weights are found locally, else dtgan-defect-cnn",
+    feature_extractor: Literal["auto", "inception-v3-compat", "dtgan-pretrained-cnn", "dtgan-defect-cnn"] = (
+        Field(
+            "auto",
+            description="FID/KID features: auto = Inception when its weights are found locally, else "
+            "dtgan-pretrained-cnn (pre-trained on the procedural corpus); dtgan-defect-cnn = the network trained on "
+            "the data set's own reference split",
+        )
     )
     inception_weights_path: str | None = Field(
         None,
@@ -141,6 +205,7 @@ class EvaluationConfig(Section):
     )
     grid_num_references: int = Field(4, ge=1, le=32, description="reference columns per defect in the grids")
     defect_cnn: DefectCNNConfig = Field(default_factory=DefectCNNConfig)
+    pretrained_cnn: PretrainedCNNConfig = Field(default_factory=PretrainedCNNConfig)
     holdout_split: Split = Field(
         "val",
         description="split of held-out real images (every label): the defect classifier's per-class accuracy "

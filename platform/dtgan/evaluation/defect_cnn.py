@@ -44,27 +44,34 @@ class DefectCNN(nn.Module):
     """Three conv stages (32-64-128 channels, each halving the side), a ``feature_dim`` linear layer whose
     output is the FID feature, and a linear classifier over ``num_classes`` = products x defects."""
 
-    def __init__(self, num_classes: int, feature_dim: int = 128, input_size_px: int = 32) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int = 128,
+        input_size_px: int = 32,
+        widths: tuple[int, int, int] = _WIDTHS,
+        norm: bool = False,
+    ) -> None:
         super().__init__()
         self.input_size_px = input_size_px
+        self.widths = tuple(int(w) for w in widths)
+        self.norm = bool(norm)  # batch norm after every conv (the pretrained network: it trains faster)
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ReLU()]
+
         layers: list[nn.Module] = []
         in_ch = 1
-        for width in _WIDTHS:
-            layers += [
-                nn.Conv2d(in_ch, width, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(width, width, 3, padding=1),
-                nn.ReLU(),
-                nn.AvgPool2d(2),
-            ]
+        for width in self.widths:
+            layers += [*block(in_ch, width), *block(width, width), nn.AvgPool2d(2)]
             in_ch = width
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(_POOLED_SIDE))
-        self.feature = nn.Linear(_WIDTHS[-1] * _POOLED_SIDE**2, feature_dim)
+        self.feature = nn.Linear(self.widths[-1] * _POOLED_SIDE**2, feature_dim)
         self.classifier = nn.Linear(feature_dim, num_classes)
 
     def forward_features(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 1|3, H, W) -> features (N, feature_dim), taken before the ReLU of the head."""
-        h = self.trunk(to_gray_input(x_uint8, self.input_size_px))  # (N, 128, 4, 4)
+        h = self.trunk(to_gray_input(x_uint8, self.input_size_px))  # (N, widths[-1], 4, 4)
         return self.feature(h.flatten(1))
 
     def forward(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +92,11 @@ def weights_cache_path(
 
 
 def train_defect_cnn(
-    images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: DefectCNNConfig
+    images_uint8: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    cfg: DefectCNNConfig,
+    widths: tuple[int, int, int] = _WIDTHS,
 ) -> tuple[DefectCNN, float]:
     """Fit the CNN to ``labels`` (N,) long in [0, num_classes); seeded and deterministic on a CPU.
 
@@ -93,7 +104,7 @@ def train_defect_cnn(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        net = DefectCNN(num_classes, cfg.feature_dim, cfg.input_size_px)
+        net = DefectCNN(num_classes, cfg.feature_dim, cfg.input_size_px, widths)
     # Resize once: the network sees input_size_px images every epoch.
     x_all = to_gray_input(images_uint8, cfg.input_size_px)
     x_all = ((x_all + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
@@ -127,6 +138,8 @@ def save_defect_cnn(
         "num_classes": num_classes,
         "feature_dim": net.feature.out_features,
         "input_size_px": net.input_size_px,
+        "widths": list(net.widths),
+        "norm": net.norm,
         "class_names": class_names,
         "train_accuracy": accuracy,
         "state_dict": net.state_dict(),
@@ -138,7 +151,14 @@ def save_defect_cnn(
 def load_defect_cnn(path: str | Path) -> DefectCNN:
     """Rebuild a saved network in eval mode."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    net = DefectCNN(payload["num_classes"], payload["feature_dim"], payload["input_size_px"])
+    widths = tuple(payload.get("widths", _WIDTHS))  # files written before the widths were stored: the default
+    net = DefectCNN(
+        payload["num_classes"],
+        payload["feature_dim"],
+        payload["input_size_px"],
+        widths,
+        bool(payload.get("norm", False)),
+    )
     net.load_state_dict(payload["state_dict"])
     return net.eval()
 

@@ -26,15 +26,21 @@ from dtgan.data.labelled import LabelledImages
 from dtgan.errors import ConfigError
 from dtgan.evaluation.defect_cnn import ensure_defect_cnn, load_defect_cnn
 from dtgan.evaluation.feature_cache import FINGERPRINT_CHARS, fingerprint_file
+from dtgan.evaluation.fine_tune import fine_tune, fine_tune_record
+from dtgan.evaluation.pretrained_cnn import ensure_pretrained_cnn, pretrained_metadata
 
 log = logging.getLogger(__name__)
 
 INCEPTION = "inception-v3-compat"
-DEFECT_CNN = "dtgan-defect-cnn"
+DEFECT_CNN = "dtgan-defect-cnn"  # trained on the data set's own reference split
+PRETRAINED_CNN = (
+    "dtgan-pretrained-cnn"  # the same architecture pre-trained on the procedural corpus (the default)
+)
+OFFLINE = (PRETRAINED_CNN, DEFECT_CNN)
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features"}
+FEATURE_LAYER = {INCEPTION: "2048", DEFECT_CNN: "features", PRETRAINED_CNN: "features"}
 # The logits the Inception Score is computed on (torch-fidelity's default layer for "isc" of each extractor).
-LOGITS_LAYER = {INCEPTION: "logits_unbiased", DEFECT_CNN: "logits"}
+LOGITS_LAYER = {INCEPTION: "logits_unbiased", DEFECT_CNN: "logits", PRETRAINED_CNN: "logits"}
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,16 @@ class ExtractorSpec:
     def logits_layer(self) -> str:
         return LOGITS_LAYER[self.name]
 
-    def as_dict(self) -> dict[str, str]:
-        return {
+    def as_dict(self) -> dict:
+        out: dict = {
             "extractor": self.name,
             "weights_fingerprint": self.weights_fingerprint,
             "weights_path": self.weights_path,
         }
+        if self.name == PRETRAINED_CNN:  # its corpus and its accuracy on a corpus of another seed
+            out["pretrained"] = pretrained_metadata(self.weights_path)
+            out["pretrained"].update(fine_tune_record(self.weights_path))
+        return out
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,7 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
     ) -> None:
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
-            raise ValueError(
-                f"{DEFECT_CNN} needs feature_extractor_weights_path (it is trained per data set)"
-            )
+            raise ValueError(f"{name} needs feature_extractor_weights_path (it is trained, never downloaded)")
         self.net = load_defect_cnn(feature_extractor_weights_path)
         self.requires_grad_(False)
 
@@ -122,6 +130,27 @@ class DefectCNNFeatureExtractor(torch_fidelity.FeatureExtractorBase):
         features, logits = self.net(x)
         out = {"features": features, "logits": logits}
         return tuple(out[name] for name in self.features_list)
+
+
+def extractor_lines(record: dict | None) -> list[str]:
+    """The terminal's view of the extractor block of a report (``ExtractorSpec.as_dict``): what the pretrained
+    network was trained on and how well it does on a corpus it did not see."""
+    meta = (record or {}).get("pretrained")
+    if not meta:
+        return []
+    return [
+        f"  {record['extractor']}@{record['weights_fingerprint']}: pre-trained on the procedural corpus "
+        f"{meta.get('corpus_key')} ({meta.get('corpus_images')} images, {meta.get('num_classes')} background x "
+        f"defect classes); accuracy on a corpus of another seed "
+        f"{meta.get('heldout_accuracy', float('nan')):.3f} (defect type "
+        f"{meta.get('heldout_defect_accuracy', float('nan')):.3f})"
+        + (
+            f"; fine-tuned {meta['fine_tune_steps']} steps on this data set's reference split "
+            f"(corpus {meta['fine_tuned_on']})"
+            if meta.get("fine_tuned_on")
+            else ""
+        )
+    ]
 
 
 def read_inception_state_dict(path: str | Path, expected_sha256: str) -> dict[str, torch.Tensor]:
@@ -180,12 +209,13 @@ def build_inception(
 
 
 def register_extractors() -> None:
-    """Register the offline extractor with torch-fidelity once per process (a second registration raises)."""
-    registered = FEATURE_EXTRACTORS_REGISTRY.get(DEFECT_CNN)
-    if registered is None:
-        torch_fidelity.register_feature_extractor(DEFECT_CNN, DefectCNNFeatureExtractor)
-    elif registered is not DefectCNNFeatureExtractor:
-        raise RuntimeError(f"another feature extractor is registered as {DEFECT_CNN!r}: {registered}")
+    """Register the offline extractors with torch-fidelity once per process (a second registration raises)."""
+    for name in OFFLINE:
+        registered = FEATURE_EXTRACTORS_REGISTRY.get(name)
+        if registered is None:
+            torch_fidelity.register_feature_extractor(name, DefectCNNFeatureExtractor)
+        elif registered is not DefectCNNFeatureExtractor:
+            raise RuntimeError(f"another feature extractor is registered as {name!r}: {registered}")
 
 
 def hub_inception_weights() -> Path:
@@ -241,6 +271,46 @@ def resolve_defect_classifier(
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
 
 
+def pretrained_extractor(
+    cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages] | None = None
+) -> ExtractorSpec:
+    """``dtgan-pretrained-cnn``: the pinned file of ``evaluation.pretrained_cnn.weights_path``, else the cached
+    network pre-trained on the procedural corpus (trained now when missing: a few minutes of one core); with
+    ``evaluation.pretrained_cnn.fine_tune`` that network fine-tuned on ``training_images`` (cached)."""
+    pinned = cfg.pretrained_cnn.weights_path
+    if pinned is not None:
+        path = Path(os.path.expanduser(pinned))
+        if not path.is_file():
+            raise ConfigError(
+                f"evaluation.pretrained_cnn.weights_path: {path} does not exist; point it at {PRETRAINED_CNN} "
+                "weights or set it to null to pre-train the network on the procedural corpus"
+            )
+        try:
+            load_defect_cnn(path)
+        except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"evaluation.pretrained_cnn.weights_path: {path} is not {PRETRAINED_CNN} weights ({first}); set "
+                "it to null to pre-train the network"
+            ) from None
+    else:
+        path = ensure_pretrained_cnn(cfg.pretrained_cnn)
+    if cfg.pretrained_cnn.fine_tune:
+        if training_images is None:
+            raise ValueError("evaluation.pretrained_cnn.fine_tune needs the data set's training images")
+        data = training_images()
+        path = fine_tune(
+            path,
+            data.images,
+            data.labels,
+            data.class_names,
+            data.fingerprint,
+            cfg.pretrained_cnn,
+            cfg.cache_dir,
+        )
+    return ExtractorSpec(PRETRAINED_CNN, str(path), fingerprint_file(path))
+
+
 def resolve_extractor(
     cfg: EvaluationConfig, training_images: Callable[[], ClassLabelledImages]
 ) -> ExtractorSpec:
@@ -268,6 +338,9 @@ def resolve_extractor(
             "FID/KID: no Inception weights (%s, evaluation.inception_weights_path unset); using the offline "
             "extractor %s. Its numbers are NOT comparable with Inception FIDs or the paper's.",
             hub_inception_weights(),
-            DEFECT_CNN,
+            PRETRAINED_CNN,
         )
+        return pretrained_extractor(cfg, training_images)
+    if name == PRETRAINED_CNN:
+        return pretrained_extractor(cfg, training_images)
     return resolve_defect_classifier(cfg, training_images)

@@ -1,0 +1,159 @@
+"""The procedural pretraining corpus of the offline feature network: many backgrounds x every defect shape, at
+many strengths and scales, rendered by the embedded generator (never a user's images).
+
+Backgrounds: the seven product textures of :mod:`dtgan.data.textures` and three generic ones that resemble no
+product (a dead-leaves model of overlapping discs, the closest simple model of natural-image statistics; blurred
+noise of a random grain; random gratings), each under random contrast, exposure, lighting and sensor noise.
+Defects: every renderer of :mod:`dtgan.data.defects` (and none: normal) at a log-uniform boldness, so that the
+network sees faint and bold defects alike. Images are rendered at a random native side (``render_sides``) and
+downsampled, with anti-aliasing, to ``side``, as a data set rendered at 128 px and read at 32 px is.
+
+One class per background x defect: ``f"{background}/{defect}"``. Everything is a function of the
+:class:`CorpusSpec` (and the generator's code, :data:`CORPUS_VERSION`): the same spec gives the same images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dtgan.data.defects import DEFECTS
+from dtgan.data.textures import TEXTURES, blurred_noise, lighting, pixel_grid, smooth_noise
+from dtgan.data.vocab import NORMAL
+
+# Bump when the corpus' rendering changes: pretrained networks keyed by it are then trained again.
+CORPUS_VERSION = 2
+CHUNK = 64  # images per rendered chunk; each chunk has its own seeded RNG
+
+
+def dead_leaves(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Overlapping discs of random gray levels, radii power-law distributed (a dead-leaves model)."""
+    y, x = pixel_grid(size)
+    out = np.broadcast_to(rng.uniform(0.2, 0.8, (n, 1, 1)), (n, size, size)).astype(np.float32).copy()
+    for _ in range(40):
+        radius = (size * 0.03 * (1.0 - rng.uniform(0, 0.97, (n, 1, 1))) ** -0.7).astype(np.float32)
+        radius = np.minimum(radius, 0.5 * size)
+        cx, cy = (rng.uniform(-0.1, 1.1, (2, n, 1, 1)) * size).astype(np.float32)
+        disc = (x - cx) ** 2 + (y - cy) ** 2 < radius**2
+        out = np.where(disc, rng.uniform(0.2, 0.8, (n, 1, 1)).astype(np.float32), out)
+    return out + 0.03 * smooth_noise(rng, n, size, 4)
+
+
+def noise_field(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Blurred noise of a random grain, over a slow drift."""
+    sigma = float(rng.uniform(0.004, 0.05)) * size
+    return 0.5 + 0.08 * blurred_noise(rng, n, size, sigma) + 0.05 * smooth_noise(rng, n, size, 3)
+
+
+def gratings(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """One to three sinusoidal gratings of random period, direction and phase."""
+    y, x = pixel_grid(size)
+    out = np.full((n, size, size), 0.5, np.float32)
+    for k in range(3):
+        present = (rng.integers(0, 3, (n, 1, 1)) >= k).astype(np.float32)  # the first always
+        theta = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+        period = (size / rng.uniform(2.0, 16.0, (n, 1, 1))).astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+        wave = np.sin(2 * np.pi * (x * np.cos(theta) + y * np.sin(theta)) / period + phase)
+        out += present * rng.uniform(0.03, 0.12, (n, 1, 1)).astype(np.float32) * wave
+    return out + 0.02 * smooth_noise(rng, n, size, 3)
+
+
+def collage(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Photograph-like scenes: overlapping discs (a dead-leaves layout, large to small) each filled with a textured
+    surface (a product texture, blurred noise or gratings) at its own brightness, with sharp occlusion edges."""
+    y, x = pixel_grid(size)
+    fills = [*TEXTURES.values(), noise_field, gratings]
+    first = fills[int(rng.integers(len(fills)))](rng, n, size)
+    out = first - first.mean(axis=(1, 2), keepdims=True) + rng.uniform(0.2, 0.8, (n, 1, 1)).astype(np.float32)
+    for _ in range(4):
+        fill = fills[int(rng.integers(len(fills)))](rng, n, size)
+        fill = fill - fill.mean(axis=(1, 2), keepdims=True)
+        fill = fill * rng.uniform(0.5, 2.0, (n, 1, 1)).astype(np.float32) + rng.uniform(0.15, 0.85, (n, 1, 1))
+        for _ in range(3):
+            radius = (size * rng.uniform(0.1, 0.45, (n, 1, 1))).astype(np.float32)
+            cx, cy = (rng.uniform(-0.1, 1.1, (2, n, 1, 1)) * size).astype(np.float32)
+            out = np.where((x - cx) ** 2 + (y - cy) ** 2 < radius**2, fill, out)
+    return out.astype(np.float32)
+
+
+GENERIC_BACKGROUNDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
+    "dead_leaves": dead_leaves,
+    "noise_field": noise_field,
+    "gratings": gratings,
+    "collage": collage,
+}
+
+
+def backgrounds() -> dict[str, Callable[[np.random.Generator, int, int], np.ndarray]]:
+    """Every background of the corpus, in a fixed order: the product textures, then the generic ones."""
+    return {**TEXTURES, **GENERIC_BACKGROUNDS}
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """What the corpus is: images per background x defect class, side, native sides, boldness range, seed."""
+
+    images_per_class: int = 240
+    side: int = 32
+    render_sides: tuple[int, ...] = (32, 64, 128)
+    min_boldness: float = 0.5
+    max_boldness: float = 3.0
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "render_sides": list(self.render_sides), "version": CORPUS_VERSION}
+
+    def key(self) -> str:
+        """Short sha256 of the spec and the corpus version: the corpus' identity before it is rendered."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def class_names() -> list[str]:
+    """``background/defect`` of every class, background-major (normal first within a background)."""
+    return [f"{b}/{d}" for b in backgrounds() for d in (NORMAL, *DEFECTS)]
+
+
+def _render_chunk(spec: CorpusSpec, b: int, d: int, chunk: int, n: int) -> np.ndarray:
+    """uint8 (n, side, side) images of background ``b`` with defect ``d`` (0 = normal)."""
+    rng = np.random.default_rng([spec.seed, b, d, chunk])
+    size = int(rng.choice(spec.render_sides))
+    background = list(backgrounds().values())[b](rng, n, size).astype(np.float32)
+    mean = background.mean(axis=(1, 2), keepdims=True)
+    contrast = np.exp(rng.uniform(np.log(0.5), np.log(2.0), (n, 1, 1))).astype(np.float32)
+    background = mean + contrast * (background - mean)
+    gain, field = lighting(rng, n, size)
+    background = np.clip(background * gain + field, 0.08, 0.92)
+    noise = rng.standard_normal((n, size, size), dtype=np.float32)
+    noise *= rng.uniform(0.0, 0.03, (n, 1, 1)).astype(np.float32)
+    image = background + noise
+    if d > 0:
+        boldness = float(np.exp(rng.uniform(np.log(spec.min_boldness), np.log(spec.max_boldness))))
+        image = image + list(DEFECTS.values())[d - 1](rng, n, size, boldness)
+    x = torch.from_numpy(np.clip(image, 0.0, 1.0) * 255.0)[:, None]
+    if size != spec.side:
+        x = F.interpolate(
+            x, size=(spec.side, spec.side), mode="bilinear", antialias=True, align_corners=False
+        )
+    return x.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
+
+
+def render_corpus(spec: CorpusSpec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(uint8 (N, 1, side, side) images, (N,) long labels, class names) of the whole corpus."""
+    names = class_names()
+    per_class = len(DEFECTS) + 1
+    images, labels = [], []
+    for b in range(len(backgrounds())):
+        for d in range(per_class):
+            for chunk, start in enumerate(range(0, spec.images_per_class, CHUNK)):
+                n = min(CHUNK, spec.images_per_class - start)
+                images.append(_render_chunk(spec, b, d, chunk, n))
+                labels.append(np.full(n, b * per_class + d, np.int64))
+    x = torch.from_numpy(np.concatenate(images))[:, None]
+    return x, torch.from_numpy(np.concatenate(labels)), names
