@@ -37,4 +37,8 @@ def tiny_study_overrides(folder: Path, data_path: Path, steps: int = 20) -> list
         "evaluation.grid_num_references=2",
         "evaluation.defect_cnn.min_steps=10",
         "evaluation.defect_cnn.epochs=1",
+        # the pretrained offline extractor on a corpus of a few images per class (seconds, cached per HOME)
+        "evaluation.pretrained_cnn.images_per_class=8",
+        "evaluation.pretrained_cnn.epochs=1",
+        "evaluation.pretrained_cnn.render_sides=[32]",
     ]

@@ -24,6 +24,10 @@ EVAL = [
     "evaluation.grid_num_references=2",
     "evaluation.defect_cnn.min_steps=20",
     "evaluation.defect_cnn.epochs=1",
+    # the pretrained offline extractor on a corpus of a few images per class (seconds, cached per HOME)
+    "evaluation.pretrained_cnn.images_per_class=8",
+    "evaluation.pretrained_cnn.epochs=1",
+    "evaluation.pretrained_cnn.render_sides=[32]",
 ]
 
 

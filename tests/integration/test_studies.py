@@ -75,7 +75,7 @@ def test_two_variant_ablation_builds_the_mlflow_tree(shared_ray, folder):
         assert run.info.status == "FINISHED"
         assert run.data.tags["variant"] == variant and run.data.tags["seed"] == "777"
         assert run.data.tags["study"] == "ablation-smoke" and run.data.tags["ray_trial_id"]
-        assert run.data.tags["fid_extractor"] == "dtgan-defect-cnn" and run.data.tags["git_sha"]
+        assert run.data.tags["fid_extractor"] == "dtgan-pretrained-cnn" and run.data.tags["git_sha"]
         assert run.data.params["model.ablation"] == variant and run.data.params["train.total_steps"] == "20"
         assert run.data.metrics["eval/fid_mix"] > 0 and "eval/kid_mix_brushed" in run.data.metrics
         history = client.get_metric_history(run.info.run_id, "train/g/latent/total")

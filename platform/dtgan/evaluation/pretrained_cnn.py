@@ -31,6 +31,7 @@ from dtgan.evaluation import defect_cnn as defect_cnn_mod
 from dtgan.evaluation.defect_cnn import DefectCNN, load_defect_cnn, to_gray_input
 from dtgan.evaluation.feature_cache import fingerprint_images, usable_cache_entry
 from dtgan.utils.atomic import atomic_path
+from dtgan.utils.lock import waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +186,11 @@ def pretrain(cfg: PretrainedCNNConfig, path: Path) -> Path:
 def ensure_pretrained_cnn(cfg: PretrainedCNNConfig) -> Path:
     """The cached pretrained weights for ``cfg``, trained now when they are not there yet."""
     path = pretrained_path(cfg)
-    if usable_cache_entry(path, load_defect_cnn, "dtgan-pretrained-cnn: cached weights"):
-        log.info("dtgan-pretrained-cnn: cached weights %s", path)
-        return path
-    return pretrain(cfg, path)
+    with waiting_lock(path):  # trials or tests starting together: one trains, the others then read its file
+        if usable_cache_entry(path, load_defect_cnn, "dtgan-pretrained-cnn: cached weights"):
+            log.info("dtgan-pretrained-cnn: cached weights %s", path)
+            return path
+        return pretrain(cfg, path)
 
 
 def pretrained_metadata(path: str | Path) -> dict:

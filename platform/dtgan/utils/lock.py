@@ -207,3 +207,17 @@ def release_lock(target: str | Path) -> None:
     lock = _HELD.get(lock_path(target).resolve())
     if lock is not None:
         lock.release()
+
+
+@contextlib.contextmanager
+def waiting_lock(target: str | Path) -> Iterator[None]:
+    """``with waiting_lock(cache_file):`` one process at a time builds ``target``; the others wait for it (then
+    find what it built) instead of building it too. Where the file system has no ``flock`` nobody waits."""
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:
+            log.warning("%s: no flock here (%s); building without waiting for other processes", path, exc)
+        yield
