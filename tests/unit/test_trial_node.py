@@ -50,7 +50,9 @@ def test_the_study_pins_its_extractor_so_no_trial_switches(tmp_path, monkeypatch
     config = load_config("smoke", overrides)
     assert config.evaluation.feature_extractor == "auto" and config.evaluation.defect_cnn_weights_path is None
     pinned = pin_extractor(config)
-    assert pinned.evaluation.feature_extractor == "dtgan-pretrained-cnn"  # a node with Inception cannot switch
+    assert (
+        pinned.evaluation.feature_extractor == "dtgan-pretrained-cnn"
+    )  # a node with Inception cannot switch
     weights = Path(pinned.evaluation.defect_cnn_weights_path)  # trained once, by the driver
     assert weights.is_file() and weights.is_relative_to(tmp_path / "cache")
     pretrained = Path(pinned.evaluation.pretrained_cnn.weights_path)  # pre-trained once, by the driver
@@ -59,7 +61,9 @@ def test_the_study_pins_its_extractor_so_no_trial_switches(tmp_path, monkeypatch
     assert again.defect_cnn_weights_path == str(weights)  # cached, not retrained
     assert again.pretrained_cnn.weights_path == str(pretrained)
     own = load_config("smoke", [*overrides, "evaluation.feature_extractor=dtgan-defect-cnn"])
-    assert pin_extractor(own).evaluation.pretrained_cnn.weights_path is None  # asked for the data set's own CNN
+    assert (
+        pin_extractor(own).evaluation.pretrained_cnn.weights_path is None
+    )  # asked for the data set's own CNN
     assert localise_extractor(pinned) == pinned  # local storage: every trial reads the driver's file
     assert not (tmp_path / "ray_results").exists()  # pinning starts nothing in the storage
     spec = pinned_defect_classifier(weights)

@@ -57,9 +57,7 @@ def pin_extractor(config: DTGANConfig) -> DTGANConfig:
         extractor = delta["feature_extractor"] = PRETRAINED_CNN
     if extractor == PRETRAINED_CNN and evaluation.pretrained_cnn.weights_path is None:
         pretrained = ensure_pretrained_cnn(evaluation.pretrained_cnn)  # a few minutes of one core, once
-        delta["pretrained_cnn"] = {
-            "weights_path": _shared(storage, pretrained, fingerprint_file(pretrained))
-        }
+        delta["pretrained_cnn"] = {"weights_path": _shared(storage, pretrained, fingerprint_file(pretrained))}
     if extractor in (DEFECT_CNN, PRETRAINED_CNN) or weights is None:
         # Inception asked for and not found: the evaluation's own one-line error says where
         return apply_overrides(config, {"evaluation": delta})
