@@ -28,7 +28,14 @@ from _bootstrap import use_repository_package
 use_repository_package()
 
 from dtgan.config import load_config  # noqa: E402
-from dtgan.downstream.power import arm_series, cell_errors, compare, markdown, merge  # noqa: E402
+from dtgan.downstream.power import (  # noqa: E402
+    arm_series,
+    cell_errors,
+    compare,
+    markdown,
+    merge,
+    verdict_line,
+)
 from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
 from dtgan.utils.atomic import write_text_atomic  # noqa: E402
 
@@ -60,7 +67,7 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
     run_dir = runs / name
     overrides = ["-o", f"train.seed={seed}", "-o", f"train.out_dir={runs}", "-o", f"train.run_name={name}"]
     overrides += [x for o in args.override for x in ("-o", o)]
-    total = load_config(preset, [o for o in args.override]).train.total_steps
+    total = load_config(preset, args.override).train.total_steps
     if not checkpoint_path(run_dir, total).is_file():
         resume = ["--resume"] if list_checkpoints(run_dir) else []
         _run(
@@ -102,12 +109,18 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default results/confirm-<candidate>")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--study-run-id", default=None, help="MLflow parent run of the search: log the table")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow store of --study-run-id")
+    parser.add_argument(
+        "--study-preset",
+        default="search_cpu",
+        help="the search's preset: its tracking settings find the store",
+    )
     args = parser.parse_args()
     candidate = recipe_name(args.candidate)
     args.out = args.out or f"results/confirm-{candidate}"
+    used = {load_config(args.candidate, args.override).data.path}
+    used.add(load_config(args.downstream_preset, args.downstream_override).downstream.held_out_data)
     for path, synth in (("data/cpu/benchmark.parquet", TRAINING), ("data/cpu/heldout.parquet", HELD_OUT)):
-        if not (REPO / path).is_file():
+        if path in used and not (REPO / path).is_file():  # the CPU presets' data sets, rendered once
             _run(
                 [sys.executable, "-m", "dtgan", "data", "synth", "--out", path, *synth],
                 Path(args.out) / "synth.log",
@@ -154,11 +167,14 @@ def main() -> int:
         )
         + "\n",
     )
+    verdict = verdict_line(comparisons)
     if args.study_run_id:
-        from dtgan.search.export import log_confirmation
+        from dtgan.tracking import Tracker, mlflow_search
 
-        log_confirmation(args.tracking_uri, args.study_run_id, text)
+        tracker = Tracker.from_config(load_config(args.study_preset).tracking)
+        mlflow_search.log_confirmation(tracker, args.study_run_id, text, verdict)
     print(text)
+    print(f"\nverdict: {verdict}")
     print(f"\nwritten: {out / 'confirmation.md'} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)
     return 0
 

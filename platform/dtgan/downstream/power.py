@@ -250,3 +250,18 @@ def markdown(
 
 def _f(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def verdict_line(comparisons: list[Comparison]) -> str:
+    """One line: each comparison's mean difference, Holm p and verdict."""
+    parts = []
+    for c in comparisons:
+        if c.test is None:
+            parts.append(f"{c.a} - {c.b}: {c.reason}")
+            continue
+        verdict = "significant" if c.test.significant else "not significant"
+        parts.append(
+            f"{c.a} - {c.b}: {c.mean_difference:+.2f} points over {c.pairs} pairs "
+            f"(p_Holm {_p(c.test.p_adjusted)}, {verdict}; detectable {c.test.min_detectable:.2f})"
+        )
+    return "; ".join(parts)

@@ -22,7 +22,7 @@ from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn, run_study
 from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
-from dtgan.search.intermediate import IntermediateFID
+from dtgan.search.intermediate import final_signal, intermediate_signal, stands_in_for
 from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
@@ -131,15 +131,12 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
             f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
         )
     objectives = config.study.objectives
-    if (
-        early_stopping
-        and every is not None
-        and len(objectives) == 1
-        and objectives[0].metric != keys.fid_key("mix")
-    ):
-        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
+    if early_stopping and every is not None and len(objectives) == 1 and not stands_in_for(config):
+        # Optuna reads the objective from every intermediate result: the signal must stand in for it.
+        signal = config.study.intermediate_signal
+        estimates = keys.fid_key("mix") if signal == "fid_mix" else "a downstream error"
         raise ConfigError(
-            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
+            f"study.intermediate_signal={signal} estimates {estimates} only, not the objective "
             f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
         )
     if early_stopping and config.study.scheduler == "asha" and every is None:
@@ -184,10 +181,9 @@ class StudyReporter(Reporter):
         if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
         fid = self.fid(checkpoint_path)
-        self.mlflow_reporter.report(step, {keys.SEARCH_INTERMEDIATE_FID: fid}, None)
-        self.hooks.report(
-            {STEP_KEY: step, keys.SEARCH_INTERMEDIATE_FID: fid, **dict.fromkeys(self.stand_in_for, fid)}
-        )
+        key = getattr(self.fid, "key", keys.SEARCH_INTERMEDIATE_FID)  # the signal's own result key
+        self.mlflow_reporter.report(step, {key: fid}, None)
+        self.hooks.report({STEP_KEY: step, key: fid, **dict.fromkeys(self.stand_in_for, fid)})
 
     def close(self) -> None:
         self.mlflow_reporter.close()
@@ -318,14 +314,13 @@ def run_trial(
             log.warning("trial %s continues from its stored checkpoint at step %d", trial_key, step)
         fid = None
         if ctx.intermediate_fid_every_steps is not None:
-            fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
+            fid = intermediate_signal(config, ctx.intermediate_fid_images_per_cell)
         # metrics_flushed: once the MLflow reporter has written its last batch
         with (
             timeline.phase(end="metrics_flushed"),
             MLflowReporter(tracker, trial.run_id, checkpoints="never") as sink,
         ):
-            objectives = [o.metric for o in config.study.objectives]
-            stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
+            stand_in = stands_in_for(config)
             reporter = StudyReporter(
                 sink,
                 hooks,
@@ -365,10 +360,7 @@ def run_trial(
         samples = run_dir / "samples"
         if samples.is_dir():
             tracker.log_sample_grids(trial.run_id, samples)
-        if keys.fid_key("mix") in final:
-            final[keys.SEARCH_INTERMEDIATE_FID] = final[
-                keys.fid_key("mix")
-            ]  # the last rung compares full FIDs
+        final.update(final_signal(config, final))  # the last rung compares the full evaluation's signal
         report = {
             **final,
             STEP_KEY: result.step,
