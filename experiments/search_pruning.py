@@ -1,0 +1,143 @@
+"""What early stopping saved: the same search (same preset, space, Optuna seed, trial count) run twice, with ASHA on
+the intermediate signal and with every trial to the end (FIFO, no intermediate signal), and the compute each
+spent against the best objective value each found.
+
+    python experiments/search_pruning.py -c search_cpu                                  # the full-size question
+    python experiments/search_pruning.py -c search_cpu --reduced --out results/pruning  # minutes, not hours
+
+Compute spent = training steps summed over the trials (each trial's last reported step; a trial run to the end
+counts train.total_steps) and wall time of each search on the same machine; best value = the best completed
+trial's objective. While the searcher is still in its random start-up phase (Optuna TPE's first 10 trials), both
+searches sample the same points in the same order, so the difference is what pruning cut. ``--reduced`` makes every
+trial small (listed in REDUCED) and says so in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from _bootstrap import use_repository_package
+
+use_repository_package()
+
+from dtgan.search.driver import load_study_config, main_guard, study_arguments  # noqa: E402
+from dtgan.utils.atomic import write_text_atomic  # noqa: E402
+
+# The reduced scale: 90 steps of the CPU model, the signal every 10 steps (rungs at 10, 30, 90), a defect
+# classifier of one epoch, and a one-seed, two-epoch downstream classifier on 10 real defects per product x type.
+REDUCED = [
+    "train.total_steps=90",
+    "loss.ds_decay_steps=90",
+    "train.checkpoint_every_steps=10",
+    "train.sample_every_steps=90",
+    "train.checkpoint_at_start=false",
+    "study.num_samples=6",
+    "study.asha_grace_period_reports=1",
+    "study.intermediate_fid_every_steps=10",
+    "study.intermediate_fid_images_per_cell=8",
+    "evaluation.images_per_product_per_defect=16",
+    "evaluation.disentanglement_num_images=8",
+    "evaluation.defect_cnn.min_steps=10",
+    "evaluation.defect_cnn.epochs=1",
+    "downstream.epochs=2",
+    "downstream.num_seeds=1",
+    "downstream.normal_images_per_product=[40]",
+    "downstream.limit_defects_per_type={brushed: 10, cast: 10, woven: 10}",
+    "downstream.synthesis_sources_per_product=40",
+]
+
+
+def _steps(row: dict, total: int) -> int:
+    step = row["metrics"].get("step")
+    if row["status"] == "completed":
+        return total
+    return int(step) if isinstance(step, int | float) and math.isfinite(step) else 0
+
+
+def summary(rows: list[dict], metric: str, total_steps: int, wall_s: float) -> dict:
+    completed = [r for r in rows if r["status"] == "completed" and metric in r["metrics"]]
+    best = min(completed, key=lambda r: r["metrics"][metric]) if completed else None
+    return {
+        "trials": len(rows),
+        "completed": len(completed),
+        "stopped": sum(r["status"] == "stopped" for r in rows),
+        "failed": sum(r["status"] == "failed" for r in rows),
+        "training_steps": sum(_steps(r, total_steps) for r in rows),
+        "wall_s": wall_s,
+        "best_value": best["metrics"][metric] if best else None,
+        "best_trial": best["trial"] if best else None,
+        "best_params": best["params"] if best else None,
+        "per_trial": [
+            {
+                "trial": r["trial"],
+                "status": r["status"],
+                "steps": _steps(r, total_steps),
+                "params": r["params"],
+                "value": r["metrics"].get(metric),
+            }
+            for r in rows
+        ],
+    }
+
+
+def measure(args) -> int:
+    from dtgan.search.runner import run_search
+
+    overrides = (REDUCED if args.reduced else []) + list(args.override)
+    results = {}
+    for mode in ("asha", "fifo"):
+        args.override = overrides + [f"study.scheduler={mode}", f"study.name=pruning-{mode}"]
+        if mode == "fifo":
+            args.override.append("study.intermediate_fid_every_steps=null")  # no signal to pay for
+        config = load_study_config(args)
+        started = time.monotonic()
+        _, rows, _ = run_search(config, address=args.address, temp_dir=args.ray_temp_dir)
+        results[mode] = summary(
+            rows, config.study.objective.metric, config.train.total_steps, time.monotonic() - started
+        )
+        print(
+            f"{mode}: {json.dumps({k: v for k, v in results[mode].items() if k != 'per_trial'})}", flush=True
+        )
+    a, f = results["asha"], results["fifo"]
+    scale = "reduced (" + ", ".join(REDUCED) + ")" if args.reduced else "full"
+    lines = [
+        f"What early stopping saved ({args.config}, scale: {scale}; objective {config.study.objective.metric}):",
+        "",
+        "| search | trials | completed | stopped early | training steps | wall (min) | best value | best trial |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in (("ASHA on the signal", a), ("every trial to the end", f)):
+        best = "-" if r["best_value"] is None else f"{r['best_value']:.2f}"
+        lines.append(
+            f"| {name} | {r['trials']} | {r['completed']} | {r['stopped']} | {r['training_steps']} | "
+            f"{r['wall_s'] / 60:.1f} | {best} | {r['best_trial']} |"
+        )
+    if f["training_steps"]:
+        lines += [
+            "",
+            f"ASHA spent {100 * a['training_steps'] / f['training_steps']:.0f} % of the training steps "
+            f"and {100 * a['wall_s'] / max(f['wall_s'], 1e-9):.0f} % of the wall time.",
+        ]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    if args.out:
+        out = Path(args.out)
+        write_text_atomic(out / "pruning.md", text + "\n")
+        write_text_atomic(
+            out / "pruning.json", json.dumps({"scale": scale, **results}, indent=2, default=str) + "\n"
+        )
+    return 0
+
+
+def arguments():
+    parser = study_arguments(__doc__.splitlines()[0], "search_cpu")
+    parser.add_argument("--reduced", action="store_true", help="the reduced scale of REDUCED (minutes)")
+    parser.add_argument("--out", default=None, help="folder for pruning.md and pruning.json")
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_guard(measure, arguments()))
