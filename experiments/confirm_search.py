@@ -91,6 +91,8 @@ def comparisons_of(candidate: str, baseline: str | None, arms: set[str]) -> list
     if baseline:
         pairs += [(f"{candidate} mix", f"{baseline} mix")]
         pairs += [(f"{baseline} mix", a) for a in ("trad_aug", "crop_paste") if a in arms]
+    if {"trad_aug", "crop_paste"} <= arms:
+        pairs.append(("crop_paste", "trad_aug"))
     return pairs
 
 

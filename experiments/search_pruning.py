@@ -26,9 +26,27 @@ use_repository_package()
 from dtgan.search.driver import load_study_config, main_guard, study_arguments  # noqa: E402
 from dtgan.utils.atomic import write_text_atomic  # noqa: E402
 
-# The reduced scale: 90 steps of the CPU model, the signal every 10 steps (rungs at 10, 30, 90), a defect
-# classifier of one epoch, and a one-seed, two-epoch downstream classifier on 10 real defects per product x type.
+# The reduced scale: the benchmark rendered at 32 px and scale 0.05 (no resizing, 35 gan_train normals per
+# product), 90 steps of the CPU model, the signal every 10 steps (rungs at 10, 30, 90), a defect classifier of one
+# epoch, and a one-seed, two-epoch downstream classifier on 40 normals per product.
+REDUCED_DATA = {
+    "data/cpu_reduced/benchmark.parquet": ["--size", "32", "--scale", "0.05", "--defect-boldness", "2"],
+    "data/cpu_reduced/search_heldout.parquet": [
+        "--size",
+        "32",
+        "--scale",
+        "0.05",
+        "--seed",
+        "2",
+        "--held-out-per-cell",
+        "40",
+        "--defect-boldness",
+        "2",
+    ],
+}
 REDUCED = [
+    "data.path=data/cpu_reduced/benchmark.parquet",
+    "downstream.held_out_data=data/cpu_reduced/search_heldout.parquet",
     "train.total_steps=90",
     "loss.ds_decay_steps=90",
     "train.checkpoint_every_steps=10",
@@ -40,12 +58,12 @@ REDUCED = [
     "study.intermediate_fid_images_per_cell=8",
     "evaluation.images_per_product_per_defect=16",
     "evaluation.disentanglement_num_images=8",
+    "evaluation.kid_subset_size_min=2",
     "evaluation.defect_cnn.min_steps=10",
     "evaluation.defect_cnn.epochs=1",
     "downstream.epochs=2",
     "downstream.num_seeds=1",
     "downstream.normal_images_per_product=[40]",
-    "downstream.limit_defects_per_type={brushed: 10, cast: 10, woven: 10}",
     "downstream.synthesis_sources_per_product=40",
 ]
 
@@ -87,6 +105,23 @@ def measure(args) -> int:
     from dtgan.search.runner import run_search
 
     overrides = (REDUCED if args.reduced else []) + list(args.override)
+    if args.reduced:
+        from dtgan.data.synth import synthesize_benchmark
+
+        for path, synth in REDUCED_DATA.items():
+            if not Path(path).is_file():
+                options = dict(zip(synth[::2], synth[1::2]))
+                synthesize_benchmark(
+                    path,
+                    size=int(options["--size"]),
+                    scale=float(options["--scale"]),
+                    seed=int(options.get("--seed", 0)),
+                    defect_boldness=float(options["--defect-boldness"]),
+                    held_out_per_cell=int(options["--held-out-per-cell"])
+                    if "--held-out-per-cell" in options
+                    else None,
+                    threads=1,
+                )
     results = {}
     for mode in ("asha", "fifo"):
         args.override = overrides + [f"study.scheduler={mode}", f"study.name=pruning-{mode}"]

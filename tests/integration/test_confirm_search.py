@@ -70,6 +70,7 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
         ("search_tiny_winner mix", "paper_tiny mix"),
         ("paper_tiny mix", "trad_aug"),
         ("paper_tiny mix", "crop_paste"),
+        ("crop_paste", "trad_aug"),
     ]
     assert all(c["pairs"] == 2 for c in result["comparisons"])  # one GAN seed x two classifier seeds
     assert set(result["rows"]["trad_aug"]) == {"-/0", "-/1"}

@@ -90,6 +90,8 @@ def absolute_paths(config: DTGANConfig) -> DTGANConfig:
     }
     if config.study.search_space is not None:
         delta["study"]["search_space"] = absolute(config.study.search_space)
+    if config.downstream.held_out_data is not None:
+        delta["downstream"] = {"held_out_data": absolute(config.downstream.held_out_data)}
     return apply_overrides(config, delta)
 
 
