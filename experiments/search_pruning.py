@@ -101,6 +101,68 @@ def summary(rows: list[dict], metric: str, total_steps: int, wall_s: float) -> d
     }
 
 
+def conclude(args, mode: str, config, result: dict) -> str:
+    """Optuna's importances (and the winner, exported under --out) on the parent run of one arm's search."""
+    from types import SimpleNamespace
+
+    from dtgan.search.conclusion import conclude_search
+    from dtgan.search.driver import absolute_paths
+    from dtgan.tracking import Tracker
+
+    tracker = Tracker.from_config(config.tracking)
+    study = config.study.name
+    rows = [
+        {
+            "trial": t["trial"],
+            "status": t["status"],
+            "params": t["params"],
+            "metrics": {} if t["value"] is None else {config.study.objective.metric: t["value"]},
+            "run_id": None,
+        }
+        for t in result["per_trial"]
+    ]
+    launch = SimpleNamespace(
+        config=absolute_paths(config),
+        tracker=tracker,
+        parent_run_id=tracker.latest_study_run(tracker.experiment_name_for(study)),
+        study_name=study,
+        run_name=result.get("launch", study),
+    )
+    export = Path(args.out) / f"search_{mode}_winner.yaml" if args.out and result["completed"] else None
+    return conclude_search(launch, rows, export=export)
+
+
+def from_tune_folder(storage: Path, study: str, metric: str, total_steps: int) -> dict:
+    """An arm's summary read back from its latest Tune folder (``trial_*/result.json``): for a launch whose driver
+    was stopped before it wrote pruning.json."""
+    launches = sorted(storage.glob(f"{study}-*"))
+    if not launches:
+        return summary([], metric, total_steps, 0.0)
+    rows, starts, ends = [], [], []
+    for result in sorted(launches[-1].glob("trial_*/result.json")):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if not lines:
+            continue
+        last = lines[-1]
+        starts.append(lines[0]["timestamp"] - lines[0].get("time_this_iter_s", 0.0))
+        ends.append(last["timestamp"])
+        done = last.get("trial_done") == 1.0
+        rows.append(
+            {
+                "trial": f"trial-{result.parent.name.removeprefix('trial_')}",
+                "status": "completed" if done else "stopped",
+                "params": last.get("config", {}).get("search", {}),
+                "metrics": {
+                    "step": last.get("step"),
+                    **({metric: last[metric]} if done and metric in last else {}),
+                },
+            }
+        )
+    # wall time: from the first trial's start to the last result (Tune's own timestamps)
+    wall = (max(ends) - min(starts)) if starts and ends else 0.0
+    return {**summary(rows, metric, total_steps, wall), "launch": launches[-1].name}
+
+
 def measure(args) -> int:
     from dtgan.search.runner import run_search
 
@@ -130,12 +192,31 @@ def measure(args) -> int:
         config = load_study_config(args)
         started = time.monotonic()
         _, rows, _ = run_search(config, address=args.address, temp_dir=args.ray_temp_dir)
+        if args.conclude_only:
+            saved = Path(args.out) / "pruning.json"
+            if saved.is_file():
+                results[mode] = json.loads(saved.read_text())[mode]
+            else:
+                storage = Path(config.study.storage_path or "ray_results")
+                results[mode] = from_tune_folder(
+                    storage, config.study.name, config.study.objective.metric, config.train.total_steps
+                )
+                print(
+                    f"{mode} (from its Tune folder): "
+                    f"{json.dumps({k: v for k, v in results[mode].items() if k != 'per_trial'})}"
+                )
+            if not results[mode]["trials"]:
+                continue
+            print(f"{mode}:{conclude(args, mode, config, results[mode])}", flush=True)
+            continue
         results[mode] = summary(
             rows, config.study.objective.metric, config.train.total_steps, time.monotonic() - started
         )
         print(
             f"{mode}: {json.dumps({k: v for k, v in results[mode].items() if k != 'per_trial'})}", flush=True
         )
+    if args.conclude_only:
+        return 0
     a, f = results["asha"], results["fifo"]
     scale = "reduced (" + ", ".join(REDUCED) + ")" if args.reduced else "full"
     lines = [
@@ -171,6 +252,11 @@ def arguments():
     parser = study_arguments(__doc__.splitlines()[0], "search_cpu")
     parser.add_argument("--reduced", action="store_true", help="the reduced scale of REDUCED (minutes)")
     parser.add_argument("--out", default=None, help="folder for pruning.md and pruning.json")
+    parser.add_argument(
+        "--conclude-only",
+        action="store_true",
+        help="read --out/pruning.json and log each arm's importances (and export its winner) again",
+    )
     return parser
 
 
