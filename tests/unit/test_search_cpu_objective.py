@@ -212,3 +212,42 @@ def test_importances_and_confirmation_land_on_the_parent_run(tmp_path):
     } <= stored
     figures = {a.path for a in client.list_artifacts(run_id, mlflow_search.IMPORTANCES_FIGURE_DIR)}
     assert f"{mlflow_search.IMPORTANCES_FIGURE_DIR}/param_importances.png" in figures
+
+
+def test_g_step_weighs_self_reconstruction_with_the_weight_of_its_step():
+    from test_training_step import VOCAB, _batch
+
+    from dtgan.training.environment import Environment
+    from dtgan.training.state import build_train_state
+    from dtgan.training.steps import g_step
+
+    config = load_config(
+        "tiny",
+        [
+            "train.batch_size=4",
+            "loss.lambda_self_rec=10",
+            "loss.self_rec_final_fraction=0.2",
+            "loss.ds_decay_steps=100",
+        ],
+    )
+    state = build_train_state(config, len(VOCAB.defects), len(VOCAB.products), Environment())
+    state.step = 50  # weight 10 * (1 - 0.5 * 0.8) = 6
+    terms = g_step(state, _batch(torch.Generator().manual_seed(0), 0), "latent", config)
+    weights = {
+        "adv": 1.0,
+        "sty": config.loss.lambda_sty,
+        "con_sty": config.loss.lambda_sty,
+        "cyc": config.loss.lambda_cyc,
+        "con": config.loss.lambda_con,
+        "self_rec": 6.0,
+        "fg_cls": config.loss.lambda_fg,
+        "bg_cls": config.loss.lambda_bg,
+        "ds": -config.loss.lambda_ds * 0.5,
+    }
+    parts = {k.rsplit("/", 1)[1]: float(v) for k, v in terms.items() if not k.endswith("/total")}
+    assert terms_total(terms) == pytest.approx(sum(weights[k] * v for k, v in parts.items()), rel=1e-5)
+    assert parts["self_rec"] > 0
+
+
+def terms_total(terms) -> float:
+    return float(next(v for k, v in terms.items() if k.endswith("/total")))
