@@ -45,12 +45,17 @@ def test_search_cpu_preset_stands_defect_miss_in_for_the_downstream_error():
     assert [o.metric for o in config.study.objectives] == [DOWNSTREAM_MIX]
     assert stands_in_for(config) == (DOWNSTREAM_MIX,)
     assert signal_key(config.study) == keys.SEARCH_INTERMEDIATE_DEFECT_MISS
-    check_study_config(config, early_stopping=True)  # accepted: the signal estimates the objective
+    with pytest.raises(ConfigError, match="downstream.held_out_data /nowhere.parquet does not exist"):
+        check_study_config(load_config("search_cpu", ["downstream.held_out_data=/nowhere.parquet"]), True)
+    rendered_apart = load_config("search_cpu", ["downstream.held_out_data=null"])  # no data files in a test
+    check_study_config(rendered_apart, early_stopping=True)  # accepted: the signal estimates the objective
     space = load_search_space("experiments/search/cpu.yaml")
     assert {"loss.lambda_self_rec", "loss.self_rec_final_fraction", "model.ablation"} <= {
         d.key for d in space
     }
-    fid_signal = load_config("search_cpu", ["study.intermediate_signal=fid_mix"])
+    fid_signal = load_config(
+        "search_cpu", ["study.intermediate_signal=fid_mix", "downstream.held_out_data=null"]
+    )
     assert stands_in_for(fid_signal) == ()
     with pytest.raises(ConfigError, match="estimates eval/fid_mix only, not the objective"):
         check_study_config(fid_signal, early_stopping=True)
