@@ -150,3 +150,17 @@ def test_cell_table_reports_the_unseen_cell_apart():
     assert "| B/spot | 10 | 50.0 ± 14.1 | 20.0 ± 0.0 |" in unseen
     assert "A/normal" not in unseen and "A/normal" in text.split("The unseen cell(s)")[0]
     assert "fewer than 2 shared seed pairs" in text  # one pair: no test
+
+
+def test_the_benchmark_holds_out_as_many_images_per_cell_as_asked():
+    from dtgan.data.synth import plan_benchmark
+    from dtgan.errors import DataError
+
+    plan = plan_benchmark(["brushed", "cast", "woven"], 0.05, held_out_per_cell=300)
+    assert {(c.val, c.test) for c in plan.values()} == {(90, 210)}  # 3:7 in every cell, the unseen one too
+    assert plan[("woven", "spot")].gan_train == 0
+    assert (
+        plan_benchmark(["brushed"], 0.5)[("brushed", "spot")].test == 17
+    )  # default: 50 x 0.5 = 25 -> 8 + 17
+    with pytest.raises(DataError, match="--held-out-per-cell 1"):
+        plan_benchmark(["brushed"], 0.5, held_out_per_cell=1)
