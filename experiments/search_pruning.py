@@ -101,6 +101,21 @@ def summary(rows: list[dict], metric: str, total_steps: int, wall_s: float) -> d
     }
 
 
+def parent_run_of(tracker, study: str, launch: str | None) -> str:
+    """The MLflow parent run of the launch ``launch`` (its resume key), else the study's latest."""
+    from dtgan import keys
+
+    if launch:
+        experiment_id = tracker.experiment_id(tracker.experiment_name_for(study))
+        found = tracker.client.search_runs(
+            [experiment_id],
+            f"tags.{keys.TAG_RUN_KIND} = '{keys.RUN_KIND_STUDY}' AND tags.{keys.TAG_RESUME_KEY} = '{launch}'",
+        )
+        if found:
+            return found[0].info.run_id
+    return tracker.latest_study_run(tracker.experiment_name_for(study))
+
+
 def conclude(args, mode: str, config, result: dict) -> str:
     """Optuna's importances (and the winner, exported under --out) on the parent run of one arm's search."""
     from types import SimpleNamespace
@@ -124,7 +139,7 @@ def conclude(args, mode: str, config, result: dict) -> str:
     launch = SimpleNamespace(
         config=absolute_paths(config),
         tracker=tracker,
-        parent_run_id=tracker.latest_study_run(tracker.experiment_name_for(study)),
+        parent_run_id=parent_run_of(tracker, study, result.get("launch")),
         study_name=study,
         run_name=result.get("launch", study),
     )
@@ -190,12 +205,14 @@ def measure(args) -> int:
         if mode == "fifo":
             args.override.append("study.intermediate_fid_every_steps=null")  # no signal to pay for
         config = load_study_config(args)
-        started = time.monotonic()
-        _, rows, _ = run_search(config, address=args.address, temp_dir=args.ray_temp_dir)
         if args.conclude_only:
             saved = Path(args.out) / "pruning.json"
             if saved.is_file():
                 results[mode] = json.loads(saved.read_text())[mode]
+                launches = sorted(
+                    Path(config.study.storage_path or "ray_results").glob(f"{config.study.name}-*")
+                )
+                results[mode].setdefault("launch", launches[-1].name if launches else None)
             else:
                 storage = Path(config.study.storage_path or "ray_results")
                 results[mode] = from_tune_folder(
@@ -209,12 +226,16 @@ def measure(args) -> int:
                 continue
             print(f"{mode}:{conclude(args, mode, config, results[mode])}", flush=True)
             continue
+        started = time.monotonic()
+        launch, rows, _ = run_search(config, address=args.address, temp_dir=args.ray_temp_dir)
         results[mode] = summary(
             rows, config.study.objective.metric, config.train.total_steps, time.monotonic() - started
         )
+        results[mode]["launch"] = launch.run_name
         print(
             f"{mode}: {json.dumps({k: v for k, v in results[mode].items() if k != 'per_trial'})}", flush=True
         )
+        print(conclude(args, mode, config, results[mode]), flush=True)
     if args.conclude_only:
         return 0
     a, f = results["asha"], results["fifo"]
