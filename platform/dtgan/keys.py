@@ -207,6 +207,8 @@ def defect_recall_key(guidance: str, product: str | None = None, defect: str | N
 
 # A search's cheap FID-mix during training (few images per cell): the early-stopping signal.
 SEARCH_INTERMEDIATE_FID = "search/fid_mix_intermediate"
+# % of synthetic mix images the defect classifier does not call the intended defect (100 - defect recall, all products)
+SEARCH_INTERMEDIATE_DEFECT_MISS = "search/defect_miss_pct_intermediate"
 
 # MLflow accepts alphanumerics, "_", "-", ".", " " and "/" in keys; anything else in a product or defect name
 # (user data) is replaced so that a key never fails to log. "." is replaced too: it starts the per-defect part.

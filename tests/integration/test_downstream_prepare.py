@@ -129,3 +129,28 @@ def test_auto_sources_follow_the_largest_synthetic_set_and_say_when_the_data_can
     first_normal = paper.train_normal.images[paper.train_normal.p == 0][0]
     kept = (paper.synthetic["crop_paste/all/brushed/scratch"][0] == first_normal).float().mean()
     assert kept > 0.5
+
+
+def test_held_out_data_replaces_val_and_test_with_a_larger_independent_set(bench, tmp_path):
+    from dtgan.data.synth import synthesize_benchmark
+
+    data_path, _ = bench
+    held_out = tmp_path / "held_out.parquet"
+    synthesize_benchmark(
+        str(held_out), size=32, scale=0.01, seed=1, products=2, threads=1, held_out_per_cell=20
+    )
+    data = prepare_study_data(
+        DownstreamConfig(arms=("no_aug",), held_out_data=str(held_out), **CFG), str(data_path)
+    )
+    assert len(data.val) == 2 * 3 * 6 and len(data.test) == 2 * 3 * 14  # 20 per cell, 3:7
+    assert data.meta["held_out_data"] == str(held_out)
+    own = prepare_study_data(DownstreamConfig(arms=("no_aug",), **CFG), str(data_path))
+    as_bytes = lambda split: {bytes(img.numpy()) for img in split.images}  # noqa: E731
+    assert not as_bytes(data.test) & as_bytes(own.test)  # another seed: other images
+    assert torch.equal(data.train_normal.images, own.train_normal.images)  # training data untouched
+    other = tmp_path / "three_products.parquet"
+    synthesize_benchmark(str(other), size=32, scale=0.01, seed=1, products=3, threads=1)
+    with pytest.raises(DataError, match="held_out_data .* differ"):
+        prepare_study_data(
+            DownstreamConfig(arms=("no_aug",), held_out_data=str(other), **CFG), str(data_path)
+        )

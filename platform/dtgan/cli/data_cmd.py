@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         help="wider/larger/stronger defects, e.g. 2 for the 32 px CPU presets (default 1 = SDI-like)",
     )
+    synth.add_argument(
+        "--held-out-per-cell",
+        type=int,
+        default=None,
+        help="val+test images of every product x defect cell (3:7), instead of 50 x scale (min 10); e.g. a "
+        "large classifier test set rendered with another --seed",
+    )
     synth.set_defaults(func=_synth)
 
     importer = sub.add_parser("import", help="convert real data to the Parquet format")
@@ -172,6 +179,7 @@ def _synth(args: argparse.Namespace) -> int:
         defects=args.defects,
         products=args.products,
         threads=args.threads,
+        held_out_per_cell=args.held_out_per_cell,
     )
     unseen = ", ".join(f"{p}/{d}" for p, d in summary.unseen_cells) or "none"
     print(

@@ -139,6 +139,12 @@ class DownstreamConfig(Section):
         64, ge=1, description="generator batch size when building synthetic sets"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available")
+    held_out_data: str | None = Field(
+        None,
+        description="Parquet data set whose val and test rows replace the training data set's (same products "
+        "and defects, e.g. `dtgan data synth --seed 1 --held-out-per-cell 300`): a test set large enough to "
+        "tell a 2-point difference; None = the training data set's own val and test",
+    )
     # --- the field's defect-type classification protocol (downstream/field_classification.py) -----------------
     protocol: Literal["study", "field_classification"] = Field(
         "study",

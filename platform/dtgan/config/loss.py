@@ -31,6 +31,14 @@ class LossConfig(Section):
         description="NOT in the paper (0 = paper): L1 of x vs G(x, E(x, y)), x with its own codes; the CPU presets "
         "use it because in short runs nothing else pins G's output to its input (docs/results.md)",
     )
+    self_rec_final_fraction: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="lambda_self_rec at step ds_decay_steps as a fraction of its start value, linear in the step "
+        "(1 = constant): a short run needs the term early to keep its input, and less of it late, when it pulls "
+        "the outputs towards their sources and away from the defects",
+    )
     lambda_fg: float = Field(1.0, ge=0.0, description="FG classification, Eq. 6")
     lambda_bg: float = Field(1.0, ge=0.0, description="BG classification, Eq. 7")
     ds_decay_steps: int = Field(100_000, ge=1, description="steps over which lambda_ds decays linearly to 0")

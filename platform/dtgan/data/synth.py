@@ -90,19 +90,24 @@ def resolve_defects(defects: str | list[str] | tuple[str, ...] | None) -> list[s
 
 
 def plan_benchmark(
-    products: list[str], scale: float, defects: list[str] | None = None
+    products: list[str], scale: float, defects: list[str] | None = None, held_out_per_cell: int | None = None
 ) -> dict[tuple[str, str], CellSplit]:
     """Images per split of every (product, defect) cell: SDI's counts times ``scale``, with floors.
 
     Product i takes SDI product ``"ABC"[i % 3]``'s counts and defect j SDI defect j's (``SDI_GAN_TRAIN``,
     cycled). With two or more products, the last product's last defect keeps its val/test images but has no
-    ``gan_train`` images (an unseen combination, like MVTec Tile in App. E.4).
+    ``gan_train`` images (an unseen combination, like MVTec Tile in App. E.4). ``held_out_per_cell`` replaces
+    the scaled val+test count of every cell (a large test set for a classifier study, at any scale).
     """
     defects = list(DEFAULT_DEFECTS) if defects is None else defects
     sdi_counts = list(SDI_GAN_TRAIN.values())
     if not scale > 0:
         raise DataError(f"--scale {scale}: must be > 0")
     held_out = max(MIN_HELD_OUT, round(SDI_HELD_OUT * scale))
+    if held_out_per_cell is not None:
+        if held_out_per_cell < 2:
+            raise DataError(f"--held-out-per-cell {held_out_per_cell}: needs >= 2 (one val, one test image)")
+        held_out = held_out_per_cell
     val, test = split_held_out(held_out)
     plan: dict[tuple[str, str], CellSplit] = {}
     for position, product in enumerate(products):
@@ -175,6 +180,7 @@ def synthesize_benchmark(
     threads: int | None = None,
     defect_boldness: float = 1.0,
     defects: str | list[str] | None = None,
+    held_out_per_cell: int | None = None,
 ) -> SynthSummary:
     """Render the benchmark and write it atomically to ``out_path`` (a .parquet file); ``defect_boldness``
     > 1 renders wider, larger, stronger defects (``dtgan.data.defects``) for small-image presets;
@@ -185,7 +191,7 @@ def synthesize_benchmark(
         raise DataError(f"--defect-boldness {defect_boldness}: choose 0.25..8 (1 = the SDI-like default)")
     names = resolve_products(products)
     defect_names = resolve_defects(defects)
-    plan = plan_benchmark(names, scale, defect_names)
+    plan = plan_benchmark(names, scale, defect_names, held_out_per_cell)
     tasks = []  # (product, defect, chunk index, n, split labels of the chunk)
     for (product, defect), cell in plan.items():
         labels = cell.labels()
@@ -226,6 +232,7 @@ def synthesize_benchmark(
         "size": size,
         "scale": scale,
         "defect_boldness": defect_boldness,
+        "held_out_per_cell": held_out_per_cell,
         "products": names,
         "defects": defect_names,
         "unseen_cells": [list(cell) for cell in summary.unseen_cells],

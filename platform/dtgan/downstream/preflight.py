@@ -117,4 +117,10 @@ def check_downstream(cfg: DownstreamConfig, checkpoint: str | None = None) -> st
             f"downstream.arms {list(cfg.synthetic_arms)} need a generator checkpoint (CHECKPOINT_OR_RUN); pass "
             "one, or keep the arms without a generator: -o 'downstream.arms=[no_aug,trad_aug,crop_paste]'"
         )
+    held_out = cfg.held_out_data
+    if held_out is not None and "://" not in held_out and not Path(held_out).expanduser().is_file():
+        raise ConfigError(
+            f"downstream.held_out_data {held_out} does not exist; render it (e.g. `make cpu-data`: dtgan data synth "
+            "--seed 1 --held-out-per-cell 300 ...) or set downstream.held_out_data=null"
+        )
     return source

@@ -273,10 +273,17 @@ def prepare_study_data(
     generator = torch.Generator().manual_seed(cfg.seed)
     normal_rows = (train_ds.y == NORMAL_INDEX).nonzero().squeeze(1)
     defect_rows = _limit_defects(train_ds, cfg, generator)
-    val_ds, test_ds = (_load(data_path, split, cfg.img_size) for split in ("val", "test"))
+    held_out_path = cfg.held_out_data or data_path
+    val_ds, test_ds = (_load(held_out_path, split, cfg.img_size) for split in ("val", "test"))
     if val_ds is None or test_ds is None:
         raise DataError(
-            f"{data_path}: the classifier study needs 'val' and 'test' rows; re-split the data set"
+            f"{held_out_path}: the classifier study needs 'val' and 'test' rows; re-split the data set"
+        )
+    if (tuple(test_ds.vocab.products), tuple(test_ds.vocab.defects)) != (products, defects):
+        raise DataError(
+            f"downstream.held_out_data {held_out_path}: products {list(test_ds.vocab.products)} and defects "
+            f"{list(test_ds.vocab.defects)} differ from {data_path}'s {list(products)} and {list(defects)}; "
+            "render it with the same --products and --defects"
         )
     train_defect = _labelled(train_ds, defect_rows)
     probe = StudyData(  # everything but the normals: what the synthetic requirements depend on
@@ -315,6 +322,7 @@ def prepare_study_data(
         train_normal=cat(normals),
         meta={
             "data_path": str(data_path),
+            "held_out_data": str(held_out_path),
             "checkpoint": checkpoint,
             "img_size": cfg.img_size,
             "synthesis_sources": cfg.synthesis_sources,

@@ -46,6 +46,30 @@ def evaluate(
     return loss_sum / n, 100.0 * wrong / n
 
 
+@torch.no_grad()
+def predict(
+    model: DefectClassifier, split: LabelledImages, cfg: DownstreamConfig, device: torch.device | str
+) -> torch.Tensor:
+    """(N,) predicted class of every image of ``split`` (on the CPU)."""
+    model.eval()
+    out = [
+        model(to_unit(split.images[s : s + cfg.resolved_batch_size], cfg.in_chans, device))
+        .logits.argmax(1)
+        .cpu()
+        for s in range(0, len(split), cfg.resolved_batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def cell_counts(predicted: torch.Tensor, split: LabelledImages) -> dict[str, list[int]]:
+    """'p,k' (product index, true class) -> [images, wrong]: the test error of every product x class cell."""
+    out: dict[str, list[int]] = {}
+    for p, k in sorted(set(zip(split.p.tolist(), split.y.tolist()))):
+        rows = (split.p == p) & (split.y == k)
+        out[f"{p},{k}"] = [int(rows.sum()), int((predicted[rows] != k).sum())]
+    return out
+
+
 def _batches(train: TrainingSet, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """One shuffled epoch of pool indices; a trailing batch of one image is dropped (BatchNorm needs two)."""
     order = train.index[torch.randperm(len(train), generator=generator)]
@@ -118,6 +142,7 @@ def fit_classifier(
     test_loss, test_error = evaluate(model, test, cfg, device)
     return {
         "test_error_pct": test_error,
+        "test_cells": cell_counts(predict(model, test, cfg, device), test),
         "test_loss": test_loss,
         "val_error_pct": best["val_error"],
         "val_loss": best["val_loss"],

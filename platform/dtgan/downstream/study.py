@@ -20,11 +20,12 @@ import torch
 
 from dtgan import keys
 from dtgan.config.downstream import DownstreamConfig
+from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
-from dtgan.downstream.study_data import load_study_data
+from dtgan.downstream.study_data import StudyData, load_study_data
 from dtgan.errors import ConfigError
 from dtgan.training.environment import resolve_device
 from dtgan.utils.atomic import write_text_atomic
@@ -80,6 +81,7 @@ def run_job(spec: JobSpec) -> dict:
     device = str(resolve_device(cfg.device, "downstream.device"))  # a str in the JSON-able result
     t0 = time.perf_counter()
     fit = fit_classifier(model, train, val, test, cfg, spec.seed, device)
+    fit["test_cells"] = named_cells(data, fit["test_cells"])
     result = {
         "cell": asdict(spec.cell),
         "label": spec.cell.label(),
@@ -104,6 +106,22 @@ def run_job(spec: JobSpec) -> dict:
         fit["best_epoch"],
     )
     return result
+
+
+def named_cells(data: StudyData, counts: dict[str, list[int]]) -> dict[str, dict]:
+    """'p,k' -> [images, wrong] as 'product/class' -> {images, wrong, error_pct, unseen}; ``unseen`` marks a
+    defect cell without one real training defect (only synthetic images can teach it)."""
+    out = {}
+    for code, (images, wrong) in counts.items():
+        p, k = (int(i) for i in code.split(","))
+        real = int(((data.train_defect.p == p) & (data.train_defect.y == k)).sum())
+        out[f"{data.products[p]}/{data.defects[k]}"] = {
+            "images": images,
+            "wrong": wrong,
+            "error_pct": 100.0 * wrong / max(images, 1),
+            "unseen": k != NORMAL_INDEX and real == 0,
+        }
+    return out
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from dtgan.errors import ConfigError
 from dtgan.provenance import collect_provenance
 from dtgan.search.durable import ensure_embedded_benchmark, move_out_of_ray_working_dir
 from dtgan.search.ladder import apply_overrides
+from dtgan.search.signals import stands_in_for
 from dtgan.search.spaces import load_search_space
 from dtgan.search.study_extractor import pin_extractor
 from dtgan.storage import Storage
@@ -91,6 +92,8 @@ def absolute_paths(config: DTGANConfig) -> DTGANConfig:
     }
     if config.study.search_space is not None:
         delta["study"]["search_space"] = absolute(config.study.search_space)
+    if config.downstream.held_out_data is not None:
+        delta["downstream"] = {"held_out_data": absolute(config.downstream.held_out_data)}
     return apply_overrides(config, delta)
 
 
@@ -147,15 +150,12 @@ def check_study_config(config: DTGANConfig, early_stopping: bool) -> None:
             f"train.checkpoint_every_steps={config.train.checkpoint_every_steps} (the FID is read from checkpoints)"
         )
     objectives = config.study.objectives
-    if (
-        early_stopping
-        and every is not None
-        and len(objectives) == 1
-        and objectives[0].metric != keys.fid_key("mix")
-    ):
-        # Optuna reads the objective from every intermediate result; only FID-mix has a cheap stand-in.
+    if early_stopping and every is not None and len(objectives) == 1 and not stands_in_for(config):
+        # Optuna reads the objective from every intermediate result: the signal must stand in for it.
+        signal = config.study.intermediate_signal
+        estimates = keys.fid_key("mix") if signal == "fid_mix" else "a downstream error"
         raise ConfigError(
-            f"study.intermediate_fid_every_steps estimates {keys.fid_key('mix')} only, not the objective "
+            f"study.intermediate_signal={signal} estimates {estimates} only, not the objective "
             f"{objectives[0].metric}; set study.intermediate_fid_every_steps=null and study.scheduler=fifo"
         )
     if early_stopping and config.study.scheduler == "asha" and every is None:

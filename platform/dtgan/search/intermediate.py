@@ -1,4 +1,5 @@
-"""A cheap FID-mix during training (few images per cell, all products pooled): the early-stopping signal.
+"""A cheap FID-mix during training (few images per cell, all products pooled): the early-stopping signal; or the
+defect miss rate of a few synthetic images (``study.intermediate_signal=defect_miss``), for a downstream objective.
 
 It reuses the evaluation protocol (same sources, references, extractor and real-feature cache) with
 ``study.intermediate_fid_images_per_cell`` synthetic images per product x defect, so it is noisy but
@@ -14,7 +15,9 @@ import torch
 
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
-from dtgan.evaluation.extractors import resolve_extractor
+from dtgan.config.root import DTGANConfig
+from dtgan.evaluation.defect_classifier import DefectClassifier
+from dtgan.evaluation.extractors import resolve_defect_classifier, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
 from dtgan.evaluation.fidelity import fid_kid
 from dtgan.evaluation.inputs import load_evaluation_data, offline_training_images
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 
 class IntermediateFID:
     """``fid(checkpoint_path) -> float``: FID-mix over all products from a small synthetic set."""
+
+    key = keys.SEARCH_INTERMEDIATE_FID
 
     def __init__(self, cfg: EvaluationConfig, data_path: str, images_per_cell: int) -> None:
         # Few images: the KID subset must fit them (KID is computed alongside FID and ignored here).
@@ -82,3 +87,59 @@ class IntermediateFID:
             time.perf_counter() - started,
         )
         return result.fid
+
+
+class IntermediateDefectMiss:
+    """``miss(checkpoint_path) -> float``: % of a small synthetic mix set (all products) that the data set's defect
+    classifier, trained on real images only, does not assign to the intended defect type (100 - defect recall).
+
+    A stand-in for the downstream classifier's error: a generator whose defects a classifier of real defects
+    cannot recognise cannot teach one either. It costs one classifier pass over the images, no training."""
+
+    key = keys.SEARCH_INTERMEDIATE_DEFECT_MISS
+
+    def __init__(self, cfg: EvaluationConfig, data_path: str, images_per_cell: int) -> None:
+        self.cfg = cfg.model_copy(update={"images_per_product_per_defect": images_per_cell})
+        self.data_path = data_path
+        self.device = resolve_device(cfg.device, "evaluation.device")
+        self._data = None
+        self._classifier = None
+
+    def __call__(self, checkpoint_path: str) -> float:
+        started = time.perf_counter()
+        nets = load_inference_nets(checkpoint_path, device=self.device)
+        if self._data is None:
+            self._data = load_evaluation_data(
+                self.data_path, nets.vocab, self.cfg, nets.config.model.img_size
+            )
+            spec = resolve_defect_classifier(self.cfg, lambda: offline_training_images(self._data))
+            self._classifier = DefectClassifier.load(spec, self._data.products, self._data.defects)
+        data = self._data
+        sets = build_synthetic_sets(nets, data, self.cfg)
+        miss = defect_miss_pct(self._classifier, sets)
+        log.info(
+            "intermediate defect miss %.1f%% at %s (%.1f s)",
+            miss,
+            checkpoint_path,
+            time.perf_counter() - started,
+        )
+        return miss
+
+
+def defect_miss_pct(classifier: DefectClassifier, sets) -> float:
+    """% of the ('mix', product, defect) images whose predicted defect type is not the intended one."""
+    hits, total = 0, 0
+    for (guidance, _, defect), images in sorted(sets.images.items()):
+        if guidance != "mix" or not len(images):
+            continue
+        predicted = classifier.defects(classifier.logits(images))
+        hits += int((predicted == defect).sum())
+        total += len(images)
+    return 100.0 * (1.0 - hits / max(total, 1))
+
+
+def intermediate_signal(config: DTGANConfig, images_per_cell: int):
+    """The study's early-stopping signal (``study.intermediate_signal``): a callable checkpoint -> value (lower is
+    better) with the Tune result key it reports under as ``.key``."""
+    kind = IntermediateDefectMiss if config.study.intermediate_signal == "defect_miss" else IntermediateFID
+    return kind(config.evaluation, config.data.path, images_per_cell)

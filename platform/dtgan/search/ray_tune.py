@@ -25,7 +25,6 @@ import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from dtgan import keys
 from dtgan.config.loader import nest
 from dtgan.config.root import DTGANConfig
 from dtgan.config.study import StudyConfig
@@ -33,6 +32,7 @@ from dtgan.downstream.study import MapFn
 from dtgan.errors import ConfigError, error_line
 from dtgan.search.ladder import TrialSpec, apply_overrides
 from dtgan.search.search_points import record_search_point
+from dtgan.search.signals import signal_key
 from dtgan.search.spaces import Dimension
 from dtgan.search.trial import STEP_KEY, TrialContext, TrialOutcome, run_trial
 from dtgan.tracking.describe import search_description
@@ -240,7 +240,7 @@ def _scheduler(study: StudyConfig, total_steps: int, early_stopping: bool):
     every = study.intermediate_fid_every_steps or total_steps
     return ASHAScheduler(
         time_attr=STEP_KEY,
-        metric=keys.SEARCH_INTERMEDIATE_FID,
+        metric=signal_key(study),
         mode="min",
         max_t=total_steps,
         grace_period=min(total_steps, study.asha_grace_period_reports * every),
@@ -375,3 +375,36 @@ def search_trainable(params: dict[str, Any], base_config: dict[str, Any], ctx: T
 def bind(trainable: Callable, base_config: DTGANConfig, ctx: TrialContext) -> Callable:
     """The trainable with the base config and the trial context put in Ray's object store once."""
     return tune.with_parameters(trainable, base_config=base_config.model_dump(mode="json"), ctx=ctx)
+
+
+def optuna_distribution(dim: Dimension):
+    """A YAML dimension as an Optuna distribution (for rebuilding a finished search as an Optuna study)."""
+    import optuna
+
+    if dim.type in ("uniform", "loguniform"):
+        return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.type == "loguniform")
+    if dim.type == "int":
+        return optuna.distributions.IntDistribution(int(dim.low), int(dim.high))
+    return optuna.distributions.CategoricalDistribution(list(dim.values))
+
+
+def param_importances(
+    trials: list[tuple[dict[str, Any], float]], space: list[Dimension], seed: int = 0
+) -> dict[str, float]:
+    """Optuna's fANOVA importance of each searched key for the objective (``trials``: the completed trials'
+    dotted-key params and objective values); sums to 1, most important first. Needs >= 2 trials."""
+    import optuna
+
+    if len(trials) < 2:
+        raise ValueError(f"parameter importances need >= 2 completed trials, got {len(trials)}")
+    distributions = {dim.key: optuna_distribution(dim) for dim in space}
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    for params, value in trials:
+        known = {k: v for k, v in params.items() if k in distributions}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=known, distributions={k: distributions[k] for k in known}, value=float(value)
+            )
+        )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))

@@ -19,8 +19,9 @@ from dtgan.config.root import DTGANConfig
 from dtgan.downstream.prepare import prepare_study_data
 from dtgan.downstream.study import MapFn, run_study
 from dtgan.provenance import collect_provenance
-from dtgan.search.intermediate import IntermediateFID
+from dtgan.search.intermediate import intermediate_signal
 from dtgan.search.search_points import canonical_point
+from dtgan.search.signals import final_signal, stands_in_for
 from dtgan.search.study_extractor import localise_extractor
 from dtgan.search.timeline import TrialTimeline
 from dtgan.storage import RunFolderSync, Storage
@@ -189,14 +190,10 @@ class TrialReporter(Reporter):
         if checkpoint_path is None or step >= self.total_steps or self.fid is None or step % self.every_steps:
             return  # the final checkpoint is reported with the evaluation
         fid = self.fid(checkpoint_path)
-        self.mlflow_reporter.report(step, {keys.SEARCH_INTERMEDIATE_FID: fid}, None)
+        key = getattr(self.fid, "key", keys.SEARCH_INTERMEDIATE_FID)  # the signal's own result key
+        self.mlflow_reporter.report(step, {key: fid}, None)
         self.hooks.report(
-            {
-                STEP_KEY: step,
-                TRIAL_KEY_KEY: self.trial_key,
-                keys.SEARCH_INTERMEDIATE_FID: fid,
-                **dict.fromkeys(self.stand_in_for, fid),
-            }
+            {STEP_KEY: step, TRIAL_KEY_KEY: self.trial_key, key: fid, **dict.fromkeys(self.stand_in_for, fid)}
         )
 
     def close(self) -> None:
@@ -329,14 +326,13 @@ def run_trial(
             log.warning("trial %s continues from its stored checkpoint at step %d", trial_key, step)
         fid = None
         if ctx.intermediate_fid_every_steps is not None:
-            fid = IntermediateFID(config.evaluation, config.data.path, ctx.intermediate_fid_images_per_cell)
+            fid = intermediate_signal(config, ctx.intermediate_fid_images_per_cell)
         # metrics_flushed: once the MLflow reporter has written its last batch
         with (
             timeline.phase(end="metrics_flushed"),
             MLflowReporter(tracker, trial.run_id, checkpoints="never") as sink,
         ):
-            objectives = [o.metric for o in config.study.objectives]
-            stand_in = tuple(objectives) if objectives == [keys.fid_key("mix")] else ()
+            stand_in = stands_in_for(config)
             reporter = TrialReporter(
                 sink,
                 hooks,
@@ -377,8 +373,7 @@ def run_trial(
         samples = run_dir / "samples"
         if samples.is_dir():
             tracker.log_sample_grids(trial.run_id, samples)
-        if keys.fid_key("mix") in final:  # the last rung compares full FIDs
-            final[keys.SEARCH_INTERMEDIATE_FID] = final[keys.fid_key("mix")]
+        final.update(final_signal(config, final))  # the last rung compares the full evaluation's signal
         report = FinalReport(trial_key, result.step, trial.run_id, stored_checkpoint, final)
         trial.finish()  # before the last report: a scheduler may end the process right after it
         timeline.mark("trial_end")

@@ -15,6 +15,13 @@ def lambda_ds(step: int, loss_cfg: LossConfig) -> float:
     return loss_cfg.lambda_ds * remaining
 
 
+def lambda_self_rec(step: int, loss_cfg: LossConfig) -> float:
+    """Weight of the self-reconstruction term at iteration ``step`` (0-based): linear from lambda_self_rec to
+    lambda_self_rec * self_rec_final_fraction over ds_decay_steps, then constant."""
+    progress = min(1.0, step / loss_cfg.ds_decay_steps)
+    return loss_cfg.lambda_self_rec * (1.0 - progress * (1.0 - loss_cfg.self_rec_final_fraction))
+
+
 def ema_beta(step: int, train_cfg: TrainConfig) -> float:
     """EMA decay of the update after iteration ``step`` (0-based).
 

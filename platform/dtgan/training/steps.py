@@ -21,7 +21,7 @@ from dtgan.losses.objectives import (
 from dtgan.training.ema import ema_update
 from dtgan.training.environment import no_gradient_sync
 from dtgan.training.performance import Performance, autocast
-from dtgan.training.schedules import ema_beta, lambda_ds, r1_due
+from dtgan.training.schedules import ema_beta, lambda_ds, lambda_self_rec, r1_due
 from dtgan.training.state import TrainState
 
 # Short guidance names used in the term keys: d/latent/adv_real, g/ref/cyc.
@@ -102,8 +102,11 @@ def g_step(
     updates = G_STEP_UPDATES[guidance]
     fixed = [m for name, m in nets.items() if name not in updates]
     with frozen(fixed), _autocast(config, batch):
+        loss_cfg = config.loss
+        if loss_cfg.self_rec_final_fraction != 1.0:  # the scheduled weight of this step
+            loss_cfg = loss_cfg.model_copy(update={"lambda_self_rec": lambda_self_rec(state.step, loss_cfg)})
         total, terms = generator_loss(
-            nets, batch, guidance, config.loss, config.model.toggles, lambda_ds(state.step, config.loss)
+            nets, batch, guidance, loss_cfg, config.model.toggles, lambda_ds(state.step, config.loss)
         )
     _apply(total, state, updates, sync_gradients)
     return _tag(terms, guidance)

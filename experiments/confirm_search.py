@@ -1,0 +1,185 @@
+"""Confirm a search's winner on fresh GAN seeds: retrain it and the paper's lambdas, run the powered downstream
+study, and print the seed-level verdict against trad_aug, Crop&Paste and the paper's lambdas.
+
+    python experiments/confirm_search.py --candidate search_cpu_winner                   # `make confirm-search`
+    python experiments/confirm_search.py --candidate cpu32 --baseline '' --seeds 11      # one preset alone
+
+For every recipe (the candidate preset, then the baseline preset: by default `cpu32`, the paper's lambdas at the
+CPU scale) and every GAN seed: `dtgan train -c PRESET -o train.seed=S`, then `dtgan downstream RUN -c
+DOWNSTREAM_PRESET`. The arms that use no generator (trad_aug, crop_paste) are trained with the first run only
+(the same classifier seeds give the same runs for every generator); later runs train the mix arm alone. It
+resumes: a trained run or a downstream result that exists is not recomputed. The verdict (dtgan.downstream.power:
+paired t over (GAN seed, classifier seed) pairs, Holm over the comparisons) is printed and written to
+OUT/confirmation.md and .json; with --study-run-id it is also logged to that search's MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _bootstrap import use_repository_package
+
+use_repository_package()
+
+from dtgan.config import load_config  # noqa: E402
+from dtgan.downstream.power import (  # noqa: E402
+    arm_series,
+    cell_errors,
+    compare,
+    markdown,
+    merge,
+    verdict_line,
+)
+from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
+from dtgan.utils.atomic import write_text_atomic  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HELD_OUT = ["--scale", "0.05", "--seed", "1", "--held-out-per-cell", "300", "--defect-boldness", "2"]
+TRAINING = ["--scale", "0.5", "--defect-boldness", "2"]
+
+
+def _run(command: list[str], log_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        code = subprocess.call(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"failed (exit {code}): {' '.join(command)}; see {log_path}")
+    print(f"  done in {time.monotonic() - start:.0f} s: {log_path.name}", flush=True)
+
+
+def recipe_name(preset: str) -> str:
+    return Path(preset).stem
+
+
+def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
+    """One GAN run of ``preset`` and its downstream study; the downstream payload."""
+    dtgan = [sys.executable, "-m", "dtgan"]
+    runs = Path(args.out) / "runs"
+    name = f"{recipe_name(preset)}-seed{seed}"
+    run_dir = runs / name
+    overrides = ["-o", f"train.seed={seed}", "-o", f"train.out_dir={runs}", "-o", f"train.run_name={name}"]
+    overrides += [x for o in args.override for x in ("-o", o)]
+    total = load_config(preset, args.override).train.total_steps
+    if not checkpoint_path(run_dir, total).is_file():
+        resume = ["--resume"] if list_checkpoints(run_dir) else []
+        _run(
+            dtgan + ["train", "-c", preset, *overrides, "--run-dir", str(run_dir), *resume],
+            runs / f"{name}.train.log",
+        )
+    out = run_dir / "downstream"
+    if not (out / "downstream.json").is_file():
+        arms = [] if all_arms else ["-o", "downstream.arms=[mix]"]
+        extra = [x for o in args.downstream_override for x in ("-o", o)]
+        _run(
+            dtgan
+            + ["downstream", str(run_dir), "-c", args.downstream_preset, *arms, *extra, "--out", str(out)],
+            runs / f"{name}.downstream.log",
+        )
+    return json.loads((out / "downstream.json").read_text())
+
+
+def comparisons_of(candidate: str, baseline: str | None, arms: set[str]) -> list[tuple[str, str]]:
+    pairs = [(f"{candidate} mix", a) for a in ("trad_aug", "crop_paste") if a in arms]
+    if baseline:
+        pairs += [(f"{candidate} mix", f"{baseline} mix")]
+        pairs += [(f"{baseline} mix", a) for a in ("trad_aug", "crop_paste") if a in arms]
+    if {"trad_aug", "crop_paste"} <= arms:
+        pairs.append(("crop_paste", "trad_aug"))
+    return pairs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--candidate", required=True, help="the winner's preset (e.g. a search_*.yaml export)"
+    )
+    parser.add_argument("--baseline", default="cpu32", help="the paper's lambdas at this scale; '' for none")
+    parser.add_argument("--seeds", default="101,102,103", help="fresh GAN seeds (not the search's)")
+    parser.add_argument("--downstream-preset", default="downstream_cpu_power")
+    parser.add_argument(
+        "-o", "--override", action="append", default=[], help="training override, both recipes"
+    )
+    parser.add_argument("--downstream-override", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=None, help="default results/confirm-<candidate>")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--study-run-id", default=None, help="MLflow parent run of the search: log the table")
+    parser.add_argument(
+        "--study-preset",
+        default="search_cpu",
+        help="the search's preset: its tracking settings find the store",
+    )
+    args = parser.parse_args()
+    candidate = recipe_name(args.candidate)
+    args.out = args.out or f"results/confirm-{candidate}"
+    used = {load_config(args.candidate, args.override).data.path}
+    used.add(load_config(args.downstream_preset, args.downstream_override).downstream.held_out_data)
+    for path, synth in (("data/cpu/benchmark.parquet", TRAINING), ("data/cpu/heldout.parquet", HELD_OUT)):
+        if path in used and not (REPO / path).is_file():  # the CPU presets' data sets, rendered once
+            _run(
+                [sys.executable, "-m", "dtgan", "data", "synth", "--out", path, *synth],
+                Path(args.out) / "synth.log",
+            )
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    presets = [args.candidate] + ([args.baseline] if args.baseline else [])
+    started = time.monotonic()
+    print(f"confirm: {presets} x GAN seeds {seeds}, downstream {args.downstream_preset}", flush=True)
+    payloads = []
+    for preset in presets:
+        for seed in seeds:
+            payload = train_and_classify(args, preset, seed, all_arms=not payloads)
+            payloads.append((recipe_name(preset), seed, payload))
+    rows = merge([arm_series(p, recipe, seed) for recipe, seed, p in payloads])
+    arms = {job["cell"]["arm"] for _, _, p in payloads for job in p["jobs"]}
+    baseline = recipe_name(args.baseline) if args.baseline else None
+    comparisons = compare(rows, comparisons_of(candidate, baseline, arms), alpha=args.alpha)
+    test_images = payloads[0][2]["jobs"][0]["test_images"]
+    text = markdown(rows, comparisons, cell_errors(payloads), alpha=args.alpha, test_images=test_images)
+    out = Path(args.out)
+    write_text_atomic(out / "confirmation.md", text + "\n")
+    write_text_atomic(
+        out / "confirmation.json",
+        json.dumps(
+            {
+                "candidate": args.candidate,
+                "baseline": args.baseline,
+                "gan_seeds": seeds,
+                "rows": {n: {f"{g}/{s}": v for (g, s), v in r.items()} for n, r in rows.items()},
+                "comparisons": [
+                    {
+                        "a": c.a,
+                        "b": c.b,
+                        "pairs": c.pairs,
+                        "mean_difference": c.mean_difference,
+                        "p_adjusted": c.test.p_adjusted if c.test else None,
+                        "significant": c.test.significant if c.test else None,
+                        "min_detectable": c.test.min_detectable if c.test else None,
+                    }
+                    for c in comparisons
+                ],
+            },
+            indent=2,
+        )
+        + "\n",
+    )
+    verdict = verdict_line(comparisons)
+    if args.study_run_id:
+        from dtgan.tracking import Tracker, mlflow_search
+
+        tracker = Tracker.from_config(load_config(args.study_preset).tracking)
+        mlflow_search.log_confirmation(tracker, args.study_run_id, text, verdict)
+    print(text)
+    print(f"\nverdict: {verdict}")
+    print(f"\nwritten: {out / 'confirmation.md'} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
