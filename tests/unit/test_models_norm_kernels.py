@@ -108,3 +108,28 @@ def test_generator_and_mapping_equal_their_torch_instance_norm_versions(layout):
     torch.testing.assert_close(out, out_ref, rtol=1e-9, atol=1e-10)
     for a, r in zip(grads, grads_ref):
         torch.testing.assert_close(a, r, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL])
+def test_the_networks_run_under_bf16_autocast_as_the_formula_does(layout):
+    """Under autocast the style codes are bf16 (a Linear) while a norm's input may be fp32: AdaIN promotes
+    as ``(1 + gamma) * IN(x) + beta`` does."""
+    x, _, _ = _inputs(layout, seed=3)
+    scale, shift = torch.rand(3, 5).bfloat16() + 0.5, torch.randn(3, 5).bfloat16()
+    ours = adaptive_instance_norm(x, scale, shift)
+    ref = (
+        scale.float()[:, :, None, None] * _reference_instance_norm(x, None, None)
+        + shift.float()[:, :, None, None]
+    )
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, ref, **TOL)
+    config = load_config("tiny", ["model.ablation=g"])
+    nets = build_nets(config.model, num_domains=3, num_products=2)
+    G, M = nets.generator.to(memory_format=layout), nets.mapping_network.to(memory_format=layout)
+    images = (torch.rand(4, 3, 32, 32) * 2 - 1).contiguous(memory_format=layout)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s, c = M(torch.randn(4, config.model.latent_dim), torch.tensor([0, 1, 2, 1]))
+        h = G.encode(images)
+        out = G.decode(h, s, c, background=G.decode_background(h.float()))  # an fp32 input meets bf16 codes
+    out.float().sum().backward()
+    assert torch.isfinite(out).all() and all(p.grad is not None for p in G.fg_decoder.parameters())

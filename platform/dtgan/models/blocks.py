@@ -42,6 +42,10 @@ def adaptive_instance_norm(
     group norm's per-channel one: one normalise-and-affine pass forward and one backward instead of three.
     """
     n, c, h, w = x.shape
+    dtype = torch.promote_types(
+        x.dtype, scale.dtype
+    )  # as the formula's products would (bf16 codes under autocast)
+    x, scale, shift = x.to(dtype), scale.to(dtype), shift.to(dtype)
     if x.is_contiguous():
         folded = F.group_norm(x.view(1, n * c, h, w), n * c, scale.reshape(-1), shift.reshape(-1), eps)
         return folded.view(n, c, h, w)

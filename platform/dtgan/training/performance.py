@@ -12,6 +12,11 @@ fp32 but bf16 + channels_last ("auto" there) 1.35x; without bf16 instructions bf
 EMA stay in fp32:
 the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA update
 runs after the step, outside any autocast region.
+
+``compile`` (off by default, opt-in everywhere: its warm-up takes minutes) compiles G block by block, M, E and,
+with lazy R1, D between R1 steps, with static shapes (``dynamic=False``) and ``compile_mode`` (``reduce-overhead``
+replays CUDA graphs). A compiled step computes what the eager one does: the same random numbers (inductor's
+``fallback_random``) and the same losses and weights within float tolerance (tests/unit/test_training_compiled_step.py).
 """
 
 from __future__ import annotations
