@@ -79,6 +79,8 @@ LAZY_SUFFIX = "+lazy_r1"
 
 
 def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast: bool, r1_every: int = 16):
+    """A mode is a base (plain, auto, fast or one option alone) optionally followed by ``+option`` parts, each
+    turned on on top of the base (e.g. ``auto+compile``), and ``+lazy_r1`` last."""
     from dtgan.config.loader import load_config
     from dtgan.config.root import DTGANConfig
 
@@ -86,17 +88,24 @@ def _config(preset: str, ablation: str, batch_size: int, mode: str, compile_fast
     if mode.endswith(LAZY_SUFFIX):
         mode = mode.removesuffix(LAZY_SUFFIX)
         overrides.append(f"loss.r1_every={r1_every}")
-    if (
-        "distributed" in DTGANConfig.model_fields and mode != "auto"
-    ):  # older checkouts have no performance options
-        if mode == "plain":
-            options = PLAIN_OPTIONS
-        elif mode == "fast":
+    base, *extra = mode.split("+")
+    if "distributed" in DTGANConfig.model_fields:  # older checkouts have no performance options
+        if base == "auto":
+            options = {}
+        elif base == "plain":
+            options = dict(PLAIN_OPTIONS)
+        elif base == "fast":
             options = FAST_OPTIONS | {"compile": compile_fast}
         else:
-            options = PLAIN_OPTIONS | {SINGLE_OPTIONS[mode]: True}
+            options = PLAIN_OPTIONS | {SINGLE_OPTIONS[base]: True}
+        options |= {SINGLE_OPTIONS[name]: True for name in extra}
         overrides += [f"train.performance.{k}={str(v).lower()}" for k, v in options.items()]
     return load_config(preset, overrides)
+
+
+def _known_mode(mode: str) -> bool:
+    base, *extra = mode.removesuffix(LAZY_SUFFIX).split("+")
+    return base in ("plain", "auto", "fast", *SINGLE_OPTIONS) and all(e in SINGLE_OPTIONS for e in extra)
 
 
 def resolved_options(config, device: torch.device) -> dict:
@@ -238,12 +247,11 @@ def main() -> None:
     modes = (args.modes or ("plain,auto,fast" if cuda else "plain,auto,bf16,channels_last,fused_adam")).split(
         ","
     )
-    unknown = [
-        m for m in modes if m.removesuffix(LAZY_SUFFIX) not in ("plain", "auto", "fast", *SINGLE_OPTIONS)
-    ]
+    unknown = [m for m in modes if not _known_mode(m)]
     if unknown:
         parser.error(
-            f"--modes: unknown {unknown}; choose from plain, auto, fast, {', '.join(SINGLE_OPTIONS)}"
+            f"--modes: unknown {unknown}; choose from plain, auto, fast, {', '.join(SINGLE_OPTIONS)}, "
+            "each optionally followed by +OPTION parts and +lazy_r1"
         )
     default_sizes = ("4,32" if cuda else "1") if args.preset == "paper" else "8"
     sizes = [int(b) for b in (args.batch_sizes or default_sizes).split(",")]

@@ -31,3 +31,8 @@ class PerformanceConfig(Section):
         "its R1 passes run eager, double backward cannot be compiled); "
         "opt-in because the warm-up takes minutes",
     )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = Field(
+        "default",
+        description="torch.compile's mode with compile on: reduce-overhead replays CUDA graphs (CUDA only; the "
+        "paper configuration's shapes are static), the others generate kernels only",
+    )

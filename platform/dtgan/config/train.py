@@ -31,7 +31,19 @@ class TrainConfig(Section):
         "before_he_init",
         description="StarGAN copies the EMA nets before He init (they start from PyTorch's default init)",
     )
-    log_every_steps: int = Field(10, ge=1, description="steps between logged losses")
+    log_every_steps: int | Literal["auto"] = Field(
+        "auto",
+        description="steps between logged losses (each log reads the loss terms back from the device); auto = a "
+        "per-device cadence of a few seconds: 10 on a CPU, 100 on a GPU (training.loop.log_interval)",
+    )
+
+    @field_validator("log_every_steps")
+    @classmethod
+    def _positive_interval(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be >= 1 or 'auto'")
+        return value
+
     sample_every_steps: int = Field(5_000, ge=1, description="steps between sample grids")
     checkpoint_every_steps: int = Field(10_000, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="how many latest checkpoints to keep")

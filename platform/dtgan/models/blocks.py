@@ -12,6 +12,55 @@ LRELU_SLOPE = 0.2  # StarGAN v2's LeakyReLU slope everywhere except the mapping 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
+def instance_norm(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float = 1e-5
+) -> torch.Tensor:
+    """Instance norm of x (N, C, H, W) with an optional per-channel affine, in the kernel that suits x's layout.
+
+    The same function as ``F.instance_norm`` (each (n, c) plane normalised over H x W with its biased variance),
+    computed as a group norm with one channel per group on contiguous (NCHW) input: one kernel each way on the
+    CPU, where instance norm reshapes to a batch norm. On channels_last input the result is made channels_last
+    again (instance norm returns NCHW): the LeakyReLU that follows then runs, forward and backward, in one
+    layout instead of a slow mixed-stride path.
+    """
+    if x.is_contiguous():
+        return F.group_norm(x, x.size(1), weight, bias, eps)
+    out = F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+    return (
+        out.contiguous(memory_format=torch.channels_last)
+        if x.is_contiguous(memory_format=torch.channels_last)
+        else out
+    )
+
+
+def adaptive_instance_norm(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """``scale * IN(x) + shift`` with per-sample (N, C) ``scale`` and ``shift``, in one kernel on NCHW input.
+
+    Folding the N samples into the channels, (N, C, H, W) -> (1, N*C, H, W), turns the per-sample affine into a
+    group norm's per-channel one: one normalise-and-affine pass forward and one backward instead of three.
+    """
+    n, c, h, w = x.shape
+    dtype = torch.promote_types(
+        x.dtype, scale.dtype
+    )  # as the formula's products would (bf16 codes under autocast)
+    x, scale, shift = x.to(dtype), scale.to(dtype), shift.to(dtype)
+    if x.is_contiguous():
+        folded = F.group_norm(x.view(1, n * c, h, w), n * c, scale.reshape(-1), shift.reshape(-1), eps)
+        return folded.view(n, c, h, w)
+    return scale[:, :, None, None] * instance_norm(x, None, None, eps) + shift[:, :, None, None]
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (same parameters and state_dict) computed by :func:`instance_norm`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.track_running_stats or x.dim() != 4:
+            return super().forward(x)
+        return instance_norm(x, self.weight, self.bias, self.eps)
+
+
 def _shortcut(dim_in: int, dim_out: int) -> nn.Module:
     """A learned 1x1 shortcut without bias when the width changes, the identity otherwise."""
     return nn.Conv2d(dim_in, dim_out, 1, bias=False) if dim_in != dim_out else nn.Identity()
@@ -27,8 +76,8 @@ class ResBlk(nn.Module):
     def __init__(self, dim_in: int, dim_out: int, normalize: bool = False, downsample: bool = False) -> None:
         super().__init__()
         self.downsample = downsample
-        self.norm1 = nn.InstanceNorm2d(dim_in, affine=True) if normalize else nn.Identity()
-        self.norm2 = nn.InstanceNorm2d(dim_in, affine=True) if normalize else nn.Identity()
+        self.norm1 = InstanceNorm2d(dim_in, affine=True) if normalize else nn.Identity()
+        self.norm2 = InstanceNorm2d(dim_in, affine=True) if normalize else nn.Identity()
         self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, 1)
         self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
         self.shortcut = _shortcut(dim_in, dim_out)
@@ -51,12 +100,12 @@ class AdaIN(nn.Module):
 
     def __init__(self, style_dim: int, num_features: int) -> None:
         super().__init__()
-        self.norm = nn.InstanceNorm2d(num_features, affine=False)
+        self.norm = InstanceNorm2d(num_features, affine=False)
         self.fc = nn.Linear(style_dim, num_features * 2)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.fc(s)[:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1) each
-        return (1 + gamma) * self.norm(x) + beta
+        gamma, beta = self.fc(s).chunk(2, dim=1)  # (N, C) each
+        return adaptive_instance_norm(x, 1 + gamma, beta, self.norm.eps)
 
 
 class AdainResBlk(nn.Module):
@@ -90,8 +139,8 @@ class INResBlk(nn.Module):
     def __init__(self, dim_in: int, dim_out: int, upsample: bool = False) -> None:
         super().__init__()
         self.upsample = upsample
-        self.norm1 = nn.InstanceNorm2d(dim_in, affine=True)
-        self.norm2 = nn.InstanceNorm2d(dim_out, affine=True)
+        self.norm1 = InstanceNorm2d(dim_in, affine=True)
+        self.norm2 = InstanceNorm2d(dim_out, affine=True)
         self.conv1 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
         self.conv2 = nn.Conv2d(dim_out, dim_out, 3, 1, 1)
         self.shortcut = _shortcut(dim_in, dim_out)
@@ -135,8 +184,8 @@ class NoisyUpResBlk(nn.Module):
         self.conv2 = nn.Conv2d(dim_out, dim_out, 3, 1, 1)
         self.noise1 = NoiseInjection(dim_out, noise_init) if noise_init is not None else nn.Identity()
         self.noise2 = NoiseInjection(dim_out, noise_init) if noise_init is not None else nn.Identity()
-        self.norm1 = nn.InstanceNorm2d(dim_out, affine=True)
-        self.norm2 = nn.InstanceNorm2d(dim_out, affine=True)
+        self.norm1 = InstanceNorm2d(dim_out, affine=True)
+        self.norm2 = InstanceNorm2d(dim_out, affine=True)
         self.shortcut = _shortcut(dim_in, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

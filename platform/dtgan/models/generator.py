@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dtgan.config.model import ModelConfig
-from dtgan.models.blocks import LRELU_SLOPE, AdainResBlk, INResBlk, ResBlk
+from dtgan.models.blocks import LRELU_SLOPE, AdainResBlk, INResBlk, InstanceNorm2d, ResBlk, instance_norm
 from dtgan.models.widths import concat_injection, layer_widths
 
 
@@ -16,7 +16,7 @@ def _to_rgb(dim: int, norm_act: bool) -> nn.Module:
     conv = nn.Conv2d(dim, 3, 1)
     if not norm_act:
         return conv
-    return nn.Sequential(nn.InstanceNorm2d(dim, affine=True), nn.LeakyReLU(LRELU_SLOPE), conv)
+    return nn.Sequential(InstanceNorm2d(dim, affine=True), nn.LeakyReLU(LRELU_SLOPE), conv)
 
 
 class Generator(nn.Module):
@@ -90,9 +90,7 @@ class Generator(nn.Module):
         # docs/model.md#a5 norm_act_conv: IN(affine) -> LReLU -> conv1x1
         if isinstance(self.fusion, nn.Sequential):
             norm, _, conv = self.fusion
-            feats = F.instance_norm(
-                feats, weight=norm.weight[channels], bias=norm.bias[channels], eps=norm.eps
-            )
+            feats = instance_norm(feats, norm.weight[channels], norm.bias[channels], norm.eps)
             feats = F.leaky_relu(feats, LRELU_SLOPE)
         else:  # docs/model.md#a5 conv
             conv = self.fusion

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dtgan.config.model import ModelConfig
-from dtgan.models.blocks import NoiseInjection, NoisyUpResBlk, select_domain, zero_normal
+from dtgan.models.blocks import InstanceNorm2d, NoiseInjection, NoisyUpResBlk, select_domain, zero_normal
 from dtgan.models.widths import Widths, layer_widths
 
 NUM_SHARED_LAYERS = 4  # StarGAN: Linear(latent -> hidden) + 3 x Linear(hidden -> hidden), each with ReLU
@@ -36,7 +36,7 @@ class ContentBranch(nn.Module):
         last = w.mapping_content[-1].dim_out if w.mapping_content else hidden_dim
         self.to_content = nn.Conv2d(last, out_channels, 1)
         self.noise = NoiseInjection(out_channels, noise_init) if noise_init is not None else nn.Identity()
-        self.norm = nn.InstanceNorm2d(out_channels, affine=True)
+        self.norm = InstanceNorm2d(out_channels, affine=True)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = self.blocks(h[:, :, None, None])  # (N, 512, 1, 1) -> 512@2 -> 512@4 -> 256@8 -> (N, 128, 16, 16)

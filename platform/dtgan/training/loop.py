@@ -11,6 +11,7 @@ import torch
 
 from dtgan import keys
 from dtgan.config.root import DTGANConfig
+from dtgan.config.train import TrainConfig
 from dtgan.errors import CheckpointError, TrainingDiverged
 from dtgan.training.checkpoint import (
     checkpoint_path,
@@ -148,6 +149,21 @@ def _resume_path(run_dir: Path, resume: bool | str | Path) -> Path | None:
     return Path(resume)
 
 
+# train.log_every_steps "auto": a log every few seconds on each device, never a host read per step. One CPU
+# iteration of the CPU presets takes ~0.3-1 s (benchmarks/RESULTS.md); a GPU's, at the paper's batch 4, an
+# estimated ~0.1 s. The cadence is a function of the device type alone, so every rank of a worker group reports
+# at the same steps (a report is a barrier there).
+AUTO_LOG_EVERY_STEPS = {"cpu": 10}
+AUTO_LOG_EVERY_STEPS_ACCELERATOR = 100
+
+
+def log_interval(train_cfg: TrainConfig, device: torch.device) -> int:
+    """Steps between logs on ``device``: ``train.log_every_steps``, or its per-device default for "auto"."""
+    if train_cfg.log_every_steps != "auto":
+        return train_cfg.log_every_steps
+    return AUTO_LOG_EVERY_STEPS.get(device.type, AUTO_LOG_EVERY_STEPS_ACCELERATOR)
+
+
 def _due(step: int, every: int, total: int) -> bool:
     return step % every == 0 or step == total
 
@@ -265,6 +281,7 @@ def _train(
             else NullReporter()
         )
     meter, metrics = TermMeter(), {}
+    log_every = log_interval(tcfg, env.device)
     if tcfg.checkpoint_at_start and state.step == 0:
         rng_states = _rank_rng_states(state, env)
         if env.is_main:
@@ -284,7 +301,7 @@ def _train(
             meter.add(terms, state.step, time.perf_counter() - started)
             step = state.step
             reported = _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps) or _due(
-                step, tcfg.log_every_steps, tcfg.total_steps
+                step, log_every, tcfg.total_steps
             )
             if reported:  # the only host reads of the loss terms: before anything is written of this step
                 meter.raise_if_diverged(run.last_checkpoint)

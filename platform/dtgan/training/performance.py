@@ -12,6 +12,11 @@ fp32 but bf16 + channels_last ("auto" there) 1.35x; without bf16 instructions bf
 EMA stay in fp32:
 the discriminator's pass on real images runs outside autocast (see ``losses.objectives``) and the EMA update
 runs after the step, outside any autocast region.
+
+``compile`` (off by default, opt-in everywhere: its warm-up takes minutes) compiles G block by block, M, E and,
+with lazy R1, D between R1 steps, with static shapes (``dynamic=False``) and ``compile_mode`` (``reduce-overhead``
+replays CUDA graphs). A compiled step computes what the eager one does: the same random numbers (inductor's
+``fallback_random``) and the same losses and weights within float tolerance (tests/unit/test_training_compiled_step.py).
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class Performance:
     channels_last: tuple[str, ...] = ()
     fused_adam: bool = False
     compile: bool = False
+    compile_mode: str = "default"
 
     @classmethod
     def resolve(cls, cfg: PerformanceConfig, device: torch.device) -> Performance:
@@ -95,6 +101,7 @@ class Performance:
             channels_last=_channels_last_nets(cfg.channels_last, device),
             fused_adam=_on(cfg.fused_adam, device),
             compile=cfg.compile,
+            compile_mode=cfg.compile_mode,
         )
 
 
@@ -105,12 +112,33 @@ def autocast(enabled: bool, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _compile_blocks(module: nn.Module) -> None:
+# Each compiled block meets a few static shapes per step (N rows, 3N for the batched mixes, with and without
+# gradients, per dtype): more than dynamo's default of 8 graphs per code object, after which it would run the
+# block eagerly without a word.
+RECOMPILE_LIMIT = 64
+
+
+def _compile_options(perf: Performance) -> dict:
+    """torch.compile's arguments, and the process-wide settings a compiled step needs to equal the eager one:
+    the same random numbers (inductor's own generator would draw other noise than eager's, so a compiled run
+    would neither repeat an eager run nor resume one exactly) and room for each block's static shapes."""
+    import torch._dynamo.config
+    import torch._inductor.config
+
+    torch._inductor.config.fallback_random = True
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    return {
+        "mode": perf.compile_mode,
+        "dynamic": False,
+    }  # static shapes: no symbolic sizes, CUDA graphs may replay
+
+
+def _compile_blocks(module: nn.Module, options: dict) -> None:
     """Compile in place each child (each element of a ModuleList), so that the G step's direct calls of
     ``generator.encode/decode`` run compiled blocks; parameter names and state_dicts are unchanged."""
     for child in module.children():
         for block in child if isinstance(child, nn.ModuleList) else [child]:
-            block.compile()
+            block.compile(**options)
 
 
 def apply_performance(name: str, module: nn.Module, perf: Performance, lazy_r1: bool = False) -> nn.Module:
@@ -123,9 +151,9 @@ def apply_performance(name: str, module: nn.Module, perf: Performance, lazy_r1: 
         module = module.to(memory_format=torch.channels_last)
     if perf.compile and name in COMPILED_NETS:
         if name == "generator":
-            _compile_blocks(module)
+            _compile_blocks(module, _compile_options(perf))
         else:
-            module.compile()
+            module.compile(**_compile_options(perf))
     elif perf.compile and lazy_r1 and name == "discriminator":
-        module = torch.compile(module)
+        module = torch.compile(module, **_compile_options(perf))
     return module
