@@ -43,7 +43,7 @@ from dtgan.errors import CheckpointError, ConfigError, TrainingDiverged
 from dtgan.storage import Storage
 from dtgan.training.checkpoint import CHECKPOINT_DIR, checkpoint_step, checkpoints_in, list_checkpoints
 from dtgan.training.environment import Environment, all_reduce_gradients, no_gradient_sync
-from dtgan.training.loop import train
+from dtgan.training.loop import log_interval, train
 from dtgan.training.reporter import PROGRESS_TERMS, ConsoleReporter, Reporter
 from dtgan.training.run_dir import METRICS_FILE, default_run_name
 from dtgan.utils.atomic import atomic_path
@@ -118,9 +118,16 @@ def injected_failure_step() -> int | None:
     return int(raw)
 
 
+def _worker_log_interval(config: DTGANConfig) -> int:
+    """The workers' log cadence (``train.log_every_steps``, "auto" resolved for the device they train on: a GPU
+    each with ``distributed.use_gpu``, else the CPU)."""
+    return log_interval(config.train, torch.device("cuda" if config.distributed.use_gpu else "cpu"))
+
+
 def _is_report_step(step: int, config: DTGANConfig) -> bool:
     t = config.train
-    return step % t.log_every_steps == 0 or step % t.checkpoint_every_steps == 0 or step == t.total_steps
+    every = _worker_log_interval(config)
+    return step % every == 0 or step % t.checkpoint_every_steps == 0 or step == t.total_steps
 
 
 class RayTrainReporter(Reporter):
@@ -318,7 +325,7 @@ def check_distributed(config: DTGANConfig) -> None:
     if fail_at_step is not None and not _is_report_step(fail_at_step, config):
         raise ConfigError(
             f"{FAIL_AT_STEP_ENV}={fail_at_step} is not a reported step "
-            f"(a multiple of train.log_every_steps={t.log_every_steps})"
+            f"(a multiple of train.log_every_steps={_worker_log_interval(config)})"
         )
 
 
