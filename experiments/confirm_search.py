@@ -171,10 +171,10 @@ def main() -> int:
     )
     verdict = verdict_line(comparisons)
     if args.study_run_id:
-        from dtgan.tracking import Tracker, mlflow_search
+        from dtgan.tracking import Tracker, search_record
 
         tracker = Tracker.from_config(load_config(args.study_preset).tracking)
-        mlflow_search.log_confirmation(tracker, args.study_run_id, text, verdict)
+        search_record.log_confirmation(tracker, args.study_run_id, text, verdict)
     print(text)
     print(f"\nverdict: {verdict}")
     print(f"\nwritten: {out / 'confirmation.md'} ({(time.monotonic() - started) / 60:.1f} min)", flush=True)

@@ -76,7 +76,9 @@ def test_train_step_compares_plain_with_auto_and_says_the_gpu_targets_were_not_m
     assert plain["wall_ms_per_iteration_median"] > 0 and plain["cpu_ms_per_iteration_median"] > 0
     assert plain["images_per_s"] > 0 and plain["gflop_per_iteration"] > 0
     all_nets = ["generator", "mapping_network", "style_encoder", "discriminator"]
-    switches = {k: v for k, v in plain["options"].items() if k != "compile_mode"}  # the mode compile would use
+    switches = {
+        k: v for k, v in plain["options"].items() if k != "compile_mode"
+    }  # the mode compile would use
     assert not any(switches.values()) and row["channels_last"]["options"]["channels_last"] == all_nets
     # "auto" resolves to what pays on this CPU: bf16 where bf16 is native, channels_last only with AMX tiles
     native = bool(env["cpu_amx_tile"] or env["cpu_avx512_bf16"])

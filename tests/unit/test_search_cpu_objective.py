@@ -192,29 +192,29 @@ def test_fanova_importance_finds_the_parameter_that_drives_the_objective():
 
 
 def test_importances_and_confirmation_land_on_the_parent_run(tmp_path):
-    from dtgan.tracking import Tracker, mlflow_search
+    from dtgan.tracking import Tracker, search_record
 
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts"))
     tracker.init("search-cpu")
     client = MlflowClient(tracker.tracking_uri)
     run_id = client.create_run(tracker.experiment_id(tracker.experiment_name_for("search-cpu"))).info.run_id
-    mlflow_search.log_importances(
+    search_record.log_importances(
         tracker, run_id, {"loss.lambda_fg": 0.7, "model.ablation": 0.3}, DOWNSTREAM_MIX, "Optuna fANOVA"
     )
-    mlflow_search.log_pareto(tracker, run_id, [{"trial": "t1", "a": 1.0, "b": 2.0, "params": {"x": 3}}])
-    mlflow_search.log_confirmation(tracker, run_id, "| a | b |", "winner mix - trad_aug: -2.00")
+    search_record.log_pareto(tracker, run_id, [{"trial": "t1", "a": 1.0, "b": 2.0, "params": {"x": 3}}])
+    search_record.log_confirmation(tracker, run_id, "| a | b |", "winner mix - trad_aug: -2.00")
     run = client.get_run(run_id)
     assert run.data.metrics["search/importance/loss.lambda_fg"] == pytest.approx(0.7)
-    assert run.data.tags[mlflow_search.TAG_IMPORTANCES].startswith("Optuna fANOVA for " + DOWNSTREAM_MIX)
-    assert run.data.tags[mlflow_search.TAG_CONFIRMATION] == "winner mix - trad_aug: -2.00"
+    assert run.data.tags[search_record.TAG_IMPORTANCES].startswith("Optuna fANOVA for " + DOWNSTREAM_MIX)
+    assert run.data.tags[search_record.TAG_CONFIRMATION] == "winner mix - trad_aug: -2.00"
     stored = {a.path for a in client.list_artifacts(run_id, "study")}
     assert {
-        mlflow_search.IMPORTANCES_TABLE,
-        mlflow_search.PARETO_TABLE,
-        mlflow_search.CONFIRMATION_ARTIFACT,
+        search_record.IMPORTANCES_TABLE,
+        search_record.PARETO_TABLE,
+        search_record.CONFIRMATION_ARTIFACT,
     } <= stored
-    figures = {a.path for a in client.list_artifacts(run_id, mlflow_search.IMPORTANCES_FIGURE_DIR)}
-    assert f"{mlflow_search.IMPORTANCES_FIGURE_DIR}/param_importances.png" in figures
+    figures = {a.path for a in client.list_artifacts(run_id, search_record.IMPORTANCES_FIGURE_DIR)}
+    assert f"{search_record.IMPORTANCES_FIGURE_DIR}/param_importances.png" in figures
 
 
 def test_g_step_weighs_self_reconstruction_with_the_weight_of_its_step():

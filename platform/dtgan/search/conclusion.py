@@ -10,7 +10,7 @@ from typing import Any
 
 from dtgan.search.export import export_winner, front_rows, importance_inputs, recipe_overrides
 from dtgan.search.spaces import load_search_space
-from dtgan.tracking import mlflow_search
+from dtgan.tracking import search_record
 from dtgan.tracking.trial_rows import TrialRow
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def conclude_search(
         importances = {
             k: float(v) for k, v in ray_tune.param_importances(trials, space, study.search_seed).items()
         }
-        mlflow_search.log_importances(
+        search_record.log_importances(
             launch.tracker, launch.parent_run_id, importances, objective.metric, IMPORTANCE_METHOD
         )
         lines += [
@@ -51,7 +51,7 @@ def conclude_search(
         ]
     if len(study.objectives) == 2:
         front = front_rows(rows, [o.metric for o in study.objectives], [o.mode for o in study.objectives])
-        mlflow_search.log_pareto(launch.tracker, launch.parent_run_id, front)
+        search_record.log_pareto(launch.tracker, launch.parent_run_id, front)
     if export:
         base = launch.config.preset or "cpu32"
         path, best = export_winner(
