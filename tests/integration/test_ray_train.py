@@ -100,11 +100,15 @@ def test_two_worker_run_matches_the_single_process_loss_curve(uninterrupted, dat
     # one Adam update of D, then of G) agrees up to float summation order (measured: rel. <= 1.4e-6). Adam's
     # first updates are ~lr * sign(g), so 1e-7 differences of near-zero gradients become lr-sized ones
     # (measured: rel. up to 4e-5 at step 2, median 2e-5 at step 3 and 5e-3 at step 6, worst term 7%):
-    # later steps are checked as a trajectory.
+    # later steps are checked as a trajectory. Within step 1 the same holds in small: the D sub-steps see the
+    # initial nets (measured with the layout-aware norms: rel. <= 7.5e-7), G's reference sub-step comes after three
+    # Adam updates (D latent, D reference, G latent) and differs more (measured: rel. up to 1.6e-5, g/ref/adv).
     expected, got = _losses(single_history[0]), _losses(distributed_history[0])
     assert expected.keys() == got.keys()
     for key in expected:
-        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+        after_three_updates = key.startswith("train/g/ref/")
+        rel = 1e-4 if after_three_updates else 1e-5
+        assert got[key] == pytest.approx(expected[key], rel=rel, abs=1e-7), key
     for one, two in zip(single_history[1:], distributed_history[1:]):
         expected, got = _losses(one), _losses(two)
         relative = sorted(abs(got[k] - expected[k]) / max(abs(expected[k]), 1e-6) for k in expected)
