@@ -238,21 +238,25 @@ def find_inception_weights(cfg: EvaluationConfig) -> Path | None:
     return hub if hub.is_file() else None
 
 
-def pinned_defect_classifier(path: Path) -> ExtractorSpec:
-    """``evaluation.defect_cnn_weights_path``: that network, checked to load (tensors only), never retrained."""
+def check_pinned_network(path: Path, key: str, name: str, remedy: str) -> None:
+    """A network pinned by the config key ``key``: it exists and loads (tensors only), else one line naming the key,
+    the file and ``remedy`` (what setting the key to null would do instead)."""
     if not path.is_file():
         raise ConfigError(
-            f"evaluation.defect_cnn_weights_path: {path} does not exist; point it at dtgan-defect-cnn weights "
-            "or set it to null to train the network on the data"
+            f"{key}: {path} does not exist; point it at {name} weights or set it to null {remedy}"
         )
     try:
         load_defect_cnn(path)
     except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"evaluation.defect_cnn_weights_path: {path} is not dtgan-defect-cnn weights ({first}); set it to null "
-            "to train the network on the data"
-        ) from None
+        raise ConfigError(f"{key}: {path} is not {name} weights ({first}); set it to null {remedy}") from None
+
+
+def pinned_defect_classifier(path: Path) -> ExtractorSpec:
+    """``evaluation.defect_cnn_weights_path``: that network, checked to load (tensors only), never retrained."""
+    check_pinned_network(
+        path, "evaluation.defect_cnn_weights_path", DEFECT_CNN, "to train the network on the data"
+    )
     return ExtractorSpec(DEFECT_CNN, str(path), fingerprint_file(path))
 
 
@@ -280,19 +284,12 @@ def pretrained_extractor(
     pinned = cfg.pretrained_cnn.weights_path
     if pinned is not None:
         path = Path(os.path.expanduser(pinned))
-        if not path.is_file():
-            raise ConfigError(
-                f"evaluation.pretrained_cnn.weights_path: {path} does not exist; point it at {PRETRAINED_CNN} "
-                "weights or set it to null to pre-train the network on the procedural corpus"
-            )
-        try:
-            load_defect_cnn(path)
-        except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(
-                f"evaluation.pretrained_cnn.weights_path: {path} is not {PRETRAINED_CNN} weights ({first}); set "
-                "it to null to pre-train the network"
-            ) from None
+        check_pinned_network(
+            path,
+            "evaluation.pretrained_cnn.weights_path",
+            PRETRAINED_CNN,
+            "to pre-train the network on the procedural corpus",
+        )
     else:
         path = ensure_pretrained_cnn(cfg.pretrained_cnn)
     if cfg.pretrained_cnn.fine_tune:

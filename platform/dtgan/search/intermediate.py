@@ -28,31 +28,48 @@ from dtgan.training.environment import resolve_device
 log = logging.getLogger(__name__)
 
 
-class IntermediateFID:
-    """``fid(checkpoint_path) -> float``: FID-mix over all products from a small synthetic set."""
+class _CheckpointSignal:
+    """A signal of one checkpoint from a few synthetic images per cell: the evaluation data and the judging network
+    (``_load_judge``) are loaded at the first call and kept for the trial."""
 
-    key = keys.SEARCH_INTERMEDIATE_FID
+    key: str
+    cfg_update: dict = {}
 
     def __init__(self, cfg: EvaluationConfig, data_path: str, images_per_cell: int) -> None:
-        # Few images: the KID subset must fit them (KID is computed alongside FID and ignored here).
         self.cfg = cfg.model_copy(
-            update={"images_per_product_per_defect": images_per_cell, "kid_subset_size_min": 2}
+            update={"images_per_product_per_defect": images_per_cell, **self.cfg_update}
         )
         self.data_path = data_path
         self.device = resolve_device(cfg.device, "evaluation.device")
         self._data = None
-        self._extractor = None
 
-    def __call__(self, checkpoint_path: str) -> float:
-        started = time.perf_counter()
+    def _synthetic_sets(self, checkpoint_path: str):
+        """(evaluation data, the checkpoint's synthetic sets)."""
         nets = load_inference_nets(checkpoint_path, device=self.device)
         if self._data is None:
             self._data = load_evaluation_data(
                 self.data_path, nets.vocab, self.cfg, nets.config.model.img_size
             )
-            self._extractor = resolve_extractor(self.cfg, lambda: offline_training_images(self._data))
-        data = self._data
-        sets = build_synthetic_sets(nets, data, self.cfg)
+            self._load_judge(self._data)
+        return self._data, build_synthetic_sets(nets, self._data, self.cfg)
+
+    def _load_judge(self, data) -> None:
+        raise NotImplementedError
+
+
+class IntermediateFID(_CheckpointSignal):
+    """``fid(checkpoint_path) -> float``: FID-mix over all products from a small synthetic set."""
+
+    key = keys.SEARCH_INTERMEDIATE_FID
+    # Few images: the KID subset must fit them (KID is computed alongside FID and ignored here).
+    cfg_update = {"kid_subset_size_min": 2}
+
+    def _load_judge(self, data) -> None:
+        self._extractor = resolve_extractor(self.cfg, lambda: offline_training_images(data))
+
+    def __call__(self, checkpoint_path: str) -> float:
+        started = time.perf_counter()
+        data, sets = self._synthetic_sets(checkpoint_path)
         x_fake = torch.cat(
             [
                 sets.images[("mix", p, d)]
@@ -89,7 +106,7 @@ class IntermediateFID:
         return result.fid
 
 
-class IntermediateDefectMiss:
+class IntermediateDefectMiss(_CheckpointSignal):
     """``miss(checkpoint_path) -> float``: % of a small synthetic mix set (all products) that the data set's defect
     classifier, trained on real images only, does not assign to the intended defect type (100 - defect recall).
 
@@ -98,24 +115,13 @@ class IntermediateDefectMiss:
 
     key = keys.SEARCH_INTERMEDIATE_DEFECT_MISS
 
-    def __init__(self, cfg: EvaluationConfig, data_path: str, images_per_cell: int) -> None:
-        self.cfg = cfg.model_copy(update={"images_per_product_per_defect": images_per_cell})
-        self.data_path = data_path
-        self.device = resolve_device(cfg.device, "evaluation.device")
-        self._data = None
-        self._classifier = None
+    def _load_judge(self, data) -> None:
+        spec = resolve_defect_classifier(self.cfg, lambda: offline_training_images(data))
+        self._classifier = DefectClassifier.load(spec, data.products, data.defects)
 
     def __call__(self, checkpoint_path: str) -> float:
         started = time.perf_counter()
-        nets = load_inference_nets(checkpoint_path, device=self.device)
-        if self._data is None:
-            self._data = load_evaluation_data(
-                self.data_path, nets.vocab, self.cfg, nets.config.model.img_size
-            )
-            spec = resolve_defect_classifier(self.cfg, lambda: offline_training_images(self._data))
-            self._classifier = DefectClassifier.load(spec, self._data.products, self._data.defects)
-        data = self._data
-        sets = build_synthetic_sets(nets, data, self.cfg)
+        _, sets = self._synthetic_sets(checkpoint_path)
         miss = defect_miss_pct(self._classifier, sets)
         log.info(
             "intermediate defect miss %.1f%% at %s (%.1f s)",
