@@ -123,7 +123,8 @@ def test_saved_features_reproduce_the_reported_fid_and_kid(run, first_report):
         f_fake = np.load(folder / f"gen_{record['guidance']}_{record['product']}.npy")
         f_real = np.load(folder / f"real_{record['product']}.npy")
         assert f_fake.dtype == f_real.dtype == np.float32
-        assert (len(f_fake), len(f_real), f_fake.shape[1]) == (record["n_fake"], record["n_real"], 128)
+        # the pretrained network's 128-wide feature layer and its evidence of the five defect types
+        assert (len(f_fake), len(f_real), f_fake.shape[1]) == (record["n_fake"], record["n_real"], 128 + 5)
         stats = [fid_features_to_statistics(torch.from_numpy(f)) for f in (f_fake, f_real)]
         assert fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"] == record["fid"]
         kid = kid_features_to_metric(

@@ -63,18 +63,41 @@ def pretrained(tmp_path_factory):
 
 def test_the_corpus_is_seeded_and_has_every_background_and_defect():
     spec = corpus_mod.CorpusSpec(images_per_class=3, render_sides=(32, 64))
-    images, labels, names = corpus_mod.render_corpus(spec)
+    corpus = corpus_mod.render_corpus(spec)
+    images, labels, names = corpus.images, corpus.labels, corpus.names
     assert images.shape == (3 * len(names), 1, 32, 32) and images.dtype == torch.uint8
     assert len(names) == len(corpus_mod.backgrounds()) * 6 >= 10 * 6
     assert "woven/normal" in names and "dead_leaves/stain" in names
     assert torch.equal(torch.bincount(labels), torch.full((len(names),), 3))
-    again, _, _ = corpus_mod.render_corpus(spec)
-    assert torch.equal(images, again)
-    other, _, _ = corpus_mod.render_corpus(
-        corpus_mod.CorpusSpec(images_per_class=3, render_sides=(32, 64), seed=1)
-    )
-    assert not torch.equal(images, other)
+    again = corpus_mod.render_corpus(spec)
+    assert torch.equal(images, again.images) and torch.equal(corpus.masks, again.masks)
+    other = corpus_mod.render_corpus(corpus_mod.CorpusSpec(images_per_class=3, render_sides=(32, 64), seed=1))
+    assert not torch.equal(images, other.images)
     assert spec.key() != corpus_mod.CorpusSpec(images_per_class=3, render_sides=(32, 64), seed=1).key()
+
+
+def test_the_corpus_masks_cover_the_defect_and_nothing_on_normals():
+    spec = corpus_mod.CorpusSpec(images_per_class=4, render_sides=(32, 64))
+    corpus = corpus_mod.render_corpus(spec)
+    assert corpus.masks.shape == (len(corpus.labels), 32, 32) and corpus.masks.dtype == torch.float32
+    assert 0.0 <= float(corpus.masks.min()) and float(corpus.masks.max()) <= 1.0
+    normal = corpus.labels % 6 == 0
+    assert float(corpus.masks[normal].abs().sum()) == 0.0
+    covered = corpus.masks[~normal].flatten(1).sum(1)
+    assert bool((covered > 0).all())  # every defect image marks where its defect is
+    assert float(covered.max()) < 0.8 * 32 * 32  # and not the whole image (a large stain covers up to ~60 %)
+    # the chunk renderer gives the masks at the output side, as shares of each pixel
+    images, masks = corpus_mod._render_chunk(spec, 0, 1 + list(corpus_mod.DEFECTS).index("spot"), 0, 4)
+    assert images.shape == masks.shape == (4, 32, 32) and float(masks.min()) >= 0.0 and masks.sum() > 0
+
+
+def test_cell_labels_follow_the_masks():
+    masks = torch.zeros(2, 32, 32)
+    masks[0, 0:8, 24:32] = 1.0  # the top-right 8 x 8 cell of a 4 x 4 grid
+    cells = pretrained_mod.cell_labels(masks, torch.tensor([3, 2]), 4)
+    assert cells.shape == (2, 4, 4)
+    assert int(cells[0, 0, 3]) == 3 and int(cells[0].sum()) == 3  # one defect cell, of the image's type
+    assert int(cells[1].abs().sum()) == 0  # no mask: every cell normal, whatever the image's label
 
 
 def test_auto_without_inception_is_the_pretrained_network(pretrained):
@@ -87,7 +110,9 @@ def test_auto_without_inception_is_the_pretrained_network(pretrained):
     assert meta["corpus_key"] == pretrained_mod.corpus_spec(cfg.pretrained_cnn).key()
     # its quality on a corpus of another seed is part of the record
     assert 0.0 <= meta["heldout_accuracy"] <= 1.0 and 0.0 <= meta["heldout_defect_accuracy"] <= 1.0
-    assert FeatureExtractor(spec, cfg, CPU)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 32)
+    # the feature layer (32) and the evidence of each of the five defect types
+    assert FeatureExtractor(spec, cfg, CPU)(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 32 + 5)
+    assert meta["evidence_scale"] > 0
 
 
 def test_cached_weights_are_reused_and_a_changed_corpus_retrains(monkeypatch, tmp_path):

@@ -74,6 +74,18 @@ class PretrainedCNNConfig(Section):
         description="weight of the defect-type loss (the class logits summed over backgrounds) beside the "
         "background x defect loss",
     )
+    pool: Literal["flatten", "avgmax"] = Field(
+        "avgmax",
+        description="how the last conv stage reaches the feature layer: its 4 x 4 cells in place (flatten), or "
+        "their mean and maximum (avgmax: the same wherever a defect sits; a small defect's response is kept)",
+    )
+    local_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="weight of the local head's loss (every cell of the last stage's 4 x 4 map classified as "
+        "normal or a defect type, labelled from the corpus' defect masks); > 0 also appends the defect evidence "
+        "to the FID feature; 0: no local head, the FID feature is the feature layer alone",
+    )
     seed: int = Field(0, ge=0, description="seed of the initialisation and the batch order")
     fine_tune: bool = Field(
         False,

@@ -8,7 +8,9 @@ Defects: every renderer of :mod:`dtgan.data.defects` (and none: normal) at a log
 network sees faint and bold defects alike. Images are rendered at a random native side (``render_sides``) and
 downsampled, with anti-aliasing, to ``side``, as a data set rendered at 128 px and read at 32 px is.
 
-One class per background x defect: ``f"{background}/{defect}"``. Everything is a function of the
+One class per background x defect: ``f"{background}/{defect}"``; every image also carries its defect's mask (where
+the renderer changed the surface), so that a network can learn *where* a defect is, not only that there is one.
+Everything is a function of the
 :class:`CorpusSpec` (and the generator's code, :data:`CORPUS_VERSION`): the same spec gives the same images.
 """
 
@@ -30,6 +32,8 @@ from dtgan.data.vocab import NORMAL
 # Bump when the corpus' rendering changes: pretrained networks keyed by it are then trained again.
 CORPUS_VERSION = 2
 CHUNK = 64  # images per rendered chunk; each chunk has its own seeded RNG
+# A pixel belongs to the defect where the renderer changed the surface by more than this (in [0, 1] units).
+MASK_THRESHOLD = 0.02
 
 
 def dead_leaves(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -120,8 +124,10 @@ def class_names() -> list[str]:
     return [f"{b}/{d}" for b in backgrounds() for d in (NORMAL, *DEFECTS)]
 
 
-def _render_chunk(spec: CorpusSpec, b: int, d: int, chunk: int, n: int) -> np.ndarray:
-    """uint8 (n, side, side) images of background ``b`` with defect ``d`` (0 = normal)."""
+def _render_chunk(spec: CorpusSpec, b: int, d: int, chunk: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, side, side) images of background ``b`` with defect ``d`` (0 = normal), and float32 (n, side,
+    side) masks: the share of each output pixel where the defect changed the surface by more than
+    :data:`MASK_THRESHOLD` (all zero for normals)."""
     rng = np.random.default_rng([spec.seed, b, d, chunk])
     size = int(rng.choice(spec.render_sides))
     background = list(backgrounds().values())[b](rng, n, size).astype(np.float32)
@@ -133,27 +139,49 @@ def _render_chunk(spec: CorpusSpec, b: int, d: int, chunk: int, n: int) -> np.nd
     noise = rng.standard_normal((n, size, size), dtype=np.float32)
     noise *= rng.uniform(0.0, 0.03, (n, 1, 1)).astype(np.float32)
     image = background + noise
+    mask = np.zeros((n, size, size), np.float32)
     if d > 0:
         boldness = float(np.exp(rng.uniform(np.log(spec.min_boldness), np.log(spec.max_boldness))))
-        image = image + list(DEFECTS.values())[d - 1](rng, n, size, boldness)
+        defect = list(DEFECTS.values())[d - 1](rng, n, size, boldness)
+        image = image + defect
+        mask = (np.abs(defect) > MASK_THRESHOLD).astype(np.float32)
     x = torch.from_numpy(np.clip(image, 0.0, 1.0) * 255.0)[:, None]
+    m = torch.from_numpy(mask)[:, None]
     if size != spec.side:
         x = F.interpolate(
             x, size=(spec.side, spec.side), mode="bilinear", antialias=True, align_corners=False
         )
-    return x.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
+        m = F.adaptive_avg_pool2d(m, spec.side)
+    return x.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy(), m[:, 0].numpy()
 
 
-def render_corpus(spec: CorpusSpec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(uint8 (N, 1, side, side) images, (N,) long labels, class names) of the whole corpus."""
+@dataclass(frozen=True)
+class Corpus:
+    """The rendered corpus: uint8 (N, 1, side, side) images, (N,) long labels (background-major class index),
+    float32 (N, side, side) defect masks (share of each pixel the defect covers) and the class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    names: list[str]
+
+
+def render_corpus(spec: CorpusSpec) -> Corpus:
+    """The whole corpus of ``spec``: every background x defect class, ``images_per_class`` each."""
     names = class_names()
     per_class = len(DEFECTS) + 1
-    images, labels = [], []
+    images, masks, labels = [], [], []
     for b in range(len(backgrounds())):
         for d in range(per_class):
             for chunk, start in enumerate(range(0, spec.images_per_class, CHUNK)):
                 n = min(CHUNK, spec.images_per_class - start)
-                images.append(_render_chunk(spec, b, d, chunk, n))
+                x, m = _render_chunk(spec, b, d, chunk, n)
+                images.append(x)
+                masks.append(m)
                 labels.append(np.full(n, b * per_class + d, np.int64))
-    x = torch.from_numpy(np.concatenate(images))[:, None]
-    return x, torch.from_numpy(np.concatenate(labels)), names
+    return Corpus(
+        images=torch.from_numpy(np.concatenate(images))[:, None],
+        labels=torch.from_numpy(np.concatenate(labels)),
+        masks=torch.from_numpy(np.concatenate(masks)),
+        names=names,
+    )

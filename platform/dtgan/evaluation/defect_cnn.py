@@ -40,9 +40,20 @@ def to_gray_input(x_uint8: torch.Tensor, input_size_px: int) -> torch.Tensor:
     return x
 
 
+POOLS = ("flatten", "avgmax")
+
+
 class DefectCNN(nn.Module):
-    """Three conv stages (32-64-128 channels, each halving the side), a ``feature_dim`` linear layer whose
-    output is the FID feature, and a linear classifier over ``num_classes`` = products x defects."""
+    """Three conv stages (32-64-128 channels, each halving the side), a ``feature_dim`` linear layer and a linear
+    classifier over ``num_classes`` (products x defects, or the corpus' backgrounds x defects).
+
+    ``pool`` is how the last stage's map reaches the feature layer: ``flatten`` (its 4 x 4 cells in place) or
+    ``avgmax`` (its mean and its maximum over the cells: the same wherever a defect sits, and a small defect's
+    strongest response is kept). With ``local_classes`` > 0 a 1 x 1 convolution on the last stage's 4 x 4 map
+    classifies every cell (8 x 8 px at 32 px) as normal or one defect type; the
+    network's FID feature is then its feature layer followed by the *defect evidence*, each defect type's highest
+    log-probability over the cells, times ``evidence_scale`` (a buffer, saved with the weights). Without the
+    local head the FID feature is the feature layer alone (the per-data-set ``dtgan-defect-cnn``)."""
 
     def __init__(
         self,
@@ -51,11 +62,17 @@ class DefectCNN(nn.Module):
         input_size_px: int = 32,
         widths: tuple[int, int, int] = _WIDTHS,
         norm: bool = False,
+        pool: str = "flatten",
+        local_classes: int = 0,
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, not {pool!r}")
         self.input_size_px = input_size_px
         self.widths = tuple(int(w) for w in widths)
         self.norm = bool(norm)  # batch norm after every conv (the pretrained network: it trains faster)
+        self.pool = pool
+        self.local_classes = int(local_classes)
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, padding=1), *([nn.BatchNorm2d(cout)] if norm else []), nn.ReLU()]
@@ -66,17 +83,49 @@ class DefectCNN(nn.Module):
             layers += [*block(in_ch, width), *block(width, width), nn.AvgPool2d(2)]
             in_ch = width
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(_POOLED_SIDE))
-        self.feature = nn.Linear(self.widths[-1] * _POOLED_SIDE**2, feature_dim)
+        pooled = self.widths[-1] * (2 if pool == "avgmax" else _POOLED_SIDE**2)
+        self.feature = nn.Linear(pooled, feature_dim)
         self.classifier = nn.Linear(feature_dim, num_classes)
+        if self.local_classes:
+            self.local = nn.Conv2d(self.widths[-1], self.local_classes, 1)
+            self.register_buffer("evidence_scale", torch.ones(()))
 
-    def forward_features(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 1|3, H, W) -> features (N, feature_dim), taken before the ReLU of the head."""
+    def parts(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(feature layer (N, feature_dim) before its ReLU, class logits, per-cell defect logits (N, local_classes,
+        4, 4) or None without the local head)."""
         h = self.trunk(to_gray_input(x_uint8, self.input_size_px))  # (N, widths[-1], 4, 4)
-        return self.feature(h.flatten(1))
+        local = self.local(h) if self.local_classes else None
+        pooled = torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1) if self.pool == "avgmax" else h.flatten(1)
+        features = self.feature(pooled)
+        return features, self.classifier(F.relu(features)), local
 
     def forward(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.forward_features(x_uint8)
-        return features, self.classifier(F.relu(features))
+        """uint8 (N, 1|3, H, W) -> (FID features, class logits)."""
+        features, logits, local = self.parts(x_uint8)
+        if local is not None:
+            features = torch.cat([features, self.evidence_scale * defect_evidence(local)], 1)
+        return features, logits
+
+    def forward_features(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 1|3, H, W) -> the FID features."""
+        return self.forward(x_uint8)[0]
+
+    def architecture(self) -> dict:
+        """What rebuilding this network needs besides its class count (saved beside the weights)."""
+        return {
+            "feature_dim": self.feature.out_features,
+            "input_size_px": self.input_size_px,
+            "widths": list(self.widths),
+            "norm": self.norm,
+            "pool": self.pool,
+            "local_classes": self.local_classes,
+        }
+
+
+def defect_evidence(local_logits: torch.Tensor) -> torch.Tensor:
+    """(N, K, h, w) per-cell logits over normal + K-1 defect types -> (N, K-1): each defect type's highest
+    log-probability over the cells, i.e. how strongly the most defect-like place looks like that defect."""
+    return F.log_softmax(local_logits, 1)[:, 1:].flatten(2).amax(2)
 
 
 def weights_cache_path(
@@ -136,10 +185,7 @@ def save_defect_cnn(
     payload = {
         "arch_version": ARCH_VERSION,
         "num_classes": num_classes,
-        "feature_dim": net.feature.out_features,
-        "input_size_px": net.input_size_px,
-        "widths": list(net.widths),
-        "norm": net.norm,
+        **net.architecture(),
         "class_names": class_names,
         "train_accuracy": accuracy,
         "state_dict": net.state_dict(),
@@ -152,12 +198,14 @@ def load_defect_cnn(path: str | Path) -> DefectCNN:
     """Rebuild a saved network in eval mode."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     widths = tuple(payload.get("widths", _WIDTHS))  # files written before the widths were stored: the default
-    net = DefectCNN(
+    net = DefectCNN(  # files written before pooling and the local head existed: flatten, none
         payload["num_classes"],
         payload["feature_dim"],
         payload["input_size_px"],
         widths,
         bool(payload.get("norm", False)),
+        str(payload.get("pool", "flatten")),
+        int(payload.get("local_classes", 0)),
     )
     net.load_state_dict(payload["state_dict"])
     return net.eval()

@@ -61,12 +61,15 @@ def fine_tune(
     pretrained = load_defect_cnn(base)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        arch = pretrained.architecture()
         net = DefectCNN(
             len(class_names),
-            pretrained.feature.out_features,
-            pretrained.input_size_px,
-            pretrained.widths,
+            arch["feature_dim"],
+            arch["input_size_px"],
+            tuple(arch["widths"]),
             True,
+            arch["pool"],
+            arch["local_classes"],
         )
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("classifier.")}
     net.load_state_dict(state, strict=False)

@@ -28,7 +28,7 @@ from dtgan.data import corpus as corpus_mod
 from dtgan.data import defects as defects_mod
 from dtgan.data import textures as textures_mod
 from dtgan.evaluation import defect_cnn as defect_cnn_mod
-from dtgan.evaluation.defect_cnn import DefectCNN, load_defect_cnn, to_gray_input
+from dtgan.evaluation.defect_cnn import DefectCNN, defect_evidence, load_defect_cnn, to_gray_input
 from dtgan.evaluation.feature_cache import fingerprint_images, usable_cache_entry
 from dtgan.utils.atomic import atomic_path
 from dtgan.utils.lock import waiting_lock
@@ -36,9 +36,12 @@ from dtgan.utils.lock import waiting_lock
 log = logging.getLogger(__name__)
 
 PRETRAINED_DIR = "pretrained_cnn"
-TRAINER_VERSION = 2  # bump when train_pretrained changes: cached networks are then trained again
+TRAINER_VERSION = 3  # bump when train_pretrained changes: cached networks are then trained again
 # The modules whose code decides the corpus and the network: a change in any retrains.
 _CODE = (corpus_mod, textures_mod, defects_mod, defect_cnn_mod)
+LOCAL_GRID = 4  # cells per side of the local head (the last conv stage's pooled map)
+# A cell of the local head's grid is labelled with the image's defect where the defect covers this share of it.
+CELL_COVERAGE = 0.05
 
 
 def corpus_spec(cfg: PretrainedCNNConfig) -> corpus_mod.CorpusSpec:
@@ -52,20 +55,42 @@ def corpus_spec(cfg: PretrainedCNNConfig) -> corpus_mod.CorpusSpec:
     )
 
 
+def cell_labels(masks: torch.Tensor, defect_labels: torch.Tensor, grid: int) -> torch.Tensor:
+    """(N, grid, grid) long: each cell's defect type where the image's defect covers at least
+    :data:`CELL_COVERAGE` of it, else 0 (normal). ``masks`` (N, side, side) float, ``defect_labels`` (N,)."""
+    coverage = F.adaptive_avg_pool2d(masks[:, None].float(), grid)[:, 0]
+    return torch.where(coverage >= CELL_COVERAGE, defect_labels[:, None, None], 0).long()
+
+
 def train_pretrained(
-    images_uint8: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: PretrainedCNNConfig
+    images_uint8: torch.Tensor,
+    labels: torch.Tensor,
+    masks: torch.Tensor,
+    num_classes: int,
+    cfg: PretrainedCNNConfig,
 ) -> tuple[DefectCNN, float]:
     """Fit the network (batch norm) to the background x defect classes, plus the defect type alone: the joint
     class logits summed over backgrounds (logsumexp) are a defect-type classifier whose cross-entropy is added, so
-    that the feature is about the defect at least as much as about the background. Adam with a cosine decay;
-    seeded. Returns the network in eval mode and its class accuracy on the training images."""
+    that the feature is about the defect at least as much as about the background; plus, with ``local_weight``,
+    the cross-entropy of the local head against each cell's defect type from the masks (where the defect is).
+    Adam with a cosine decay; seeded. Returns the network in eval mode and its class accuracy on the training
+    images."""
     per_bg = len(defects_mod.DEFECTS) + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        net = DefectCNN(num_classes, cfg.feature_dim, cfg.input_size_px, tuple(cfg.widths), norm=True)
+        net = DefectCNN(
+            num_classes,
+            cfg.feature_dim,
+            cfg.input_size_px,
+            tuple(cfg.widths),
+            norm=True,
+            pool=cfg.pool,
+            local_classes=per_bg if cfg.local_weight > 0 else 0,
+        )
     x_all = to_gray_input(images_uint8, cfg.input_size_px)
     x_all = ((x_all + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
     defect_labels = labels % per_bg
+    cells = cell_labels(masks, defect_labels, LOCAL_GRID) if net.local_classes else None
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     steps = cfg.epochs * math.ceil(len(labels) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -77,11 +102,13 @@ def train_pretrained(
         order = torch.randperm(len(labels), generator=order_rng)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            _, logits = net(x_all[idx])
+            _, logits, local = net.parts(x_all[idx])
             defect_logits = logits.view(len(idx), -1, per_bg).logsumexp(dim=1)
             loss = F.cross_entropy(logits, labels[idx]) + cfg.defect_weight * F.cross_entropy(
                 defect_logits, defect_labels[idx]
             )
+            if local is not None:
+                loss = loss + cfg.local_weight * F.cross_entropy(local, cells[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -89,6 +116,23 @@ def train_pretrained(
     net.eval()
     accuracy, _ = _accuracy(net, x_all, labels)
     return net, accuracy
+
+
+@torch.no_grad()
+def balance_evidence(net: DefectCNN, images_uint8: torch.Tensor) -> float:
+    """Set the network's ``evidence_scale`` so that, over ``images_uint8`` (a corpus it was not trained on), the
+    defect evidence carries as much variance (summed over its dimensions) as the feature layer: FID then weighs
+    "is there a defect, and which" as much as everything else the feature layer sees. Returns the scale."""
+    features, local = [], []
+    for start in range(0, len(images_uint8), 512):
+        f, _, loc = net.parts(images_uint8[start : start + 512])
+        features.append(f)
+        local.append(defect_evidence(loc))
+    spread = torch.cat(features).var(0).sum()
+    evidence_spread = torch.cat(local).var(0).sum()
+    scale = float((spread / evidence_spread).sqrt()) if evidence_spread > 0 else 1.0
+    net.evidence_scale.fill_(scale)
+    return scale
 
 
 def code_fingerprint() -> str:
@@ -107,7 +151,18 @@ def pretrained_key(cfg: PretrainedCNNConfig) -> str:
         "recipe": {
             k: v
             for k, v in cfg.model_dump(mode="json").items()
-            if k in ("widths", "feature_dim", "epochs", "batch_size", "lr", "seed", "defect_weight")
+            if k
+            in (
+                "widths",
+                "feature_dim",
+                "epochs",
+                "batch_size",
+                "lr",
+                "seed",
+                "defect_weight",
+                "pool",
+                "local_weight",
+            )
         },
         "trainer": TRAINER_VERSION,
         "arch": defect_cnn_mod.ARCH_VERSION,
@@ -137,7 +192,8 @@ def pretrain(cfg: PretrainedCNNConfig, path: Path) -> Path:
     """Render the corpus, train the network on it, score it on a second corpus of another seed, save it."""
     spec = corpus_spec(cfg)
     started = time.perf_counter()
-    images, labels, names = corpus_mod.render_corpus(spec)
+    corpus = corpus_mod.render_corpus(spec)
+    images, labels, names = corpus.images, corpus.labels, corpus.names
     render_s = time.perf_counter() - started
     log.info(
         "dtgan-pretrained-cnn: training on the procedural corpus (%d images, %d classes, rendered in %.1f s)",
@@ -145,19 +201,18 @@ def pretrain(cfg: PretrainedCNNConfig, path: Path) -> Path:
         len(names),
         render_s,
     )
-    net, train_accuracy = train_pretrained(images, labels, len(names), cfg)
+    net, train_accuracy = train_pretrained(images, labels, corpus.masks, len(names), cfg)
     held_spec = dataclasses.replace(
         spec, images_per_class=max(8, spec.images_per_class // 4), seed=spec.seed + 1_000_003
     )
-    held_images, held_labels, _ = corpus_mod.render_corpus(held_spec)
-    held_accuracy, held_defect_accuracy = _accuracy(net, held_images, held_labels)
+    held = corpus_mod.render_corpus(held_spec)
+    held_accuracy, held_defect_accuracy = _accuracy(net, held.images, held.labels)
+    scale = balance_evidence(net, held.images) if net.local_classes else None
     payload = {
         "arch_version": defect_cnn_mod.ARCH_VERSION,
         "num_classes": len(names),
-        "feature_dim": net.feature.out_features,
-        "input_size_px": net.input_size_px,
-        "widths": list(net.widths),
-        "norm": net.norm,
+        **net.architecture(),
+        "evidence_scale": scale,
         "class_names": names,
         "train_accuracy": train_accuracy,
         "heldout_accuracy": held_accuracy,
@@ -205,6 +260,7 @@ def pretrained_metadata(path: str | Path) -> dict:
         "train_accuracy",
         "heldout_accuracy",
         "heldout_defect_accuracy",
+        "evidence_scale",
         "train_s",
     )
     return {k: payload[k] for k in keys if k in payload}
