@@ -2,6 +2,7 @@
 
     python benchmarks/ladder_check.py --work /tmp/ladder                      # dtgan-pretrained-cnn, all three
     python benchmarks/ladder_check.py --work /tmp/ladder --extractor dtgan-defect-cnn --sets benchmark
+    python benchmarks/ladder_check.py --work /tmp/ladder --sets photos -o evaluation.pretrained_cnn.seed=1
 
 The data sets (built under ``--work`` when missing, with the user-facing builders):
 
@@ -72,6 +73,31 @@ def _scope(record: dict) -> dict:
     return out
 
 
+def save_rows(inputs, cfg, out: Path, per_row: int = 8) -> None:
+    """A PNG of each cell with real defects: a row of its real defects, one of the product's normal sources, one
+    of Crop&Paste onto those normals (the ladder's floor, "paints nothing" and Crop&Paste material)."""
+    from torchvision.utils import save_image
+
+    from dtgan.config.crop_paste import CropPasteConfig
+    from dtgan.evaluation.crop_paste import crop_paste
+    from dtgan.evaluation.crop_paste_evaluate import reference_bank
+
+    data, refs = inputs.data, inputs.data.references
+    bank = reference_bank(inputs, cfg)
+    rows = []
+    for p in range(len(data.products)):
+        normals = data.sources.images[data.sources.p == p][:per_row]
+        for d in data.defect_indices:
+            real = refs.images[(refs.p == p) & (refs.y == d)][:per_row]
+            if len(real) < per_row or len(normals) < per_row:
+                continue
+            pasted, _ = crop_paste(normals, torch.full((per_row,), d), bank, CropPasteConfig(), seed=1)
+            rows += [real, normals, pasted]
+    if rows:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(torch.cat(rows).float() / 255, str(out), nrow=per_row, padding=1)
+
+
 def check(name: str, path: Path, args) -> dict:
     overrides = [
         f"evaluation.cache_dir={args.work / 'cache'}",
@@ -83,11 +109,14 @@ def check(name: str, path: Path, args) -> dict:
         overrides.append(f"evaluation.pretrained_cnn.weights_path={args.weights}")
     if args.fine_tune:
         overrides.append("evaluation.pretrained_cnn.fine_tune=true")
+    overrides += args.override
     cfg = load_config(args.preset, overrides).evaluation
     started = time.perf_counter()
     inputs = data_inputs(str(path), cfg, args.img_size, args.work / name / "out")
     extractor = resolve_extractor(cfg, lambda: offline_training_images(inputs.data))
     ladder = score_ladder(inputs, extractor, cfg)
+    if args.rows_png:
+        save_rows(inputs, cfg, args.rows_png / f"{name}_ladder_rows.png")
     out = {
         "data_set": name,
         "data": str(path),
@@ -123,6 +152,20 @@ def main() -> int:
         "--fine-tune",
         action="store_true",
         help="evaluation.pretrained_cnn.fine_tune: the pretrained network fine-tuned on each data set's gan_train",
+    )
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further config override, e.g. -o evaluation.pretrained_cnn.seed=1 (repeatable)",
+    )
+    parser.add_argument(
+        "--rows-png",
+        type=Path,
+        default=None,
+        help="folder for <set>_ladder_rows.png: per cell a row of real defects, of normals, of Crop&Paste",
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
