@@ -67,6 +67,7 @@ def _scope(record: dict) -> dict:
     out["verdict"] = record["verdict"]
     if "rungs" in record:
         out["fid"] = {name: round(v["fid"], 2) for name, v in record["rungs"].items()}
+        out["fid_sd"] = {name: round(v.get("fid_sd", 0.0), 2) for name, v in record["rungs"].items()}
         sep = record["checks"]["fid"]["separation"]
         out["separation"] = round(sep, 3) if sep is not None else None
         out["floor_best"] = record["checks"]["fid"]["floor_best"]

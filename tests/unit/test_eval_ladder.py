@@ -165,3 +165,26 @@ def test_blur_and_noise_change_the_images_and_keep_their_shape():
     noised = ladder_mod.add_noise(flat, 0.1, seed=0)
     assert torch.equal(noised, ladder_mod.add_noise(flat, 0.1, seed=0))
     assert 15 < (noised.float() - 100).std() < 35
+
+
+def test_the_ladder_judges_the_mean_of_several_half_splits(tiny, trained, tmp_path):
+    data, bank = tiny
+    cfg, spec = trained
+    one = cfg.model_copy(update={"ladder_splits": 1, "cache_dir": str(tmp_path / "one")})
+    three = cfg.model_copy(update={"ladder_splits": 3, "cache_dir": str(tmp_path / "three")})
+    single = ladder_mod.validity_ladder(data, FeatureExtractor(spec, one, CPU), one, bank)
+    pooled = ladder_mod.validity_ladder(data, FeatureExtractor(spec, three, CPU), three, bank)
+    # the cells' real defects split three ways, one of them the single-split ladder's
+    cells = ladder_mod._Cells(data, FeatureExtractor(spec, three, CPU), spec, three)
+    for cell, splits in cells.splits.items():
+        assert len(splits) == 3 and len({tuple(ref.tolist()) for ref, _ in splits}) == 3
+        for ref, other in splits:
+            assert not set(ref.tolist()) & set(other.tolist()) and len(ref) == len(other)
+    for a, b in zip(single["scopes"], pooled["scopes"], strict=True):
+        assert (a["splits"], b["splits"]) == (1, 3) and a["n"] == b["n"]
+        assert all(r["fid_sd"] == 0.0 == r["kid_sd"] for r in a["rungs"].values())
+        assert all(r["kid_sd"] == 0.0 for r in b["rungs"].values())  # KID from the first split only
+        assert b["rungs"]["floor"]["fid_sd"] > 0  # another reference half, another floor
+        # "paints nothing" is one set scored against three reference halves: its mean is not the single split's
+        assert b["rungs"]["paints_nothing"]["fid"] != pytest.approx(a["rungs"]["paints_nothing"]["fid"])
+    assert pooled["verdict"] == "pass" and pooled["failing"] == []

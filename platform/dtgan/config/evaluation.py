@@ -239,6 +239,14 @@ class EvaluationConfig(Section):
     ladder_max_images: int = Field(
         200, ge=2, description="validity ladder: at most this many images per rung per product x defect cell"
     )
+    ladder_splits: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="validity ladder: seeded half-splits of each cell's real defects; every rung is scored against "
+        "the reference half of each split and the ladder judges the mean (one split of a dozen images is mostly "
+        "sampling noise)",
+    )
     ladder_min_separation: float = Field(
         0.5,
         gt=0.0,

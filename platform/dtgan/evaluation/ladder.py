@@ -1,7 +1,10 @@
 """The validity ladder: does the FID/KID extractor, on this data, tell a painted defect from none?
 
 Built from the real data alone, per scope (all products, each product, each product x defect cell with real
-defects), every rung is scored against one half of the scope's real defect images (the reference half):
+defects), every rung is scored against one half of the scope's real defect images (the reference half), over
+``evaluation.ladder_splits`` seeded half-splits; the ladder judges each rung's mean over the splits and records its
+spread (with a dozen images per half one split is mostly sampling noise; KID, recorded beside FID and not judged,
+comes from the first split):
 
 - ``floor``: the other half of the real defects (the best any generator can do at this sample size);
 - ``crop_paste``: real defects of the cell's type cut out by their masks and pasted on the product's normals;
@@ -22,6 +25,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RUNGS = ("floor", "crop_paste", "blurred", "noised", "paints_nothing")
 REAL_DEFECT_RUNGS = ("floor", "crop_paste")
+_SPLIT_RUNGS = ("floor", "blurred", "noised")  # drawn from each split's other half; the rest are fixed sets
 LADDER_METRICS = ("fid", "kid")
 # The metric whose ordering decides the verdict: FID, the headline number studies and searches rank by. KID's
 # checks are recorded beside it; its unbiased estimate is too noisy on halves of a few dozen images to judge.
@@ -48,7 +53,7 @@ JUDGED_METRIC = "fid"
 PASS, FAIL, UNTESTED = "pass", "fail", "untested"
 CANNOT_TELL = keys.LADDER_CANNOT_TELL
 POOLED = "pooled"
-LADDER_VERSION = 1  # bump when the rungs or the checks change: cached ladders are then scored again
+LADDER_VERSION = 2  # bump when the rungs or the checks change: cached ladders are then scored again
 # The evaluation settings besides ladder_* that a ladder's numbers depend on.
 _CFG_KEYS = ("seed", "kid_subsets", "kid_subset_size_max")
 _STREAM = 9  # seed stream of the ladder's draws (the protocol's cell_seed streams use 0..8)
@@ -83,11 +88,16 @@ def add_noise(images: torch.Tensor, std: float, seed: int) -> torch.Tensor:
     return (images.float() + noise).round().clamp(0, 255).to(torch.uint8)
 
 
-def _scores(f_rung: torch.Tensor, f_ref: torch.Tensor, cfg: EvaluationConfig, seed: int) -> dict[str, float]:
-    """FID and KID of a rung's features against the reference half's (KID subsets of the smaller size)."""
+def _scores(
+    f_rung: torch.Tensor, f_ref: torch.Tensor, cfg: EvaluationConfig, seed: int, with_kid: bool = True
+) -> dict[str, float]:
+    """FID, and with ``with_kid`` KID, of a rung's features against the reference half's (KID subsets of the
+    smaller size)."""
     fid = fid_statistics_to_metric(
         fid_features_to_statistics(f_rung), fid_features_to_statistics(f_ref), verbose=False
     )[KEY_METRIC_FID]
+    if not with_kid:
+        return {"fid": float(fid)}
     kid = kid_features_to_metric(
         f_rung,
         f_ref,
@@ -128,7 +138,9 @@ def judge(
 
 
 class _Cells:
-    """The per-cell material of the ladder: the real defects' features split in halves, the normal sources."""
+    """The per-cell material of the ladder: the real defects' features, ``ladder_splits`` seeded half-splits of
+    each cell's rows (reference half, other half; the first split is the one a single-split ladder drew), the
+    normal sources."""
 
     def __init__(self, data, features: FeatureExtractor, extractor, cfg: EvaluationConfig) -> None:
         refs = data.references
@@ -142,17 +154,28 @@ class _Cells:
         )
         self.real = features.real(refs.images, key)
         self.data, self.features, self.cfg = data, features, cfg
-        self.halves: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.rows: dict[tuple[int, int], torch.Tensor] = {}
+        self.splits: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for p in range(len(data.products)):
             for d in data.defect_indices:
                 rows = torch.nonzero((refs.p == p) & (refs.y == d)).flatten()
                 if len(rows) < 2:
                     continue
-                order = rows[
-                    torch.randperm(len(rows), generator=torch.Generator().manual_seed(_seed(cfg.seed, p, d)))
-                ]
                 half = min(len(rows) // 2, cfg.ladder_max_images)
-                self.halves[(p, d)] = (order[:half], order[half : 2 * half])
+                self.rows[(p, d)] = rows
+                self.splits[(p, d)] = []
+                for k in range(cfg.ladder_splits):
+                    parts = (p, d) if k == 0 else (p, d, k)
+                    order = rows[
+                        torch.randperm(
+                            len(rows), generator=torch.Generator().manual_seed(_seed(cfg.seed, *parts))
+                        )
+                    ]
+                    self.splits[(p, d)].append((order[:half], order[half : 2 * half]))
+
+    def half(self, cell: tuple[int, int]) -> int:
+        """Images per half of ``cell``."""
+        return len(self.splits[cell][0][1])
 
     def normals(self, p: int, count: int) -> torch.Tensor:
         """``count`` normal sources of product ``p`` (seeded; repeated when there are fewer)."""
@@ -178,26 +201,69 @@ def _product_bank(bank: DefectBank | None, p: int, d: int) -> DefectBank | None:
     return DefectBank(bank.images[rows], bank.masks[rows], bank.y[rows], bank.p[rows])
 
 
-def _cell_rungs(cells: _Cells, p: int, d: int, bank: DefectBank | None, crop_cfg: CropPasteConfig):
-    """(reference-half features, {rung: features}) of one cell."""
+@dataclass
+class _CellRungs:
+    """One cell's features: the real rows and their blurred and noised copies (indexed by position in the cell's
+    rows), and the sets that do not depend on the split (Crop&Paste, "paints nothing"; absent where impossible)."""
+
+    real: torch.Tensor
+    blurred: torch.Tensor
+    noised: torch.Tensor
+    fixed: dict[str, torch.Tensor]
+
+    def split(
+        self, cells: _Cells, cell: tuple[int, int], k: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(reference-half features, {rung: features}) of split ``k``."""
+        rows = cells.rows[cell]
+        ref_rows, other_rows = cells.splits[cell][k]
+        position = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
+        position[rows] = torch.arange(len(rows))
+        ref, other = position[ref_rows], position[other_rows]
+        rungs = {"floor": self.real[other], "blurred": self.blurred[other], "noised": self.noised[other]}
+        return self.real[ref], {**rungs, **self.fixed}
+
+
+def _cell_rungs(
+    cells: _Cells, p: int, d: int, bank: DefectBank | None, crop_cfg: CropPasteConfig
+) -> _CellRungs:
     cfg, features = cells.cfg, cells.features
-    ref_rows, other_rows = cells.halves[(p, d)]
-    images = cells.data.references.images
-    n = len(other_rows)
+    rows = cells.rows[(p, d)]
+    images = cells.data.references.images[rows]
+    n = cells.half((p, d))
     side = images.shape[-1]
     normals = cells.normals(p, n)
-    rungs = {"floor": cells.real.features[other_rows]}
+    fixed = {}
     own = _product_bank(bank, p, d)
     if own is not None and len(normals):
         pasted, _ = crop_paste(
             normals, torch.full((n,), d, dtype=torch.long), own, crop_cfg, seed=_seed(cfg.seed, 1, p, d)
         )
-        rungs["crop_paste"] = features(pasted)
-    rungs["blurred"] = features(gaussian_blur(images[other_rows], cfg.ladder_blur_sigma_fraction * side))
-    rungs["noised"] = features(add_noise(images[other_rows], cfg.ladder_noise_std, _seed(cfg.seed, 2, p, d)))
+        fixed["crop_paste"] = features(pasted)
     if len(normals):
-        rungs["paints_nothing"] = features(normals)
-    return cells.real.features[ref_rows], rungs
+        fixed["paints_nothing"] = features(normals)
+    return _CellRungs(
+        real=cells.real.features[rows],
+        blurred=features(gaussian_blur(images, cfg.ladder_blur_sigma_fraction * side)),
+        noised=features(add_noise(images, cfg.ladder_noise_std, _seed(cfg.seed, 2, p, d))),
+        fixed=fixed,
+    )
+
+
+def _mean_over_splits(per_split: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each rung's FID and KID averaged over the splits that scored them, with their sample sd (``fid_sd``,
+    ``kid_sd``; 0 from one split)."""
+    out = {}
+    for name in per_split[0]:
+        scores: dict[str, float] = {}
+        for metric in LADDER_METRICS:
+            values = torch.tensor(
+                [split[name][metric] for split in per_split if metric in split[name]], dtype=torch.float64
+            )
+            scores[metric] = float(values.mean())
+            scores[f"{metric}_sd"] = float(values.std()) if len(values) > 1 else 0.0
+        out[name] = scores
+    return out
 
 
 def ladder_cache_path(
@@ -248,9 +314,7 @@ def validity_ladder(
             return out
     cells = _Cells(data, features, features.spec, cfg)
     per_cell = {
-        cell: _cell_rungs(cells, *cell, bank, crop_cfg)
-        for cell in cells.halves
-        if len(cells.halves[cell][1]) >= 1
+        cell: _cell_rungs(cells, *cell, bank, crop_cfg) for cell in cells.splits if cells.half(cell) >= 1
     }
     scopes: list[tuple[str, str, list[tuple[int, int]]]] = [(keys.SCOPE_ALL, POOLED, list(per_cell))]
     for p, product in enumerate(data.products):
@@ -259,9 +323,11 @@ def validity_ladder(
         scopes.append((data.products[p], data.defects[d], [(p, d)]))
     records = []
     for product, defect, members in scopes:
-        n = sum(len(cells.halves[c][1]) for c in members)
-        record: dict = {"product": product, "defect": defect, "n": n}
-        rung_names = [r for r in RUNGS if members and all(r in per_cell[c][1] for c in members)]
+        n = sum(cells.half(c) for c in members)
+        record: dict = {"product": product, "defect": defect, "n": n, "splits": cfg.ladder_splits}
+        rung_names = [
+            r for r in RUNGS if members and all(r in per_cell[c].fixed or r in _SPLIT_RUNGS for c in members)
+        ]
         if n < cfg.ladder_min_images or "paints_nothing" not in rung_names:
             record.update(
                 verdict=UNTESTED,
@@ -270,12 +336,19 @@ def validity_ladder(
             )
             records.append(record)
             continue
-        ref = torch.cat([per_cell[c][0] for c in members])
         seed = _seed(cfg.seed, 3, len(records)) % (2**32)
-        rungs = {
-            name: _scores(torch.cat([per_cell[c][1][name] for c in members]), ref, cfg, seed)
-            for name in rung_names
-        }
+        per_split = []
+        for k in range(cfg.ladder_splits):
+            halves = [per_cell[c].split(cells, c, k) for c in members]
+            ref = torch.cat([h[0] for h in halves])
+            per_split.append(
+                {
+                    # KID (recorded, not judged) from the first split only: its subsets are the ladder's cost
+                    name: _scores(torch.cat([h[1][name] for h in halves]), ref, cfg, seed, with_kid=k == 0)
+                    for name in rung_names
+                }
+            )
+        rungs = _mean_over_splits(per_split)
         checks = judge(rungs, cfg.ladder_min_separation, cfg.ladder_floor_tolerance)
         verdict = checks[JUDGED_METRIC]["verdict"]
         record.update(rungs=rungs, checks=checks, verdict=verdict)
