@@ -42,9 +42,16 @@ def test_train_step_times_lazy_r1_over_whole_cycles_and_compares_with_another_ch
         "1",
         "--before",
         str(BENCHMARKS.parent / "platform"),  # this checkout stands in for an older one
+        "--profile",
     )
     (row,) = result["runs"]
     assert row["plain+lazy_r1"]["iterations_per_timed_call"] == 2
+    shares = row["plain+lazy_r1"]["profile_self_cpu_share"]  # where one whole R1 cycle's time went
+    assert (
+        shares["convolutions"] > 0
+        and shares["Adam"] > 0
+        and sum(shares.values()) == pytest.approx(1, abs=0.01)
+    )
     assert row["before_plain"]["cpu_ms_per_iteration_median"] > 0
     assert row["plain+lazy_r1_over_before_plain"] > 0
     target = result["targets"]["cpu_best_over_before_plain"]

@@ -20,12 +20,18 @@ def _config(*overrides):
     return load_config("tiny", ["model.ablation=g", *overrides])
 
 
+def _batch64(latent_dim):
+    b = make_batch(latent_dim)
+    return type(b)(**{k: v.double() if v.is_floating_point() else v for k, v in vars(b).items()})
+
+
 def _d_grads(nets, config, with_r1):
-    """D's loss terms and its parameter gradients, with the same mapping noise every call."""
+    """D's loss terms and its parameter gradients, with the same mapping noise every call (float64: the step
+    without R1 passes reals and fakes as one batch, the R1 step apart, which sums in another order)."""
     nets.discriminator.zero_grad(set_to_none=True)
     torch.manual_seed(1)
     total, terms = discriminator_loss(
-        nets, make_batch(config.model.latent_dim), "latent", config.loss, config.model.toggles, with_r1
+        nets, _batch64(config.model.latent_dim), "latent", config.loss, config.model.toggles, with_r1
     )
     total.backward()
     return terms, [p.grad.clone() for p in eager_module(nets.discriminator).parameters()]
@@ -34,7 +40,7 @@ def _d_grads(nets, config, with_r1):
 def test_the_lazy_r1_step_is_the_plain_step_plus_k_times_the_eager_r1_gradient():
     torch.manual_seed(0)
     eager = _config()
-    nets = build_nets(eager.model, num_domains=K, num_products=P)
+    nets = build_nets(eager.model, num_domains=K, num_products=P).double()
     k = 4
     lazy = _config(f"loss.r1_every={k}", "loss.lambda_reg=0.5")
     eager_half = _config("loss.lambda_reg=0.5")

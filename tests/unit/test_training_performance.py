@@ -53,9 +53,9 @@ def test_auto_options_are_on_for_cuda_and_for_cpus_that_compute_bf16_natively(mo
     # (native bf16, AMX) -> bf16 autocast with native bf16; channels_last only with AMX (it cost 11-15 % on an
     # AVX512-BF16 CPU without AMX)
     for native, amx, expected in (
-        (False, False, Performance()),
-        (True, False, Performance(True, (), False, False)),
-        (True, True, Performance(True, performance.ALL_NETS, False, False)),
+        (False, False, Performance(fused_adam=True)),  # fused Adam on every CPU: one kernel per step
+        (True, False, Performance(True, (), True, False)),
+        (True, True, Performance(True, performance.ALL_NETS, True, False)),
     ):
         monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda native=native: native)
         monkeypatch.setattr(performance, "cpu_has_amx", lambda amx=amx: amx)

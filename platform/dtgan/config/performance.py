@@ -24,7 +24,7 @@ class PerformanceConfig(Section):
         "auto",
         description="channels_last memory format of the networks (auto = on CUDA and on CPUs with AMX/AVX512-BF16)",
     )
-    fused_adam: Switch = Field("auto", description="fused Adam kernels (auto = on CUDA)")
+    fused_adam: Switch = Field("auto", description="fused Adam kernels (auto = on, CUDA and CPU)")
     compile: bool = Field(
         False,
         description="torch.compile the blocks of G and the M and E networks, and D with lazy R1 (loss.r1_every > 1: "

@@ -92,6 +92,14 @@ def eager_module(module: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else module
 
 
+def joint_pass(discriminator, x_real, y_real, x_fake, y_fake):
+    """D on reals and fakes in one batch of 2N (D has no batch-coupled layer: each half equals its own pass)."""
+    out = discriminator(torch.cat([x_real, x_fake.to(x_real.dtype)]), torch.cat([y_real, y_fake]))
+    n = x_real.size(0)
+    halves = [(None, None) if t is None else (t[:n], t[n:]) for t in out]
+    return type(out)(*(h[0] for h in halves)), type(out)(*(h[1] for h in halves))
+
+
 def discriminator_loss(
     nets: NetsLike,
     batch: Batch,
@@ -105,7 +113,9 @@ def discriminator_loss(
 
     Lazy R1 (``loss.r1_every`` = k, StyleGAN2): the penalty enters only where ``with_r1``, weighted by
     lambda_reg * k, so that its expected gradient per step is the paper's; elsewhere there is no ``d/r1`` term,
-    the real images need no gradient and D's real pass is a plain one (compilable). The penalty is part of the
+    the real images need no gradient and D sees reals and fakes in one batch of 2N (:func:`joint_pass`, compilable;
+    the same losses and gradients as two passes, and under bf16 autocast the real half runs in bf16 too: only the
+    R1 steps' real pass is kept in fp32). The penalty is part of the
     D step's single update, so Adam's hyper-parameters need none of StyleGAN2's correction for an extra step.
 
     ``sources`` (:func:`encode_sources` of ``batch.x_real``) skips G's encoder and BG decoder in making the fake;
@@ -113,24 +123,25 @@ def discriminator_loss(
     """
     x_real = batch.x_real
     r1 = with_r1 and loss_cfg.lambda_reg > 0
-    if r1:
-        x_real = x_real.detach().requires_grad_(True)
-    real_discriminator = eager_module(nets.discriminator) if r1 else nets.discriminator
-    with torch.autocast(x_real.device.type, enabled=False):  # R1 stays in fp32 under bf16 autocast
-        out_real = real_discriminator(x_real, batch.y_org)
-        terms: Terms = {"d/adv_real": adversarial_loss(out_real.logits, 1.0)}
-        if r1:
-            terms["d/r1"] = r1_penalty(out_real.logits, x_real)
-        elif with_r1:
-            terms["d/r1"] = _zero(out_real.logits)
-
     with torch.no_grad():  # the fake is a constant for D (docs/model.md#training-step, step 1)
         s_trg, c_trg = target_codes(nets, batch, guidance, 1)
         if sources is None:
             x_fake = nets.generator(batch.x_real, s_trg, c_trg)
         else:
             x_fake = nets.generator.decode(sources.h, s_trg, c_trg, background=sources.background)
-    out_fake = nets.discriminator(x_fake, batch.y_trg)
+    terms: Terms = {}
+    if with_r1:  # the real pass apart, in fp32 under bf16 autocast (R1 is differentiated twice)
+        if r1:
+            x_real = x_real.detach().requires_grad_(True)
+        real_discriminator = eager_module(nets.discriminator) if r1 else nets.discriminator
+        with torch.autocast(x_real.device.type, enabled=False):
+            out_real = real_discriminator(x_real, batch.y_org)
+            terms["d/adv_real"] = adversarial_loss(out_real.logits, 1.0)
+            terms["d/r1"] = r1_penalty(out_real.logits, x_real) if r1 else _zero(out_real.logits)
+        out_fake = nets.discriminator(x_fake, batch.y_trg)
+    else:  # a lazy-R1 step without the penalty: reals and fakes in one pass of D (bf16 both under autocast)
+        out_real, out_fake = joint_pass(nets.discriminator, x_real, batch.y_org, x_fake, batch.y_trg)
+        terms["d/adv_real"] = adversarial_loss(out_real.logits, 1.0)
     terms["d/adv_fake"] = adversarial_loss(out_fake.logits, 0.0)
     total = terms["d/adv_real"] + terms["d/adv_fake"]
     if "d/r1" in terms:
