@@ -176,7 +176,7 @@ def test_the_ladder_judges_the_mean_of_several_half_splits(tiny, trained, tmp_pa
     pooled = ladder_mod.validity_ladder(data, FeatureExtractor(spec, three, CPU), three, bank)
     # the cells' real defects split three ways, one of them the single-split ladder's
     cells = ladder_mod._Cells(data, FeatureExtractor(spec, three, CPU), spec, three)
-    for cell, splits in cells.splits.items():
+    for splits in cells.splits.values():
         assert len(splits) == 3 and len({tuple(ref.tolist()) for ref, _ in splits}) == 3
         for ref, other in splits:
             assert not set(ref.tolist()) & set(other.tolist()) and len(ref) == len(other)

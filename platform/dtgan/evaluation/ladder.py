@@ -154,7 +154,6 @@ class _Cells:
         )
         self.real = features.real(refs.images, key)
         self.data, self.features, self.cfg = data, features, cfg
-        self.rows: dict[tuple[int, int], torch.Tensor] = {}
         self.splits: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for p in range(len(data.products)):
             for d in data.defect_indices:
@@ -162,7 +161,6 @@ class _Cells:
                 if len(rows) < 2:
                     continue
                 half = min(len(rows) // 2, cfg.ladder_max_images)
-                self.rows[(p, d)] = rows
                 self.splits[(p, d)] = []
                 for k in range(cfg.ladder_splits):
                     parts = (p, d) if k == 0 else (p, d, k)
@@ -203,10 +201,12 @@ def _product_bank(bank: DefectBank | None, p: int, d: int) -> DefectBank | None:
 
 @dataclass
 class _CellRungs:
-    """One cell's features: the real rows and their blurred and noised copies (indexed by position in the cell's
-    rows), and the sets that do not depend on the split (Crop&Paste, "paints nothing"; absent where impossible)."""
+    """One cell's features: its real rows', the blurred and noised copies of the rows some split's other half
+    uses (``derived_rows``, in that order), and the sets that do not depend on the split (Crop&Paste, "paints
+    nothing"; absent where impossible)."""
 
     real: torch.Tensor
+    derived_rows: torch.Tensor
     blurred: torch.Tensor
     noised: torch.Tensor
     fixed: dict[str, torch.Tensor]
@@ -215,21 +215,22 @@ class _CellRungs:
         self, cells: _Cells, cell: tuple[int, int], k: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(reference-half features, {rung: features}) of split ``k``."""
-        rows = cells.rows[cell]
         ref_rows, other_rows = cells.splits[cell][k]
-        position = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long)
-        position[rows] = torch.arange(len(rows))
-        ref, other = position[ref_rows], position[other_rows]
-        rungs = {"floor": self.real[other], "blurred": self.blurred[other], "noised": self.noised[other]}
-        return self.real[ref], {**rungs, **self.fixed}
+        derived = torch.searchsorted(self.derived_rows, other_rows)  # derived_rows is sorted (torch.unique)
+        rungs = {
+            "floor": self.real[other_rows],
+            "blurred": self.blurred[derived],
+            "noised": self.noised[derived],
+        }
+        return self.real[ref_rows], {**rungs, **self.fixed}
 
 
 def _cell_rungs(
     cells: _Cells, p: int, d: int, bank: DefectBank | None, crop_cfg: CropPasteConfig
 ) -> _CellRungs:
     cfg, features = cells.cfg, cells.features
-    rows = cells.rows[(p, d)]
-    images = cells.data.references.images[rows]
+    derived_rows = torch.unique(torch.cat([other for _, other in cells.splits[(p, d)]]))
+    images = cells.data.references.images[derived_rows]
     n = cells.half((p, d))
     side = images.shape[-1]
     normals = cells.normals(p, n)
@@ -243,7 +244,8 @@ def _cell_rungs(
     if len(normals):
         fixed["paints_nothing"] = features(normals)
     return _CellRungs(
-        real=cells.real.features[rows],
+        real=cells.real.features,
+        derived_rows=derived_rows,
         blurred=features(gaussian_blur(images, cfg.ladder_blur_sigma_fraction * side)),
         noised=features(add_noise(images, cfg.ladder_noise_std, _seed(cfg.seed, 2, p, d))),
         fixed=fixed,
