@@ -14,8 +14,9 @@ The data sets (built under ``--work`` when missing, with the user-facing builder
 
 Each is read at ``--img-size`` (32, the CPU presets') with the evaluation settings of ``--preset`` (cpu32) and
 scored by :func:`dtgan.evaluation.crop_paste_evaluate.score_ladder`, the evaluation's own ladder. Per data set the
-JSON has the extractor (name@weights fingerprint), the verdict, the failing and untested scopes, and per scope the
-FID of every rung with its separation. Exit status 0 whatever the verdicts: a failure is a finding to report.
+JSON has the extractor (name@weights fingerprint), the verdict, the failing and untested scopes, per scope the
+FID of every rung with its separation, and for the pretrained network with its local head the AUROC of its defect
+evidence per cell (real defects against the product's normals: can it see the defect at all?). Exit status 0 whatever the verdicts: a failure is a finding to report.
 """
 
 from __future__ import annotations
@@ -99,6 +100,33 @@ def save_rows(inputs, cfg, out: Path, per_row: int = 8) -> None:
         save_image(torch.cat(rows).float() / 255, str(out), nrow=per_row, padding=1)
 
 
+def evidence_auroc(inputs, extractor) -> dict[str, float]:
+    """Per cell with real defects: the AUROC of the pretrained network's defect evidence for the cell's defect type,
+    the cell's real defects against the same product's normals of the reference split (0.5: chance). Empty for a
+    network without the local head, or a data set whose defect names the corpus does not know."""
+    from dtgan.data.defects import DEFECTS
+    from dtgan.evaluation.defect_cnn import defect_evidence, load_defect_cnn
+
+    net = load_defect_cnn(extractor.weights_path)
+    data, refs = inputs.data, inputs.data.references
+    if not net.local_classes:
+        return {}
+    with torch.no_grad():
+        evidence = defect_evidence(net.parts(refs.images)[2])
+    out = {}
+    for p, product in enumerate(data.products):
+        normal = (refs.p == p) & (refs.y == data.defects.index("normal"))
+        for d in data.defect_indices:
+            real = (refs.p == p) & (refs.y == d)
+            if data.defects[d] not in DEFECTS or int(real.sum()) < 2 or int(normal.sum()) < 2:
+                continue
+            k = list(DEFECTS).index(data.defects[d])
+            pos, neg = evidence[real, k][:, None], evidence[normal, k][None, :]
+            auroc = (pos > neg).float().mean() + 0.5 * (pos == neg).float().mean()
+            out[f"{product}/{data.defects[d]}"] = round(float(auroc), 3)
+    return out
+
+
 def check(name: str, path: Path, args) -> dict:
     overrides = [
         f"evaluation.cache_dir={args.work / 'cache'}",
@@ -133,6 +161,7 @@ def check(name: str, path: Path, args) -> dict:
     }
     if extractor.name == "dtgan-pretrained-cnn":
         out["pretrained"] = pretrained_metadata(extractor.weights_path)
+        out["evidence_auroc"] = evidence_auroc(inputs, extractor)
     return out
 
 
