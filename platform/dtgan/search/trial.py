@@ -196,6 +196,9 @@ class TrialReporter(Reporter):
             {STEP_KEY: step, TRIAL_KEY_KEY: self.trial_key, key: fid, **dict.fromkeys(self.stand_in_for, fid)}
         )
 
+    def before_checkpoint(self, step: int, metrics: dict[str, float]) -> None:
+        self.mlflow_reporter.before_checkpoint(step, metrics)
+
     def close(self) -> None:
         self.mlflow_reporter.close()
 

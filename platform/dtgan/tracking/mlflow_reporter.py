@@ -19,7 +19,8 @@ class MLflowReporter:
     """Duck-types ``dtgan.training.reporter.Reporter``: ``report(step, metrics, checkpoint_path)``.
 
     Metrics are buffered and written with ``log_batch`` every ``flush_every_s`` seconds, when 1000 are
-    waiting, at every checkpoint, and at ``close()``. Checkpoints are uploaded per ``checkpoints``:
+    waiting, before every checkpoint is written (``before_checkpoint``: a run resumed from a checkpoint has
+    the metrics up to its step), at every checkpoint reported, and at ``close()``. Checkpoints are uploaded per ``checkpoints``:
     ``"never"``, ``"final"`` (the last one reported, at ``close()``), or ``"every"`` one reported.
     Ending the run stays with the caller (``tracker.end_run``), who knows whether the trial failed.
     """
@@ -45,13 +46,15 @@ class MLflowReporter:
         self._buffered = 0
         self._last_flush = time.monotonic()
         self._closed = False
+        self._written_step: int | None = None  # metrics written by before_checkpoint, not to buffer again
         self._monitor = tracker.start_system_metrics(run_id)
 
     def report(self, step: int, metrics: Mapping[str, float], checkpoint_path: str | None = None) -> None:
         """Buffer ``metrics`` of ``step``; remember or upload ``checkpoint_path`` per the policy."""
         if self._closed:
             raise RuntimeError("MLflowReporter.report called after close()")
-        if metrics:
+        already_written, self._written_step = self._written_step == step, None
+        if metrics and not already_written:
             self._rows.append((int(step), {k: float(v) for k, v in metrics.items()}))
             self._buffered += len(metrics)
         if checkpoint_path is not None:
@@ -64,6 +67,16 @@ class MLflowReporter:
             or time.monotonic() - self._last_flush >= self.flush_every_s
         ):
             self.flush()
+
+    def before_checkpoint(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Write ``metrics`` of ``step`` and everything buffered before the checkpoint of ``step`` exists; the
+        next ``report`` of ``step`` (the loop's, with the checkpoint path) does not log them again."""
+        if self._closed:
+            raise RuntimeError("MLflowReporter.before_checkpoint called after close()")
+        if metrics:
+            self._rows.append((int(step), {k: float(v) for k, v in metrics.items()}))
+        self.flush()
+        self._written_step = int(step)
 
     def flush(self) -> None:
         """Write the buffered metrics now."""

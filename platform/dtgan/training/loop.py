@@ -305,12 +305,14 @@ def _train(
             )
             if reported:  # the only host reads of the loss terms: before anything is written of this step
                 meter.raise_if_diverged(run.last_checkpoint)
-            saved = _write_outputs(run, config, env)
-            if reported:
                 metrics = meter.flush(tcfg.batch_size) | {
                     keys.TRAIN_LAMBDA_DS: lambda_ds(step - 1, config.loss),
                     keys.TRAIN_EMA_BETA: ema_beta(step - 1, tcfg),
                 }
+                if _due(step, tcfg.checkpoint_every_steps, tcfg.total_steps):
+                    reporter.before_checkpoint(step, metrics)  # durable before the checkpoint can be resumed
+            saved = _write_outputs(run, config, env)
+            if reported:
                 reporter.report(step, metrics, str(saved) if saved is not None else None)
     finally:
         reporter.close()

@@ -25,6 +25,14 @@ class Reporter:
     def report(self, step: int, metrics: dict[str, float], checkpoint_path: str | None) -> None:
         raise NotImplementedError
 
+    def before_checkpoint(self, step: int, metrics: dict[str, float]) -> None:
+        """Called before the checkpoint of ``step`` is written, with the metrics ``report`` will then receive.
+
+        A reporter that buffers makes these and all earlier metrics durable here: a process lost between the
+        checkpoint appearing and ``report`` must not resume from a step whose metrics were never written.
+        The default does nothing (``report`` writes them).
+        """
+
     def close(self) -> None:
         """Called once when the loop ends, normally or not."""
 
