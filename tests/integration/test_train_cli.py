@@ -172,3 +172,16 @@ def test_a_nan_loss_stops_training_naming_term_and_step_and_keeps_the_checkpoint
     ):
         train(config, reporter=_Collect(), env=env)
     assert [p.name for p in list_checkpoints(tmp_path / "smoke-g-seed777")] == ["step_00000002.pt"]
+
+
+def test_a_resume_rewinds_the_metrics_log_to_the_checkpoint(benchmark, tmp_path):
+    # A run stopped after its last checkpoint (here: step 4's file never written) had logged steps it logs again
+    # on resuming, and a crash can cut its last line short: the log keeps each step once.
+    config = load_config("smoke", _overrides(benchmark, tmp_path, total_steps=4))
+    run = train(config).run_dir
+    list_checkpoints(run)[-1].unlink()
+    with (run / "metrics.jsonl").open("a") as log:
+        log.write('{"step": 5, "train/g/lat')
+    train(config, resume=True)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4]

@@ -33,6 +33,7 @@ from dtgan.training.run_dir import (
     record_config_changes,
     remove_if_nothing_kept,
     resolve_run_dir,
+    rewind_metrics,
 )
 from dtgan.training.samples import SampleInputs, sample_inputs_from_data, write_sample_grids
 from dtgan.training.schedules import ema_beta, lambda_ds
@@ -194,6 +195,8 @@ def _start(
         prepare_run_dir(run_dir, config, resuming=resume_from is not None)
         if changes:
             record_config_changes(run_dir, int(payload["step"]), changes)
+        if payload is not None:
+            rewind_metrics(run_dir, int(payload["step"]))
     state = build_train_state(config, len(data.vocab.defects), len(data.vocab.products), env)
     if payload is not None:
         data.load_state_dict(

@@ -57,6 +57,26 @@ def record_config_changes(run_dir: Path, step: int, changes: dict[str, dict]) ->
     write_text_atomic(path, before + json.dumps({"step": step, "changes": changes}, sort_keys=True) + "\n")
 
 
+def rewind_metrics(run_dir: Path, step: int) -> int:
+    """Resuming at ``step``: drop the metrics lines of later steps (a run stopped after its last checkpoint had
+    logged steps it now logs again) and a last line cut short by a crash. Returns the number of lines dropped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            logged = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(logged, int) and logged <= step:
+            kept.append(line)
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+    return len(lines) - len(kept)
+
+
 # What prepare_run_dir and the loop write before the first checkpoint, sample grid or metrics line.
 _BOOKKEEPING_FILES = ("config.yaml", "provenance.json", METRICS_FILE, CONFIG_CHANGES_FILE)
 _OUTPUT_DIRS = (CHECKPOINT_DIR, SAMPLE_DIR)
