@@ -108,3 +108,20 @@ def test_the_filter_keeps_the_highest_scores_in_rendering_order():
     assert keep_best(scores, 3).tolist() == [1, 3, 5]
     assert keep_best(torch.tensor([0.3, 0.3, 0.3]), 2).tolist() == [0, 1]  # ties: the earlier candidate
     assert candidates_for(52, 0.5) == 104 and candidates_for(52, 0.3) == 174 and candidates_for(5, 1.0) == 5
+
+
+def test_the_power_analysis_names_arms_by_their_levers():
+    def payload(arm, **config):
+        return {"config": config, "jobs": [{"cell": {"arm": arm}, "seed": 0, "test_error_pct": 1.0}]}
+
+    assert list(arm_series(payload("mix"), "g", 7)) == ["g mix"]
+    assert list(arm_series(payload("mix", synthetic_share=2.0), "g", 7)) == ["g mix share2"]
+    assert list(arm_series(payload("crop_paste", synthetic_share=0.5), "g", 7)) == ["crop_paste share0.5"]
+    assert list(arm_series(payload("trad_aug", synthetic_share=2.0), "g", 7)) == [
+        "trad_aug"
+    ]  # no synthetic images
+    filtered = dict(synthetic_filter="defect_classifier", synthetic_filter_keep=0.5)
+    assert list(arm_series(payload("mix", **filtered), "g", 7)) == ["g mix filter0.5"]
+    assert list(arm_series(payload("crop_paste", **filtered), "g", 7)) == [
+        "crop_paste"
+    ]  # pastes are not filtered
