@@ -98,7 +98,7 @@ PARAM_DEFECT_SOURCE = "downstream.defect_source"  # cross-domain: products whose
 Guidance = Literal["latent", "reference", "mix"]
 GUIDANCES: tuple[Guidance, ...] = ("latent", "reference", "mix")
 # The downstream study's arms (what the classifier trains on), as the report orders them.
-ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste")
+ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste", "crop_paste_mix")
 # The metrics of the eval/{metric}_{guidance}[_{product}][.{defect}] keys: fidelity (lower is better) and the
 # field's diversity yardsticks (higher is better).
 FIDELITY_METRICS = ("fid", "kid")
@@ -371,7 +371,8 @@ def downstream_key(arm: str, backbone: str, stat: Literal["", "mean", "std"] = "
     return f"{key}_{stat}" if stat else key
 
 
-_ERROR = re.compile(rf"^{DOWNSTREAM_PREFIX}error_({'|'.join(ARMS)})_(.+?)$")
+# longest arm first: 'crop_paste_mix' must not be read as 'crop_paste' of a backbone 'mix_...'
+_ERROR = re.compile(rf"^{DOWNSTREAM_PREFIX}error_({'|'.join(sorted(ARMS, key=len, reverse=True))})_(.+?)$")
 
 
 def parse_error_key(key: str) -> tuple[str, str] | None:

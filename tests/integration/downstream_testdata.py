@@ -20,9 +20,10 @@ def tiny_benchmark(folder: Path) -> Path:
     return path
 
 
-def tiny_checkpoint(folder: Path, data_path: Path) -> Path:
-    """A step-0 checkpoint of the smoke GAN (plumbing only: its synthetic images are untrained)."""
-    cfg = load_config("smoke", [f"data.path={data_path}"])
+def tiny_checkpoint(folder: Path, data_path: Path, overrides: tuple[str, ...] = ()) -> Path:
+    """A step-0 checkpoint of the smoke GAN (plumbing only: its synthetic images are untrained); ``overrides``
+    are config overrides saved with it (e.g. its evaluation settings)."""
+    cfg = load_config("smoke", [f"data.path={data_path}", *overrides])
     vocab = read_vocab(str(data_path))
     state = build_train_state(cfg, len(vocab.defects), len(vocab.products), Environment())
     return save_checkpoint(folder / "run" / "checkpoints" / "step_00000000.pt", state, cfg, vocab, {})

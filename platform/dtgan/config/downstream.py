@@ -9,8 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from dtgan.config.base import Section
 from dtgan.keys import SCOPE_ALL
 
-GENERATOR_ARMS = ("latent", "reference", "mix")  # synthetic images from the GAN: they need a checkpoint
 CROP_PASTE_ARM = "crop_paste"  # synthetic images by Crop&Paste of real masked defects: no checkpoint
+CROP_PASTE_MIX_ARM = "crop_paste_mix"  # half Crop&Paste, half the generator's mix: needs a checkpoint
+GENERATOR_ARMS = ("latent", "reference", "mix", CROP_PASTE_MIX_ARM)  # images from the GAN: need a checkpoint
 SYNTHETIC_ARMS = (*GENERATOR_ARMS, CROP_PASTE_ARM)  # balanced with synthetic images (and the domain head)
 DEFAULT_ARMS = ("no_aug", "trad_aug", "latent", "reference", "mix")  # the paper's Table 8 columns
 AUTO = "auto"
@@ -21,7 +22,8 @@ EFFICIENTNET_PREFIXES = ("efficientnet", "tf_efficientnet")
 # Appendix B: batch 256 for ResNet-50, "the batch size is reduced to 128" for EfficientNet-b4.
 PAPER_BATCH_SIZE, PAPER_EFFICIENTNET_BATCH_SIZE = 256, 128
 
-Arm = Literal["no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste"]
+Arm = Literal["no_aug", "trad_aug", "latent", "reference", "mix", "crop_paste", "crop_paste_mix"]
+NO_FILTER, DEFECT_CLASSIFIER_FILTER = "none", "defect_classifier"
 
 
 class DownstreamConfig(Section):
@@ -94,8 +96,30 @@ class DownstreamConfig(Section):
     arms: tuple[Arm, ...] = Field(
         DEFAULT_ARMS,
         min_length=1,
-        description="study arms: no_aug, trad_aug, latent, reference, mix (the generator's) and crop_paste "
-        "(the cheapest alternative: real masked defects pasted onto the synthesis sources)",
+        description="study arms: no_aug, trad_aug, latent, reference, mix (the generator's), crop_paste "
+        "(the cheapest alternative: real masked defects pasted onto the synthesis sources) and crop_paste_mix "
+        "(half of the synthetic images from crop_paste, half from mix, the same total)",
+    )
+    synthetic_share: float = Field(
+        1.0,
+        gt=0.0,
+        le=20.0,
+        description="synthetic images of the balanced arms (latent, reference, mix, crop_paste, crop_paste_mix) "
+        "as a multiple of what balancing each defect class to the normal count needs: round(share x deficit) per "
+        "product x defect; 1.0 = balanced (the paper's), 2.0 = twice as many, 0.5 = half",
+    )
+    synthetic_filter: Literal["none", "defect_classifier"] = Field(
+        NO_FILTER,
+        description="quality filter of the generator's images before they reach the classifier: none = every "
+        "rendered image; defect_classifier = render 1/synthetic_filter_keep times as many candidates per set and "
+        "keep those the data set's defect classifier (dtgan-defect-cnn, trained on real gan_train images only, "
+        "the judge of defect recall) gives the highest probability of the intended defect type",
+    )
+    synthetic_filter_keep: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="synthetic_filter=defect_classifier: the fraction of rendered candidates kept",
     )
     normal_images_per_product: tuple[int, ...] = Field(
         (4000,),
@@ -199,6 +223,21 @@ class DownstreamConfig(Section):
             raise ValueError(
                 f"weights=scratch but pretrained_paths names a file for {self.backbone}; "
                 "set downstream.weights=imagenet (or auto) to use it, or drop the entry"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _filter_has_generator_images(self) -> DownstreamConfig:
+        if self.synthetic_filter != NO_FILTER and not self.synthetic_arms:
+            raise ValueError(
+                f"synthetic_filter={self.synthetic_filter} filters the generator's images but arms "
+                f"{list(self.arms)} use none; add latent, reference, mix or crop_paste_mix, or set "
+                "downstream.synthetic_filter=none"
+            )
+        if self.synthetic_filter != NO_FILTER and self.synthetic_filter_keep == 1.0:
+            raise ValueError(
+                "synthetic_filter_keep=1.0 keeps every candidate (no filter); set it below 1 (e.g. 0.5) or set "
+                "downstream.synthetic_filter=none"
             )
         return self
 

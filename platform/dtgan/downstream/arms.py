@@ -8,7 +8,12 @@ remainder); ``latent``, ``reference`` and ``mix`` instead add max(0, T - r_k) sy
 synthetic set. ``mix`` takes ceil(d/2) latent and floor(d/2) reference images of a deficit d, the same
 sources giving both, as in Appendix C. ``crop_paste`` adds the same d images made by Crop&Paste (real masked
 defects of any product pasted onto the same synthesis sources): the cheapest alternative to a generator, with the
-same recipe (traditional augmentation, domain head). So every arm has the class counts {normal: T, k: max(T, r_k)}.
+same recipe (traditional augmentation, domain head). ``crop_paste_mix`` adds floor(d/2) Crop&Paste images and
+ceil(d/2) of ``mix`` (itself half latent, half reference), drawn from the same sets: the combination of the two.
+So every arm has the class counts {normal: T, k: max(T, r_k)}.
+
+``downstream.synthetic_share`` s scales every deficit to round(s x d) (the balancing is then off by design: class k
+gets r_k + round(s x d) images); s = 1 is the rule above.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dtgan.config.downstream import CROP_PASTE_ARM, SYNTHETIC_ARMS
+from dtgan.config.downstream import CROP_PASTE_ARM, CROP_PASTE_MIX_ARM, SYNTHETIC_ARMS
 from dtgan.data.labelled import LabelledImages
 from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.study_data import StudyData, synthetic_key
@@ -26,6 +31,11 @@ from dtgan.keys import ARMS, SCOPE_ALL
 
 # The paper always adds traditional augmentation to the synthetic arms; crop_paste gets the same recipe.
 AUGMENTED_ARMS = tuple(arm for arm in ARMS if arm != "no_aug")
+GUIDED_ARMS = (
+    "reference",
+    "mix",
+    CROP_PASTE_MIX_ARM,
+)  # arms with reference-guided images: defect sources apply
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,9 @@ def select_normals(data: StudyData, n_per_product: int, product_ids: list[int]) 
     return data.train_normal.subset(torch.cat(picks))
 
 
-def synthetic_deficits(data: StudyData, cell: Cell) -> dict[tuple[int, int], int]:
-    """(product id, defect id) -> synthetic images that balance defect class k to the normal count T."""
+def synthetic_deficits(data: StudyData, cell: Cell, share: float = 1.0) -> dict[tuple[int, int], int]:
+    """(product id, defect id) -> synthetic images that balance defect class k to the normal count T, times
+    ``share`` (``downstream.synthetic_share``; 1.0 = balanced)."""
     product_ids = scope_product_ids(data, cell.product)
     total_normals = cell.normal_images_per_product * len(product_ids)
     defects = in_scope(data.train_defect, product_ids)
@@ -108,36 +119,45 @@ def synthetic_deficits(data: StudyData, cell: Cell) -> dict[tuple[int, int], int
         if k == NORMAL_INDEX:
             continue
         deficit = max(0, total_normals - int((defects.y == k).sum()))
-        share, extra = divmod(deficit, len(product_ids))
+        if share != 1.0:
+            deficit = round(deficit * share)
+        each, extra = divmod(deficit, len(product_ids))
         for i, pid in enumerate(product_ids):
-            out[(pid, k)] = share + (1 if i < extra else 0)
+            out[(pid, k)] = each + (1 if i < extra else 0)
     return out
 
 
-def synthetic_draws(data: StudyData, cell: Cell) -> dict[str, int]:
+def _mix_parts(d: int) -> dict[str, int]:
+    """The mix arm's share of ``d`` images: 50/50, the latent half rounded up."""
+    return {"latent": (d + 1) // 2, "reference": d // 2}
+
+
+def synthetic_draws(data: StudyData, cell: Cell, share: float = 1.0) -> dict[str, int]:
     """synthetic_key -> how many images (the first ones of that set) the cell's training set takes."""
     draws: dict[str, int] = {}
-    source = cell.defect_source if cell.arm in ("reference", "mix") else SCOPE_ALL
-    for (pid, k), d in synthetic_deficits(data, cell).items():
+    source = cell.defect_source if cell.arm in GUIDED_ARMS else SCOPE_ALL
+    for (pid, k), d in synthetic_deficits(data, cell, share).items():
         product, defect = data.products[pid], data.defects[k]
         if cell.arm in ("latent", CROP_PASTE_ARM):
             parts = {cell.arm: d}
         elif cell.arm == "reference":
             parts = {"reference": d}
-        else:  # mix: 50/50, the latent half rounded up
-            parts = {"latent": (d + 1) // 2, "reference": d // 2}
+        elif cell.arm == CROP_PASTE_MIX_ARM:  # half the generator's mix (rounded up), half Crop&Paste
+            parts = {**_mix_parts((d + 1) // 2), CROP_PASTE_ARM: d // 2}
+        else:
+            parts = _mix_parts(d)
         for guidance, count in parts.items():
             key = synthetic_key(guidance, source if guidance == "reference" else SCOPE_ALL, product, defect)
             draws[key] = count
     return draws
 
 
-def synthetic_requirements(data: StudyData, cells: list[Cell]) -> dict[str, int]:
+def synthetic_requirements(data: StudyData, cells: list[Cell], share: float = 1.0) -> dict[str, int]:
     """synthetic_key -> the largest number of images any synthetic cell draws from it."""
     need: dict[str, int] = {}
     for cell in cells:
         if cell.synthetic:
-            for key, count in synthetic_draws(data, cell).items():
+            for key, count in synthetic_draws(data, cell, share).items():
                 need[key] = max(need.get(key, 0), count)
     return need
 
@@ -151,8 +171,9 @@ def _oversample(rows: torch.Tensor, target: int, generator: torch.Generator) -> 
     return torch.cat([rows.repeat(whole), rows[torch.randperm(r, generator=generator)[:rest]]])
 
 
-def build_training_set(data: StudyData, cell: Cell, seed: int) -> TrainingSet:
-    """The training set of ``cell``; ``seed`` only picks which real defects the oversampling remainder repeats."""
+def build_training_set(data: StudyData, cell: Cell, seed: int, share: float = 1.0) -> TrainingSet:
+    """The training set of ``cell``; ``seed`` only picks which real defects the oversampling remainder repeats;
+    ``share`` scales the synthetic images (``downstream.synthetic_share``)."""
     product_ids = scope_product_ids(data, cell.product)
     normals = select_normals(data, cell.normal_images_per_product, product_ids)
     defects = in_scope(data.train_defect, product_ids)
@@ -161,7 +182,7 @@ def build_training_set(data: StudyData, cell: Cell, seed: int) -> TrainingSet:
     total_normals = len(normals)
     index = torch.arange(len(normals) + len(defects))
     if cell.synthetic:
-        for key, count in synthetic_draws(data, cell).items():
+        for key, count in synthetic_draws(data, cell, share).items():
             if count == 0:
                 continue
             pool = data.synthetic.get(key)

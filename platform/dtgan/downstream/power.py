@@ -10,6 +10,10 @@ paired sd), and ``seeds_needed`` says how many pairs would detect a given differ
 GAN seeds the same test is also run on the GAN-seed means (the generator's own variance, which the pooled test
 over pairs treats as if it were classifier noise).
 
+A study run with a lever of the synthetic images (``downstream.synthetic_share`` other than 1, a
+``downstream.synthetic_filter``) names its balanced arms with it ('g mix share2', 'crop_paste share2',
+'g mix filter0.5'), so that they sit beside the same arms without it.
+
 Error per product x class cell comes from each job's ``test_cells``; a defect cell without any real training
 example (``unseen``: on the benchmark woven x spot) is reported apart, since only transferred defects teach it.
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dtgan.config.downstream import CROP_PASTE_ARM, SYNTHETIC_ARMS
+from dtgan.config.downstream import CROP_PASTE_ARM, NO_FILTER, SYNTHETIC_ARMS
 from dtgan.tracking.report.uncertainty import PairedTest, holm_adjust, min_detectable, seed_test
 
 GAN_ARMS = tuple(a for a in SYNTHETIC_ARMS if a != CROP_PASTE_ARM)  # the arms whose images a generator made
@@ -30,14 +34,29 @@ NO_GAN = "-"  # the GAN seed of an arm that uses no generator
 Key = tuple[str, int]  # (GAN seed or NO_GAN, classifier seed)
 
 
+def row_name(arm: str, recipe: str, config: dict) -> str:
+    """'<recipe> <arm>' for a generator arm, '<arm>' else, with the levers of ``config`` (a ``downstream.json``'s
+    ``config``) that change a balanced arm's images: ' share<s>' and, for a generator arm, ' filter<keep>'."""
+    name = f"{recipe} {arm}" if arm in GAN_ARMS else arm
+    if arm in SYNTHETIC_ARMS:
+        share = float(config.get("synthetic_share", 1.0))
+        if share != 1.0:
+            name += f" share{share:g}"
+        if arm in GAN_ARMS and config.get("synthetic_filter", NO_FILTER) != NO_FILTER:
+            name += f" filter{float(config['synthetic_filter_keep']):g}"
+    return name
+
+
 def arm_series(payload: dict, recipe: str, gan_seed: str | int) -> dict[str, dict[Key, float]]:
     """Row name -> {(GAN seed, classifier seed): test error %} of one ``downstream.json``: synthetic arms are
-    named '<recipe> <arm>' and keyed by ``gan_seed``, the others by their arm alone and ``NO_GAN``."""
+    named '<recipe> <arm>' and keyed by ``gan_seed``, the others by their arm alone and ``NO_GAN``
+    (:func:`row_name`)."""
     rows: dict[str, dict[Key, float]] = {}
+    config = payload.get("config", {})
     for job in payload["jobs"]:
         arm = job["cell"]["arm"]
         synthetic = arm in GAN_ARMS
-        name = f"{recipe} {arm}" if synthetic else arm
+        name = row_name(arm, recipe, config)
         rows.setdefault(name, {})[(str(gan_seed) if synthetic else NO_GAN, int(job["seed"]))] = float(
             job["test_error_pct"]
         )
@@ -160,7 +179,7 @@ def cell_errors(payloads: list[tuple[str, str | int, dict]]) -> dict[str, dict[s
     for recipe, gan_seed, payload in payloads:
         for job in payload["jobs"]:
             arm = job["cell"]["arm"]
-            name = f"{recipe} {arm}" if arm in GAN_ARMS else arm
+            name = row_name(arm, recipe, payload.get("config", {}))
             for cell, c in job.get("test_cells", {}).items():
                 entry = out.setdefault(name, {}).setdefault(
                     cell, {"errors": [], "images": c["images"], "unseen": c["unseen"], "seen_keys": set()}

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from dtgan.config.crop_paste import CropPasteConfig
-from dtgan.config.downstream import AUTO, CROP_PASTE_ARM, DownstreamConfig
+from dtgan.config.downstream import AUTO, CROP_PASTE_ARM, NO_FILTER, DownstreamConfig
 from dtgan.data.dataset import DefectImageDataset
 from dtgan.data.labelled import LabelledImages
 from dtgan.data.parquet_io import read_table
@@ -33,6 +33,7 @@ from dtgan.data.vocab import NORMAL_INDEX
 from dtgan.downstream.arms import scope_product_ids, select_normals, synthetic_requirements
 from dtgan.downstream.study import plan_cells
 from dtgan.downstream.study_data import StudyData
+from dtgan.downstream.synthetic_filter import DefectScorer, candidates_for, keep_best, load_defect_scorer
 from dtgan.errors import CheckpointError, ConfigError, DataError
 from dtgan.evaluation.crop_paste import DefectBank, crop_paste, defect_bank
 from dtgan.evaluation.synthesis import synthesize
@@ -168,12 +169,17 @@ def synthesize_sets(
     references: LabelledImages,
     data: StudyData,
     cfg: DownstreamConfig,
+    scorer: DefectScorer | None = None,
+    filter_log: dict | None = None,
 ) -> dict[str, torch.Tensor]:
-    """synthetic_key -> uint8 (n, 1, img_size, img_size): source j of the set is source j mod S of the product."""
+    """synthetic_key -> uint8 (n, 1, img_size, img_size): source j of the set is source j mod S of the product.
+    With ``scorer`` (``downstream.synthetic_filter``) n / synthetic_filter_keep candidates are rendered and the n
+    that ``scorer`` rates highest kept, in rendering order; ``filter_log`` receives each set's scores."""
     out = {}
-    for key, count in sorted(requirements.items()):
-        if count == 0:
+    for key, requested in sorted(requirements.items()):
+        if requested == 0:
             continue
+        count = requested if scorer is None else candidates_for(requested, cfg.synthetic_filter_keep)
         guidance, defect_source, product, defect = key.split("/")
         pid, k = data.product_index(product), data.defects.index(defect)
         product_sources = sources[pid]  # (S, 3, h, w) at the GAN's size
@@ -199,7 +205,28 @@ def synthesize_sets(
             seed=seed,
             batch_size=cfg.synthesis_batch_size,
         )
-        out[key] = resize_uint8(gray_uint8(fake), cfg.img_size)
+        gray = gray_uint8(fake)
+        if scorer is not None:
+            scores = scorer(gray, k, defect)
+            kept = keep_best(scores, requested)
+            gray = gray[kept]
+            if filter_log is not None:
+                filter_log[key] = {
+                    "candidates": count,
+                    "kept": requested,
+                    "score_mean_candidates": float(scores.mean()),
+                    "score_mean_kept": float(scores[kept].mean()),
+                }
+            log.info(
+                "kept %d of %d images for %s (P(%s) %.3f -> %.3f)",
+                requested,
+                count,
+                key,
+                defect,
+                float(scores.mean()),
+                float(scores[kept].mean()),
+            )
+        out[key] = resize_uint8(gray, cfg.img_size)
         log.info("synthesized %d images for %s", count, key)
     return out
 
@@ -295,7 +322,7 @@ def prepare_study_data(
         test=_labelled(test_ds, torch.arange(len(test_ds))),
     )
     cells = plan_cells(cfg)
-    requirements = synthetic_requirements(probe, [c for c in cells if c.synthetic])
+    requirements = synthetic_requirements(probe, [c for c in cells if c.synthetic], cfg.synthetic_share)
     sources = sources_per_product(cfg, sources_needed(requirements, products))
     holdout_p = None if holdout_ds is None else holdout_ds.p
     reserved = sources if cfg.synthesis_sources == "holdout" else [0] * len(products)
@@ -357,7 +384,8 @@ def prepare_study_data(
             f"{data_path}: products {short} have too few normals as synthesis sources "
             f"(downstream.synthesis_sources={cfg.synthesis_sources}); every product needs some"
         )
-    bank = _crop_paste_bank(train_ds, defect_rows, requirements) if CROP_PASTE_ARM in cfg.arms else None
+    pastes = any(count and key.startswith(f"{CROP_PASTE_ARM}/") for key, count in requirements.items())
+    bank = _crop_paste_bank(train_ds, defect_rows, requirements) if pastes else None
     synthetic: dict[str, torch.Tensor] = {}
     meta = dict(data.meta)
     if nets is not None and cfg.synthetic_arms:
@@ -379,10 +407,28 @@ def prepare_study_data(
             gan_train.images_uint8[defect_rows], gan_train.y[defect_rows], gan_train.p[defect_rows]
         )
         gan_requirements = {k: v for k, v in requirements.items() if not k.startswith(f"{CROP_PASTE_ARM}/")}
+        scorer = load_defect_scorer(nets, data_path) if cfg.synthetic_filter != NO_FILTER else None
+        filter_log: dict[str, dict] = {}
         synthetic.update(
-            synthesize_sets(nets, gan_requirements, _pick(source_picks, at_gan_size), references, data, cfg)
+            synthesize_sets(
+                nets,
+                gan_requirements,
+                _pick(source_picks, at_gan_size),
+                references,
+                data,
+                cfg,
+                scorer,
+                filter_log,
+            )
         )
         meta.update({"checkpoint_step": nets.step, "gan_img_size": gan_size})
+        if scorer is not None:
+            meta["synthetic_filter"] = {
+                "method": cfg.synthetic_filter,
+                "keep": cfg.synthetic_filter_keep,
+                "classifier": scorer.name,
+                "sets": filter_log,
+            }
     if bank is not None:
         at_classifier_size = {"gan_train": train_ds, "gan_holdout": holdout_ds}
         sources_gray = {pid: gray_uint8(x) for pid, x in _pick(source_picks, at_classifier_size).items()}

@@ -21,7 +21,7 @@ import torch
 from dtgan import keys
 from dtgan.config.downstream import DownstreamConfig
 from dtgan.data.vocab import NORMAL_INDEX
-from dtgan.downstream.arms import Cell, build_training_set, in_scope, scope_product_ids
+from dtgan.downstream.arms import GUIDED_ARMS, Cell, build_training_set, in_scope, scope_product_ids
 from dtgan.downstream.classifier import build_classifier
 from dtgan.downstream.preflight import weights_label
 from dtgan.downstream.recipe import fit_classifier
@@ -51,7 +51,7 @@ def plan_cells(cfg: DownstreamConfig) -> list[Cell]:
     for size in cfg.normal_images_per_product:
         for product in cfg.products:
             for arm in cfg.arms:
-                sources = cfg.defect_sources if arm in ("reference", "mix") else (keys.SCOPE_ALL,)
+                sources = cfg.defect_sources if arm in GUIDED_ARMS else (keys.SCOPE_ALL,)
                 cells += [Cell(arm, size, product, source) for source in sources]
     return cells
 
@@ -71,7 +71,7 @@ def run_job(spec: JobSpec) -> dict:
     """Train and test one classifier; returns a JSON-able result dict."""
     cfg = DownstreamConfig.model_validate(spec.config)
     data = load_study_data(spec.study_data_path)
-    train = build_training_set(data, spec.cell, spec.seed)
+    train = build_training_set(data, spec.cell, spec.seed, cfg.synthetic_share)
     product_ids = scope_product_ids(data, spec.cell.product)
     val, test = in_scope(data.val, product_ids), in_scope(data.test, product_ids)
     torch.manual_seed(spec.seed)  # classifier head and domain-head init
