@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from dtgan.evaluation import pretrained_cnn as pretrained_mod
@@ -59,17 +60,21 @@ def test_avgmax_pooling_hardly_minds_where_a_pattern_sits():
     assert relative_change("avgmax") < 0.01 < relative_change("flatten")
 
 
-def test_balance_evidence_equalises_the_variance():
+def test_balance_evidence_gives_the_evidence_its_share_of_the_variance():
     torch.manual_seed(0)
     net = DefectCNN(12, 16, 32, (8, 8, 16), norm=True, pool="avgmax", local_classes=6).eval()
     x = _images(64, seed=1)
-    scale = pretrained_mod.balance_evidence(net, x)
-    assert scale > 0 and float(net.evidence_scale) == scale
-    with torch.no_grad():
-        features = net(x)[0]
-    layer_spread = features[:, :16].var(0).sum()
-    evidence_spread = features[:, 16:].var(0).sum()
-    assert torch.allclose(layer_spread, evidence_spread, rtol=1e-4)
+    for share in (1.0, pretrained_mod.EVIDENCE_SHARE):
+        scale = pretrained_mod.balance_evidence(net, x, share)
+        assert scale > 0 and float(net.evidence_scale) == scale
+        with torch.no_grad():
+            features = net(x)[0]
+        layer_spread = features[:, :16].var(0).sum()
+        evidence_spread = features[:, 16:].var(0).sum()
+        assert torch.allclose(share * layer_spread, evidence_spread, rtol=1e-4)
+    # the default: the evidence weighs more than the feature layer (photographs' content swamped it at 1)
+    assert pretrained_mod.EVIDENCE_SHARE > 1.0
+    assert pretrained_mod.balance_evidence(net, x) == pytest.approx(scale)
 
 
 def test_a_saved_network_loads_with_its_head_and_scale(tmp_path):
