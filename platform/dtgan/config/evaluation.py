@@ -48,7 +48,7 @@ class PretrainedCNNConfig(Section):
         "machine shares them",
     )
     images_per_class: int = Field(
-        240,
+        360,
         ge=4,
         description="corpus images per background x defect class (14 backgrounds x 6 defect classes)",
     )

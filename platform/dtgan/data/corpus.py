@@ -183,7 +183,7 @@ def backgrounds() -> dict[str, Callable[[np.random.Generator, int, int], np.ndar
 class CorpusSpec:
     """What the corpus is: images per background x defect class, side, native sides, boldness range, seed."""
 
-    images_per_class: int = 240
+    images_per_class: int = 360
     side: int = 32
     render_sides: tuple[int, ...] = (32, 64, 128)
     min_boldness: float = 0.5
