@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from dtgan.config.evaluation import PretrainedCNNConfig
+from dtgan.data import corpus as corpus_mod
 from dtgan.evaluation import pretrained_cnn as pretrained_mod
 from dtgan.evaluation.defect_cnn import DefectCNN, defect_evidence, load_defect_cnn, save_defect_cnn
 
@@ -110,3 +112,26 @@ def test_a_file_written_before_the_local_head_loads_as_it_was(tmp_path):
     x = _images(2)
     with torch.no_grad():
         assert torch.equal(net(x)[0], old(x)[0]) and net(x)[0].shape == (2, 16)
+
+
+def test_the_default_recipe_is_the_one_the_check_sets_measured():
+    """docs/offline-metrics.md ("Corpus version 3 and the evidence share") measured this recipe on the three check
+    sets; changing any of it is a new network whose ladder must be measured again."""
+    cfg = PretrainedCNNConfig()
+    assert (cfg.images_per_class, cfg.min_boldness, cfg.max_boldness, cfg.render_sides) == (
+        360,
+        1.0,
+        3.0,
+        [32, 64, 128],
+    )
+    assert (cfg.pool, cfg.local_weight, cfg.defect_weight, cfg.epochs, cfg.lr) == (
+        "avgmax",
+        1.0,
+        2.0,
+        4,
+        2e-3,
+    )
+    assert corpus_mod.CorpusSpec().images_per_class == cfg.images_per_class
+    assert (corpus_mod.CORPUS_VERSION, pretrained_mod.TRAINER_VERSION) == (3, 4)
+    assert pretrained_mod.EVIDENCE_SHARE == 16.0 and corpus_mod.DARK_SHARE == 0.4
+    assert len(corpus_mod.backgrounds()) == 14
