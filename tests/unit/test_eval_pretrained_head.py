@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from dtgan.config.evaluation import PretrainedCNNConfig
+from dtgan.data import corpus as corpus_mod
 from dtgan.evaluation import pretrained_cnn as pretrained_mod
 from dtgan.evaluation.defect_cnn import DefectCNN, defect_evidence, load_defect_cnn, save_defect_cnn
 
@@ -59,17 +62,21 @@ def test_avgmax_pooling_hardly_minds_where_a_pattern_sits():
     assert relative_change("avgmax") < 0.01 < relative_change("flatten")
 
 
-def test_balance_evidence_equalises_the_variance():
+def test_balance_evidence_gives_the_evidence_its_share_of_the_variance():
     torch.manual_seed(0)
     net = DefectCNN(12, 16, 32, (8, 8, 16), norm=True, pool="avgmax", local_classes=6).eval()
     x = _images(64, seed=1)
-    scale = pretrained_mod.balance_evidence(net, x)
-    assert scale > 0 and float(net.evidence_scale) == scale
-    with torch.no_grad():
-        features = net(x)[0]
-    layer_spread = features[:, :16].var(0).sum()
-    evidence_spread = features[:, 16:].var(0).sum()
-    assert torch.allclose(layer_spread, evidence_spread, rtol=1e-4)
+    for share in (1.0, pretrained_mod.EVIDENCE_SHARE):
+        scale = pretrained_mod.balance_evidence(net, x, share)
+        assert scale > 0 and float(net.evidence_scale) == scale
+        with torch.no_grad():
+            features = net(x)[0]
+        layer_spread = features[:, :16].var(0).sum()
+        evidence_spread = features[:, 16:].var(0).sum()
+        assert torch.allclose(share * layer_spread, evidence_spread, rtol=1e-4)
+    # the default: the evidence weighs more than the feature layer (photographs' content swamped it at 1)
+    assert pretrained_mod.EVIDENCE_SHARE > 1.0
+    assert pretrained_mod.balance_evidence(net, x) == pytest.approx(scale)
 
 
 def test_a_saved_network_loads_with_its_head_and_scale(tmp_path):
@@ -105,3 +112,26 @@ def test_a_file_written_before_the_local_head_loads_as_it_was(tmp_path):
     x = _images(2)
     with torch.no_grad():
         assert torch.equal(net(x)[0], old(x)[0]) and net(x)[0].shape == (2, 16)
+
+
+def test_the_default_recipe_is_the_one_the_check_sets_measured():
+    """docs/offline-metrics.md ("Corpus version 3 and the evidence share") measured this recipe on the three check
+    sets; changing any of it is a new network whose ladder must be measured again."""
+    cfg = PretrainedCNNConfig()
+    assert (cfg.images_per_class, cfg.min_boldness, cfg.max_boldness, cfg.render_sides) == (
+        360,
+        1.0,
+        3.0,
+        [32, 64, 128],
+    )
+    assert (cfg.pool, cfg.local_weight, cfg.defect_weight, cfg.epochs, cfg.lr) == (
+        "avgmax",
+        1.0,
+        2.0,
+        4,
+        2e-3,
+    )
+    assert corpus_mod.CorpusSpec().images_per_class == cfg.images_per_class
+    assert (corpus_mod.CORPUS_VERSION, pretrained_mod.TRAINER_VERSION) == (3, 4)
+    assert pretrained_mod.EVIDENCE_SHARE == 16.0 and corpus_mod.DARK_SHARE == 0.4
+    assert len(corpus_mod.backgrounds()) == 14

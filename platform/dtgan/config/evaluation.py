@@ -48,9 +48,9 @@ class PretrainedCNNConfig(Section):
         "machine shares them",
     )
     images_per_class: int = Field(
-        240,
+        360,
         ge=4,
-        description="corpus images per background x defect class (11 backgrounds x 6 defect classes)",
+        description="corpus images per background x defect class (14 backgrounds x 6 defect classes)",
     )
     input_size_px: int = Field(32, ge=16, le=128, description="side of the corpus and of the network's input")
     render_sides: list[int] = Field(

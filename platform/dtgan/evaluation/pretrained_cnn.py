@@ -3,7 +3,7 @@
 the images being judged.
 
 A network trained only on a data set's own ``gan_train`` split can be too weak to tell a painted defect from none
-on small data (the validity ladder catches it). This one learns background x defect on ten backgrounds and five
+on small data (the validity ladder catches it). This one learns background x defect on fourteen backgrounds and five
 defect shapes at many strengths; it is trained on the first use and cached under a key of everything it depends
 on: the corpus spec and version, the training recipe, the architecture version and the code of the generator and
 of this module (:func:`pretrained_key`). Nothing is downloaded; ``evaluation.pretrained_cnn.weights_path`` pins a
@@ -36,12 +36,17 @@ from dtgan.utils.lock import waiting_lock
 log = logging.getLogger(__name__)
 
 PRETRAINED_DIR = "pretrained_cnn"
-TRAINER_VERSION = 3  # bump when train_pretrained changes: cached networks are then trained again
+TRAINER_VERSION = 4  # bump when train_pretrained changes: cached networks are then trained again
 # The modules whose code decides the corpus and the network: a change in any retrains.
 _CODE = (corpus_mod, textures_mod, defects_mod, defect_cnn_mod)
 LOCAL_GRID = 4  # cells per side of the local head (the last conv stage's pooled map)
 # A cell of the local head's grid is labelled with the image's defect where the defect covers this share of it.
 CELL_COVERAGE = 0.05
+# The defect evidence carries this many times the variance of the feature layer in the FID feature (over a
+# held-out corpus). At 1 (equal) the content of photographs (sky, leaves, petals) swamped "is there a defect" on
+# the real-photo check set; at 16 the feature layer keeps about a sixteenth of the distance, enough to see blur and
+# noise (docs/offline-metrics.md, "The ladder on the three check sets").
+EVIDENCE_SHARE = 16.0
 
 
 def corpus_spec(cfg: PretrainedCNNConfig) -> corpus_mod.CorpusSpec:
@@ -119,10 +124,11 @@ def train_pretrained(
 
 
 @torch.no_grad()
-def balance_evidence(net: DefectCNN, images_uint8: torch.Tensor) -> float:
+def balance_evidence(net: DefectCNN, images_uint8: torch.Tensor, share: float = EVIDENCE_SHARE) -> float:
     """Set the network's ``evidence_scale`` so that, over ``images_uint8`` (a corpus it was not trained on), the
-    defect evidence carries as much variance (summed over its dimensions) as the feature layer: FID then weighs
-    "is there a defect, and which" as much as everything else the feature layer sees. Returns the scale."""
+    defect evidence carries ``share`` times the variance (summed over its dimensions) of the feature layer: FID
+    then weighs "is there a defect, and which" ``share`` times as much as everything else the feature layer sees.
+    Returns the scale."""
     features, local = [], []
     for start in range(0, len(images_uint8), 512):
         f, _, loc = net.parts(images_uint8[start : start + 512])
@@ -130,7 +136,7 @@ def balance_evidence(net: DefectCNN, images_uint8: torch.Tensor) -> float:
         local.append(defect_evidence(loc))
     spread = torch.cat(features).var(0).sum()
     evidence_spread = torch.cat(local).var(0).sum()
-    scale = float((spread / evidence_spread).sqrt()) if evidence_spread > 0 else 1.0
+    scale = float((share * spread / evidence_spread).sqrt()) if evidence_spread > 0 else 1.0
     net.evidence_scale.fill_(scale)
     return scale
 
