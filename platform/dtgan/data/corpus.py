@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dtgan.data.defects import DEFECTS, _polyline_alpha, _walk
+from dtgan.data.defects import DEFECTS, polyline_alpha, random_walk
 from dtgan.data.textures import TEXTURES, blurred_noise, lighting, pixel_grid, smooth_noise
 from dtgan.data.vocab import NORMAL
 
@@ -133,11 +133,13 @@ def foliage(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
         start = (rng.uniform(0.0, 1.0, (n, 2, 1, 1)) * size).astype(np.float32)
         heading = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
         step = (rng.uniform(0.06, 0.12, (n, 1, 1)) * size).astype(np.float32)
-        points = _walk(rng, start, heading, 12, step, rng.uniform(0.05, 0.2, (n, 1, 1)).astype(np.float32))
+        points = random_walk(
+            rng, start, heading, 12, step, rng.uniform(0.05, 0.2, (n, 1, 1)).astype(np.float32)
+        )
         width = np.broadcast_to(
             (rng.uniform(0.008, 0.03, (n, 1, 1, 1)) * size).astype(np.float32), (n, 12, 1, 1)
         )
-        alpha = _polyline_alpha(x, y, points, width, 1.0)
+        alpha = polyline_alpha(x, y, points, width, 1.0)
         gray = np.where(
             rng.random((n, 1, 1)) < 0.7, rng.uniform(0.0, 0.15, (n, 1, 1)), rng.uniform(0.5, 0.8, (n, 1, 1))
         )

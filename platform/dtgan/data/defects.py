@@ -138,7 +138,7 @@ def _segment_distance(x, y, ax, ay, bx, by) -> np.ndarray:
     return np.sqrt((x - ax - t * dx) ** 2 + (y - ay - t * dy) ** 2)
 
 
-def _polyline_alpha(x, y, points: np.ndarray, width: np.ndarray, weight) -> np.ndarray:
+def polyline_alpha(x, y, points: np.ndarray, width: np.ndarray, weight) -> np.ndarray:
     """Alpha (n, H, W) of a polyline through ``points`` (n, k+1, 2, 1, 1) whose Gaussian half-width
     ``width`` (n, k, 1, 1) may change per segment; ``weight`` (n, 1, 1) scales it (0 = absent)."""
     alpha = np.zeros(np.broadcast_shapes(x.shape, points.shape[:1] + x.shape), dtype=np.float32)
@@ -150,7 +150,7 @@ def _polyline_alpha(x, y, points: np.ndarray, width: np.ndarray, weight) -> np.n
     return alpha
 
 
-def _walk(
+def random_walk(
     rng: np.random.Generator,
     start: np.ndarray,
     heading: np.ndarray,
@@ -181,13 +181,13 @@ def crack(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
     start = (rng.uniform(0.15, 0.85, (n, 2, 1, 1)) * size).astype(np.float32)
     heading = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
     jag = rng.uniform(0.25, 0.7, (n, 1, 1)).astype(np.float32)  # radians per piece
-    main = _walk(rng, start, heading, CRACK_SEGMENTS, length / CRACK_SEGMENTS, jag)
+    main = random_walk(rng, start, heading, CRACK_SEGMENTS, length / CRACK_SEGMENTS, jag)
     half_width = np.maximum(rng.uniform(0.003, 0.009, (n, 1, 1)) * size * boldness, 0.45).astype(np.float32)
     narrowing = (
         1.0 - 0.6 * np.arange(CRACK_SEGMENTS, dtype=np.float32) / CRACK_SEGMENTS
     )  # widest at the origin
     width = np.maximum(half_width[:, None] * narrowing[None, :, None, None], 0.4)
-    alpha = _polyline_alpha(x, y, main, width, 1.0)
+    alpha = polyline_alpha(x, y, main, width, 1.0)
     branches = rng.integers(0, MAX_CRACK_BRANCHES + 1, (n, 1, 1))
     for branch in range(MAX_CRACK_BRANCHES):
         fork = rng.integers(2, CRACK_SEGMENTS - 2, n)  # the vertex of the main line it leaves from
@@ -195,11 +195,13 @@ def crack(rng: np.random.Generator, n: int, size: int, boldness: float = 1.0) ->
         side = rng.choice([-1.0, 1.0], (n, 1, 1)).astype(np.float32)
         turn = heading + side * rng.uniform(0.4, 1.1, (n, 1, 1)).astype(np.float32)
         scale = rng.uniform(0.2, 0.45, (n, 1, 1)).astype(np.float32)
-        points = _walk(rng, fork_at, turn, CRACK_BRANCH_SEGMENTS, length * scale / CRACK_BRANCH_SEGMENTS, jag)
+        points = random_walk(
+            rng, fork_at, turn, CRACK_BRANCH_SEGMENTS, length * scale / CRACK_BRANCH_SEGMENTS, jag
+        )
         taper = 1.0 - 0.5 * np.arange(CRACK_BRANCH_SEGMENTS, dtype=np.float32) / CRACK_BRANCH_SEGMENTS
         branch_width = np.maximum(0.7 * half_width[:, None] * taper[None, :, None, None], 0.4)
         weight = np.where(branch < branches, rng.uniform(0.6, 0.9, (n, 1, 1)), 0.0).astype(np.float32)
-        alpha = np.maximum(alpha, _polyline_alpha(x, y, points, branch_width, weight))
+        alpha = np.maximum(alpha, polyline_alpha(x, y, points, branch_width, weight))
     contrast = _bolder_contrast(rng.uniform(0.18, 0.45, (n, 1, 1)), boldness).astype(np.float32)
     polarity = np.where(rng.random((n, 1, 1)) < 0.9, -1.0, 1.0).astype(np.float32)  # a gap is dark
     return (polarity * contrast * _cut(alpha)).astype(np.float32)
