@@ -3,11 +3,14 @@ study, and print the seed-level verdict against trad_aug, Crop&Paste and the pap
 
     python experiments/confirm_search.py --candidate search_cpu_winner                   # `make confirm-search`
     python experiments/confirm_search.py --candidate cpu32 --baseline '' --seeds 11      # one preset alone
+    python experiments/confirm_search.py --candidate search_cpu_winner --data-set second # the second data set
 
 For every recipe (the candidate preset, then the baseline preset: by default `cpu32`, the paper's lambdas at the
 CPU scale) and every GAN seed: `dtgan train -c PRESET -o train.seed=S`, then `dtgan downstream RUN -c
 DOWNSTREAM_PRESET`. The arms that use no generator (trad_aug, crop_paste) are trained with the first run only
-(the same classifier seeds give the same runs for every generator); later runs train the mix arm alone. It
+(the same classifier seeds give the same runs for every generator); later runs train the mix arm alone.
+``--data-set`` trains and tests every run on one of the CPU data sets (experiments/_cpu_data.py; rendered on
+first use); ``--jobs`` runs that many GAN runs (each trained, then classified) at once, one CPU thread each. It
 resumes: a trained run or a downstream result that exists is not recomputed. The verdict (dtgan.downstream.power:
 paired t over (GAN seed, classifier seed) pairs, Holm over the comparisons) is printed and written to
 OUT/confirmation.md and .json; with --study-run-id it is also logged to that search's MLflow parent run.
@@ -21,9 +24,11 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _bootstrap import use_repository_package
+from _cpu_data import DATA_SETS
 
 use_repository_package()
 
@@ -40,8 +45,6 @@ from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa:
 from dtgan.utils.atomic import write_text_atomic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-HELD_OUT = ["--scale", "0.05", "--seed", "1", "--held-out-per-cell", "300", "--defect-boldness", "2"]
-TRAINING = ["--scale", "0.5", "--defect-boldness", "2"]
 
 
 def _run(command: list[str], log_path: Path) -> None:
@@ -66,8 +69,8 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
     name = f"{recipe_name(preset)}-seed{seed}"
     run_dir = runs / name
     overrides = ["-o", f"train.seed={seed}", "-o", f"train.out_dir={runs}", "-o", f"train.run_name={name}"]
-    overrides += [x for o in args.override for x in ("-o", o)]
-    total = load_config(preset, args.override).train.total_steps
+    overrides += [x for o in args.override + _data_overrides(args) for x in ("-o", o)]
+    total = load_config(preset, args.override + _data_overrides(args)).train.total_steps
     if not checkpoint_path(run_dir, total).is_file():
         resume = ["--resume"] if list_checkpoints(run_dir) else []
         _run(
@@ -77,13 +80,33 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
     out = run_dir / "downstream"
     if not (out / "downstream.json").is_file():
         arms = [] if all_arms else ["-o", "downstream.arms=[mix]"]
-        extra = [x for o in args.downstream_override for x in ("-o", o)]
+        extra = [x for o in _downstream_overrides(args) for x in ("-o", o)]
+        data = ["--data", DATA_SETS[args.data_set].training] if args.data_set else []
         _run(
             dtgan
-            + ["downstream", str(run_dir), "-c", args.downstream_preset, *arms, *extra, "--out", str(out)],
+            + [
+                "downstream",
+                str(run_dir),
+                "-c",
+                args.downstream_preset,
+                *arms,
+                *extra,
+                *data,
+                "--out",
+                str(out),
+            ],
             runs / f"{name}.downstream.log",
         )
     return json.loads((out / "downstream.json").read_text())
+
+
+def _data_overrides(args) -> list[str]:
+    return [f"data.path={DATA_SETS[args.data_set].training}"] if args.data_set else []
+
+
+def _downstream_overrides(args) -> list[str]:
+    chosen = [f"downstream.held_out_data={DATA_SETS[args.data_set].held_out}"] if args.data_set else []
+    return chosen + args.downstream_override
 
 
 def comparisons_of(candidate: str, baseline: str | None, arms: set[str]) -> list[tuple[str, str]]:
@@ -108,7 +131,14 @@ def main() -> int:
         "-o", "--override", action="append", default=[], help="training override, both recipes"
     )
     parser.add_argument("--downstream-override", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=None, help="default results/confirm-<candidate>")
+    parser.add_argument(
+        "--data-set",
+        choices=sorted(DATA_SETS),
+        default=None,
+        help="train and test on this CPU data set (default: the presets' own data)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="GAN runs at once, one CPU thread each")
+    parser.add_argument("--out", default=None, help="default results/confirm-<candidate>[-<data set>]")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--study-run-id", default=None, help="MLflow parent run of the search: log the table")
     parser.add_argument(
@@ -118,10 +148,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     candidate = recipe_name(args.candidate)
-    args.out = args.out or f"results/confirm-{candidate}"
-    used = {load_config(args.candidate, args.override).data.path}
-    used.add(load_config(args.downstream_preset, args.downstream_override).downstream.held_out_data)
-    for path, synth in (("data/cpu/benchmark.parquet", TRAINING), ("data/cpu/heldout.parquet", HELD_OUT)):
+    args.out = args.out or f"results/confirm-{candidate}" + (f"-{args.data_set}" if args.data_set else "")
+    used = {load_config(args.candidate, args.override + _data_overrides(args)).data.path}
+    used.add(load_config(args.downstream_preset, _downstream_overrides(args)).downstream.held_out_data)
+    renders = [r for s in DATA_SETS.values() for r in s.renders()]
+    for path, synth in renders:
         if path in used and not (REPO / path).is_file():  # the CPU presets' data sets, rendered once
             _run(
                 [sys.executable, "-m", "dtgan", "data", "synth", "--out", path, *synth],
@@ -130,12 +161,19 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     presets = [args.candidate] + ([args.baseline] if args.baseline else [])
     started = time.monotonic()
-    print(f"confirm: {presets} x GAN seeds {seeds}, downstream {args.downstream_preset}", flush=True)
-    payloads = []
-    for preset in presets:
-        for seed in seeds:
-            payload = train_and_classify(args, preset, seed, all_arms=not payloads)
-            payloads.append((recipe_name(preset), seed, payload))
+    print(
+        f"confirm: {presets} x GAN seeds {seeds}, downstream {args.downstream_preset}"
+        + (f", data set {args.data_set}" if args.data_set else "")
+        + f", {args.jobs} at a time",
+        flush=True,
+    )
+    # The first run (the candidate's first seed) also trains the arms without a generator.
+    order = [(preset, seed) for preset in presets for seed in seeds]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        done = list(
+            pool.map(lambda ps: train_and_classify(args, ps[0], ps[1], all_arms=ps == order[0]), order)
+        )
+    payloads = [(recipe_name(p), s, payload) for (p, s), payload in zip(order, done, strict=True)]
     rows = merge([arm_series(p, recipe, seed) for recipe, seed, p in payloads])
     arms = {job["cell"]["arm"] for _, _, p in payloads for job in p["jobs"]}
     baseline = recipe_name(args.baseline) if args.baseline else None

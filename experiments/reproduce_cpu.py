@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _bootstrap import use_repository_package
+from _cpu_data import DATA_SETS
 
 use_repository_package()
 
@@ -30,23 +31,6 @@ from dtgan.evaluation.reproduction import read_run, write_summary  # noqa: E402
 from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# name -> (data path, `dtgan data synth` arguments)
-DATA_SETS = {
-    "benchmark": ("data/cpu/benchmark.parquet", ["--scale", "0.5", "--defect-boldness", "2"]),
-    "second": (
-        "data/cpu2/benchmark.parquet",
-        [
-            "--scale",
-            "0.5",
-            "--defect-boldness",
-            "2",
-            "--products",
-            "knurled,coated,grained",
-            "--defects",
-            "crack,dent",
-        ],
-    ),
-}
 
 
 def _run(command: list[str], log_path: Path) -> None:
@@ -138,7 +122,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default: results/<preset>-<data set>")
     args = parser.parse_args()
     args.out = args.out or f"results/{args.preset}-{args.data_set}"
-    data_path, synth_args = DATA_SETS[args.data_set]
+    data_path, synth_args = DATA_SETS[args.data_set].renders()[0]
     if not (REPO / data_path).is_file():
         _run(
             [sys.executable, "-m", "dtgan", "data", "synth", "--out", data_path, *synth_args],
