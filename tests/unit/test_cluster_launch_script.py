@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import stat
 import subprocess
@@ -12,16 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_module import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "cluster" / "launch.py"
 
 
 def load_launch():
-    spec = importlib.util.spec_from_file_location("dtgan_cluster_launch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cluster/launch.py", "dtgan_cluster_launch")
 
 
 launch = load_launch()

@@ -5,13 +5,13 @@ and confirm_search's --data-set points training, the downstream study and its he
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 
 from dtgan.config.loader import load_config
 
@@ -22,12 +22,7 @@ from _cpu_data import DATA_SETS  # noqa: E402
 
 
 def _confirm_search():
-    spec = importlib.util.spec_from_file_location(
-        "confirm_search", REPO / "experiments" / "confirm_search.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/confirm_search.py")
 
 
 def test_the_makefile_renders_the_benchmark_sets_with_the_same_arguments():

@@ -4,21 +4,17 @@ rows in the field's columns (IS, IC-LPIPS, KID per category and averaged), the q
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from report_store import Store
+from script_module import load_script
 
 from dtgan import keys
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("field_table", REPO / "benchmarks" / "field_table.py")
-field_table = importlib.util.module_from_spec(_spec)
-sys.modules["field_table"] = field_table  # dataclasses look their module up there
-_spec.loader.exec_module(field_table)
+field_table = load_script("benchmarks/field_table.py")
 
 
 def _scores(is_value: float, lpips: float, kid: float, guidance: str = "latent") -> dict[str, float]:

@@ -3,19 +3,15 @@ a second run changes nothing, and what it cannot rewrite is reported."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from script_module import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "rewrite_citations", REPO / "tools" / "rewrite_citations.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/rewrite_citations.py")
 
 
 SOURCE = '''"""Losses (spec §1.5, §3.6) with the switches A1-A3, A8 (paper §4.2); see issue 17 (issue 13)."""

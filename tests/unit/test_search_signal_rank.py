@@ -4,19 +4,17 @@ steps spent count a completed trial at full length, and the signal's rank agreem
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from script_module import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "search_signal_rank.py"
-_spec = importlib.util.spec_from_file_location("search_signal_rank", SCRIPT)
-rank = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rank)
+rank = load_script("benchmarks/search_signal_rank.py")
 
 SIGNAL, OBJECTIVE = rank.SIGNAL, rank.OBJECTIVE
 
