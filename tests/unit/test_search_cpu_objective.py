@@ -166,6 +166,17 @@ def test_recipe_overrides_keep_what_the_launch_changed_and_drop_where_it_ran(tmp
     assert recipe_overrides(config, "search_cpu") == {"train.total_steps": 40, "loss.lambda_fg": 2.0}
 
 
+def test_recipe_overrides_leave_out_the_extractor_the_study_pinned():
+    pinned = [  # what dtgan.search.study_extractor.pin_extractor sets on a machine without Inception weights
+        "evaluation.feature_extractor=dtgan-pretrained-cnn",
+        "evaluation.defect_cnn_weights_path=/root/.cache/dtgan/evaluation/defect_cnn/a.pt",
+        "evaluation.pretrained_cnn.weights_path=/root/.cache/dtgan/pretrained_cnn/b.pt",
+    ]
+    config = load_config("search_cpu", [*pinned, "loss.lambda_fg=2.0"])
+    assert load_config("search_cpu").evaluation.feature_extractor == "auto"
+    assert recipe_overrides(config, "search_cpu") == {"loss.lambda_fg": 2.0}
+
+
 def test_fanova_importance_finds_the_parameter_that_drives_the_objective():
     from dtgan.search.ray_tune import param_importances
 

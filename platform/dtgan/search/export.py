@@ -51,14 +51,27 @@ RECIPE_SECTIONS = (
 )
 
 
+def _pinned_by_the_study(key: str, preset: dict[str, Any]) -> bool:
+    """What the study driver pins so that every trial scores with one extractor (dtgan.search.study_extractor):
+    weights files of the machine or bucket it ran on, and the extractor that ``auto`` resolved to there. Where
+    the search ran, not what it found: a run of the exported preset resolves its own."""
+    if key.startswith("evaluation.") and key.endswith("weights_path"):
+        return True
+    return key == "evaluation.feature_extractor" and preset.get(key) == "auto"
+
+
 def recipe_overrides(config: Any, base: str) -> dict[str, Any]:
     """Dotted keys where the study's config differs from its preset ``base`` in what a run trains and measures
     (the launch's -o overrides); paths made absolute by the driver count as equal, study and tracking settings
-    are left out (where a search runs, not what it found)."""
+    and the extractor the driver pinned are left out (where a search runs, not what it found)."""
     preset = flatten(load_config(base))
     out = {}
     for key, value in flatten(config).items():
-        if not key.startswith(RECIPE_SECTIONS) or preset.get(key) == value:
+        if (
+            not key.startswith(RECIPE_SECTIONS)
+            or preset.get(key) == value
+            or _pinned_by_the_study(key, preset)
+        ):
             continue
         if isinstance(value, str) and isinstance(preset.get(key), str):
             if Path(value).expanduser().resolve() == Path(preset[key]).expanduser().resolve():
