@@ -122,7 +122,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default: results/<preset>-<data set>")
     args = parser.parse_args()
     args.out = args.out or f"results/{args.preset}-{args.data_set}"
-    data_path, synth_args = DATA_SETS[args.data_set].renders()[0]
+    data_set = DATA_SETS[args.data_set]
+    data_path, synth_args = data_set.training, data_set.training_synth
     if not (REPO / data_path).is_file():
         _run(
             [sys.executable, "-m", "dtgan", "data", "synth", "--out", data_path, *synth_args],
