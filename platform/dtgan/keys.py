@@ -209,6 +209,8 @@ def defect_recall_key(guidance: str, product: str | None = None, defect: str | N
 SEARCH_INTERMEDIATE_FID = "search/fid_mix_intermediate"
 # % of synthetic mix images the defect classifier does not call the intended defect (100 - defect recall, all products)
 SEARCH_INTERMEDIATE_DEFECT_MISS = "search/defect_miss_pct_intermediate"
+# validation error % of a short downstream study of the checkpoint (the mix arm, a classifier seed or two)
+SEARCH_INTERMEDIATE_PROBE = "search/probe_val_error_pct_intermediate"
 
 # MLflow accepts alphanumerics, "_", "-", ".", " " and "/" in keys; anything else in a product or defect name
 # (user data) is replaced so that a key never fails to log. "." is replaced too: it starts the per-defect part.

@@ -218,6 +218,51 @@ def test_two_trial_search_reports_intermediate_fid_and_samples_the_space(shared_
     assert "Sampled parameters:" in text
 
 
+def test_a_search_cuts_on_the_downstream_probe_it_logs_at_every_rung(shared_ray, folder):
+    """study.intermediate_signal=downstream_probe on the real Ray Tune path: at step 10 the trial trains a
+    classifier on its checkpoint's synthetic defects, reports the validation error under the probe's key and as the
+    downstream objective's stand-in, and logs it to MLflow; the completed trial's objective is the full study's."""
+    from dtgan import keys
+    from dtgan.search.runner import run_search
+
+    folder, data_path = folder
+    objective = "downstream/error_mix_resnet10t_mean"
+    config = load_config(
+        "search_smoke",
+        [
+            *tiny_study_overrides(folder, data_path),
+            "study.num_samples=1",
+            "study.intermediate_fid_every_steps=10",
+            "study.intermediate_signal=downstream_probe",
+            "study.run_downstream=true",
+            f"study.objectives=[{{metric: {objective}, mode: min}}]",
+            "model.ablation=c",
+            f"study.search_space={REPO}/experiments/search/lambdas_small.yaml",
+            "downstream.backbone=resnet10t",
+            "downstream.weights=scratch",
+            "downstream.img_size=32",
+            "downstream.arms=[mix]",
+            "downstream.num_seeds=1",
+            "downstream.epochs=1",
+            "downstream.batch_size=8",
+            "downstream.normal_images_per_product=[10]",
+            "downstream.synthesis_sources_per_product=10",
+        ],
+    )
+    launch, rows, _ = run_search(config)
+
+    assert [r.status for r in rows] == ["completed"]
+    client = MlflowClient(launch.tracker.tracking_uri, registry_uri=launch.tracker.tracking_uri)
+    (run,) = children(client, launch.parent_run_id)
+    probe = client.get_metric_history(run.info.run_id, keys.SEARCH_INTERMEDIATE_PROBE)
+    assert [m.step for m in probe] == [10] and 0.0 <= probe[0].value <= 100.0
+    assert objective in run.data.metrics  # the full study at the end
+    (result,) = (Path(launch.storage_path) / launch.run_name).glob("trial_*/result.json")
+    reports = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+    at_rung = next(r for r in reports if r.get("step") == 10 and keys.SEARCH_INTERMEDIATE_PROBE in r)
+    assert at_rung[objective] == at_rung[keys.SEARCH_INTERMEDIATE_PROBE] == pytest.approx(probe[0].value)
+
+
 def test_multi_worker_trial_trains_on_a_torch_trainer_launched_from_the_tune_trial(shared_ray, folder):
     from dtgan.search.runner import run_ablation
 

@@ -89,12 +89,17 @@ class StudyConfig(Section):
         ge=1,
         description="steps between cheap FID-mix reports for early stopping (a multiple of train.checkpoint_every_steps); null = none",
     )
-    intermediate_signal: Literal["fid_mix", "defect_miss"] = Field(
+    intermediate_signal: Literal["fid_mix", "defect_miss", "downstream_probe"] = Field(
         "fid_mix",
         description="the cheap early-stopping signal every intermediate_fid_every_steps: fid_mix = FID-mix on "
         "few images (stands in for the FID-mix objective); defect_miss = % of the synthetic mix images the data "
         "set's defect classifier (trained on real images) does not assign to the intended defect, 100 - defect "
-        "recall (stands in for a downstream error objective)",
+        "recall; downstream_probe = validation error % of the downstream study's mix arm on the checkpoint, "
+        "intermediate_probe_seeds classifier seeds (a classification-accuracy score; both stand in for a "
+        "downstream error objective)",
+    )
+    intermediate_probe_seeds: int = Field(
+        1, ge=1, description="classifier seeds of the downstream_probe signal (each one downstream training)"
     )
     intermediate_fid_images_per_cell: int = Field(
         32, ge=2, description="synthetic images per product x defect for the cheap intermediate FID-mix"

@@ -1,5 +1,6 @@
-"""A cheap FID-mix during training (few images per cell, all products pooled): the early-stopping signal; or the
-defect miss rate of a few synthetic images (``study.intermediate_signal=defect_miss``), for a downstream objective.
+"""A cheap FID-mix during training (few images per cell, all products pooled): the early-stopping signal; or, for a
+downstream objective, the defect miss rate of a few synthetic images (``study.intermediate_signal=defect_miss``) or
+a short downstream study of the checkpoint read on the validation split (``downstream_probe``).
 
 It reuses the evaluation protocol (same sources, references, extractor and real-feature cache) with
 ``study.intermediate_fid_images_per_cell`` synthetic images per product x defect, so it is noisy but
@@ -9,13 +10,18 @@ ordered like the final FID-mix. The data and the extractor are loaded once per t
 from __future__ import annotations
 
 import logging
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.root import DTGANConfig
+from dtgan.downstream.prepare import prepare_study_data
+from dtgan.downstream.study import plan_jobs, run_job
 from dtgan.evaluation.defect_classifier import DefectClassifier
 from dtgan.evaluation.extractors import resolve_defect_classifier, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
@@ -144,8 +150,60 @@ def defect_miss_pct(classifier: DefectClassifier, sets) -> float:
     return 100.0 * (1.0 - hits / max(total, 1))
 
 
+class IntermediateDownstreamProbe:
+    """``error(checkpoint_path) -> float``: the validation error % (mean over ``study.intermediate_probe_seeds``
+    classifier seeds) of the trial's downstream study restricted to its mix arm and first training-set size, scope and defect source, run on
+    the checkpoint: a classifier trained on the generator's synthetic defects and real normals, judged on real
+    validation images. Only the validation split is read, never the test split the objective is measured on.
+
+    It measures what the objective measures, at the cost of one short classifier training per seed."""
+
+    key = keys.SEARCH_INTERMEDIATE_PROBE
+
+    def __init__(self, config: DTGANConfig) -> None:
+        self.config = config
+        downstream = config.downstream
+        self.cfg = downstream.model_copy(
+            update={
+                "arms": ("mix",),
+                "num_seeds": config.study.intermediate_probe_seeds,
+                "normal_images_per_product": downstream.normal_images_per_product[:1],
+                "products": downstream.products[:1],
+                "defect_sources": downstream.defect_sources[:1],
+            }
+        )
+        self.device = resolve_device(downstream.device, "downstream.device")
+
+    def __call__(self, checkpoint_path: str) -> float:
+        started = time.perf_counter()
+        nets = load_inference_nets(checkpoint_path, device=self.device)
+        data = prepare_study_data(
+            self.cfg,
+            self.config.data.path,
+            nets=nets,
+            checkpoint=str(checkpoint_path),
+            crop_paste_cfg=self.config.crop_paste,
+        )
+        del nets
+        with tempfile.TemporaryDirectory(prefix="dtgan-probe-") as folder:
+            path = data.save(Path(folder) / "study_data.pt")
+            results = [run_job(spec) for spec in plan_jobs(self.cfg, path)]
+        error = statistics.fmean(r["val_error_pct"] for r in results)
+        log.info(
+            "intermediate probe: validation error %.2f%% at %s (%d classifier(s), %.1f s)",
+            error,
+            checkpoint_path,
+            len(results),
+            time.perf_counter() - started,
+        )
+        return error
+
+
 def intermediate_signal(config: DTGANConfig, images_per_cell: int):
     """The study's early-stopping signal (``study.intermediate_signal``): a callable checkpoint -> value (lower is
     better) with the Tune result key it reports under as ``.key``."""
-    kind = IntermediateDefectMiss if config.study.intermediate_signal == "defect_miss" else IntermediateFID
+    signal = config.study.intermediate_signal
+    if signal == "downstream_probe":
+        return IntermediateDownstreamProbe(config)
+    kind = IntermediateDefectMiss if signal == "defect_miss" else IntermediateFID
     return kind(config.evaluation, config.data.path, images_per_cell)
