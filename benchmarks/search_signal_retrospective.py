@@ -2,7 +2,8 @@
 checkpoints with a short downstream study (the trial's own downstream section, mix arm, ``--num-seeds``
 classifier seeds) and compare, step by step, how the probe's validation error and the signal the search cut on
 order the completed trials against their objective (Spearman's rho, exact permutation p up to 8 trials). Prints
-JSON; each probe's downstream.json is kept under ``--out``, so a stopped run resumes where it was.
+JSON; each probe's downstream.json is kept under ``--out`` (per trial, step and number of seeds; a different
+``-o`` needs its own ``--out``), so a stopped run resumes where it was.
 
     python benchmarks/search_signal_retrospective.py ray_results/search-search_cpu-20261206-212900 --steps 250,500
 
@@ -136,9 +137,8 @@ def main() -> int:
             return 2
         t["probes"] = {}
         for step in steps:
-            probe = run_probe(
-                run_dir, step, out / run_dir.name / f"step_{step:08d}", args.num_seeds, args.override
-            )
+            where = out / run_dir.name / f"step_{step:08d}-seeds{args.num_seeds}"
+            probe = run_probe(run_dir, step, where, args.num_seeds, args.override)
             if probe is not None:
                 t["probes"][step] = probe
     completed = [t for t in trials if t["objective"] is not None]

@@ -73,7 +73,7 @@ def test_probes_every_checkpoint_ranks_both_signals_and_resumes(tmp_path):
                 folder
                 / "signal-retrospective"
                 / f"trial-{trial['trial']}"
-                / "step_00000000"
+                / "step_00000000-seeds1"
                 / "downstream.json"
             ).read_text()
         )
