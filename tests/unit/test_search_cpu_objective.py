@@ -76,6 +76,24 @@ def test_final_signal_is_what_the_full_evaluation_measured():
     assert final_signal(smoke, {keys.fid_key("mix"): 12.5}) == {keys.SEARCH_INTERMEDIATE_FID: 12.5}
 
 
+def test_the_downstream_probe_stands_in_for_a_downstream_objective_and_ends_on_it():
+    probe = load_config(
+        "search_cpu", ["study.intermediate_signal=downstream_probe", "downstream.held_out_data=null"]
+    )
+    assert signal_key(probe.study) == keys.SEARCH_INTERMEDIATE_PROBE
+    assert stands_in_for(probe) == (DOWNSTREAM_MIX,)
+    check_study_config(probe, early_stopping=True)  # accepted: it estimates the downstream objective
+    # at the last rung the full study has run: the objective itself is the signal
+    assert final_signal(probe, {DOWNSTREAM_MIX: 31.5, keys.defect_recall_key("mix"): 0.2}) == {
+        keys.SEARCH_INTERMEDIATE_PROBE: 31.5
+    }
+    assert final_signal(probe, {}) == {}
+    fid_objective = load_config("search_smoke", ["study.intermediate_signal=downstream_probe"])
+    assert stands_in_for(fid_objective) == ()  # a probe of the classifier does not estimate FID-mix
+    with pytest.raises(ConfigError, match="downstream_probe estimates a downstream error only"):
+        check_study_config(fid_objective, early_stopping=True)
+
+
 class _BrightnessJudge:
     """A defect classifier of known behaviour: defect type = 1 if the image mean is below 128, else 2."""
 
