@@ -67,15 +67,18 @@ def rank_agreement(trials: list[dict]) -> dict[int, dict]:
         pairs = [
             (t["signal_by_step"][step], t["objective"]) for t in completed if step in t["signal_by_step"]
         ]
-        if len(pairs) >= 3:
-            a, b = [x for x, _ in pairs], [y for _, y in pairs]
-            rho, p = spearmanr(a, b)
-            out[step] = {
-                "n": len(pairs),
-                "rho": float(rho),
-                "p": exact_p(a, b) if len(pairs) <= 8 else float(p),
-            }
+        if (agreement := spearman(pairs)) is not None:
+            out[step] = agreement
     return out
+
+
+def spearman(pairs: list[tuple[float, float]]) -> dict | None:
+    """n, Spearman's rho and its two-sided p (exact up to 8 pairs) of (signal, objective) pairs; None below 3."""
+    if len(pairs) < 3:
+        return None
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    rho, p = spearmanr(a, b)
+    return {"n": len(pairs), "rho": float(rho), "p": exact_p(a, b) if len(pairs) <= 8 else float(p)}
 
 
 def main() -> int:

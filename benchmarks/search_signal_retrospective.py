@@ -23,10 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from scipy.stats import spearmanr
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_signal_rank import OBJECTIVE, SIGNAL, exact_p, read_trials  # noqa: E402
+from search_signal_rank import OBJECTIVE, SIGNAL, read_trials, spearman  # noqa: E402
 
 PROBE = "probe_val_error_pct"
 
@@ -97,15 +95,8 @@ def agreement(completed: list[dict], values_at) -> dict[int, dict]:
     out = {}
     for step in steps:
         pairs = [(values_at(t, step), t["objective"]) for t in completed]
-        pairs = [(a, b) for a, b in pairs if a is not None]
-        if len(pairs) >= 3:
-            a, b = [x for x, _ in pairs], [y for _, y in pairs]
-            rho, p = spearmanr(a, b)
-            out[step] = {
-                "n": len(pairs),
-                "rho": float(rho),
-                "p": exact_p(a, b) if len(pairs) <= 8 else float(p),
-            }
+        if (found := spearman([(a, b) for a, b in pairs if a is not None])) is not None:
+            out[step] = found
     return out
 
 
