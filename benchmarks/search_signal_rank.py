@@ -48,6 +48,14 @@ def read_trials(folder: Path, signal: str, objective: str) -> list[dict]:
     return trials
 
 
+def trials_of(folder: Path, signal: str, objective: str) -> list[dict]:
+    """``read_trials``, saying on stderr in one line when the folder holds none."""
+    trials = read_trials(folder, signal, objective)
+    if not trials:
+        print(f"{folder}: no trial_*/result.json with results; pass a search's Tune folder", file=sys.stderr)
+    return trials
+
+
 def exact_p(a: list[float], b: list[float]) -> float:
     """Two-sided permutation p of Spearman's rho for a few pairs (every ordering of b; 8 pairs = 40,320): scipy's
     t approximation says p = 0 for a perfect rank order of 3 pairs, whose exact p is 1/3."""
@@ -88,12 +96,8 @@ def main() -> int:
     parser.add_argument("--signal", default=SIGNAL)
     parser.add_argument("--objective", default=OBJECTIVE)
     args = parser.parse_args()
-    trials = read_trials(args.folder, args.signal, args.objective)
+    trials = trials_of(args.folder, args.signal, args.objective)
     if not trials:
-        print(
-            f"{args.folder}: no trial_*/result.json with results; pass a search's Tune folder",
-            file=sys.stderr,
-        )
         return 2
     completed = [t for t in trials if t["objective"] is not None]
     best = min(completed, key=lambda t: t["objective"]) if completed else None

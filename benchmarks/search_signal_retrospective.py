@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_signal_rank import OBJECTIVE, SIGNAL, read_trials, spearman  # noqa: E402
+from search_signal_rank import OBJECTIVE, SIGNAL, spearman, trials_of  # noqa: E402
 
 PROBE = "probe_val_error_pct"
 
@@ -112,12 +112,8 @@ def main() -> int:
     parser.add_argument("--signal", default=SIGNAL, help="the signal the search cut on (Tune result key)")
     parser.add_argument("--objective", default=OBJECTIVE)
     args = parser.parse_args()
-    trials = read_trials(args.folder, args.signal, args.objective)
+    trials = trials_of(args.folder, args.signal, args.objective)
     if not trials:
-        print(
-            f"{args.folder}: no trial_*/result.json with results; pass a search's Tune folder",
-            file=sys.stderr,
-        )
         return 2
     out = args.out or args.folder / "signal-retrospective"
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
