@@ -10,7 +10,6 @@ ordered like the final FID-mix. The data and the extractor are loaded once per t
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from dtgan import keys
 from dtgan.config.evaluation import EvaluationConfig
 from dtgan.config.root import DTGANConfig
 from dtgan.downstream.prepare import prepare_study_data
-from dtgan.downstream.study import plan_jobs, run_job
+from dtgan.downstream.study import run_study
 from dtgan.evaluation.defect_classifier import DefectClassifier
 from dtgan.evaluation.extractors import resolve_defect_classifier, resolve_extractor
 from dtgan.evaluation.feature_cache import RealSetKey
@@ -152,9 +151,9 @@ def defect_miss_pct(classifier: DefectClassifier, sets) -> float:
 
 class IntermediateDownstreamProbe:
     """``error(checkpoint_path) -> float``: the validation error % (mean over ``study.intermediate_probe_seeds``
-    classifier seeds) of the trial's downstream study restricted to its mix arm and first training-set size, scope and defect source, run on
-    the checkpoint: a classifier trained on the generator's synthetic defects and real normals, judged on real
-    validation images. Only the validation split is read, never the test split the objective is measured on.
+    classifier seeds) of the trial's downstream study on the checkpoint, restricted to its mix arm and its first
+    training-set size, scope and defect source: a classifier trained on the generator's synthetic defects and real
+    normals, judged on real validation images. The test split the objective is measured on is not used.
 
     It measures what the objective measures, at the cost of one short classifier training per seed."""
 
@@ -186,17 +185,15 @@ class IntermediateDownstreamProbe:
         )
         del nets
         with tempfile.TemporaryDirectory(prefix="dtgan-probe-") as folder:
-            path = data.save(Path(folder) / "study_data.pt")
-            results = [run_job(spec) for spec in plan_jobs(self.cfg, path)]
-        error = statistics.fmean(r["val_error_pct"] for r in results)
+            (row,) = run_study(self.cfg, data.save(Path(folder) / "study_data.pt"))["rows"]
         log.info(
-            "intermediate probe: validation error %.2f%% at %s (%d classifier(s), %.1f s)",
-            error,
+            "intermediate probe: validation error %.2f%% at %s (%d classifier seed(s), %.1f s)",
+            row["val_error_pct_mean"],
             checkpoint_path,
-            len(results),
+            len(row["seeds"]),
             time.perf_counter() - started,
         )
-        return error
+        return row["val_error_pct_mean"]
 
 
 def intermediate_signal(config: DTGANConfig, images_per_cell: int):
