@@ -42,13 +42,14 @@ cpu-data: setup
 	test -f data/cpu/search_heldout.parquet || $(PY) -m dtgan data synth --out data/cpu/search_heldout.parquet --scale 0.05 --seed 2 --held-out-per-cell 200 --defect-boldness 2
 
 # The CPU search (<= 2 h on 2 cores: 12 trials, ASHA on the defect-miss signal, objective the downstream mix error),
-# its winner exported as a preset, then confirmed on 3 fresh GAN seeds beside cpu32, trad_aug and Crop&Paste
-# (two runs at a time; the second data set: experiments/confirm_search.py --candidate ... --data-set second).
+# its winner exported as a preset, then confirmed on 3 fresh GAN seeds beside cpu32, trad_aug and Crop&Paste, each
+# run's generator evaluated too (two runs at a time; the second data set: experiments/confirm_search.py --candidate
+# ... --evaluate --data-set second).
 reproduce-search: cpu-data
 	$(PY) experiments/search.py -c search_cpu --export experiments/presets/search_cpu_winner.yaml
 
 confirm-search: cpu-data
-	$(PY) experiments/confirm_search.py --candidate experiments/presets/search_cpu_winner.yaml
+	$(PY) experiments/confirm_search.py --candidate experiments/presets/search_cpu_winner.yaml --evaluate
 
 test: setup
 	$(PY) -m pytest -q

@@ -14,6 +14,9 @@ first use); ``--jobs`` runs that many GAN runs (each trained, then classified) a
 resumes: a trained run or a downstream result that exists is not recomputed. The verdict (dtgan.downstream.power:
 paired t over (GAN seed, classifier seed) pairs, Holm over the comparisons) is printed and written to
 OUT/confirmation.md and .json; with --study-run-id it is also logged to that search's MLflow parent run.
+``--evaluate`` also runs ``dtgan evaluate`` on each run's last checkpoint, with one evaluation preset for every
+recipe, and adds the generators' table (dtgan.evaluation.reproduction: FID-mix, identity SSIM, locality, defect
+recall, mean ± sd over GAN seeds) beside their downstream error: is the better generator the more useful one?
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from dtgan.downstream.power import (  # noqa: E402
     merge,
     verdict_line,
 )
+from dtgan.evaluation.inputs import EVALUATION_DIR  # noqa: E402
+from dtgan.evaluation.report import REPORT_FILE as EVALUATION_FILE  # noqa: E402
+from dtgan.evaluation.reproduction import read_evaluation, summarise, summary_markdown  # noqa: E402
 from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
 from dtgan.utils.atomic import write_text_atomic  # noqa: E402
 
@@ -62,6 +68,10 @@ def recipe_name(preset: str) -> str:
     return Path(preset).stem
 
 
+def total_steps(args, preset: str) -> int:
+    return load_config(preset, args.override + _data_overrides(args)).train.total_steps
+
+
 def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
     """One GAN run of ``preset`` and its downstream study; the downstream payload."""
     dtgan = [sys.executable, "-m", "dtgan"]
@@ -70,13 +80,15 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
     run_dir = runs / name
     overrides = ["-o", f"train.seed={seed}", "-o", f"train.out_dir={runs}", "-o", f"train.run_name={name}"]
     overrides += [x for o in args.override + _data_overrides(args) for x in ("-o", o)]
-    total = load_config(preset, args.override + _data_overrides(args)).train.total_steps
+    total = total_steps(args, preset)
     if not checkpoint_path(run_dir, total).is_file():
         resume = ["--resume"] if list_checkpoints(run_dir) else []
         _run(
             dtgan + ["train", "-c", preset, *overrides, "--run-dir", str(run_dir), *resume],
             runs / f"{name}.train.log",
         )
+    if args.evaluate:
+        evaluate_run(args, run_dir, total, runs / f"{name}.evaluate.log")
     out = run_dir / "downstream"
     if not (out / "downstream.json").is_file():
         arms = [] if all_arms else ["-o", "downstream.arms=[mix]"]
@@ -98,6 +110,29 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
             runs / f"{name}.downstream.log",
         )
     return json.loads((out / "downstream.json").read_text())
+
+
+def evaluate_run(args, run_dir: Path, step: int, log_path: Path) -> None:
+    """``dtgan evaluate`` of the run's last checkpoint with the evaluation preset (one preset for every recipe,
+    so their FIDs are measured alike); skipped when that evaluation exists."""
+    if (run_dir / EVALUATION_DIR / f"step_{step:08d}" / EVALUATION_FILE).is_file():
+        return
+    data = ["--data", DATA_SETS[args.data_set].training] if args.data_set else []
+    overrides = [x for o in args.override for x in ("-o", o)]
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "dtgan",
+            "evaluate",
+            str(run_dir),
+            "-c",
+            args.evaluation_preset,
+            *overrides,
+            *data,
+        ],
+        log_path,
+    )
 
 
 def _data_overrides(args) -> list[str]:
@@ -140,6 +175,18 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="GAN runs at once, one CPU thread each")
     parser.add_argument("--out", default=None, help="default results/confirm-<candidate>[-<data set>]")
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also `dtgan evaluate` each run's last checkpoint and add the generators' table (FID-mix, identity "
+        "SSIM, locality, defect recall) beside their downstream error",
+    )
+    parser.add_argument(
+        "--evaluation-preset",
+        default=None,
+        help="the evaluation settings of --evaluate, the same for every recipe (default: the baseline, else the "
+        "candidate)",
+    )
     parser.add_argument("--study-run-id", default=None, help="MLflow parent run of the search: log the table")
     parser.add_argument(
         "--study-preset",
@@ -148,6 +195,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     candidate = recipe_name(args.candidate)
+    args.evaluation_preset = args.evaluation_preset or args.baseline or args.candidate
     args.out = args.out or f"results/confirm-{candidate}" + (f"-{args.data_set}" if args.data_set else "")
     used = {load_config(args.candidate, args.override + _data_overrides(args)).data.path}
     used.add(load_config(args.downstream_preset, _downstream_overrides(args)).downstream.held_out_data)
@@ -180,6 +228,20 @@ def main() -> int:
     comparisons = compare(rows, comparisons_of(candidate, baseline, arms), alpha=args.alpha)
     test_images = payloads[0][2]["jobs"][0]["test_images"]
     text = markdown(rows, comparisons, cell_errors(payloads), alpha=args.alpha, test_images=test_images)
+    generators = None
+    if args.evaluate:
+        records = [
+            read_evaluation(
+                Path(args.out) / "runs" / f"{recipe}-seed{seed}", recipe, seed, total_steps(args, preset)
+            )
+            for (preset, seed), (recipe, _, _) in zip(order, payloads, strict=True)
+        ]
+        generators = summarise(records)
+        text += (
+            f"\n\nThe generators (`dtgan evaluate` of each run's last checkpoint, evaluation preset "
+            f"{recipe_name(args.evaluation_preset)}; the downstream rows are each run's own study):\n\n"
+            + summary_markdown(generators)
+        )
     out = Path(args.out)
     write_text_atomic(out / "confirmation.md", text + "\n")
     write_text_atomic(
@@ -202,6 +264,7 @@ def main() -> int:
                     }
                     for c in comparisons
                 ],
+                "generators": generators,
             },
             indent=2,
         )

@@ -29,10 +29,19 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
         f"base: smoke\ndata: {{path: {data}}}\n"
         "train: {total_steps: 4, checkpoint_every_steps: 2, sample_every_steps: 4, log_every_steps: 2}\n"
     )
+    # --evaluate's settings come from the baseline preset alone (one evaluation for every recipe): tiny sets, the
+    # offline extractor pre-trained on a tiny corpus in seconds, cached under tmp_path
+    evaluation = (
+        f"evaluation: {{images_per_product_per_defect: 8, kid_subset_size_min: 4, kid_subsets: 5, "
+        f"disentanglement_num_images: 8, grid_num_sources: 2, grid_num_styles: 2, grid_num_references: 2, "
+        f"cache_dir: {tmp_path / 'cache'}, defect_cnn: {{min_steps: 10, epochs: 1}}, "
+        f"pretrained_cnn: {{images_per_class: 4, epochs: 1, render_sides: [32], widths: [8, 16, 32], "
+        f"cache_dir: {tmp_path / 'cache'}}}}}\n"
+    )
     (tmp_path / "search_tiny_winner.yaml").write_text(
         train + "loss: {lambda_fg: 2.0, self_rec_final_fraction: 0.5}\n"
     )
-    (tmp_path / "paper_tiny.yaml").write_text(train)
+    (tmp_path / "paper_tiny.yaml").write_text(train + evaluation)
     (tmp_path / "downstream_tiny.yaml").write_text(
         "base: downstream_cpu_power\n"
         f"downstream: {{held_out_data: {held_out}, epochs: 1, num_seeds: 2, normal_images_per_product: [10], "
@@ -54,6 +63,7 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
             str(tmp_path / "downstream_tiny.yaml"),
             "--out",
             str(out),
+            "--evaluate",
         ],
         cwd=REPO,
         env=env,
@@ -80,6 +90,19 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
     text = (out / "confirmation.md").read_text()
     assert "The unseen cell(s)" in text and "cast/spot" in text.split("The unseen cell(s)")[1]
     assert "verdict: search_tiny_winner mix - trad_aug:" in done.stdout
+    # --evaluate: each run's last checkpoint evaluated with the baseline's settings, the generators side by side
+    generators = result["generators"]["variants"]
+    assert set(generators) == {"search_tiny_winner", "paper_tiny"}
+    for recipe, measured in generators.items():
+        assert measured["seeds"] == [5] and measured["final_steps"] == [4]
+        evaluation = json.loads(
+            (
+                out / "runs" / f"{recipe}-seed5" / "evaluation" / "step_00000004" / "evaluation.json"
+            ).read_text()
+        )
+        assert evaluation["evaluation_config"]["images_per_product_per_defect"] == 8
+        assert measured["final"]["eval/fid_mix"] == [evaluation["metrics"]["eval/fid_mix"]]
+    assert "The generators" in text and "| metric | (search_tiny_winner) final | (paper_tiny) final |" in text
     # resumable: a second call recomputes nothing
     again = subprocess.run(
         [sys.executable, *done.args[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=300

@@ -6,7 +6,14 @@ import pytest
 
 from dtgan import keys
 from dtgan.errors import DataError
-from dtgan.evaluation.reproduction import read_run, summarise, summary_markdown, target_checks, write_summary
+from dtgan.evaluation.reproduction import (
+    read_evaluation,
+    read_run,
+    summarise,
+    summary_markdown,
+    target_checks,
+    write_summary,
+)
 
 
 def _run_dir(tmp_path, name, final, initial, downstream=None):
@@ -97,3 +104,65 @@ def test_a_run_without_a_curve_is_refused_with_the_command_to_make_it(tmp_path):
         DataError, match=r"no learning curve; run `dtgan evaluate .*run --all-checkpoints` first"
     ):
         read_run(tmp_path / "run", "g", 0)
+
+
+def _evaluated_run(tmp_path, name, step, metrics, downstream=None, verdict="pass"):
+    """A run folder as `dtgan evaluate RUN` leaves it: one checkpoint's evaluation.json (and a downstream.json)."""
+    run = tmp_path / name
+    folder = run / "evaluation" / f"step_{step:08d}"
+    folder.mkdir(parents=True)
+    tags = {
+        keys.TAG_FID_EXTRACTOR: "dtgan-pretrained-cnn",
+        keys.TAG_FID_WEIGHTS: "4b6b",
+        keys.TAG_LADDER_VERDICT: verdict,
+    }
+    (folder / "evaluation.json").write_text(
+        json.dumps({"metrics": {**metrics, "eval/note": "text"}, "tags": tags})
+    )
+    if downstream is not None:
+        (run / "downstream").mkdir()
+        (run / "downstream" / "downstream.json").write_text(json.dumps({"metrics": downstream}))
+    return run
+
+
+def test_runs_evaluated_at_their_last_step_only_give_a_table_without_step_zero(tmp_path):
+    # a confirmation's GAN seeds: one evaluation each (no curve), recipes side by side with their downstream error
+    recall = keys.defect_recall_key("mix")
+    records = [
+        read_evaluation(
+            _evaluated_run(
+                tmp_path,
+                f"{recipe}-seed{seed}",
+                1500,
+                {**GOOD, keys.fid_key("mix"): fid, recall: 0.5},
+                {"downstream/error_mix_resnet10t_mean": error},
+            ),
+            recipe,
+            seed,
+            1500,
+        )
+        for recipe, seed, fid, error in [
+            ("w", 101, 1600.0, 35.8),
+            ("w", 102, 5000.0, 35.6),
+            ("p", 101, 1900.0, 37.1),
+        ]
+    ]
+    assert records[0].final_step == 1500 and records[0].initial is None
+    summary = summarise(records)
+    assert summary["extractors"] == ["dtgan-pretrained-cnn@4b6b (validity ladder: pass)"]
+    assert summary["variants"]["w"]["final"][keys.fid_key("mix")] == [1600.0, 5000.0]
+    # the FID target needs step 0: not counted, not printed, rather than "0 of 2 seeds"
+    assert "FID-mix <= half of step 0's" not in summary["variants"]["w"]["targets_met"]
+    assert summary["variants"]["w"]["targets_met"]["identity SSIM >= 0.6"] == 2
+    text = summary_markdown(summary)
+    assert "step 0" not in text
+    assert "| metric | (w) final | (p) final |" in text
+    assert "| fid_mix | 3.3e+03 ± 2.4e+03 | 1.9e+03 |" in text
+    assert "| defect_recall_mix | 0.5 ± 0 | 0.5 |" in text
+    assert "| error_mix_resnet10t_mean (%) | 35.7 ± 0.14 | 37.1 |" in text
+
+
+def test_a_run_without_that_evaluation_is_refused_with_the_command_to_make_it(tmp_path):
+    _evaluated_run(tmp_path, "run", 500, GOOD)
+    with pytest.raises(DataError, match=r"no evaluation of step 1500; run `dtgan evaluate .*run` first"):
+        read_evaluation(tmp_path / "run", "g", 0, 1500)

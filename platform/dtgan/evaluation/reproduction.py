@@ -1,7 +1,8 @@
 """The summary of a reproduction: several run folders (variant x seed) -> one table, one curve figure.
 
-Each run folder holds ``evaluation/curve.json`` (``dtgan evaluate RUN --all-checkpoints``) and optionally
-``downstream/downstream.json`` (``dtgan downstream RUN``). The summary gives, per variant, the mean and the
+Each run folder holds ``evaluation/curve.json`` (``dtgan evaluate RUN --all-checkpoints``; :func:`read_run`) or
+one checkpoint's ``evaluation/step_XXXXXXXX/evaluation.json`` (``dtgan evaluate RUN``; :func:`read_evaluation`),
+and optionally ``downstream/downstream.json`` (``dtgan downstream RUN``). The summary gives, per variant, the mean and the
 sample standard deviation over seeds of every metric at the last checkpoint and at step 0 (the same networks
 untrained), the reproduction targets with how many seeds meet them, and the seeds behind every number.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.errors import DataError
 from dtgan.evaluation.curve import CURVE_FILE
+from dtgan.evaluation.inputs import EVALUATION_DIR
+from dtgan.evaluation.report import REPORT_FILE as EVALUATION_FILE
 from dtgan.utils.atomic import atomic_path, write_text_atomic
 
 DOWNSTREAM_FILE = "downstream.json"
@@ -47,6 +50,7 @@ TABLE_METRICS = (
     keys.EVAL_INPUT_DEPENDENCE,
     keys.EVAL_SELF_RECON_SSIM,
     keys.EVAL_SELF_RECON_PSNR,
+    keys.defect_recall_key("mix"),
 )
 
 
@@ -77,7 +81,7 @@ class RunRecord:
 def read_run(run_dir: str | Path, variant: str, seed: int) -> RunRecord:
     """A run folder's curve.json (required) and downstream.json (optional)."""
     run_dir = Path(run_dir)
-    curve_path = run_dir / "evaluation" / CURVE_FILE
+    curve_path = run_dir / EVALUATION_DIR / CURVE_FILE
     if not curve_path.is_file():
         raise DataError(
             f"{curve_path}: no learning curve; run `dtgan evaluate {run_dir} --all-checkpoints` first"
@@ -86,15 +90,43 @@ def read_run(run_dir: str | Path, variant: str, seed: int) -> RunRecord:
     points = {int(p["step"]): {k: float(v) for k, v in p["metrics"].items()} for p in curve["points"]}
     if not points:
         raise DataError(f"{curve_path}: the curve has no points; evaluate the run's checkpoints again")
-    downstream_path = run_dir / "downstream" / DOWNSTREAM_FILE
-    downstream = {}
-    if downstream_path.is_file():
-        downstream = {
-            k: float(v) for k, v in json.loads(downstream_path.read_text()).get("metrics", {}).items()
-        }
-    tags = curve.get("tags", {})
-    extractor = f"{tags.get(keys.TAG_FID_EXTRACTOR, '?')}@{tags.get(keys.TAG_FID_WEIGHTS, '?')}"
-    return RunRecord(variant, seed, str(run_dir), points, downstream, extractor)
+    return RunRecord(
+        variant, seed, str(run_dir), points, _downstream_metrics(run_dir), _extractor_label(curve)
+    )
+
+
+def read_evaluation(run_dir: str | Path, variant: str, seed: int, step: int) -> RunRecord:
+    """One checkpoint's evaluation.json (``dtgan evaluate RUN``, required) and the run's downstream.json
+    (optional), as a record of one point: enough for the table, without the cost of a whole curve."""
+    run_dir = Path(run_dir)
+    path = run_dir / EVALUATION_DIR / f"step_{step:08d}" / EVALUATION_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no evaluation of step {step}; run `dtgan evaluate {run_dir}` first")
+    evaluation = json.loads(path.read_text())
+    metrics = {k: float(v) for k, v in evaluation["metrics"].items() if isinstance(v, int | float)}
+    return RunRecord(
+        variant,
+        seed,
+        str(run_dir),
+        {step: metrics},
+        _downstream_metrics(run_dir),
+        _extractor_label(evaluation),
+    )
+
+
+def _downstream_metrics(run_dir: Path) -> dict[str, float]:
+    path = run_dir / "downstream" / DOWNSTREAM_FILE
+    if not path.is_file():
+        return {}
+    return {k: float(v) for k, v in json.loads(path.read_text()).get("metrics", {}).items()}
+
+
+def _extractor_label(payload: dict) -> str:
+    """'extractor@weights' of a curve.json or evaluation.json, with the validity ladder's verdict when known."""
+    tags = payload.get("tags", {})
+    label = f"{tags.get(keys.TAG_FID_EXTRACTOR, '?')}@{tags.get(keys.TAG_FID_WEIGHTS, '?')}"
+    verdict = tags.get(keys.TAG_LADDER_VERDICT)
+    return f"{label} (validity ladder: {verdict})" if verdict else label
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
@@ -111,8 +143,9 @@ def format_mean_sd(values: Sequence[float], digits: int = 3) -> str:
     return text if sd is None else f"{text} ± {sd:.2g}"
 
 
-def target_checks(record: RunRecord) -> dict[str, bool]:
-    """Which targets one run meets at its last checkpoint (missing metrics count as not met)."""
+def target_checks(record: RunRecord) -> dict[str, bool | None]:
+    """Which targets one run meets at its last checkpoint (missing metrics count as not met; None: the run has no
+    step 0 to compare with)."""
     final, checks = record.final, {}
     for label, key, _, threshold in TARGETS:
         checks[label] = key in final and final[key] >= threshold
@@ -123,10 +156,9 @@ def target_checks(record: RunRecord) -> dict[str, bool]:
     initial = record.initial
     fid = keys.fid_key("mix")
     checks["FID-mix <= half of step 0's"] = (
-        initial is not None
-        and fid in initial
-        and fid in record.final
-        and record.final[fid] <= 0.5 * initial[fid]
+        None
+        if initial is None
+        else (fid in initial and fid in record.final and record.final[fid] <= 0.5 * initial[fid])
     )
     return checks
 
@@ -155,6 +187,8 @@ def summarise(records: Sequence[RunRecord]) -> dict:
         }
         for run in runs:
             for label, met in target_checks(run).items():
+                if met is None:
+                    continue
                 entry["targets_met"].setdefault(label, 0)
                 entry["targets_met"][label] += int(met)
         out["variants"][variant] = entry
@@ -166,23 +200,25 @@ def _short(key: str) -> str:
 
 
 def summary_markdown(summary: dict) -> str:
-    """The summary as Markdown: final and step-0 values (mean ± sd over seeds), downstream errors, targets."""
+    """The summary as Markdown: final and step-0 values (mean ± sd over seeds; step 0 where any run has it),
+    downstream errors, targets."""
     variants = summary["variants"]
     names = list(variants)
+    with_initial = any(values for v in names for values in variants[v]["initial"].values())
+    columns = [("final", v) for v in names]
+    if with_initial:
+        columns = [(which, v) for v in names for which in ("final", "initial")]
     lines = [
-        f"Features (extractor@weights): {', '.join(summary['extractors'])}. Values are mean ± sample sd over the seeds listed;"
-        " step 0 is the same networks before training.",
+        f"Features (extractor@weights): {', '.join(summary['extractors'])}. Values are mean ± sample sd over the seeds listed"
+        + ("; step 0 is the same networks before training." if with_initial else "."),
         "",
-        "| metric | " + " | ".join(f"({v}) final | ({v}) step 0" for v in names) + " |",
-        "|---|" + "---|---|" * len(names),
+        "| metric | "
+        + " | ".join(f"({v}) {'final' if which == 'final' else 'step 0'}" for which, v in columns)
+        + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for key in TABLE_METRICS:
-        cells = []
-        for v in names:
-            cells += [
-                format_mean_sd(variants[v]["final"].get(key, [])),
-                format_mean_sd(variants[v]["initial"].get(key, [])),
-            ]
+        cells = [format_mean_sd(variants[v][which].get(key, [])) for which, v in columns]
         lines.append(f"| {_short(key)} | " + " | ".join(cells) + " |")
     lines += [
         "",
