@@ -151,3 +151,19 @@ def test_inf_and_nan_values_are_refused(value):
         load_config("smoke", [f"optim.lr={value}"])
     with pytest.raises(ConfigError, match="loss.lambda_cyc"):
         load_config("smoke", [f"loss.lambda_cyc={value}"])
+
+
+def test_cpu32_3000_is_cpu32_trained_longer():
+    """Its first 1,500 steps are cpu32's: only the length (and the checkpoints kept) differ, and no schedule reads
+    the length, so it trains what the resumed runs of docs/results.md 11.7.1 trained."""
+    from dtgan.training import schedules
+
+    long, base = load_config("cpu32_3000"), load_config("cpu32")
+    flat_long, flat_base = flatten(long), flatten(base)
+    changed = {k for k in flat_long.keys() | flat_base.keys() if flat_long.get(k) != flat_base.get(k)}
+    assert changed <= {"train.total_steps", "train.keep_checkpoints", "preset"}, changed
+    assert long.train.total_steps == 3000 and long.loss.ds_decay_steps == base.loss.ds_decay_steps == 1500
+    for step in (0, 1499, 1500, 2999):
+        assert schedules.lambda_ds(step, long.loss) == schedules.lambda_ds(step, base.loss)
+        assert schedules.lambda_self_rec(step, long.loss) == schedules.lambda_self_rec(step, base.loss)
+        assert schedules.ema_beta(step, long.train) == schedules.ema_beta(step, base.train)
