@@ -44,7 +44,7 @@ from dtgan.downstream.power import (  # noqa: E402
     merge,
     verdict_line,
 )
-from dtgan.evaluation.inputs import EVALUATION_DIR  # noqa: E402
+from dtgan.evaluation.inputs import evaluation_folder  # noqa: E402
 from dtgan.evaluation.report import REPORT_FILE as EVALUATION_FILE  # noqa: E402
 from dtgan.evaluation.reproduction import read_evaluation, summarise, summary_markdown  # noqa: E402
 from dtgan.training.checkpoint import checkpoint_path, list_checkpoints  # noqa: E402
@@ -115,7 +115,7 @@ def train_and_classify(args, preset: str, seed: int, all_arms: bool) -> dict:
 def evaluate_run(args, run_dir: Path, step: int, log_path: Path) -> None:
     """``dtgan evaluate`` of the run's last checkpoint with the evaluation preset (one preset for every recipe,
     so their FIDs are measured alike); skipped when that evaluation exists."""
-    if (run_dir / EVALUATION_DIR / f"step_{step:08d}" / EVALUATION_FILE).is_file():
+    if (evaluation_folder(run_dir, step) / EVALUATION_FILE).is_file():
         return
     data = ["--data", DATA_SETS[args.data_set].training] if args.data_set else []
     overrides = [x for o in args.override for x in ("-o", o)]

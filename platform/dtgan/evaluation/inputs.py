@@ -25,6 +25,11 @@ from dtgan.training.environment import resolve_device
 EVALUATION_DIR = "evaluation"  # <run>/evaluation/step_XXXXXXXX/: a checkpoint's evaluation folder
 
 
+def evaluation_folder(run_dir: str | Path, step: int) -> Path:
+    """``<run>/evaluation/step_XXXXXXXX``: where ``dtgan evaluate`` writes a checkpoint's evaluation by default."""
+    return Path(run_dir) / EVALUATION_DIR / f"step_{step:08d}"
+
+
 @dataclass(frozen=True)
 class DataInputs:
     """The inputs of a method scored on the protocol without networks of its own (Crop&Paste)."""
@@ -142,11 +147,7 @@ def checkpoint_inputs(
     data_path = data_path or nets.config.data.path
     data = load_evaluation_data(data_path, nets.vocab, cfg, nets.config.model.img_size)
     _require_defects(data, data_path, "synthesise")
-    out_dir = (
-        Path(out_dir)
-        if out_dir is not None
-        else run_dir_of(checkpoint) / EVALUATION_DIR / f"step_{nets.step:08d}"
-    )
+    out_dir = Path(out_dir) if out_dir is not None else evaluation_folder(run_dir_of(checkpoint), nets.step)
     return CheckpointInputs(
         device=device, data_path=data_path, data=data, out_dir=out_dir, checkpoint=checkpoint, nets=nets
     )

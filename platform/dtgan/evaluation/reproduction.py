@@ -19,7 +19,7 @@ from pathlib import Path
 from dtgan import keys
 from dtgan.errors import DataError
 from dtgan.evaluation.curve import CURVE_FILE
-from dtgan.evaluation.inputs import EVALUATION_DIR
+from dtgan.evaluation.inputs import EVALUATION_DIR, evaluation_folder
 from dtgan.evaluation.report import REPORT_FILE as EVALUATION_FILE
 from dtgan.utils.atomic import atomic_path, write_text_atomic
 
@@ -99,7 +99,7 @@ def read_evaluation(run_dir: str | Path, variant: str, seed: int, step: int) -> 
     """One checkpoint's evaluation.json (``dtgan evaluate RUN``, required) and the run's downstream.json
     (optional), as a record of one point: enough for the table, without the cost of a whole curve."""
     run_dir = Path(run_dir)
-    path = run_dir / EVALUATION_DIR / f"step_{step:08d}" / EVALUATION_FILE
+    path = evaluation_folder(run_dir, step) / EVALUATION_FILE
     if not path.is_file():
         raise DataError(f"{path}: no evaluation of step {step}; run `dtgan evaluate {run_dir}` first")
     evaluation = json.loads(path.read_text())
