@@ -20,6 +20,7 @@ from dtgan.models import build_nets
 
 K, P, N = 3, 2, 4
 TOL = {"rtol": 1e-4, "atol": 1e-5}
+VANISHING = 1e-5  # gradient norm below which exact maths gives 0 (see assert_grads_close)
 
 
 def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, ds_weight):
@@ -97,8 +98,10 @@ def assert_grads_close(fast: torch.Tensor, plain: torch.Tensor, name: str) -> No
     float rounding (exactly 0 when decoded apart, +-1 ulp when decoded in one batch). That moves a few
     elements by O(1e-5) relative, never the tensor: a wrong gradient is off by O(1)."""
     scale = float(plain.norm())
-    if scale < 1e-6:  # parameters whose gradient vanishes in exact maths (biases before an IN)
-        assert float(fast.norm()) < 1e-6, name
+    # Parameters whose gradient vanishes in exact maths (biases before an IN) keep float32 round-off, up to
+    # ~2e-6 here (an AVX-512 EPYC) where the largest gradients are O(1): a wrong gradient is far above 1e-5.
+    if scale < VANISHING:
+        assert float(fast.norm()) < VANISHING, name
         return
     error = float((fast - plain).norm()) / scale
     assert error <= 1e-3, f"{name}: relative error {error}"
