@@ -14,6 +14,7 @@ from dtgan.losses.reconstruction import (
     content_consistency_loss,
     content_reconstruction_loss,
     cycle_loss,
+    self_reconstruction_loss,
     style_reconstruction_loss,
 )
 from dtgan.models import build_nets
@@ -39,6 +40,8 @@ def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, ds_weight):
         with detach:
             rest = G(batch.x_real, s1, c2), G(batch.x_real, s2, c1), G(batch.x_real, s2, c2)
         t["g/ds"] = diversity_loss_mixed(x_11, *rest, reduction=loss_cfg.ds_reduction)
+        if ds_weight <= 0:
+            t["g/ds"] = torch.zeros(())
     else:
         with torch.no_grad():  # StarGAN detaches the second image
             x_2 = G(batch.x_real, s2)
@@ -48,6 +51,8 @@ def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, ds_weight):
     if mixed and content_consistency_enabled(loss_cfg, toggles):
         fg_real, fg_fake = G.fg_content(G.encode(batch.x_real)), G.fg_content(G.encode(x_11))
         t["g/con"] = content_consistency_loss(fg_real, c_org, fg_fake, c1)
+    if loss_cfg.lambda_self_rec > 0:
+        t["g/self_rec"] = self_reconstruction_loss(G(batch.x_real, s_org, c_org), batch.x_real)
     if toggles.fg_classifier:
         t["g/fg_cls"] = fg_classification_loss(out.fg_logits, batch.y_trg)
     if toggles.bg_classifier:
@@ -57,32 +62,45 @@ def plain_generator_loss(nets, batch, guidance, loss_cfg, toggles, ds_weight):
     return t["g/total"], t
 
 
-def _terms_and_grads(loss_fn, config, guidance):
+def _terms_and_grads(loss_fn, config, guidance, ds_weight=1.0):
     torch.manual_seed(0)
     nets = build_nets(config.model, num_domains=K, num_products=P)
     batch = make_batch(config.model.latent_dim)
     torch.manual_seed(1)  # the same mapping noise for both readings (M is called for z1, then z2)
-    total, terms = loss_fn(nets, batch, guidance, config.loss, config.model.toggles, 1.0)
+    total, terms = loss_fn(nets, batch, guidance, config.loss, config.model.toggles, ds_weight)
     total.backward()
     grads = {name: p.grad.clone() for name, p in nets.named_parameters() if p.grad is not None}
     return terms, grads
 
 
 @pytest.mark.parametrize(
-    ("ablation", "ds_detach", "guidance"),
+    ("ablation", "ds_detach", "guidance", "self_rec", "ds_weight"),
     [
-        ("a", "none", "latent"),
-        ("b", "none", "latent"),
-        ("d", "all_but_first", "reference"),
-        ("e", "none", "latent"),
-        ("g", "none", "latent"),
-        ("g", "all_but_first", "reference"),
+        ("a", "none", "latent", 0.0, 1.0),
+        ("b", "none", "latent", 0.0, 1.0),
+        ("d", "all_but_first", "reference", 0.0, 1.0),
+        ("e", "none", "latent", 0.0, 1.0),
+        ("g", "none", "latent", 0.0, 1.0),
+        ("g", "all_but_first", "reference", 0.0, 1.0),
+        # the self-reconstruction (cpu32's lambda_self_rec) decoded in the mixes' batch, E's passes batched
+        ("g", "none", "latent", 1.0, 1.0),
+        ("g", "none", "reference", 1.0, 1.0),
+        ("g", "all_but_first", "latent", 1.0, 1.0),
+        ("g", "all_but_first", "reference", 1.0, 1.0),
+        ("g", "none", "reference", 1.0, 0.0),  # diversity decayed: G_11 and x's own decode, 2N rows
+        ("g", "none", "reference", 0.0, 0.0),
+        ("a", "none", "reference", 1.0, 1.0),  # no content codes
     ],
 )
-def test_generator_loss_with_shared_passes_equals_plain_reading(ablation, ds_detach, guidance):
-    config = load_config("tiny", [f"model.ablation={ablation}", f"loss.ds_detach={ds_detach}"])
-    fast_terms, fast_grads = _terms_and_grads(generator_loss, config, guidance)
-    plain_terms, plain_grads = _terms_and_grads(plain_generator_loss, config, guidance)
+def test_generator_loss_with_shared_passes_equals_plain_reading(
+    ablation, ds_detach, guidance, self_rec, ds_weight
+):
+    config = load_config(
+        "tiny",
+        [f"model.ablation={ablation}", f"loss.ds_detach={ds_detach}", f"loss.lambda_self_rec={self_rec}"],
+    )
+    fast_terms, fast_grads = _terms_and_grads(generator_loss, config, guidance, ds_weight)
+    plain_terms, plain_grads = _terms_and_grads(plain_generator_loss, config, guidance, ds_weight)
     assert fast_terms.keys() == plain_terms.keys()
     for name in plain_terms:
         torch.testing.assert_close(fast_terms[name], plain_terms[name], **TOL, msg=name)

@@ -195,30 +195,33 @@ def generator_loss(
     """G side of Eq. 8 for one guidance; ``ds_weight`` is the diversity weight at this step (``loss.lambda_ds``
     decayed by ``training.schedules.lambda_ds``), 0 once it has decayed.
 
-    No network pass is repeated: G's encoding of x and its BG decoding serve all four mixes of Eq. 3 (decoded
-    in one batched pass) and the encoding of G_11 serves Eq. 4 and Eq. 5. The values equal the
-    one-call-per-term reading within float tolerance.
+    No network pass is repeated, and passes of the same network on the same rows' shapes are batched: G's
+    encoding of x and its BG decoding serve all four mixes of Eq. 3 and the self-reconstruction, decoded in one
+    pass; with reference guidance E encodes x_ref, x_ref2 and x (its own codes) in one pass; the encoding of
+    G_11 serves Eq. 4 and Eq. 5. The values equal the one-call-per-term reading within float tolerance.
     """
     generator = nets.generator
     mixed = toggles.style_content  # (b)+: content codes, 6-pair Eq. 3, content terms
-    s_trg, c_trg = target_codes(nets, batch, guidance, 1)
-    h_real = generator.encode(batch.x_real)  # (N, max_conv_dim, B, B), shared by all mixes
-    background = generator.decode_background(h_real)  # (N, 3, H, W) with separate decoders, else None
-    mixes = None  # G_12, G_21, G_22 of Eq. 3
-    if mixed and ds_weight > 0:
-        s_trg2, c_trg2 = target_codes(nets, batch, guidance, 2)
-        x_fake, mixes = _decode_mixes(
-            generator, h_real, background, (s_trg, c_trg), (s_trg2, c_trg2), loss_cfg
-        )
-    else:
-        x_fake = generator.decode(h_real, s_trg, c_trg, background=background)  # G_11
-    out_fake = nets.discriminator(x_fake, batch.y_trg)
-    terms: Terms = {"g/adv": adversarial_loss(out_fake.logits, 1.0)}
-    zero = _zero(terms["g/adv"])
-
     use_con = mixed and content_consistency_enabled(loss_cfg, toggles)
     need_cyc, need_con = loss_cfg.lambda_cyc > 0, use_con and loss_cfg.lambda_con > 0
     need_self = loss_cfg.lambda_self_rec > 0
+    need_own = need_cyc or need_con or need_self
+    two_codes = mixed and ds_weight > 0
+    codes1, codes2, own = _style_codes(nets, batch, guidance, two_codes, need_own)
+    s_trg, c_trg = codes1
+    h_real = generator.encode(batch.x_real)  # (N, max_conv_dim, B, B), shared by all mixes
+    background = generator.decode_background(h_real)  # (N, 3, H, W) with separate decoders, else None
+    extra = [own] if need_self else []  # x with its own codes (Eq. self-rec), decoded with the fakes
+    mixes = None  # G_12, G_21, G_22 of Eq. 3
+    if two_codes:
+        x_fake, mixes, decoded_extra = _decode_mixes(
+            generator, h_real, background, codes1, codes2, loss_cfg, extra
+        )
+    else:
+        x_fake, *decoded_extra = _decode_batched(generator, h_real, background, [codes1, *extra])  # G_11
+    out_fake = nets.discriminator(x_fake, batch.y_trg)
+    terms: Terms = {"g/adv": adversarial_loss(out_fake.logits, 1.0)}
+    zero = _zero(terms["g/adv"])
 
     # Eq. 2: style (and content) of G_11 under the target domain.
     if loss_cfg.lambda_sty > 0:
@@ -244,13 +247,10 @@ def generator_loss(
     if use_con:
         terms["g/con"] = zero
     if need_self:
-        terms["g/self_rec"] = zero
-    if need_cyc or need_con or need_self:
-        s_org, c_org = nets.style_encoder(batch.x_real, batch.y_org)
-        if need_self:  # x with its own codes; G's encoding (and BG part) of x is shared with the mixes
-            x_self = generator.decode(h_real, s_org, c_org, background=background)
-            terms["g/self_rec"] = self_reconstruction_loss(x_self, batch.x_real)
-        h_fake = generator.encode(x_fake) if need_cyc or need_con else None
+        terms["g/self_rec"] = self_reconstruction_loss(decoded_extra[0], batch.x_real)
+    if need_cyc or need_con:
+        s_org, c_org = own
+        h_fake = generator.encode(x_fake)
         if need_cyc:
             terms["g/cyc"] = cycle_loss(generator.decode(h_fake, s_org, c_org), batch.x_real)
         if need_con:
@@ -292,25 +292,52 @@ def _diversity_pair(nets, batch, guidance, h_real, x_fake) -> torch.Tensor:
     return diversity_loss_pair(x_fake, x_fake2)
 
 
-def _decode_mixes(generator, h_real, background, codes1, codes2, loss_cfg: LossConfig):
-    """G_11 and (G_12, G_21, G_22), G_ij = G(x, s_i, c_j), from G's shared encoding (and BG part) of x.
+def _style_codes(nets, batch: Batch, guidance: Guidance, second: bool, own: bool):
+    """(s~1, c~1), (s~2, c~2) if ``second`` else None, the source's own (s^, c^) = E(x, y) if ``own`` else None.
 
-    The mixes go through the decoder as one batch (k*N rows); docs/model.md#a2 ``all_but_first`` decodes all but G_11
-    without gradients.
+    Latent guidance: M(z1), then M(z2) (M's content noise is drawn in that order, as by :func:`target_codes`), and
+    E(x). Reference guidance: E on x_ref, x_ref2 and x in one pass (E has no batch-coupled layer and no noise).
+    """
+    if guidance == "latent":
+        codes1 = target_codes(nets, batch, guidance, 1)
+        codes2 = target_codes(nets, batch, guidance, 2) if second else None
+        return codes1, codes2, nets.style_encoder(batch.x_real, batch.y_org) if own else None
+    images, domains = [batch.x_ref], [batch.y_trg]
+    if second:
+        images, domains = images + [batch.x_ref2], domains + [batch.y_trg]
+    if own:
+        images, domains = images + [batch.x_real], domains + [batch.y_org]
+    s, c = nets.style_encoder(torch.cat(images), torch.cat(domains))
+    k = len(images)
+    codes = list(zip(s.chunk(k), c.chunk(k) if c is not None else [None] * k))
+    return codes[0], codes[1] if second else None, codes[-1] if own else None
+
+
+def _decode_mixes(generator, h_real, background, codes1, codes2, loss_cfg: LossConfig, extra=()):
+    """G_11, (G_12, G_21, G_22) and [G(x, s, c) for (s, c) in ``extra``], G_ij = G(x, s_i, c_j), from G's shared
+    encoding (and BG part) of x.
+
+    All go through the decoder as one batch (k*N rows); docs/model.md#a2 ``all_but_first`` decodes G_11 and
+    ``extra`` in one pass and the three other mixes in another, without gradients.
     """
     (s1, c1), (s2, c2) = codes1, codes2
+    mixes = [(s1, c2), (s2, c1), (s2, c2)]
     if loss_cfg.ds_detach == "all_but_first":
-        x_11 = generator.decode(h_real, s1, c1, background=background)
+        x_11, *decoded_extra = _decode_batched(generator, h_real, background, [codes1, *extra])
         with torch.no_grad():
-            return x_11, _decode_batched(generator, h_real, background, [(s1, c2), (s2, c1), (s2, c2)])
-    x_11, *rest = _decode_batched(generator, h_real, background, [(s1, c1), (s1, c2), (s2, c1), (s2, c2)])
-    return x_11, tuple(rest)
+            return x_11, tuple(_decode_batched(generator, h_real, background, mixes)), decoded_extra
+    x_11, *rest = _decode_batched(generator, h_real, background, [codes1, *mixes, *extra])
+    return x_11, tuple(rest[:3]), rest[3:]
 
 
 def _decode_batched(generator, h_real, background, codes) -> list[torch.Tensor]:
-    """[G(x, s_k, c_k) for k] of the same N sources in one decoder pass of len(codes) * N rows."""
+    """[G(x, s_k, c_k) for k] of the same N sources in one decoder pass of len(codes) * N rows (c None without
+    content codes)."""
     k = len(codes)
+    if k == 1:
+        s, c = codes[0]
+        return [generator.decode(h_real, s, c, background=background)]
     s = torch.cat([s for s, _ in codes])  # (k*N, S)
-    c = torch.cat([c for _, c in codes])  # (k*N, C, B, B)
+    c = None if codes[0][1] is None else torch.cat([c for _, c in codes])  # (k*N, C, B, B)
     bg = background.repeat(k, 1, 1, 1) if background is not None else None  # (k*N, 3, H, W)
     return list(generator.decode(h_real.repeat(k, 1, 1, 1), s, c, background=bg).chunk(k))
