@@ -17,6 +17,8 @@ OUT/confirmation.md and .json; with --study-run-id it is also logged to that sea
 ``--evaluate`` also runs ``dtgan evaluate`` on each run's last checkpoint, with one evaluation preset for every
 recipe, and adds the generators' table (dtgan.evaluation.reproduction: FID-mix, identity SSIM, locality, defect
 recall, mean ± sd over GAN seeds) beside their downstream error: is the better generator the more useful one?
+``--baseline-seeds`` trains the baseline on a subset of the seeds (when time is short); the candidate - baseline
+comparison then pairs their shared GAN seeds, the others use all of each arm's.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def evaluate_run(args, run_dir: Path, step: int, log_path: Path) -> None:
     )
 
 
+def _seed_list(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
 def _data_overrides(args) -> list[str]:
     return [f"data.path={DATA_SETS[args.data_set].training}"] if args.data_set else []
 
@@ -161,6 +167,12 @@ def main() -> int:
     )
     parser.add_argument("--baseline", default="cpu32", help="the paper's lambdas at this scale; '' for none")
     parser.add_argument("--seeds", default="101,102,103", help="fresh GAN seeds (not the search's)")
+    parser.add_argument(
+        "--baseline-seeds",
+        default=None,
+        help="the baseline's GAN seeds, a subset of --seeds when time is short (default: --seeds); its comparison "
+        "with the candidate pairs the shared seeds",
+    )
     parser.add_argument("--downstream-preset", default="downstream_cpu_power")
     parser.add_argument(
         "-o", "--override", action="append", default=[], help="training override, both recipes"
@@ -194,6 +206,10 @@ def main() -> int:
         help="the search's preset: its tracking settings find the store",
     )
     args = parser.parse_args()
+    seeds = _seed_list(args.seeds)
+    baseline_seeds = seeds if args.baseline_seeds is None else _seed_list(args.baseline_seeds)
+    if not set(baseline_seeds) <= set(seeds):
+        parser.error(f"--baseline-seeds {baseline_seeds}: each must be one of --seeds {seeds}")
     candidate = recipe_name(args.candidate)
     args.evaluation_preset = args.evaluation_preset or args.baseline or args.candidate
     args.out = args.out or f"results/confirm-{candidate}" + (f"-{args.data_set}" if args.data_set else "")
@@ -206,17 +222,19 @@ def main() -> int:
                 [sys.executable, "-m", "dtgan", "data", "synth", "--out", path, *synth],
                 Path(args.out) / "synth.log",
             )
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     presets = [args.candidate] + ([args.baseline] if args.baseline else [])
     started = time.monotonic()
     print(
-        f"confirm: {presets} x GAN seeds {seeds}, downstream {args.downstream_preset}"
+        f"confirm: {presets} x GAN seeds {seeds}"
+        + (f" (baseline {baseline_seeds})" if args.baseline and baseline_seeds != seeds else "")
+        + f", downstream {args.downstream_preset}"
         + (f", data set {args.data_set}" if args.data_set else "")
         + f", {args.jobs} at a time",
         flush=True,
     )
     # The first run (the candidate's first seed) also trains the arms without a generator.
-    order = [(preset, seed) for preset in presets for seed in seeds]
+    order = [(args.candidate, seed) for seed in seeds]
+    order += [(args.baseline, seed) for seed in baseline_seeds] if args.baseline else []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = list(
             pool.map(lambda ps: train_and_classify(args, ps[0], ps[1], all_arms=ps == order[0]), order)
@@ -251,6 +269,7 @@ def main() -> int:
                 "candidate": args.candidate,
                 "baseline": args.baseline,
                 "gan_seeds": seeds,
+                "baseline_gan_seeds": baseline_seeds if args.baseline else None,
                 "rows": {n: {f"{g}/{s}": v for (g, s), v in r.items()} for n, r in rows.items()},
                 "comparisons": [
                     {

@@ -108,3 +108,31 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
         [sys.executable, *done.args[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0 and "done in" not in again.stdout
+
+    # --baseline-seeds: a second candidate seed, the baseline on the first alone; seed 5's runs are reused
+    more = [*done.args[1:]]
+    more[more.index("--seeds") + 1] = "5,6"
+    more.remove("--evaluate")
+    wider = subprocess.run(
+        [sys.executable, *more, "--baseline-seeds", "5"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert wider.returncode == 0, wider.stdout[-2000:] + wider.stderr[-2000:]
+    assert "(baseline [5])" in wider.stdout and "paper_tiny-seed6" not in wider.stdout
+    assert not (out / "runs" / "paper_tiny-seed6").exists()
+    result = json.loads((out / "confirmation.json").read_text())
+    assert result["gan_seeds"] == [5, 6] and result["baseline_gan_seeds"] == [5]
+    pairs = {(c["a"], c["b"]): c["pairs"] for c in result["comparisons"]}
+    assert pairs[("search_tiny_winner mix", "trad_aug")] == 4  # two GAN seeds x two classifier seeds
+    assert pairs[("search_tiny_winner mix", "paper_tiny mix")] == 2  # the shared GAN seed only
+    refused = subprocess.run(
+        [sys.executable, *more, "--baseline-seeds", "7"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert (
+        refused.returncode == 2
+        and "--baseline-seeds [7]: each must be one of --seeds [5, 6]" in refused.stderr
+    )
