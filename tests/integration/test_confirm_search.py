@@ -19,6 +19,12 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
+def run_python(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
     data = tiny_benchmark(tmp_path)
     held_out = tmp_path / "held_out.parquet"
@@ -49,9 +55,8 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
     )
     out = tmp_path / "confirm"
     env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
+    done = run_python(
         [
-            sys.executable,
             str(REPO / "experiments" / "confirm_search.py"),
             "--candidate",
             str(tmp_path / "search_tiny_winner.yaml"),
@@ -65,11 +70,7 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
             str(out),
             "--evaluate",
         ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+        env,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads((out / "confirmation.json").read_text())
@@ -104,23 +105,14 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
         assert measured["final"]["eval/fid_mix"] == [evaluation["metrics"]["eval/fid_mix"]]
     assert "The generators" in text and "| metric | (search_tiny_winner) final | (paper_tiny) final |" in text
     # resumable: a second call recomputes nothing
-    again = subprocess.run(
-        [sys.executable, *done.args[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+    again = run_python(done.args[1:], env, timeout=300)
     assert again.returncode == 0 and "done in" not in again.stdout
 
     # --baseline-seeds: a second candidate seed, the baseline on the first alone; seed 5's runs are reused
     more = [*done.args[1:]]
     more[more.index("--seeds") + 1] = "5,6"
     more.remove("--evaluate")
-    wider = subprocess.run(
-        [sys.executable, *more, "--baseline-seeds", "5"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    wider = run_python([*more, "--baseline-seeds", "5"], env, timeout=600)
     assert wider.returncode == 0, wider.stdout[-2000:] + wider.stderr[-2000:]
     assert "(baseline [5])" in wider.stdout and "paper_tiny-seed6" not in wider.stdout
     assert not (out / "runs" / "paper_tiny-seed6").exists()
@@ -129,9 +121,7 @@ def test_confirm_retrains_both_recipes_and_prints_the_verdict(tmp_path):
     pairs = {(c["a"], c["b"]): c["pairs"] for c in result["comparisons"]}
     assert pairs[("search_tiny_winner mix", "trad_aug")] == 4  # two GAN seeds x two classifier seeds
     assert pairs[("search_tiny_winner mix", "paper_tiny mix")] == 2  # the shared GAN seed only
-    refused = subprocess.run(
-        [sys.executable, *more, "--baseline-seeds", "7"], cwd=REPO, env=env, capture_output=True, text=True
-    )
+    refused = run_python([*more, "--baseline-seeds", "7"], env, timeout=300)
     assert (
         refused.returncode == 2
         and "--baseline-seeds [7]: each must be one of --seeds [5, 6]" in refused.stderr
