@@ -198,7 +198,8 @@ def generator_loss(
     No network pass is repeated, and passes of one network whose inputs are all known at once share one batch:
     G's encoding of x and its BG decoding serve all four mixes of Eq. 3 and the self-reconstruction, decoded in
     one pass; with reference guidance E encodes x_ref, x_ref2 and x (its own codes) in one pass (M's two calls
-    stay apart: its content noise keeps its order); the encoding of G_11 serves Eq. 4 and Eq. 5. The values equal the one-call-per-term reading within float tolerance.
+    stay apart: its content noise keeps its order); the encoding of G_11 serves Eq. 4 and Eq. 5. The values
+    equal the one-call-per-term reading within float tolerance.
     """
     generator = nets.generator
     mixed = toggles.style_content  # (b)+: content codes, 6-pair Eq. 3, content terms
